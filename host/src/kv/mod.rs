@@ -1,0 +1,114 @@
+//! Key-value storage behind Spin's `spin:key-value` and `wasi:keyvalue`.
+//!
+//! A [`Store`] is one labelled store (`default`, ...). Backends implement it;
+//! the component bindings in [`crate::kv_host`] only ever see this trait, so
+//! SQLite (the embedded default) and any other backend behave the same to a
+//! component. Every write a backend acknowledges is durable.
+
+pub mod sqlite;
+
+use futures::future::BoxFuture;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What can go wrong in a store operation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KvError {
+    /// The label names no store.
+    #[error("no such store")]
+    NoSuchStore,
+    /// The component may not open this store.
+    #[error("access denied")]
+    AccessDenied,
+    /// A backend error (I/O, a value that is not a counter, ...).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Result alias for store operations.
+pub type KvResult<T> = Result<T, KvError>;
+
+/// One labelled key-value store.
+pub trait Store: Send + Sync + 'static {
+    /// The value at `key`, if any.
+    fn get(&self, key: String) -> BoxFuture<'static, KvResult<Option<Vec<u8>>>>;
+    /// Set `key` to `value`, overwriting.
+    fn set(&self, key: String, value: Vec<u8>) -> BoxFuture<'static, KvResult<()>>;
+    /// Delete `key`; no error if absent.
+    fn delete(&self, key: String) -> BoxFuture<'static, KvResult<()>>;
+    /// Whether `key` exists.
+    fn exists(&self, key: String) -> BoxFuture<'static, KvResult<bool>>;
+    /// All keys of the store.
+    fn get_keys(&self) -> BoxFuture<'static, KvResult<Vec<String>>>;
+    /// Values of many keys; absent keys are `None`.
+    fn get_many(
+        &self,
+        keys: Vec<String>,
+    ) -> BoxFuture<'static, KvResult<Vec<(String, Option<Vec<u8>>)>>>;
+    /// Set many keys (atomically in this backend; the interface promises less).
+    fn set_many(&self, pairs: Vec<(String, Vec<u8>)>) -> BoxFuture<'static, KvResult<()>>;
+    /// Delete many keys.
+    fn delete_many(&self, keys: Vec<String>) -> BoxFuture<'static, KvResult<()>>;
+    /// Atomically add `delta` to the counter at `key` (absent = 0) and return
+    /// the new value. Counters are 8-byte little-endian i64, as Spin stores them.
+    fn increment(&self, key: String, delta: i64) -> BoxFuture<'static, KvResult<i64>>;
+    /// Replace the value at `key` with `new` only if it is still `expected`
+    /// (`None` = absent). Returns whether the swap happened.
+    fn compare_and_swap(
+        &self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        new: Vec<u8>,
+    ) -> BoxFuture<'static, KvResult<bool>>;
+}
+
+/// The stores an application can open, by label.
+#[derive(Clone, Default)]
+pub struct StoreRegistry {
+    stores: HashMap<String, Arc<dyn Store>>,
+}
+
+impl StoreRegistry {
+    /// Add a store under a label.
+    pub fn insert(&mut self, label: impl Into<String>, store: Arc<dyn Store>) {
+        self.stores.insert(label.into(), store);
+    }
+
+    /// The store with this label.
+    pub fn get(&self, label: &str) -> Option<Arc<dyn Store>> {
+        self.stores.get(label).cloned()
+    }
+
+    /// Whether a label is defined.
+    pub fn contains(&self, label: &str) -> bool {
+        self.stores.contains_key(label)
+    }
+
+    /// The subset a component declared in `key_value_stores`: only these can
+    /// be opened by it (others fail with `access-denied`, as in Spin).
+    pub fn restricted_to(&self, labels: &[String]) -> ComponentStores {
+        ComponentStores {
+            allowed: labels
+                .iter()
+                .filter_map(|l| self.stores.get(l).map(|s| (l.clone(), s.clone())))
+                .collect(),
+        }
+    }
+}
+
+/// The stores one component may open.
+#[derive(Clone, Default)]
+pub struct ComponentStores {
+    allowed: HashMap<String, Arc<dyn Store>>,
+}
+
+impl ComponentStores {
+    /// Open a store by label, with Spin's errors: a label the component did
+    /// not declare is `access-denied`.
+    pub fn open(&self, label: &str) -> KvResult<Arc<dyn Store>> {
+        self.allowed
+            .get(label)
+            .cloned()
+            .ok_or(KvError::AccessDenied)
+    }
+}

@@ -1,0 +1,384 @@
+//! Host implementations of `spin:key-value@3.0.0`, `wasi:keyvalue@0.2.0-draft2`
+//! and `spin:variables@3.0.0` over [`crate::kv`] and [`crate::variables`].
+
+use crate::kv::{ComponentStores, KvError, Store};
+use crate::variables::{ComponentVariables, GetError};
+use std::sync::Arc;
+use wasmtime::component::{Accessor, FutureReader, HasData, Resource, ResourceTable, StreamReader};
+
+wasmtime::component::bindgen!({
+    path: "wit",
+    world: "wikiedge:host/spin-imports",
+    imports: {
+        "wasi:keyvalue/store": async | trappable,
+        "wasi:keyvalue/atomics": async | trappable,
+        "wasi:keyvalue/batch": async | trappable,
+        default: trappable,
+    },
+    with: {
+        "spin:key-value/key-value.store": KvHandle,
+        "wasi:keyvalue/store.bucket": KvHandle,
+        "wasi:keyvalue/atomics.cas": CasHandle,
+    },
+});
+
+/// An open store (both `spin:key-value` stores and `wasi:keyvalue` buckets).
+pub struct KvHandle(Arc<dyn Store>);
+
+/// A pending compare-and-swap: the value seen by `current`, if read.
+pub struct CasHandle {
+    store: Arc<dyn Store>,
+    key: String,
+    seen: Option<Option<Vec<u8>>>,
+}
+
+/// The per-store data these interfaces need.
+pub struct SpinCtx {
+    /// The stores this component may open.
+    pub stores: ComponentStores,
+    /// This component's variables.
+    pub variables: Arc<ComponentVariables>,
+}
+
+/// A borrowed view: the context plus the store's resource table.
+pub struct SpinView<'a> {
+    /// The context.
+    pub ctx: &'a SpinCtx,
+    /// The resource table.
+    pub table: &'a mut ResourceTable,
+}
+
+/// Marker type implementing [`HasData`] for these interfaces.
+pub struct Spin;
+
+impl HasData for Spin {
+    type Data<'a> = SpinView<'a>;
+}
+
+/// Implemented by the host's store data.
+pub trait SpinHostView: Send {
+    /// Borrow the view.
+    fn spin(&mut self) -> SpinView<'_>;
+}
+
+/// Add all three interfaces to a linker.
+pub fn add_to_linker<T: SpinHostView + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+) -> wasmtime::Result<()> {
+    spin::key_value::key_value::add_to_linker::<T, Spin>(linker, T::spin)?;
+    spin::variables::variables::add_to_linker::<T, Spin>(linker, T::spin)?;
+    wasi::keyvalue::store::add_to_linker::<T, Spin>(linker, T::spin)?;
+    wasi::keyvalue::atomics::add_to_linker::<T, Spin>(linker, T::spin)?;
+    wasi::keyvalue::batch::add_to_linker::<T, Spin>(linker, T::spin)?;
+    Ok(())
+}
+
+use spin::key_value::key_value as skv;
+use wasi::keyvalue::{atomics as wat, batch as wba, store as wst};
+
+fn skv_err(e: KvError) -> skv::Error {
+    match e {
+        KvError::NoSuchStore => skv::Error::NoSuchStore,
+        KvError::AccessDenied => skv::Error::AccessDenied,
+        KvError::Other(m) => skv::Error::Other(m),
+    }
+}
+
+fn wkv_err(e: KvError) -> wst::Error {
+    match e {
+        KvError::NoSuchStore => wst::Error::NoSuchStore,
+        KvError::AccessDenied => wst::Error::AccessDenied,
+        KvError::Other(m) => wst::Error::Other(m),
+    }
+}
+
+/// Look up the store behind a resource handle.
+fn store_of<T>(
+    accessor: &Accessor<T, Spin>,
+    handle: &Resource<KvHandle>,
+) -> wasmtime::Result<Arc<dyn Store>> {
+    accessor.with(|mut access| {
+        let view = access.get();
+        Ok(view.table.get(handle)?.0.clone())
+    })
+}
+
+impl<T> skv::HostStoreWithStore<T> for Spin {
+    async fn open(
+        accessor: &Accessor<T, Self>,
+        label: String,
+    ) -> wasmtime::Result<Result<Resource<KvHandle>, skv::Error>> {
+        accessor.with(|mut access| {
+            let view = access.get();
+            match view.ctx.stores.open(&label) {
+                Ok(store) => Ok(Ok(view.table.push(KvHandle(store))?)),
+                Err(e) => Ok(Err(skv_err(e))),
+            }
+        })
+    }
+
+    async fn get(
+        accessor: &Accessor<T, Self>,
+        this: Resource<KvHandle>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, skv::Error>> {
+        let store = store_of(accessor, &this)?;
+        Ok(store.get(key).await.map_err(skv_err))
+    }
+
+    async fn set(
+        accessor: &Accessor<T, Self>,
+        this: Resource<KvHandle>,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), skv::Error>> {
+        let store = store_of(accessor, &this)?;
+        Ok(store.set(key, value).await.map_err(skv_err))
+    }
+
+    async fn delete(
+        accessor: &Accessor<T, Self>,
+        this: Resource<KvHandle>,
+        key: String,
+    ) -> wasmtime::Result<Result<(), skv::Error>> {
+        let store = store_of(accessor, &this)?;
+        Ok(store.delete(key).await.map_err(skv_err))
+    }
+
+    async fn exists(
+        accessor: &Accessor<T, Self>,
+        this: Resource<KvHandle>,
+        key: String,
+    ) -> wasmtime::Result<Result<bool, skv::Error>> {
+        let store = store_of(accessor, &this)?;
+        Ok(store.exists(key).await.map_err(skv_err))
+    }
+
+    async fn get_keys(
+        accessor: &Accessor<T, Self>,
+        this: Resource<KvHandle>,
+    ) -> wasmtime::Result<(StreamReader<String>, FutureReader<Result<(), skv::Error>>)> {
+        let store = store_of(accessor, &this)?;
+        let (keys, result) = match store.get_keys().await {
+            Ok(keys) => (keys, Ok(())),
+            Err(e) => (Vec::new(), Err(skv_err(e))),
+        };
+        accessor.with(|mut access| {
+            let stream = StreamReader::new(&mut access, keys)?;
+            let future =
+                FutureReader::new(&mut access, async move { wasmtime::error::Ok(result) })?;
+            Ok((stream, future))
+        })
+    }
+}
+
+impl skv::HostStore for SpinView<'_> {
+    fn drop(&mut self, rep: Resource<KvHandle>) -> wasmtime::Result<()> {
+        self.table.delete(rep)?;
+        Ok(())
+    }
+}
+
+impl skv::Host for SpinView<'_> {}
+
+impl<T> spin::variables::variables::HostWithStore<T> for Spin {
+    async fn get(
+        accessor: &Accessor<T, Self>,
+        name: String,
+    ) -> wasmtime::Result<Result<String, spin::variables::variables::Error>> {
+        use spin::variables::variables::Error as VErr;
+        Ok(accessor.with(|mut access| {
+            access.get().ctx.variables.get(&name).map_err(|e| match e {
+                GetError::InvalidName(m) => VErr::InvalidName(m),
+                GetError::Undefined(m) => VErr::Undefined(m),
+            })
+        }))
+    }
+}
+
+impl spin::variables::variables::Host for SpinView<'_> {}
+
+impl SpinView<'_> {
+    fn bucket(&self, handle: &Resource<KvHandle>) -> wasmtime::Result<Arc<dyn Store>> {
+        Ok(self.table.get(handle)?.0.clone())
+    }
+}
+
+impl wst::HostBucket for SpinView<'_> {
+    async fn get(
+        &mut self,
+        this: Resource<KvHandle>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, wst::Error>> {
+        let store = self.bucket(&this)?;
+        Ok(store.get(key).await.map_err(wkv_err))
+    }
+
+    async fn set(
+        &mut self,
+        this: Resource<KvHandle>,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), wst::Error>> {
+        let store = self.bucket(&this)?;
+        Ok(store.set(key, value).await.map_err(wkv_err))
+    }
+
+    async fn delete(
+        &mut self,
+        this: Resource<KvHandle>,
+        key: String,
+    ) -> wasmtime::Result<Result<(), wst::Error>> {
+        let store = self.bucket(&this)?;
+        Ok(store.delete(key).await.map_err(wkv_err))
+    }
+
+    async fn exists(
+        &mut self,
+        this: Resource<KvHandle>,
+        key: String,
+    ) -> wasmtime::Result<Result<bool, wst::Error>> {
+        let store = self.bucket(&this)?;
+        Ok(store.exists(key).await.map_err(wkv_err))
+    }
+
+    async fn list_keys(
+        &mut self,
+        this: Resource<KvHandle>,
+        cursor: Option<String>,
+    ) -> wasmtime::Result<Result<wst::KeyResponse, wst::Error>> {
+        let store = self.bucket(&this)?;
+        // All keys in one page: the cursor is the last key already seen.
+        Ok(store.get_keys().await.map_err(wkv_err).map(|mut keys| {
+            keys.sort();
+            if let Some(after) = cursor {
+                keys.retain(|k| *k > after);
+            }
+            wst::KeyResponse { keys, cursor: None }
+        }))
+    }
+
+    async fn drop(&mut self, rep: Resource<KvHandle>) -> wasmtime::Result<()> {
+        self.table.delete(rep)?;
+        Ok(())
+    }
+}
+
+impl wst::Host for SpinView<'_> {
+    async fn open(
+        &mut self,
+        identifier: String,
+    ) -> wasmtime::Result<Result<Resource<KvHandle>, wst::Error>> {
+        match self.ctx.stores.open(&identifier) {
+            Ok(store) => Ok(Ok(self.table.push(KvHandle(store))?)),
+            Err(e) => Ok(Err(wkv_err(e))),
+        }
+    }
+}
+
+impl wat::HostCas for SpinView<'_> {
+    async fn new(
+        &mut self,
+        bucket: Resource<KvHandle>,
+        key: String,
+    ) -> wasmtime::Result<Result<Resource<CasHandle>, wst::Error>> {
+        let store = self.bucket(&bucket)?;
+        Ok(Ok(self.table.push(CasHandle {
+            store,
+            key,
+            seen: None,
+        })?))
+    }
+
+    async fn current(
+        &mut self,
+        this: Resource<CasHandle>,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, wst::Error>> {
+        let (store, key) = {
+            let cas = self.table.get(&this)?;
+            (cas.store.clone(), cas.key.clone())
+        };
+        match store.get(key).await {
+            Ok(value) => {
+                self.table.get_mut(&this)?.seen = Some(value.clone());
+                Ok(Ok(value))
+            }
+            Err(e) => Ok(Err(wkv_err(e))),
+        }
+    }
+
+    async fn drop(&mut self, rep: Resource<CasHandle>) -> wasmtime::Result<()> {
+        self.table.delete(rep)?;
+        Ok(())
+    }
+}
+
+impl wat::Host for SpinView<'_> {
+    async fn increment(
+        &mut self,
+        bucket: Resource<KvHandle>,
+        key: String,
+        delta: i64,
+    ) -> wasmtime::Result<Result<i64, wst::Error>> {
+        let store = self.bucket(&bucket)?;
+        Ok(store.increment(key, delta).await.map_err(wkv_err))
+    }
+
+    async fn swap(
+        &mut self,
+        cas: Resource<CasHandle>,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), wat::CasError>> {
+        let CasHandle { store, key, seen } = self.table.delete(cas)?;
+        // Like Spin: without a prior `current`, read the value now; the swap
+        // then only succeeds if nothing changed since that read.
+        let expected = match seen {
+            Some(v) => v,
+            None => match store.get(key.clone()).await {
+                Ok(v) => v,
+                Err(e) => return Ok(Err(wat::CasError::StoreError(wkv_err(e)))),
+            },
+        };
+        match store.compare_and_swap(key.clone(), expected, value).await {
+            Ok(true) => Ok(Ok(())),
+            Ok(false) => {
+                let fresh = self.table.push(CasHandle {
+                    store,
+                    key,
+                    seen: None,
+                })?;
+                Ok(Err(wat::CasError::CasFailed(fresh)))
+            }
+            Err(e) => Ok(Err(wat::CasError::StoreError(wkv_err(e)))),
+        }
+    }
+}
+
+impl wba::Host for SpinView<'_> {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<KvHandle>,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<Vec<(String, Option<Vec<u8>>)>, wst::Error>> {
+        let store = self.bucket(&bucket)?;
+        Ok(store.get_many(keys).await.map_err(wkv_err))
+    }
+
+    async fn set_many(
+        &mut self,
+        bucket: Resource<KvHandle>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> wasmtime::Result<Result<(), wst::Error>> {
+        let store = self.bucket(&bucket)?;
+        Ok(store.set_many(key_values).await.map_err(wkv_err))
+    }
+
+    async fn delete_many(
+        &mut self,
+        bucket: Resource<KvHandle>,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<(), wst::Error>> {
+        let store = self.bucket(&bucket)?;
+        Ok(store.delete_many(keys).await.map_err(wkv_err))
+    }
+}

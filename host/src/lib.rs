@@ -1,0 +1,18 @@
+//! The wikiedge host: runs a Spin application (`spin.toml` and its `.wasm`
+//! components) on wasmtime with the Spin behaviour the app relies on.
+//!
+//! Layout:
+//! - [`manifest`]: parsing `spin.toml` (manifest v2).
+//! - [`router`]: Spin's route matching.
+//! - [`variables`]: application/component variables and `SPIN_VARIABLE_*`.
+//! - [`outbound`]: `allowed_outbound_hosts`.
+//! - [`kv`]: key-value stores (SQLite, in Spin's layout, with group commit).
+//! - [`kv_host`]: the component-facing bindings of key-value and variables.
+
+pub mod compose;
+pub mod kv;
+pub mod kv_host;
+pub mod manifest;
+pub mod outbound;
+pub mod router;
+pub mod variables;

@@ -1,0 +1,26 @@
+//! The WME article: its schema, the transforms that build it from MediaWiki
+//! dumps and APIs, and the request projection (`fields`, `filters`, `limit`).
+//!
+//! - [`schema`]: the Article document and its parts.
+//! - [`structured`]: the structured-contents document and its parts.
+//! - [`title`]: title normalisation, storage keys and URLs.
+//! - [`wikitext`]: categories, templates and redirects from wikitext.
+//! - [`plaintext`]: wikitext to plain text (abstracts, paragraphs).
+//! - [`sections`]: sections and infoboxes for structured contents.
+//! - [`dump`]: the streaming MediaWiki XML dump reader.
+//! - [`transform`]: dump page -> article, redirect folding.
+//! - [`upstream`]: REST + Action API responses -> article.
+//! - [`projection`]: `fields` and `filters` on JSON documents by dot paths.
+//! - [`request`]: the On-demand request (`fields`, `filters`, `limit`).
+
+pub mod dump;
+pub mod plaintext;
+pub mod projection;
+pub mod request;
+pub mod schema;
+pub mod sections;
+pub mod structured;
+pub mod title;
+pub mod transform;
+pub mod upstream;
+pub mod wikitext;

@@ -1,0 +1,290 @@
+//! Wikitext to plain text, for abstracts and structured-content paragraphs.
+//!
+//! Removes what a reader does not see as prose (templates, tables, refs,
+//! comments, file links, category links, HTML tags, bold/italic quotes) and
+//! keeps link labels (`[[a|b]]` -> `b`, `[[a]]` -> `a`, `[http://x label]`
+//! -> `label`). The output is one line with whitespace collapsed.
+
+use super::wikitext::{Localisation, matching, strip_comments};
+
+/// Tags whose content is not prose and is removed with them.
+const DROPPED_ELEMENTS: &[&str] = &[
+    "ref",
+    "gallery",
+    "math",
+    "score",
+    "timeline",
+    "syntaxhighlight",
+    "imagemap",
+];
+
+/// The plain text of the lead section: everything before the first heading.
+pub fn abstract_text(wikitext: &str, loc: &Localisation) -> String {
+    plain_text(lead_section(wikitext), loc)
+}
+
+/// The part of the wikitext before the first `==` heading line.
+pub fn lead_section(wikitext: &str) -> &str {
+    let mut offset = 0;
+    for line in wikitext.split_inclusive('\n') {
+        if is_heading(line).is_some() {
+            return &wikitext[..offset];
+        }
+        offset += line.len();
+    }
+    wikitext
+}
+
+/// If `line` is a heading (`== Name ==`), its level and name.
+pub fn is_heading(line: &str) -> Option<(usize, &str)> {
+    let line = line.trim_end();
+    let level = line.bytes().take_while(|&b| b == b'=').count();
+    let closing = line.bytes().rev().take_while(|&b| b == b'=').count();
+    if level < 2 || closing < 2 || line.len() <= level + closing {
+        return None;
+    }
+    let level = level.min(closing).min(6);
+    Some((level, line[level..line.len() - level].trim()))
+}
+
+/// Converts a wikitext fragment to one line of plain text.
+pub fn plain_text(wikitext: &str, loc: &Localisation) -> String {
+    let text = strip_comments(wikitext);
+    let text = drop_elements(&text);
+    let text = strip_markup(&text, loc);
+    let text = strip_tags(&text);
+    let text = decode_entities(&text);
+    collapse(&text)
+}
+
+/// Removes `<ref>...</ref>`, `<ref/>` and the other non-prose elements.
+fn drop_elements(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let lower = text.to_ascii_lowercase();
+    let mut i = 0;
+    'scan: while let Some(pos) = lower[i..].find('<') {
+        let start = i + pos;
+        for name in DROPPED_ELEMENTS {
+            let after = start + 1 + name.len();
+            if lower[start + 1..].starts_with(name)
+                && lower[after..].starts_with(|c: char| c == '>' || c == '/' || c.is_whitespace())
+            {
+                out.push_str(&text[i..start]);
+                let Some(tag_end) = lower[start..].find('>').map(|e| start + e) else {
+                    return out;
+                };
+                if lower[..tag_end].ends_with('/') {
+                    i = tag_end + 1;
+                    continue 'scan;
+                }
+                let close = format!("</{name}");
+                i = match lower[tag_end..].find(&close) {
+                    Some(c) => lower[tag_end + c..]
+                        .find('>')
+                        .map_or(text.len(), |e| tag_end + c + e + 1),
+                    None => text.len(),
+                };
+                continue 'scan;
+            }
+        }
+        out.push_str(&text[i..start + 1]);
+        i = start + 1;
+    }
+    out.push_str(&text[i..]);
+    out
+}
+
+/// Removes templates and tables, resolves links, drops quote markup.
+fn strip_markup(text: &str, loc: &Localisation) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let rest = &text[i..];
+        if rest.starts_with("{{") {
+            i = matching(text, i, "{{", "}}");
+        } else if rest.starts_with("{|") && (i == 0 || text[..i].ends_with('\n')) {
+            i = matching(text, i, "{|", "|}");
+        } else if rest.starts_with("[[") {
+            let end = matching(text, i, "[[", "]]");
+            let inner = text[i + 2..end]
+                .strip_suffix("]]")
+                .unwrap_or(&text[i + 2..end]);
+            out.push_str(&link_label(inner, loc));
+            i = end;
+        } else if rest.starts_with('[') && is_external(&rest[1..]) {
+            let end = rest.find(']').map_or(text.len(), |e| i + e + 1);
+            let inner = text[i + 1..end].trim_end_matches(']');
+            if let Some((_, label)) = inner.split_once(' ') {
+                out.push_str(label);
+            }
+            i = end;
+        } else if rest.starts_with("''") {
+            let run = rest.bytes().take_while(|&b| b == b'\'').count();
+            if run == 4 {
+                out.push('\'');
+            }
+            i += run;
+        } else if rest.starts_with("__")
+            && rest[2..]
+                .find("__")
+                .is_some_and(|e| rest[2..2 + e].chars().all(|c| c.is_ascii_uppercase()) && e > 0)
+        {
+            // Behaviour switches such as `__NOTOC__`.
+            i += 2 + rest[2..].find("__").unwrap_or(0) + 2;
+        } else {
+            let c = rest.chars().next().unwrap_or(' ');
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
+}
+
+/// Whether the text after `[` starts an external link.
+fn is_external(rest: &str) -> bool {
+    let lower: String = rest
+        .chars()
+        .take(8)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://") || lower.starts_with("//")
+}
+
+/// The visible text of an internal link, or nothing for file, category and
+/// interlanguage links.
+fn link_label(inner: &str, loc: &Localisation) -> String {
+    let mut parts = inner.splitn(2, '|');
+    let target = parts.next().unwrap_or_default();
+    let label = parts.next();
+    if let Some((prefix, _)) = target.split_once(':').filter(|_| !target.starts_with(':')) {
+        let is_language = prefix.len() <= 12
+            && !prefix.is_empty()
+            && prefix.chars().all(|c| c.is_ascii_lowercase() || c == '-');
+        if loc.is_file(prefix) || loc.is_category(prefix) || is_language {
+            return String::new();
+        }
+    }
+    match label {
+        Some(label) if !label.trim().is_empty() => strip_markup(label, loc),
+        _ => target
+            .trim_start_matches(':')
+            .split('#')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    }
+}
+
+/// Removes HTML-like tags (`<br />`, `<span ...>`, `</small>`), keeping text.
+fn strip_tags(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while let Some(pos) = text[i..].find('<') {
+        let start = i + pos;
+        out.push_str(&text[i..start]);
+        let next = text[start + 1..].chars().next();
+        let is_tag = next.is_some_and(|c| c.is_ascii_alphabetic() || c == '/');
+        match text[start..].find('>') {
+            Some(end) if is_tag => {
+                if text[start + 1..].starts_with("br") {
+                    out.push(' ');
+                }
+                i = start + end + 1;
+            }
+            _ => {
+                out.push('<');
+                i = start + 1;
+            }
+        }
+    }
+    out.push_str(&text[i..]);
+    out
+}
+
+/// Decodes the handful of HTML entities common in wikitext prose.
+fn decode_entities(text: &str) -> String {
+    if !text.contains('&') {
+        return text.to_string();
+    }
+    [
+        ("&nbsp;", " "),
+        ("&ndash;", "\u{2013}"),
+        ("&mdash;", "\u{2014}"),
+        ("&minus;", "\u{2212}"),
+        ("&lt;", "<"),
+        ("&gt;", ">"),
+        ("&quot;", "\""),
+        ("&#39;", "'"),
+        ("&amp;", "&"),
+    ]
+    .iter()
+    .fold(text.to_string(), |acc, (from, to)| acc.replace(from, to))
+}
+
+/// Collapses whitespace runs to one space, trims, and tidies the gaps that
+/// removed markup leaves before punctuation (`word ,` -> `word,`).
+fn collapse(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        let glue = word.starts_with([',', '.', ';', ':', ')']) && !out.is_empty();
+        if !out.is_empty() && !glue && !out.ends_with('(') {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out.replace("()", "").replace("( )", "").replace("  ", " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(wikitext: &str, expect: &str) {
+        assert_eq!(
+            plain_text(wikitext, &Localisation::default()),
+            expect,
+            "{wikitext:?}"
+        );
+    }
+
+    #[test]
+    fn strips_markup_to_prose() {
+        check("'''Bold''' and ''italic'' text", "Bold and italic text");
+        check(
+            "A [[family (biology)|family]] of [[rodent]]s.",
+            "A family of rodents.",
+        );
+        check(
+            "See [http://example.org the site] or [http://example.org].",
+            "See the site or.",
+        );
+        check(
+            "Fact.<ref name=\"a\">{{cite web|url=x}}</ref> Next<ref name=b/>.",
+            "Fact. Next.",
+        );
+        check("x {{convert|1|km}} y {{a|{{b}}}} z", "x y z");
+        check("{|\n| cell\n|}\nAfter", "After");
+        check(
+            "[[File:Pear.jpg|thumb|A [[pear]]]]Pears [[Category:Fruit]][[de:Birne]]",
+            "Pears",
+        );
+        check(
+            "a<!-- hidden -->b<br />c&nbsp;d <span class=\"x\">e</span>",
+            "ab c d e",
+        );
+        check("__NOTOC__Text", "Text");
+        check("Unbalanced {{template", "Unbalanced");
+        check("x < y", "x < y");
+    }
+
+    #[test]
+    fn finds_the_lead_section() {
+        let text = "Lead [[a|b]].\n\n== History ==\nLater.";
+        assert_eq!(lead_section(text), "Lead [[a|b]].\n\n");
+        assert_eq!(abstract_text(text, &Localisation::default()), "Lead b.");
+        assert_eq!(is_heading("=== Sub ===\n"), Some((3, "Sub")));
+        assert_eq!(is_heading("== =="), Some((2, "")));
+        assert_eq!(is_heading("a == b =="), None);
+        assert_eq!(is_heading("===="), None);
+    }
+}

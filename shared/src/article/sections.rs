@@ -1,0 +1,299 @@
+//! Structured contents from wikitext: sections of paragraphs and infoboxes,
+//! in WME's `article_sections` and `infobox` part shapes.
+//!
+//! Sections nest by heading level: a `===` heading becomes a part of the
+//! `==` section before it. The lead section is named `Abstract`, as WME names
+//! it. Infoboxes are the top-level `{{Infobox ...}}` templates, each one part
+//! `{name, type: "infobox", has_parts: [{type: "section", has_parts: fields}]}`
+//! with a `field` part per named parameter (`{type, name, value}`).
+
+use super::plaintext::{is_heading, plain_text};
+use super::schema::Article;
+use super::structured::{Part, StructuredContent};
+use super::wikitext::{Localisation, matching, split_top_level, strip_comments};
+
+/// A flat section: heading level (1 for the lead), name and paragraphs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    /// The heading level: 1 for the lead section, 2 for `==`, 3 for `===`, ...
+    pub level: usize,
+    /// The heading text (`Abstract` for the lead section).
+    pub name: String,
+    /// The section's paragraphs as plain text, empty ones dropped.
+    pub paragraphs: Vec<String>,
+}
+
+/// Splits wikitext into flat sections by heading lines.
+pub fn sections(wikitext: &str, loc: &Localisation) -> Vec<Section> {
+    let text = strip_comments(wikitext);
+    let mut out = Vec::new();
+    let mut current = (1usize, "Abstract".to_string(), String::new());
+    for line in text.split_inclusive('\n') {
+        if let Some((level, name)) = is_heading(line) {
+            let (l, n, body) =
+                std::mem::replace(&mut current, (level, plain_text(name, loc), String::new()));
+            out.push(Section {
+                level: l,
+                name: n,
+                paragraphs: paragraphs(&body, loc),
+            });
+        } else {
+            current.2.push_str(line);
+        }
+    }
+    let (level, name, body) = current;
+    out.push(Section {
+        level,
+        name,
+        paragraphs: paragraphs(&body, loc),
+    });
+    // A lead with nothing readable is dropped, as WME does.
+    if out
+        .first()
+        .is_some_and(|s| s.level == 1 && s.paragraphs.is_empty())
+    {
+        out.remove(0);
+    }
+    out
+}
+
+/// Splits a section body at blank lines (outside templates and tables) and
+/// converts each paragraph to plain text.
+fn paragraphs(body: &str, loc: &Localisation) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < body.len() {
+        let rest = &body[i..];
+        if rest.starts_with("{{") {
+            i = matching(body, i, "{{", "}}");
+        } else if rest.starts_with("{|") {
+            i = matching(body, i, "{|", "|}");
+        } else if rest.starts_with("\n\n") {
+            out.push(plain_text(&body[start..i], loc));
+            i += 2;
+            start = i;
+        } else {
+            i += rest.chars().next().map_or(1, char::len_utf8);
+        }
+    }
+    out.push(plain_text(&body[start..], loc));
+    out.retain(|p| !p.is_empty());
+    out
+}
+
+/// Nests flat sections into WME `article_sections` parts.
+pub fn section_parts(sections: &[Section]) -> Vec<Part> {
+    let mut stack: Vec<(usize, Part)> = Vec::new();
+    let mut top = Vec::new();
+    for section in sections {
+        let children = section
+            .paragraphs
+            .iter()
+            .map(|p| Part::leaf("paragraph", p))
+            .collect();
+        let part = Part::named("section", &section.name, children);
+        // The lead is a sibling of the `==` sections, not their parent.
+        let level = section.level.max(2);
+        while stack.last().is_some_and(|(open, _)| *open >= level) {
+            close(&mut stack, &mut top);
+        }
+        stack.push((level, part));
+    }
+    while !stack.is_empty() {
+        close(&mut stack, &mut top);
+    }
+    top
+}
+
+/// Pops the innermost open section into its parent (or the top level).
+fn close(stack: &mut Vec<(usize, Part)>, top: &mut Vec<Part>) {
+    if let Some((_, part)) = stack.pop() {
+        match stack.last_mut() {
+            Some((_, parent)) => parent.has_parts.push(part),
+            None => top.push(part),
+        }
+    }
+}
+
+/// The top-level `{{Infobox ...}}` templates as WME infobox parts.
+pub fn infoboxes(wikitext: &str, loc: &Localisation) -> Vec<Part> {
+    let text = strip_comments(wikitext);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(pos) = text[i..].find("{{") {
+        let start = i + pos;
+        let end = matching(&text, start, "{{", "}}");
+        let inner = text[start + 2..end]
+            .strip_suffix("}}")
+            .unwrap_or(&text[start + 2..end]);
+        let mut params = split_top_level(inner).into_iter();
+        let name = params.next().unwrap_or_default().trim().replace('_', " ");
+        if name.to_lowercase().starts_with("infobox") {
+            let fields: Vec<Part> = params
+                .filter_map(|p| p.split_once('='))
+                .filter_map(|(key, value)| {
+                    let value = plain_text(value, loc);
+                    (!value.is_empty()).then(|| Part {
+                        name: Some(key.trim().to_string()),
+                        ..Part::leaf("field", &value)
+                    })
+                })
+                .collect();
+            let section = Part {
+                kind: Some("section".into()),
+                has_parts: fields,
+                ..Part::default()
+            };
+            out.push(Part::named("infobox", &name, vec![section]));
+        }
+        i = end;
+    }
+    out
+}
+
+/// The structured-contents document of an article: its fields plus the
+/// infoboxes and sections parsed from its wikitext (none without wikitext).
+/// The wikitext body itself is dropped, as in WME's structured contents.
+pub fn structured_content(mut article: Article, loc: &Localisation) -> StructuredContent {
+    let wikitext = article
+        .article_body
+        .take()
+        .and_then(|b| b.wikitext)
+        .unwrap_or_default();
+    StructuredContent {
+        infobox: infoboxes(&wikitext, loc),
+        article_sections: section_parts(&sections(&wikitext, loc)),
+        article,
+        description: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::article::dump::tests::open;
+    use crate::article::transform::{ProjectContext, article_from_dump};
+
+    const TEXT: &str = "{{Infobox fruit\n| name = Pear\n| genus = ''[[Pyrus]]''\n| image = \n}}\n\
+        '''Pear''' is a tree.\n\nIt has [[fruit]]s.\n== Species ==\nMany.\n=== Asian ===\nRound.\n\
+        == Uses ==\n{{Main|Cooking}}\nEaten.";
+
+    #[test]
+    fn splits_sections_and_paragraphs() {
+        let loc = Localisation::default();
+        let flat = sections(TEXT, &loc);
+        let names: Vec<_> = flat.iter().map(|s| (s.level, s.name.as_str())).collect();
+        assert_eq!(
+            names,
+            vec![(1, "Abstract"), (2, "Species"), (3, "Asian"), (2, "Uses")]
+        );
+        assert_eq!(
+            flat[0].paragraphs,
+            vec!["Pear is a tree.", "It has fruits."]
+        );
+        let parts = section_parts(&flat);
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[1].has_parts[1].name.as_deref(), Some("Asian"));
+        assert_eq!(
+            parts[1].has_parts[1].has_parts[0].value.as_deref(),
+            Some("Round.")
+        );
+        let json = serde_json::to_value(&parts[0]).expect("json");
+        assert_eq!(
+            json,
+            serde_json::json!({"name": "Abstract", "type": "section", "has_parts": [
+                {"type": "paragraph", "value": "Pear is a tree."},
+                {"type": "paragraph", "value": "It has fruits."}]})
+        );
+    }
+
+    #[test]
+    fn extracts_infobox_fields() {
+        let boxes = infoboxes(TEXT, &Localisation::default());
+        assert_eq!(boxes.len(), 1);
+        let json = serde_json::to_value(&boxes[0]).expect("json");
+        assert_eq!(
+            json,
+            serde_json::json!({"name": "Infobox fruit", "type": "infobox", "has_parts": [{"type": "section",
+                "has_parts": [{"name": "name", "type": "field", "value": "Pear"},
+                              {"name": "genus", "type": "field", "value": "Pyrus"}]}]})
+        );
+    }
+
+    #[test]
+    fn pear_from_the_dump_has_structured_contents() {
+        let pages: Vec<_> = open("enwiki-pear-export-0.10.xml")
+            .collect::<crate::Result<_>>()
+            .expect("reads");
+        let ctx = ProjectContext {
+            identifier: "enwiki".into(),
+            base_url: "https://en.wikipedia.org".into(),
+            language: "en".into(),
+            localisation: Localisation::default(),
+        };
+        let article = article_from_dump(&pages[0], &ctx, &[]).expect("article");
+        let doc = structured_content(article, &ctx.localisation);
+        assert!(doc.article.article_body.is_none());
+        assert_eq!(doc.article.name, "Pear");
+        let lead = &doc.article_sections[0];
+        assert_eq!(lead.name.as_deref(), Some("Abstract"));
+        let first = lead.has_parts[0].value.as_deref().expect("paragraph");
+        assert!(
+            first.starts_with("The pear is any of several tree and shrub species"),
+            "{first}"
+        );
+        let names: Vec<&str> = doc
+            .article_sections
+            .iter()
+            .filter_map(|s| s.name.as_deref())
+            .collect();
+        assert_eq!(
+            names[..5],
+            [
+                "Abstract",
+                "Etymology",
+                "Description",
+                "History",
+                "Cultivation"
+            ]
+        );
+        let history = &doc.article_sections[3];
+        assert!(
+            history
+                .has_parts
+                .iter()
+                .any(|p| p.name.as_deref() == Some("Major recognized taxa"))
+        );
+        // Pear uses a taxobox, not an `{{Infobox ...}}`.
+        assert!(doc.infobox.is_empty());
+        assert!(
+            doc.article_sections
+                .iter()
+                .all(|s| s.kind.as_deref() == Some("section"))
+        );
+    }
+
+    #[test]
+    fn aristotle_infobox_from_the_dump() {
+        let page = open("enwiki-sample-206-pages.xml.bz2")
+            .filter_map(crate::Result::ok)
+            .find(|p| p.title == "Aristotle")
+            .expect("Aristotle is in the sample");
+        let text = page.revision.and_then(|r| r.text).expect("text");
+        let boxes = infoboxes(&text, &Localisation::default());
+        assert_eq!(boxes.len(), 1);
+        assert_eq!(boxes[0].name.as_deref(), Some("Infobox philosopher"));
+        let fields = &boxes[0].has_parts[0].has_parts;
+        let field = |name: &str| {
+            fields
+                .iter()
+                .find(|f| f.name.as_deref() == Some(name))
+                .and_then(|f| f.value.as_deref())
+        };
+        assert_eq!(field("name"), Some("Aristotle"));
+        assert_eq!(field("image"), Some("Aristotle Altemps Inv8575.jpg"));
+        // The caption is wrapped in a template, which plain text drops.
+        assert_eq!(field("caption"), None);
+    }
+}

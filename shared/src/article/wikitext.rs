@@ -1,0 +1,383 @@
+//! Small, robust wikitext utilities: categories, templates, redirects and
+//! template parameters. This is no parser: it scans for the few constructs
+//! an article document needs and tolerates anything it does not understand
+//! (unbalanced braces end a construct at the end of the text, never panic).
+
+use super::title;
+
+/// The localised namespace names a project uses in wikitext.
+///
+/// Dumps carry them in `<siteinfo><namespaces>`; the English canonical names
+/// are always accepted as well, because MediaWiki accepts them on every wiki.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Localisation {
+    /// The local name of namespace 14 (e.g. `Kategorie`), used in output.
+    pub category: String,
+    /// The local name of namespace 10 (e.g. `Vorlage`), used in output.
+    pub template: String,
+    /// The local name of namespace 6 (e.g. `Datei`).
+    pub file: String,
+    /// Whether titles get their first letter uppercased on this project.
+    pub first_letter_upper: bool,
+}
+
+impl Default for Localisation {
+    fn default() -> Self {
+        Localisation {
+            category: "Category".into(),
+            template: "Template".into(),
+            file: "File".into(),
+            first_letter_upper: true,
+        }
+    }
+}
+
+impl Localisation {
+    /// Whether `prefix` names the category namespace (local or canonical).
+    pub fn is_category(&self, prefix: &str) -> bool {
+        same_name(prefix, &self.category) || same_name(prefix, "Category")
+    }
+
+    /// Whether `prefix` names the file namespace (local, canonical or `Image`).
+    pub fn is_file(&self, prefix: &str) -> bool {
+        same_name(prefix, &self.file) || same_name(prefix, "File") || same_name(prefix, "Image")
+    }
+
+    /// Whether `prefix` names the template namespace (local or canonical).
+    pub fn is_template(&self, prefix: &str) -> bool {
+        same_name(prefix, &self.template) || same_name(prefix, "Template")
+    }
+
+    /// Normalises a page name part (not the namespace) per the project's case rule.
+    fn page(&self, name: &str) -> Option<String> {
+        title::normalize(name, self.first_letter_upper).ok()
+    }
+}
+
+/// Namespace names compare case-insensitively, with `_` as space.
+fn same_name(a: &str, b: &str) -> bool {
+    let a = a.trim().replace('_', " ");
+    a.to_lowercase() == b.replace('_', " ").to_lowercase()
+}
+
+/// Removes `<!-- ... -->` comments (an unterminated one runs to the end).
+pub fn strip_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("<!--") {
+        out.push_str(&rest[..start]);
+        match rest[start + 4..].find("-->") {
+            Some(end) => rest = &rest[start + 4 + end + 3..],
+            None => return out,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Finds the end of a bracketed construct starting at `start` (which points
+/// at `open`), honouring nesting; returns the byte index just past the
+/// matching `close`, or `text.len()` when unbalanced.
+pub(crate) fn matching(text: &str, start: usize, open: &str, close: &str) -> usize {
+    let mut depth = 0usize;
+    let mut i = start;
+    while i < text.len() {
+        if text[i..].starts_with(open) {
+            depth += 1;
+            i += open.len();
+        } else if text[i..].starts_with(close) {
+            depth -= 1;
+            i += close.len();
+            if depth == 0 {
+                return i;
+            }
+        } else {
+            i += text[i..].chars().next().map_or(1, char::len_utf8);
+        }
+    }
+    text.len()
+}
+
+/// Splits at top-level `|` (outside nested `{{ }}` and `[[ ]]`).
+pub(crate) fn split_top_level(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut braces, mut brackets, mut last, mut i) = (0i32, 0i32, 0usize, 0usize);
+    let bytes = text.as_bytes();
+    while i < bytes.len() {
+        let two = &bytes[i..(i + 2).min(bytes.len())];
+        if two == b"{{" {
+            braces += 1;
+            i += 2;
+        } else if two == b"}}" {
+            braces -= 1;
+            i += 2;
+        } else if two == b"[[" {
+            brackets += 1;
+            i += 2;
+        } else if two == b"]]" {
+            brackets -= 1;
+            i += 2;
+        } else {
+            if bytes[i] == b'|' && braces <= 0 && brackets <= 0 {
+                parts.push(&text[last..i]);
+                last = i + 1;
+            }
+            i += 1;
+        }
+    }
+    parts.push(&text[last..]);
+    parts
+}
+
+/// The categories of a page in order of appearance, each as
+/// `{local category namespace}:{Name}` without the sort key, deduplicated.
+/// `[[:Category:X]]` is a link to a category, not a membership, and is skipped.
+pub fn categories(text: &str, loc: &Localisation) -> Vec<String> {
+    let text = strip_comments(text);
+    let mut out: Vec<String> = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find("[[") {
+        let inner_start = start + 2;
+        let Some(end) = rest[inner_start..].find("]]") else {
+            break;
+        };
+        let inner = &rest[inner_start..inner_start + end];
+        rest = &rest[inner_start..];
+        let target = inner.split('|').next().unwrap_or_default();
+        let Some((prefix, name)) = target.split_once(':') else {
+            continue;
+        };
+        if !loc.is_category(prefix) || target.trim_start().starts_with(':') {
+            continue;
+        }
+        let Some(name) = loc.page(name) else {
+            continue;
+        };
+        let full = format!("{}:{name}", loc.category);
+        if !out.contains(&full) {
+            out.push(full);
+        }
+    }
+    out
+}
+
+/// Parser functions and magic words that look like templates but are not.
+const MAGIC_PREFIXES: &[&str] = &[
+    "lc",
+    "uc",
+    "lcfirst",
+    "ucfirst",
+    "urlencode",
+    "anchorencode",
+    "fullurl",
+    "localurl",
+    "canonicalurl",
+    "formatnum",
+    "padleft",
+    "padright",
+    "ns",
+    "nse",
+    "int",
+    "plural",
+    "grammar",
+    "gender",
+    "filepath",
+    "msgnw",
+    "raw",
+    "defaultsort",
+    "defaultsortkey",
+    "defaultcategorysort",
+    "displaytitle",
+    "tag",
+    "special",
+    "pagesincategory",
+    "pagesize",
+    "protectionlevel",
+    "localtime",
+    "formatdate",
+];
+
+/// Resolves the name part of a `{{...}}` to a page name, or `None` for
+/// parser functions, magic words and template parameters.
+fn template_page(raw: &str, loc: &Localisation) -> Option<String> {
+    let mut name = raw.trim();
+    for prefix in ["subst:", "safesubst:", "msg:"] {
+        if name
+            .get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+        {
+            name = name[prefix.len()..].trim();
+        }
+    }
+    if name.is_empty() || name.starts_with('#') || name.starts_with('{') || name.contains('{') {
+        return None;
+    }
+    if let Some((prefix, rest)) = name.split_once(':') {
+        let lower = prefix.trim().to_lowercase();
+        if MAGIC_PREFIXES.contains(&lower.as_str()) {
+            return None;
+        }
+        if loc.is_template(prefix) {
+            return loc.page(rest).map(|p| format!("{}:{p}", loc.template));
+        }
+        if prefix.trim().is_empty() {
+            // `{{:Main page}}` transcludes an article.
+            return loc.page(rest);
+        }
+        // A transclusion from another namespace (`{{Wikipedia:Foo}}`) keeps its prefix.
+        return title::normalize(name, loc.first_letter_upper).ok();
+    }
+    // All-caps names are magic variables (`PAGENAME`, `CURRENTYEAR`, `!`).
+    if name
+        .chars()
+        .all(|c| c.is_ascii_uppercase() || c == ' ' || !c.is_alphanumeric())
+    {
+        return None;
+    }
+    loc.page(name).map(|p| format!("{}:{p}", loc.template))
+}
+
+/// The templates a page transcludes directly, top-level and nested, in order
+/// of appearance, each as `{local template namespace}:{Name}`, deduplicated.
+/// (The Action API's `prop=templates` also lists templates transcluded by
+/// templates; wikitext alone cannot know those.)
+pub fn templates(text: &str, loc: &Localisation) -> Vec<String> {
+    let text = strip_comments(text);
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while let Some(pos) = text[i..].find("{{") {
+        let start = i + pos;
+        let brace_run = text[start..].bytes().take_while(|&b| b == b'{').count();
+        if brace_run != 2 {
+            // A template parameter `{{{1}}}` (or braces we cannot attribute).
+            i = start + brace_run;
+            continue;
+        }
+        let name_start = start + 2;
+        let name_end = text[name_start..]
+            .find(['|', '}', '{', '\n'])
+            .map_or(text.len(), |e| name_start + e);
+        if let Some(page) = template_page(&text[name_start..name_end], loc)
+            && !out.contains(&page)
+        {
+            out.push(page);
+        }
+        i = start + 2;
+    }
+    out
+}
+
+/// A redirect's target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectTarget {
+    /// The target page title with spaces (not case-normalised).
+    pub title: String,
+    /// The section anchor after `#`, if any.
+    pub fragment: Option<String>,
+}
+
+/// The target of a `#REDIRECT [[Target#Section]]` page (the keyword is
+/// case-insensitive; `extra_keywords` adds localised ones like `#WEITERLEITUNG`).
+pub fn redirect_target(text: &str, extra_keywords: &[&str]) -> Option<RedirectTarget> {
+    let text = text.trim_start();
+    let keyword_len = std::iter::once("#redirect")
+        .chain(extra_keywords.iter().copied())
+        .find(|k| {
+            text.len() >= k.len()
+                && text.is_char_boundary(k.len())
+                && text[..k.len()].eq_ignore_ascii_case(k)
+        })?
+        .len();
+    let rest = text[keyword_len..].trim_start();
+    let rest = rest.strip_prefix(':').unwrap_or(rest).trim_start();
+    let inner = rest.strip_prefix("[[")?;
+    let inner = &inner[..inner.find("]]")?];
+    let target = inner.split('|').next().unwrap_or_default();
+    let (page, fragment) = match target.split_once('#') {
+        Some((p, f)) => (p, Some(f.trim().to_string()).filter(|f| !f.is_empty())),
+        None => (target, None),
+    };
+    let page = page.trim().trim_start_matches(':').replace('_', " ");
+    (!page.is_empty()).then(|| RedirectTarget {
+        title: page.trim().to_string(),
+        fragment,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn en() -> Localisation {
+        Localisation::default()
+    }
+
+    #[test]
+    fn finds_categories_with_sort_keys_and_local_names() {
+        let text = "x [[Category:Anarchism| ]]\n[[category:political_ideologies|Anarchism]]\n\
+                    [[:Category:Not a member]] <!-- [[Category:Hidden]] --> [[Category:Anarchism]]";
+        assert_eq!(
+            categories(text, &en()),
+            vec!["Category:Anarchism", "Category:Political ideologies"]
+        );
+        let de = Localisation {
+            category: "Kategorie".into(),
+            ..en()
+        };
+        assert_eq!(
+            categories("[[Kategorie:Begriffsklärung]] [[Category:Tiere]]", &de),
+            vec!["Kategorie:Begriffsklärung", "Kategorie:Tiere"]
+        );
+    }
+
+    #[test]
+    fn finds_top_level_and_nested_templates() {
+        let text = "{{short description|Family of rodents}}\n{{Automatic taxobox\n| fossil_range = \
+                    {{fossil range|Late Eocene}} {{{1}}} {{#if:x|y}} {{PAGENAME}} {{DEFAULTSORT:Sq}}\n}}\
+                    {{subst:Unsigned|x}} {{Template:Cite web|url=x}} {{lc:Foo}} {{Wikipedia:Foo}}";
+        assert_eq!(
+            templates(text, &en()),
+            vec![
+                "Template:Short description",
+                "Template:Automatic taxobox",
+                "Template:Fossil range",
+                "Template:Unsigned",
+                "Template:Cite web",
+                "Wikipedia:Foo",
+            ]
+        );
+    }
+
+    #[test]
+    fn finds_redirect_targets() {
+        let check = |text: &str, expect: Option<(&str, Option<&str>)>| {
+            let got = redirect_target(text, &[]);
+            let got = got
+                .as_ref()
+                .map(|t| (t.title.as_str(), t.fragment.as_deref()));
+            assert_eq!(got, expect, "{text:?}");
+        };
+        check(
+            "#REDIRECT [[Computer accessibility]]",
+            Some(("Computer accessibility", None)),
+        );
+        check(
+            "#redirect:[[Foo_bar#History|x]]\n{{R from move}}",
+            Some(("Foo bar", Some("History"))),
+        );
+        check("  #Redirect [[:Category:X]]", Some(("Category:X", None)));
+        check("Just [[text]]", None);
+        check("#REDIRECT nothing", None);
+        assert!(redirect_target("#WEITERLEITUNG [[Ziel]]", &["#weiterleitung"]).is_some());
+    }
+
+    #[test]
+    fn splits_parameters_at_top_level_only() {
+        assert_eq!(
+            split_top_level("a|b={{x|y}}|c=[[d|e]]"),
+            vec!["a", "b={{x|y}}", "c=[[d|e]]"]
+        );
+        assert_eq!(matching("{{a{{b}}c}}d", 0, "{{", "}}"), 11);
+        assert_eq!(matching("{{a{{b}}c", 0, "{{", "}}"), 9);
+    }
+}

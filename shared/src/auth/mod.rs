@@ -1,0 +1,36 @@
+//! Authentication: accounts, passwords, tokens and login throttling.
+//!
+//! Nothing here reads a clock, draws randomness or touches storage: the
+//! auth component passes `now` (unix seconds) and random bytes from WASI,
+//! and reads and writes the records these types describe under the keys in
+//! [`keys`].
+//!
+//! Layout:
+//! - [`username`]: normalisation and validation.
+//! - [`password`]: Argon2id hashing, verification, the dummy hash, policy.
+//! - [`signing`]: Ed25519 key loading and generation.
+//! - [`jwt`]: EdDSA-only JWT signing and strict verification.
+//! - [`token`]: the WME token set, sessions and opaque refresh tokens.
+//! - [`account`]: the account record and the get-user response.
+//! - [`requests`]: the auth request bodies and their validation.
+//! - [`throttle`]: per-username login throttling.
+//! - [`keys`]: key-value key names.
+
+pub mod account;
+pub mod jwt;
+pub mod keys;
+pub mod password;
+pub mod requests;
+pub mod signing;
+pub mod throttle;
+pub mod token;
+pub mod username;
+
+pub use account::{Account, Role};
+pub use jwt::{Claims, TokenError, TokenType};
+pub use requests::{
+    ChangePasswordRequest, CreateAccountRequest, LoginRequest, PatchAccountRequest, RefreshRequest,
+    RevokeRequest, parse_body,
+};
+pub use throttle::LoginThrottle;
+pub use token::{Issuer, LoginResponse, RefreshResponse, Session};

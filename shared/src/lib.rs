@@ -1,0 +1,24 @@
+//! The pure core of wikiedge.
+//!
+//! Everything a wikiedge function decides lives here, free of I/O, of
+//! spin-sdk and of wasmtime, so that it can be unit-tested natively and
+//! compiled unchanged into every wasm32-wasip2 component.
+//!
+//! Layout:
+//! - [`error`]: the crate's typed error and its single mapping to HTTP.
+//! - [`auth`]: accounts, passwords (Argon2id), JWTs (EdDSA), refresh tokens.
+//! - [`quota`]: plans, overrides, periods, admit/deny decisions, RateLimit headers.
+//! - [`metering`]: usage keys, daily rows, reports.
+//! - [`article`]: the WME article schema, MediaWiki and dump transforms, projection.
+//! - [`projects`]: the project registry built from the site matrix.
+
+#![deny(missing_docs)]
+
+pub mod error;
+
+pub use error::{Error, ErrorBody, Result};
+pub mod article;
+pub mod auth;
+pub mod metering;
+pub mod projects;
+pub mod quota;
