@@ -9,10 +9,17 @@
 //! - [`kv`]: key-value stores (SQLite, in Spin's layout, with group commit).
 //! - [`kv_host`]: the component-facing bindings of key-value and variables.
 
+pub mod app;
+pub mod build_cmd;
 pub mod compose;
+pub mod devkeys;
+pub mod engine;
 pub mod kv;
 pub mod kv_host;
 pub mod manifest;
 pub mod outbound;
 pub mod router;
+pub mod runtime_config;
+pub mod server;
+pub mod state;
 pub mod variables;

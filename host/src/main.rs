@@ -1,1 +1,129 @@
-fn main() {}
+//! The `wikiedge` command.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use wikiedge_host::app::{App, AppOptions, ReuseLimits};
+use wikiedge_host::manifest::Manifest;
+use wikiedge_host::server::{ServeOptions, serve};
+
+#[derive(Parser)]
+#[command(name = "wikiedge", version, about = "Run the wikiedge Spin application without Spin")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the application (like `spin up`).
+    Up(UpArgs),
+    /// Run every component's build command (like `spin build`).
+    Build {
+        /// The manifest.
+        #[arg(long = "from", short = 'f', default_value = "spin.toml")]
+        from: PathBuf,
+        /// Only build these components.
+        #[arg(long = "component-id", short = 'c')]
+        components: Vec<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct UpArgs {
+    /// The manifest.
+    #[arg(long = "from", short = 'f', default_value = "spin.toml")]
+    from: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Where the key-value data and development keys live (default: .spin next to the manifest).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// A runtime configuration file (key-value stores).
+    #[arg(long)]
+    runtime_config_file: Option<PathBuf>,
+    /// Build the components first.
+    #[arg(long)]
+    build: bool,
+    /// Where compiled code is cached (default: $XDG_CACHE_HOME/wikiedge or ~/.cache/wikiedge).
+    #[arg(long, env = "WIKIEDGE_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Do not cache compiled code.
+    #[arg(long)]
+    no_cache: bool,
+    /// Do not log one line per request.
+    #[arg(long)]
+    quiet: bool,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, default_value_t = 4 << 20)]
+    max_body_bytes: usize,
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|d| d.join("wikiedge"))
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Build { from, components } => {
+            let manifest = Manifest::load(&from)?;
+            wikiedge_host::build_cmd::build(&manifest, &components)
+        }
+        Command::Up(args) => up(args),
+    }
+}
+
+fn up(args: UpArgs) -> Result<()> {
+    let started = std::time::Instant::now();
+    if args.build {
+        let manifest = Manifest::load(&args.from)?;
+        wikiedge_host::build_cmd::build(&manifest, &[])?;
+    }
+    let state_dir = args.state_dir.clone().unwrap_or_else(|| {
+        args.from.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")).join(".spin")
+    });
+    let cache_dir = if args.no_cache { None } else { args.cache_dir.clone().or_else(default_cache_dir) };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let engine = wikiedge_host::engine::engine(cache_dir.as_deref())?;
+        let opts = AppOptions {
+            manifest: args.from.clone(),
+            state_dir: state_dir.clone(),
+            runtime_config: args.runtime_config_file.clone(),
+            cache_dir,
+        };
+        let app = App::load(&opts, engine, ReuseLimits::default())?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        eprintln!("Storing key-value data in {}", state_dir.display());
+        eprintln!("Serving http://{addr} (ready in {:.0} ms)", started.elapsed().as_secs_f64() * 1000.0);
+        eprintln!("Available routes:");
+        for (route, component) in app.router.routes() {
+            eprintln!("  {component}: http://{addr}{route}");
+        }
+        let app = Arc::new(app);
+        let serve_opts = ServeOptions { max_body: args.max_body_bytes, log_requests: !args.quiet };
+        serve(app, listener, serve_opts, shutdown_signal()).await
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,8 +1,11 @@
 //! Route matching with Spin's semantics.
 //!
-//! Routes are exact (`/foo`) or trailing wildcards (`/foo/...`, also written
-//! `/foo/*`). An exact match beats any wildcard; among wildcards the longest
-//! prefix wins. Private routes (`{ private = true }`) are not reachable from
+//! Routes are exact (`/foo`), may have named segments (`/users/:id`), and
+//! may end in a trailing wildcard (`/foo/...`, also written `/foo/*`). The
+//! most specific route wins, segment by segment: a literal segment beats a
+//! named one, which beats the wildcard, so an exact match beats any wildcard
+//! and among wildcards the longest prefix wins (routefinder's order, which
+//! Spin uses). Named segments are passed as `spin-path-match-<name>`. Private routes (`{ private = true }`) are not reachable from
 //! outside. A route declared twice is taken by the later declaration, as in
 //! Spin, and reported as a warning. The application base
 //! (`[application.trigger.http] base`) prefixes every route.
@@ -17,9 +20,15 @@ struct Entry {
     based_route: String,
     /// The route as written in the manifest (`/foo/...`).
     raw_route: String,
-    /// The path prefix to match, without trailing slash or wildcard.
-    prefix: String,
     wildcard: bool,
+    /// The prefix split into segments; `Some(name)` for `:name` segments.
+    segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone)]
+enum Segment {
+    Literal(String),
+    Param(String),
 }
 
 /// The application's router.
@@ -42,6 +51,24 @@ pub struct RouteMatch {
     pub component_route: String,
     /// The part of the path after the route's prefix (`spin-path-info`).
     pub path_info: String,
+    /// Named segments captured from the path (`spin-path-match-<name>`).
+    pub params: Vec<(String, String)>,
+}
+
+/// The rest of `path` after its first `n` segments, from the slash on
+/// (`/a/b/c`, 1 -> `/b/c`; `/a/`, 1 -> `/`; `/a`, 1 -> ``).
+fn rest_after_segments(path: &str, n: usize) -> &str {
+    let bytes = path.as_bytes();
+    let mut idx = 0;
+    for _ in 0..n {
+        while idx < bytes.len() && bytes[idx] == b'/' {
+            idx += 1;
+        }
+        while idx < bytes.len() && bytes[idx] != b'/' {
+            idx += 1;
+        }
+    }
+    &path[idx..]
 }
 
 fn strip_one_slash(s: &str) -> &str {
@@ -80,7 +107,16 @@ impl Router {
             } else {
                 (based_route.clone(), false)
             };
+            let segments = prefix
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .map(|s| match s.strip_prefix(':') {
+                    Some(name) => Segment::Param(name.to_string()),
+                    None => Segment::Literal(s.to_string()),
+                })
+                .collect();
             let entry = Entry {
+                segments,
                 component: component.to_string(),
                 based_route: if based_route.is_empty() {
                     "/".into()
@@ -88,7 +124,6 @@ impl Router {
                     based_route
                 },
                 raw_route: raw.to_string(),
-                prefix,
                 wildcard,
             };
             if let Some(existing) = entries.iter_mut().find(|e| e.raw_route == entry.raw_route) {
@@ -122,28 +157,43 @@ impl Router {
 
     /// Route a request path (without query string).
     pub fn route(&self, path: &str) -> Option<RouteMatch> {
-        let trimmed = strip_one_slash(path);
-        // Exact routes first.
-        if let Some(e) = self
-            .entries
-            .iter()
-            .find(|e| !e.wildcard && e.prefix == trimmed)
-        {
-            return Some(self.matched(e, String::new()));
+        let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let mut best: Option<(Vec<u8>, &Entry, Vec<(String, String)>)> = None;
+        for e in &self.entries {
+            let Some((rank, params)) = Self::match_entry(e, &parts) else { continue };
+            if best.as_ref().is_none_or(|(r, _, _)| rank > *r) {
+                best = Some((rank, e, params));
+            }
         }
-        // Then the longest wildcard prefix that matches on a segment boundary.
-        let best = self
-            .entries
-            .iter()
-            .filter(|e| e.wildcard)
-            .filter(|e| {
-                path == e.prefix
-                    || e.prefix.is_empty()
-                    || (path.starts_with(&e.prefix) && path[e.prefix.len()..].starts_with('/'))
-            })
-            .max_by_key(|e| e.prefix.len())?;
-        let rest = &path[best.prefix.len().min(path.len())..];
-        Some(self.matched(best, rest.to_string()))
+        let (_, e, params) = best?;
+        let path_info = if e.wildcard { rest_after_segments(path, e.segments.len()).to_string() } else { String::new() };
+        let mut m = self.matched(e, path_info);
+        m.params = params;
+        Some(m)
+    }
+
+    /// The rank of a route for these path segments, if it matches: one entry
+    /// per segment (2 literal, 1 named, 0 wildcard), compared lexically.
+    fn match_entry(e: &Entry, parts: &[&str]) -> Option<(Vec<u8>, Vec<(String, String)>)> {
+        if parts.len() < e.segments.len() || (!e.wildcard && parts.len() != e.segments.len()) {
+            return None;
+        }
+        let mut rank = Vec::with_capacity(e.segments.len() + 1);
+        let mut params = Vec::new();
+        for (seg, part) in e.segments.iter().zip(parts) {
+            match seg {
+                Segment::Literal(l) if l == part => rank.push(2),
+                Segment::Literal(_) => return None,
+                Segment::Param(name) => {
+                    rank.push(1);
+                    params.push((name.clone(), part.to_string()));
+                }
+            }
+        }
+        if e.wildcard {
+            rank.push(0);
+        }
+        Some((rank, params))
     }
 
     fn matched(&self, e: &Entry, path_info: String) -> RouteMatch {
@@ -159,6 +209,7 @@ impl Router {
             raw_route: e.raw_route.clone(),
             component_route,
             path_info,
+            params: Vec::new(),
         }
     }
 }
@@ -225,6 +276,17 @@ mod tests {
         assert_eq!(m.raw_route, "/w/...");
         assert_eq!(m.component_route, "/w");
         assert_eq!(r.base(), "/base");
+    }
+
+    #[test]
+    fn named_segments_are_captured_and_beat_wildcards() {
+        let r = router("/", &[("/v1/admin/accounts/...", "auth"), ("/v1/admin/accounts/:username/plan", "quota")]);
+        let m = r.route("/v1/admin/accounts/alice/plan").expect("matches");
+        assert_eq!(m.component, "quota");
+        assert_eq!(m.params, vec![("username".to_string(), "alice".to_string())]);
+        check(&r, "/v1/admin/accounts/alice", Some(("auth", "/alice")));
+        check(&r, "/v1/admin/accounts/alice/plan/x", Some(("auth", "/alice/plan/x")));
+        check(&r, "/v1/admin/accounts", Some(("auth", "")));
     }
 
     #[test]

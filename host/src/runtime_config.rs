@@ -1,0 +1,112 @@
+//! The runtime configuration file (`--runtime-config-file`), as Spin reads it.
+//!
+//! Only key-value stores are configured here:
+//!
+//! ```toml
+//! [key_value_store.default]
+//! type = "spin"                    # SQLite; path relative to this file
+//! path = ".spin/sqlite_key_value.db"
+//! ```
+//!
+//! Without a file (or without an entry for `default`), the `default` store is
+//! SQLite at `<state-dir>/sqlite_key_value.db`, as with `spin up`.
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A configured key-value store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// SQLite at this path.
+    Sqlite(PathBuf),
+}
+
+/// The parsed runtime configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeConfig {
+    /// Key-value stores by label.
+    pub key_value_stores: BTreeMap<String, StoreConfig>,
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    #[serde(default)]
+    key_value_store: BTreeMap<String, RawStore>,
+}
+
+#[derive(Deserialize)]
+struct RawStore {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+}
+
+impl RuntimeConfig {
+    /// The configuration with only the default store, in the state dir.
+    pub fn defaults(state_dir: &Path) -> Self {
+        let mut key_value_stores = BTreeMap::new();
+        key_value_stores.insert("default".to_string(), StoreConfig::Sqlite(state_dir.join("sqlite_key_value.db")));
+        RuntimeConfig { key_value_stores }
+    }
+
+    /// Read a runtime config file, filling in the default store if absent.
+    pub fn load(path: &Path, state_dir: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read runtime config {}", path.display()))?;
+        let raw: Raw = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("invalid runtime config {}: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut config = Self::defaults(state_dir);
+        for (label, store) in raw.key_value_store {
+            let entry = match store.kind.as_str() {
+                "spin" => {
+                    let p = store.path.unwrap_or_else(|| "sqlite_key_value.db".into());
+                    let p = PathBuf::from(p);
+                    StoreConfig::Sqlite(if p.is_absolute() { p } else { base.join(p) })
+                }
+                "redis" => bail!(
+                    "invalid runtime config {}: [key_value_store.{label}] type = \"redis\" (url {:?}) is not supported by this build of wikiedge yet",
+                    path.display(),
+                    store.url
+                ),
+                other => bail!(
+                    "invalid runtime config {}: [key_value_store.{label}] type = \"{other}\" is not supported (use \"spin\")",
+                    path.display()
+                ),
+            };
+            config.key_value_stores.insert(label, entry);
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_store_lives_in_the_state_dir() {
+        let c = RuntimeConfig::defaults(Path::new(".spin"));
+        assert_eq!(c.key_value_stores["default"], StoreConfig::Sqlite(PathBuf::from(".spin/sqlite_key_value.db")));
+    }
+
+    #[test]
+    fn paths_are_relative_to_the_config_file() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("wikiedge-rc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join("rc.toml");
+        std::fs::write(&file, "[key_value_store.other]\ntype = \"spin\"\npath = \"data/o.db\"\n")?;
+        let c = RuntimeConfig::load(&file, Path::new("/state"))?;
+        assert_eq!(c.key_value_stores["other"], StoreConfig::Sqlite(dir.join("data/o.db")));
+        assert_eq!(c.key_value_stores["default"], StoreConfig::Sqlite(PathBuf::from("/state/sqlite_key_value.db")));
+        std::fs::write(&file, "[key_value_store.x]\ntype = \"mysql\"\n")?;
+        assert!(RuntimeConfig::load(&file, Path::new("/s")).is_err());
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,111 @@
+//! The per-instance store data: WASI, WASI HTTP, and the Spin interfaces.
+
+use crate::kv::ComponentStores;
+use crate::kv_host::{SpinCtx, SpinHostView, SpinView};
+use crate::outbound::OutboundPolicy;
+use crate::variables::ComponentVariables;
+use std::sync::Arc;
+use wasmtime::StoreLimits;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks};
+
+/// What one component instance sees of the host.
+pub struct HostState {
+    pub(crate) table: ResourceTable,
+    pub(crate) wasi: WasiCtx,
+    pub(crate) http: WasiHttpCtx,
+    pub(crate) hooks: OutboundHooks,
+    pub(crate) spin: SpinCtx,
+    pub(crate) limits: StoreLimits,
+}
+
+impl HostState {
+    /// Store data for one instance of a component with this configuration.
+    pub fn new(
+        component: &str,
+        env: &[(String, String)],
+        stores: ComponentStores,
+        variables: Arc<ComponentVariables>,
+        outbound: Arc<OutboundPolicy>,
+        max_memory: usize,
+    ) -> Self {
+        let mut builder = wasmtime_wasi::WasiCtxBuilder::new();
+        builder.inherit_stdout().inherit_stderr();
+        for (k, v) in env {
+            builder.env(k, v);
+        }
+        HostState {
+            table: ResourceTable::new(),
+            wasi: builder.build(),
+            http: WasiHttpCtx::new(),
+            hooks: OutboundHooks { component: component.to_string(), policy: outbound },
+            spin: SpinCtx { stores, variables },
+            limits: wasmtime::StoreLimitsBuilder::new().memory_size(max_memory).instances(64).build(),
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+    }
+}
+
+impl SpinHostView for HostState {
+    fn spin(&mut self) -> SpinView<'_> {
+        SpinView { ctx: &self.spin, table: &mut self.table }
+    }
+}
+
+/// Outbound HTTP: enforces `allowed_outbound_hosts`, then sends.
+pub struct OutboundHooks {
+    component: String,
+    policy: Arc<OutboundPolicy>,
+}
+
+type SendFuture = Box<
+    dyn Future<
+            Output = Result<
+                (http::Response<WasiBody>, Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>),
+                wasmtime_wasi_http::Error,
+            >,
+        > + Send,
+>;
+
+impl WasiHttpHooks for OutboundHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> SendFuture {
+        let uri = request.uri();
+        let scheme = uri.scheme_str().unwrap_or("https").to_string();
+        let host = uri.host().unwrap_or("").to_string();
+        let port = uri.port_u16();
+        if !self.policy.allows(&scheme, &host, port) {
+            eprintln!(
+                "component `{}`: outbound request to {scheme}://{host}{} denied: not in allowed_outbound_hosts",
+                self.component,
+                port.map(|p| format!(":{p}")).unwrap_or_default()
+            );
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        drop(fut);
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                res.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = _> + Send>,
+            ))
+        })
+    }
+}
