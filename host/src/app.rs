@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, GuestTaskId, Linker};
 use wasmtime::{Engine, Store, StoreContextMut};
 use wasmtime_wasi_http::handler::{
-    HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState, WorkerStatus,
+    HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
+    WorkerStatus,
 };
 
 /// How to load an application.
@@ -56,7 +57,11 @@ pub struct ReuseLimits {
 
 impl Default for ReuseLimits {
     fn default() -> Self {
-        ReuseLimits { max_requests: 1024, max_concurrent: 16, idle_timeout: Duration::from_secs(10) }
+        ReuseLimits {
+            max_requests: 1024,
+            max_concurrent: 16,
+            idle_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -91,8 +96,11 @@ impl App {
         // Open each distinct database file once.
         let mut registry = StoreRegistry::default();
         let mut databases: BTreeMap<PathBuf, Arc<SqliteDatabase>> = BTreeMap::new();
-        let used: std::collections::BTreeSet<&String> =
-            manifest.components.values().flat_map(|c| c.key_value_stores.iter()).collect();
+        let used: std::collections::BTreeSet<&String> = manifest
+            .components
+            .values()
+            .flat_map(|c| c.key_value_stores.iter())
+            .collect();
         for label in &used {
             let config = runtime.key_value_stores.get(*label).ok_or_else(|| {
                 anyhow!(
@@ -104,8 +112,9 @@ impl App {
                     let db = match databases.get(path) {
                         Some(db) => db.clone(),
                         None => {
-                            let db = SqliteDatabase::open(path)
-                                .with_context(|| format!("cannot open key-value store {}", path.display()))?;
+                            let db = SqliteDatabase::open(path).with_context(|| {
+                                format!("cannot open key-value store {}", path.display())
+                            })?;
                             databases.insert(path.clone(), db.clone());
                             db
                         }
@@ -127,8 +136,11 @@ impl App {
         crate::kv_host::add_to_linker(&mut linker)?;
 
         let mut components = HashMap::new();
-        let routed: std::collections::BTreeSet<&str> =
-            manifest.http_triggers.iter().map(|t| t.component.as_str()).collect();
+        let routed: std::collections::BTreeSet<&str> = manifest
+            .http_triggers
+            .iter()
+            .map(|t| t.component.as_str())
+            .collect();
         for id in routed {
             let decl = &manifest.components[id];
             let bytes = compose::composed_bytes(&manifest, id)?;
@@ -154,13 +166,23 @@ impl App {
                 stores: registry.restricted_to(&decl.key_value_stores),
                 variables: Arc::new(resolver.component(id)?),
                 outbound: Arc::new(outbound),
-                env: decl.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                env: decl
+                    .environment
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
                 reuse,
                 next_instance: AtomicU64::new(0),
             };
             components.insert(id.to_string(), ProxyHandler::new(handler));
         }
-        Ok(App { manifest, router, components, engine, databases: databases.into_values().collect() })
+        Ok(App {
+            manifest,
+            router,
+            components,
+            engine,
+            databases: databases.into_values().collect(),
+        })
     }
 }
 
@@ -189,7 +211,9 @@ impl HandlerState for ComponentHandler {
     type WorkerExpiration = IdleExpiration;
     type WorkerState = ReuseState;
 
-    async fn instantiate(&self) -> wasmtime::Result<Instance<HostState, IdleExpiration, ReuseState>> {
+    async fn instantiate(
+        &self,
+    ) -> wasmtime::Result<Instance<HostState, IdleExpiration, ReuseState>> {
         self.next_instance.fetch_add(1, Ordering::Relaxed);
         let mut store = Store::new(
             &self.engine,
@@ -212,7 +236,10 @@ impl HandlerState for ComponentHandler {
                 idle_timeout: self.reuse.idle_timeout,
                 sleep: Box::pin(tokio::time::sleep(Duration::MAX / 4)),
             },
-            state: ReuseState { id: self.id.clone(), reuse: self.reuse },
+            state: ReuseState {
+                id: self.id.clone(),
+                reuse: self.reuse,
+            },
         })
     }
 }
@@ -224,7 +251,12 @@ pub struct IdleExpiration {
 }
 
 impl WorkerExpiration for IdleExpiration {
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>, status: WorkerStatus, start: Instant) -> Poll<()> {
+    fn poll(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        status: WorkerStatus,
+        start: Instant,
+    ) -> Poll<()> {
         let me = self.get_mut();
         if status != WorkerStatus::Idle {
             return Poll::Pending;
@@ -268,7 +300,10 @@ impl WorkerState for ReuseState {
 
     fn drop(&self, store: Store<HostState>, result: wasmtime::Result<()>) {
         if let Err(e) = result {
-            eprintln!("component `{}`: instance failed and was discarded: {e:?}", self.id);
+            eprintln!(
+                "component `{}`: instance failed and was discarded: {e:?}",
+                self.id
+            );
         }
         drop(store);
     }

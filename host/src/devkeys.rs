@@ -20,7 +20,9 @@ pub fn dev_defaults(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<BTreeMap<String, String>> {
     let declared = |n: &str| manifest.variables.contains_key(n);
-    let unset = |n: &str| declared(n) && env(&format!("SPIN_VARIABLE_{}", n.to_ascii_uppercase())).is_none();
+    let unset = |n: &str| {
+        declared(n) && env(&format!("SPIN_VARIABLE_{}", n.to_ascii_uppercase())).is_none()
+    };
     let wants_keys = unset("jwt_private_key") && unset("jwt_public_key");
     let wants_admin = unset("admin_api_key");
     let mut out = BTreeMap::new();
@@ -29,7 +31,9 @@ pub fn dev_defaults(
     }
     let path = state_dir.join("dev-keys.json");
     let mut stored: BTreeMap<String, String> = match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| format!("corrupt {}", path.display()))?,
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).with_context(|| format!("corrupt {}", path.display()))?
+        }
         Err(_) => BTreeMap::new(),
     };
     let mut changed = false;
@@ -46,7 +50,10 @@ pub fn dev_defaults(
     }
     if wants_admin && !stored.contains_key("admin_api_key") {
         let raw: [u8; 32] = rand::random();
-        stored.insert("admin_api_key".into(), base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw));
+        stored.insert(
+            "admin_api_key".into(),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw),
+        );
         changed = true;
     }
     if changed {

@@ -8,7 +8,9 @@
 
 use anyhow::Result;
 use std::path::Path;
-use wasmtime::{Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
+};
 
 /// The largest linear memory a guest may grow to.
 pub const MAX_MEMORY: usize = 256 << 20;
@@ -47,7 +49,9 @@ fn pooling_is_available() -> bool {
     let mut config = Config::new();
     config.wasm_memory64(true);
     config.memory_reservation(1 << BITS_TO_TEST);
-    let Ok(engine) = Engine::new(&config) else { return false };
+    let Ok(engine) = Engine::new(&config) else {
+        return false;
+    };
     let mut store = Store::new(&engine, ());
     let ty = MemoryType::new64(0, Some(1 << (BITS_TO_TEST - 16)));
     Memory::new(&mut store, ty).is_ok()

@@ -10,7 +10,11 @@ use wikiedge_host::manifest::Manifest;
 use wikiedge_host::server::{ServeOptions, serve};
 
 #[derive(Parser)]
-#[command(name = "wikiedge", version, about = "Run the wikiedge Spin application without Spin")]
+#[command(
+    name = "wikiedge",
+    version,
+    about = "Run the wikiedge Spin application without Spin"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -87,10 +91,20 @@ fn up(args: UpArgs) -> Result<()> {
         wikiedge_host::build_cmd::build(&manifest, &[])?;
     }
     let state_dir = args.state_dir.clone().unwrap_or_else(|| {
-        args.from.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")).join(".spin")
+        args.from
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."))
+            .join(".spin")
     });
-    let cache_dir = if args.no_cache { None } else { args.cache_dir.clone().or_else(default_cache_dir) };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let cache_dir = if args.no_cache {
+        None
+    } else {
+        args.cache_dir.clone().or_else(default_cache_dir)
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let engine = wikiedge_host::engine::engine(cache_dir.as_deref())?;
         let opts = AppOptions {
@@ -105,13 +119,19 @@ fn up(args: UpArgs) -> Result<()> {
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
         eprintln!("Storing key-value data in {}", state_dir.display());
-        eprintln!("Serving http://{addr} (ready in {:.0} ms)", started.elapsed().as_secs_f64() * 1000.0);
+        eprintln!(
+            "Serving http://{addr} (ready in {:.0} ms)",
+            started.elapsed().as_secs_f64() * 1000.0
+        );
         eprintln!("Available routes:");
         for (route, component) in app.router.routes() {
             eprintln!("  {component}: http://{addr}{route}");
         }
         let app = Arc::new(app);
-        let serve_opts = ServeOptions { max_body: args.max_body_bytes, log_requests: !args.quiet };
+        let serve_opts = ServeOptions {
+            max_body: args.max_body_bytes,
+            log_requests: !args.quiet,
+        };
         serve(app, listener, serve_opts, shutdown_signal()).await
     })
 }

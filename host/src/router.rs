@@ -160,13 +160,19 @@ impl Router {
         let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let mut best: Option<(Vec<u8>, &Entry, Vec<(String, String)>)> = None;
         for e in &self.entries {
-            let Some((rank, params)) = Self::match_entry(e, &parts) else { continue };
+            let Some((rank, params)) = Self::match_entry(e, &parts) else {
+                continue;
+            };
             if best.as_ref().is_none_or(|(r, _, _)| rank > *r) {
                 best = Some((rank, e, params));
             }
         }
         let (_, e, params) = best?;
-        let path_info = if e.wildcard { rest_after_segments(path, e.segments.len()).to_string() } else { String::new() };
+        let path_info = if e.wildcard {
+            rest_after_segments(path, e.segments.len()).to_string()
+        } else {
+            String::new()
+        };
         let mut m = self.matched(e, path_info);
         m.params = params;
         Some(m)
@@ -280,13 +286,39 @@ mod tests {
 
     #[test]
     fn named_segments_are_captured_and_beat_wildcards() {
-        let r = router("/", &[("/v1/admin/accounts/...", "auth"), ("/v1/admin/accounts/:username/plan", "quota")]);
+        let r = router(
+            "/",
+            &[
+                ("/v1/admin/accounts/...", "auth"),
+                ("/v1/admin/accounts/:username/plan", "quota"),
+            ],
+        );
         let m = r.route("/v1/admin/accounts/alice/plan").expect("matches");
         assert_eq!(m.component, "quota");
-        assert_eq!(m.params, vec![("username".to_string(), "alice".to_string())]);
+        assert_eq!(
+            m.params,
+            vec![("username".to_string(), "alice".to_string())]
+        );
         check(&r, "/v1/admin/accounts/alice", Some(("auth", "/alice")));
-        check(&r, "/v1/admin/accounts/alice/plan/x", Some(("auth", "/alice/plan/x")));
+        check(
+            &r,
+            "/v1/admin/accounts/alice/plan/x",
+            Some(("auth", "/alice/plan/x")),
+        );
         check(&r, "/v1/admin/accounts", Some(("auth", "")));
+    }
+
+    #[test]
+    fn private_routes_are_unreachable() -> anyhow::Result<()> {
+        let m = crate::manifest::Manifest::parse(
+            "spin_manifest_version = 2\n[application]\nname = \"p\"\n[[trigger.http]]\nroute = { private = true }\ncomponent = \"hidden\"\n[component.hidden]\nsource = \"h.wasm\"\n",
+            std::path::Path::new("spin.toml"),
+        )?;
+        let (r, _) = Router::build(&m);
+        assert_eq!(r.routes().count(), 0);
+        check(&r, "/", None);
+        check(&r, "/hidden", None);
+        Ok(())
     }
 
     #[test]

@@ -50,7 +50,10 @@ impl RuntimeConfig {
     /// The configuration with only the default store, in the state dir.
     pub fn defaults(state_dir: &Path) -> Self {
         let mut key_value_stores = BTreeMap::new();
-        key_value_stores.insert("default".to_string(), StoreConfig::Sqlite(state_dir.join("sqlite_key_value.db")));
+        key_value_stores.insert(
+            "default".to_string(),
+            StoreConfig::Sqlite(state_dir.join("sqlite_key_value.db")),
+        );
         RuntimeConfig { key_value_stores }
     }
 
@@ -92,7 +95,10 @@ mod tests {
     #[test]
     fn default_store_lives_in_the_state_dir() {
         let c = RuntimeConfig::defaults(Path::new(".spin"));
-        assert_eq!(c.key_value_stores["default"], StoreConfig::Sqlite(PathBuf::from(".spin/sqlite_key_value.db")));
+        assert_eq!(
+            c.key_value_stores["default"],
+            StoreConfig::Sqlite(PathBuf::from(".spin/sqlite_key_value.db"))
+        );
     }
 
     #[test]
@@ -100,10 +106,19 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wikiedge-rc-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let file = dir.join("rc.toml");
-        std::fs::write(&file, "[key_value_store.other]\ntype = \"spin\"\npath = \"data/o.db\"\n")?;
+        std::fs::write(
+            &file,
+            "[key_value_store.other]\ntype = \"spin\"\npath = \"data/o.db\"\n",
+        )?;
         let c = RuntimeConfig::load(&file, Path::new("/state"))?;
-        assert_eq!(c.key_value_stores["other"], StoreConfig::Sqlite(dir.join("data/o.db")));
-        assert_eq!(c.key_value_stores["default"], StoreConfig::Sqlite(PathBuf::from("/state/sqlite_key_value.db")));
+        assert_eq!(
+            c.key_value_stores["other"],
+            StoreConfig::Sqlite(dir.join("data/o.db"))
+        );
+        assert_eq!(
+            c.key_value_stores["default"],
+            StoreConfig::Sqlite(PathBuf::from("/state/sqlite_key_value.db"))
+        );
         std::fs::write(&file, "[key_value_store.x]\ntype = \"mysql\"\n")?;
         assert!(RuntimeConfig::load(&file, Path::new("/s")).is_err());
         std::fs::remove_dir_all(&dir)?;

@@ -35,15 +35,25 @@ pub struct ServeOptions {
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions { max_body: 4 << 20, log_requests: true }
+        ServeOptions {
+            max_body: 4 << 20,
+            log_requests: true,
+        }
     }
 }
 
 fn json_error(status: StatusCode, message: &str) -> Response<WasiBody> {
     let body = serde_json::json!({ "status": status.as_u16(), "message": message }).to_string();
-    let mut resp = Response::new(Full::new(Bytes::from(body)).map_err(|e: Infallible| match e {}).boxed_unsync());
+    let mut resp = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|e: Infallible| match e {})
+            .boxed_unsync(),
+    );
     *resp.status_mut() = status;
-    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
@@ -143,7 +153,11 @@ async fn handle(
         .and_then(|h| h.to_str().ok())
         .map(str::to_string)
         .unwrap_or_else(|| local.to_string());
-    let path_and_query = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
     let full_url = format!("http://{host}{path_and_query}");
     if let Ok(uri) = full_url.parse::<http::Uri>() {
         *req.uri_mut() = uri;
@@ -187,7 +201,10 @@ async fn handle(
         }
         Err(e) => {
             log(&route.component, StatusCode::INTERNAL_SERVER_ERROR);
-            eprintln!("component `{}` failed on {method} {path}: {e:?}", route.component);
+            eprintln!(
+                "component `{}` failed on {method} {path}: {e:?}",
+                route.component
+            );
             json_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
         }
     }

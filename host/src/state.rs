@@ -39,28 +39,44 @@ impl HostState {
             table: ResourceTable::new(),
             wasi: builder.build(),
             http: WasiHttpCtx::new(),
-            hooks: OutboundHooks { component: component.to_string(), policy: outbound },
+            hooks: OutboundHooks {
+                component: component.to_string(),
+                policy: outbound,
+            },
             spin: SpinCtx { stores, variables },
-            limits: wasmtime::StoreLimitsBuilder::new().memory_size(max_memory).instances(64).build(),
+            limits: wasmtime::StoreLimitsBuilder::new()
+                .memory_size(max_memory)
+                .instances(64)
+                .build(),
         }
     }
 }
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl wasmtime_wasi_http::WasiHttpView for HostState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
     }
 }
 
 impl SpinHostView for HostState {
     fn spin(&mut self) -> SpinView<'_> {
-        SpinView { ctx: &self.spin, table: &mut self.table }
+        SpinView {
+            ctx: &self.spin,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -73,7 +89,10 @@ pub struct OutboundHooks {
 type SendFuture = Box<
     dyn Future<
             Output = Result<
-                (http::Response<WasiBody>, Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>),
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                ),
                 wasmtime_wasi_http::Error,
             >,
         > + Send,

@@ -1,1 +1,399 @@
-//! End-to-end test support.
+//! End-to-end test support: start the real `wikiedge` binary on a manifest,
+//! talk HTTP to it, stop or kill it.
+//!
+//! The e2e tests themselves live in `tests/e2e/` and are compiled as the
+//! `e2e` test target of the host crate (so `cargo test` builds the binary
+//! first and hands its path over as `CARGO_BIN_EXE_wikiedge`). Components are
+//! built once per test run through `wikiedge build`, i.e. with the same
+//! build commands `spin build` would run.
+
+use anyhow::{Context, Result, bail};
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The shared fixtures (`../shared/fixtures` beside the repository).
+pub fn fixtures() -> PathBuf {
+    repo_root().join("../shared/fixtures")
+}
+
+/// The cargo target directory the components are built into.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"))
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// A fresh directory under the target dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Create one.
+    pub fn new(tag: &str) -> Result<Self> {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = target_dir()
+            .join("e2e-tmp")
+            .join(format!("{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p)?;
+        Ok(TempDir(p))
+    }
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Run `wikiedge build --from manifest` once per process and manifest.
+pub fn build_components(bin: &str, manifest: &Path) -> Result<()> {
+    static BUILT: OnceLock<Mutex<HashMap<PathBuf, bool>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built
+        .lock()
+        .map_err(|_| anyhow::anyhow!("build lock poisoned"))?;
+    let key = manifest.to_path_buf();
+    if built.contains_key(&key) {
+        return Ok(());
+    }
+    let status = Command::new(bin)
+        .args(["build", "--from"])
+        .arg(manifest)
+        .status()
+        .context("running wikiedge build")?;
+    if !status.success() {
+        bail!("wikiedge build --from {} failed", manifest.display());
+    }
+    built.insert(key, true);
+    Ok(())
+}
+
+/// How to start a host.
+pub struct Builder {
+    bin: String,
+    manifest: PathBuf,
+    env: Vec<(String, String)>,
+    state_dir: Option<PathBuf>,
+    runtime_config: Option<PathBuf>,
+    extra_args: Vec<String>,
+    build: bool,
+}
+
+impl Builder {
+    /// Set an environment variable for the host (e.g. `SPIN_VARIABLE_X`).
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.to_string(), v.to_string()));
+        self
+    }
+    /// Use this state dir instead of a fresh one (to test restarts).
+    pub fn state_dir(mut self, dir: &Path) -> Self {
+        self.state_dir = Some(dir.to_path_buf());
+        self
+    }
+    /// Use a runtime config file.
+    pub fn runtime_config(mut self, file: &Path) -> Self {
+        self.runtime_config = Some(file.to_path_buf());
+        self
+    }
+    /// Extra command-line arguments for `wikiedge up`.
+    pub fn arg(mut self, a: &str) -> Self {
+        self.extra_args.push(a.to_string());
+        self
+    }
+    /// Skip `wikiedge build` (the manifest's wasm files already exist).
+    pub fn no_build(mut self) -> Self {
+        self.build = false;
+        self
+    }
+
+    /// Start the host and wait until it serves.
+    pub fn start(self) -> Result<Host> {
+        if self.build {
+            build_components(&self.bin, &self.manifest)?;
+        }
+        let own_state = match &self.state_dir {
+            Some(_) => None,
+            None => Some(TempDir::new("state")?),
+        };
+        let state_dir = self.state_dir.clone().unwrap_or_else(|| {
+            own_state
+                .as_ref()
+                .map(|t| t.path().to_path_buf())
+                .unwrap_or_default()
+        });
+        let port = free_port();
+        let log_path = state_dir.with_extension(format!("log-{port}"));
+        let log = std::fs::File::create(&log_path)?;
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("up")
+            .arg("--from")
+            .arg(&self.manifest)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .arg("--cache-dir")
+            .arg(target_dir().join("wikiedge-compile-cache"))
+            .args(&self.extra_args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        if let Some(rc) = &self.runtime_config {
+            cmd.arg("--runtime-config-file").arg(rc);
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().context("spawning wikiedge up")?;
+        let mut host = Host {
+            child: Some(child),
+            base: format!("http://127.0.0.1:{port}"),
+            state_dir,
+            _own_state: own_state,
+            log_path,
+            builder_env: self.env.clone(),
+            manifest: self.manifest.clone(),
+            bin: self.bin.clone(),
+        };
+        host.wait_ready(Duration::from_secs(120))?;
+        Ok(host)
+    }
+}
+
+/// A running `wikiedge up`.
+pub struct Host {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The state dir it uses.
+    pub state_dir: PathBuf,
+    _own_state: Option<TempDir>,
+    log_path: PathBuf,
+    builder_env: Vec<(String, String)>,
+    manifest: PathBuf,
+    bin: String,
+}
+
+impl Host {
+    /// Start building a host for `manifest`, using the binary at `bin`.
+    pub fn builder(bin: &str, manifest: &Path) -> Builder {
+        Builder {
+            bin: bin.to_string(),
+            manifest: manifest.to_path_buf(),
+            env: Vec::new(),
+            state_dir: None,
+            runtime_config: None,
+            extra_args: Vec::new(),
+            build: true,
+        }
+    }
+
+    /// The full URL of a path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The host's output so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The host's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    fn wait_ready(&mut self, limit: Duration) -> Result<()> {
+        let start = Instant::now();
+        let addr = self.base.trim_start_matches("http://").to_string();
+        while start.elapsed() < limit {
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    bail!("wikiedge up exited early ({status}):\n{}", self.log());
+                }
+            }
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!(
+            "wikiedge up did not listen within {limit:?}:\n{}",
+            self.log()
+        )
+    }
+
+    /// Send SIGTERM and wait for the process to exit (at most `limit`).
+    pub fn terminate(&mut self, limit: Duration) -> Result<std::process::ExitStatus> {
+        let Some(mut child) = self.child.take() else {
+            bail!("not running")
+        };
+        // SAFETY-free: libc::kill is a plain syscall wrapper.
+        signal(child.id(), libc::SIGTERM);
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                bail!("wikiedge did not exit within {limit:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL the host: no chance to flush anything.
+    pub fn kill9(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Start a new host on the same manifest, state dir and environment.
+    pub fn restart(&mut self) -> Result<()> {
+        if self.child.is_some() {
+            self.terminate(Duration::from_secs(30))?;
+        }
+        let mut b = Host::builder(&self.bin, &self.manifest)
+            .state_dir(&self.state_dir)
+            .no_build();
+        for (k, v) in &self.builder_env {
+            b = b.env(k, v);
+        }
+        let mut new = b.start()?;
+        self.base = new.base.clone();
+        self.log_path = new.log_path.clone();
+        self.child = new.child.take();
+        Ok(())
+    }
+}
+
+#[allow(unsafe_code)]
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A response, fully read.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    /// Status code.
+    pub status: u16,
+    /// Headers (lower-case names).
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    /// A header value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    /// The body as JSON.
+    pub fn json(&self) -> Result<serde_json::Value> {
+        serde_json::from_slice(&self.body)
+            .with_context(|| format!("not JSON (status {}): {}", self.status, self.text()))
+    }
+}
+
+fn agent() -> &'static ureq::Agent {
+    static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
+    AGENT.get_or_init(|| {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .max_idle_connections_per_host(64)
+            .build()
+            .into()
+    })
+}
+
+/// Send one request. `headers` are `(name, value)` pairs.
+pub fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<Resp> {
+    let mut builder = http_request(method, url)?;
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    let req = builder.body(body.map(|b| b.to_vec()).unwrap_or_default())?;
+    let mut resp = agent()
+        .run(req)
+        .with_context(|| format!("{method} {url}"))?;
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let mut body = Vec::new();
+    resp.body_mut().as_reader().read_to_end(&mut body)?;
+    Ok(Resp {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn http_request(method: &str, url: &str) -> Result<ureq::http::request::Builder> {
+    Ok(ureq::http::Request::builder().method(method).uri(url))
+}
+
+/// GET a URL.
+pub fn get(url: &str, headers: &[(&str, &str)]) -> Result<Resp> {
+    request("GET", url, headers, None)
+}
+
+/// POST a body.
+pub fn post(url: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Resp> {
+    request("POST", url, headers, Some(body))
+}

@@ -1,0 +1,25 @@
+//! End-to-end tests: the real `wikiedge` host running real components.
+//! See tests/README.md.
+
+use std::path::PathBuf;
+use wikiedge_tests::{Host, repo_root};
+
+mod host;
+
+/// The freshly built host binary.
+pub const BIN: &str = env!("CARGO_BIN_EXE_wikiedge");
+
+/// The admin key the app tests run with.
+pub const ADMIN_KEY: &str = "e2e-admin-key-0123456789";
+
+/// The host test manifest.
+pub fn host_test_manifest() -> PathBuf {
+    repo_root().join("tests/host-test.toml")
+}
+
+/// Start the real application (`spin.toml`) with a fresh state dir.
+pub fn app() -> anyhow::Result<Host> {
+    Host::builder(BIN, &repo_root().join("spin.toml"))
+        .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
+        .start()
+}
