@@ -121,6 +121,12 @@ impl App {
                     };
                     registry.insert(label.as_str(), db.store(label));
                 }
+                StoreConfig::Redis(url) => {
+                    let store = crate::kv::redis::RedisStore::new(url).with_context(|| {
+                        format!("key-value store \"{label}\": invalid Redis URL")
+                    })?;
+                    registry.insert(label.as_str(), Arc::new(store));
+                }
             }
         }
 

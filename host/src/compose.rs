@@ -83,15 +83,14 @@ pub fn composed_bytes(manifest: &Manifest, id: &str) -> Result<Vec<u8>> {
                     })?;
                 let dep_imports: Vec<String> =
                     graph.types()[pkg.ty()].imports.keys().cloned().collect();
-                if !decl.dependencies_inherit_configuration {
-                    if let Some(cap) = dep_imports
+                if !decl.dependencies_inherit_configuration
+                    && let Some(cap) = dep_imports
                         .iter()
                         .find(|i| CAPABILITY_PREFIXES.iter().any(|p| i.starts_with(p)))
-                    {
-                        bail!(
-                            "dependency \"{import}\" of component `{id}` imports `{cap}`; set `dependencies_inherit_configuration = true` on [component.{id}] to give it this component's configuration (wikiedge does not support denying capabilities to dependencies)"
-                        );
-                    }
+                {
+                    bail!(
+                        "dependency \"{import}\" of component `{id}` imports `{cap}`; set `dependencies_inherit_configuration = true` on [component.{id}] to give it this component's configuration (wikiedge does not support denying capabilities to dependencies)"
+                    );
                 }
                 let pkg = graph.register_package(pkg)?;
                 let inst = graph.instantiate(pkg);

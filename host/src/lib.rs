@@ -5,7 +5,7 @@
 //! - [`manifest`]: parsing `spin.toml` (manifest v2).
 //! - [`router`]: Spin's route matching.
 //! - [`variables`]: application/component variables and `SPIN_VARIABLE_*`.
-//! - [`outbound`]: `allowed_outbound_hosts`.
+//! - [`outbound`]: the `allowed_outbound_hosts` allow-list.
 //! - [`kv`]: key-value stores (SQLite, in Spin's layout, with group commit).
 //! - [`kv_host`]: the component-facing bindings of key-value and variables.
 
@@ -14,6 +14,7 @@ pub mod build_cmd;
 pub mod compose;
 pub mod devkeys;
 pub mod engine;
+pub mod import;
 pub mod kv;
 pub mod kv_host;
 pub mod manifest;

@@ -24,6 +24,20 @@ struct Cli {
 enum Command {
     /// Serve the application (like `spin up`).
     Up(UpArgs),
+    /// Load a MediaWiki XML dump (.xml or .xml.bz2) into the article store.
+    Import {
+        /// The dump file.
+        dump: PathBuf,
+        /// The project id (dbname), e.g. enwiki; defaults to the dump's siteinfo.
+        #[arg(long)]
+        project: Option<String>,
+        /// The state directory of the store (`wikiedge up --state-dir`).
+        #[arg(long, default_value = ".spin")]
+        state_dir: PathBuf,
+        /// Do not print progress.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Run every component's build command (like `spin build`).
     Build {
         /// The manifest.
@@ -81,6 +95,21 @@ fn main() -> Result<()> {
             wikiedge_host::build_cmd::build(&manifest, &components)
         }
         Command::Up(args) => up(args),
+        Command::Import {
+            dump,
+            project,
+            state_dir,
+            quiet,
+        } => {
+            let mut args =
+                wikiedge_host::import::ImportArgs::new(dump, project).with_state_dir(state_dir);
+            args.progress = !quiet;
+            let summary = wikiedge_host::import::run(args)?;
+            if quiet {
+                println!("{summary}");
+            }
+            Ok(())
+        }
     }
 }
 

@@ -38,6 +38,12 @@ pub struct Router {
     base: String,
 }
 
+/// A route's specificity for one path, compared lexically.
+type Rank = Vec<u8>;
+
+/// Named segments captured from a path.
+type Params = Vec<(String, String)>;
+
 /// The outcome of routing one path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteMatch {
@@ -158,7 +164,7 @@ impl Router {
     /// Route a request path (without query string).
     pub fn route(&self, path: &str) -> Option<RouteMatch> {
         let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        let mut best: Option<(Vec<u8>, &Entry, Vec<(String, String)>)> = None;
+        let mut best: Option<(Rank, &Entry, Params)> = None;
         for e in &self.entries {
             let Some((rank, params)) = Self::match_entry(e, &parts) else {
                 continue;
@@ -180,7 +186,7 @@ impl Router {
 
     /// The rank of a route for these path segments, if it matches: one entry
     /// per segment (2 literal, 1 named, 0 wildcard), compared lexically.
-    fn match_entry(e: &Entry, parts: &[&str]) -> Option<(Vec<u8>, Vec<(String, String)>)> {
+    fn match_entry(e: &Entry, parts: &[&str]) -> Option<(Rank, Params)> {
         if parts.len() < e.segments.len() || (!e.wildcard && parts.len() != e.segments.len()) {
             return None;
         }

@@ -6,6 +6,10 @@
 //! [key_value_store.default]
 //! type = "spin"                    # SQLite; path relative to this file
 //! path = ".spin/sqlite_key_value.db"
+//!
+//! [key_value_store.shared]
+//! type = "redis"                   # Redis, stored as Spin's Redis store does
+//! url = "redis://127.0.0.1:6379"
 //! ```
 //!
 //! Without a file (or without an entry for `default`), the `default` store is
@@ -21,6 +25,8 @@ use std::path::{Path, PathBuf};
 pub enum StoreConfig {
     /// SQLite at this path.
     Sqlite(PathBuf),
+    /// Redis at this URL.
+    Redis(String),
 }
 
 /// The parsed runtime configuration.
@@ -72,11 +78,19 @@ impl RuntimeConfig {
                     let p = PathBuf::from(p);
                     StoreConfig::Sqlite(if p.is_absolute() { p } else { base.join(p) })
                 }
-                "redis" => bail!(
-                    "invalid runtime config {}: [key_value_store.{label}] type = \"redis\" (url {:?}) is not supported by this build of wikiedge yet",
-                    path.display(),
-                    store.url
-                ),
+                "redis" => match store.url {
+                    Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                        StoreConfig::Redis(url)
+                    }
+                    Some(url) => bail!(
+                        "invalid runtime config {}: [key_value_store.{label}] url = \"{url}\" must be a redis:// URL",
+                        path.display()
+                    ),
+                    None => bail!(
+                        "invalid runtime config {}: [key_value_store.{label}] type = \"redis\" needs `url`",
+                        path.display()
+                    ),
+                },
                 other => bail!(
                     "invalid runtime config {}: [key_value_store.{label}] type = \"{other}\" is not supported (use \"spin\")",
                     path.display()
@@ -119,6 +133,17 @@ mod tests {
             c.key_value_stores["default"],
             StoreConfig::Sqlite(PathBuf::from("/state/sqlite_key_value.db"))
         );
+        std::fs::write(
+            &file,
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:6390\"\n",
+        )?;
+        let c = RuntimeConfig::load(&file, Path::new("/s"))?;
+        assert_eq!(
+            c.key_value_stores["default"],
+            StoreConfig::Redis("redis://127.0.0.1:6390".into())
+        );
+        std::fs::write(&file, "[key_value_store.default]\ntype = \"redis\"\n")?;
+        assert!(RuntimeConfig::load(&file, Path::new("/s")).is_err());
         std::fs::write(&file, "[key_value_store.x]\ntype = \"mysql\"\n")?;
         assert!(RuntimeConfig::load(&file, Path::new("/s")).is_err());
         std::fs::remove_dir_all(&dir)?;

@@ -4,7 +4,13 @@
 use std::path::PathBuf;
 use wikiedge_tests::{Host, repo_root};
 
+mod articles;
+mod auth;
 mod host;
+mod journey;
+mod metering;
+mod quota;
+mod redis;
 
 /// The freshly built host binary.
 pub const BIN: &str = env!("CARGO_BIN_EXE_wikiedge");

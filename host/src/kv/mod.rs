@@ -5,6 +5,7 @@
 //! SQLite (the embedded default) and any other backend behave the same to a
 //! component. Every write a backend acknowledges is durable.
 
+pub mod redis;
 pub mod sqlite;
 
 use futures::future::BoxFuture;
@@ -28,6 +29,9 @@ pub enum KvError {
 /// Result alias for store operations.
 pub type KvResult<T> = Result<T, KvError>;
 
+/// Keys with their values (`None` where absent), as `get_many` returns them.
+pub type KeyValues = Vec<(String, Option<Vec<u8>>)>;
+
 /// One labelled key-value store.
 pub trait Store: Send + Sync + 'static {
     /// The value at `key`, if any.
@@ -41,10 +45,7 @@ pub trait Store: Send + Sync + 'static {
     /// All keys of the store.
     fn get_keys(&self) -> BoxFuture<'static, KvResult<Vec<String>>>;
     /// Values of many keys; absent keys are `None`.
-    fn get_many(
-        &self,
-        keys: Vec<String>,
-    ) -> BoxFuture<'static, KvResult<Vec<(String, Option<Vec<u8>>)>>>;
+    fn get_many(&self, keys: Vec<String>) -> BoxFuture<'static, KvResult<KeyValues>>;
     /// Set many keys (atomically in this backend; the interface promises less).
     fn set_many(&self, pairs: Vec<(String, Vec<u8>)>) -> BoxFuture<'static, KvResult<()>>;
     /// Delete many keys.

@@ -123,10 +123,10 @@ impl SqliteDatabase {
             None => open(&self.path, true).map_err(sql_err)?,
         };
         let out = f(&conn).map_err(sql_err);
-        if let Ok(mut pool) = self.readers.lock() {
-            if pool.len() < 16 {
-                pool.push(conn);
-            }
+        if let Ok(mut pool) = self.readers.lock()
+            && pool.len() < 16
+        {
+            pool.push(conn);
         }
         out
     }
@@ -315,10 +315,7 @@ impl Store for SqliteStore {
         futures::future::ready(r).boxed()
     }
 
-    fn get_many(
-        &self,
-        keys: Vec<String>,
-    ) -> BoxFuture<'static, KvResult<Vec<(String, Option<Vec<u8>>)>>> {
+    fn get_many(&self, keys: Vec<String>) -> BoxFuture<'static, KvResult<super::KeyValues>> {
         let r = self.db.with_reader(|c| {
             let mut stmt =
                 c.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?;

@@ -15,16 +15,25 @@
 //! - [`requests`]: the auth request bodies and their validation.
 //! - [`throttle`]: per-username login throttling.
 //! - [`keys`]: key-value key names.
+//! - [`session_record`]: the stored session with the account state verification needs.
+//! - [`session_index`]: an account's sessions, to propagate account changes.
+//! - [`directory`]: the list of usernames, for the admin listing.
+//! - [`wire`]: the JSON content type and the body size limit.
 
 pub mod account;
+pub mod directory;
 pub mod jwt;
 pub mod keys;
 pub mod password;
 pub mod requests;
+pub mod session_index;
+pub mod session_record;
 pub mod signing;
 pub mod throttle;
 pub mod token;
 pub mod username;
+pub mod verify;
+pub mod wire;
 
 pub use account::{Account, Role};
 pub use jwt::{Claims, TokenError, TokenType};

@@ -1,0 +1,102 @@
+//! The admin API: `POST|GET /v1/admin/accounts`,
+//! `GET|PATCH /v1/admin/accounts/{username}`.
+//!
+//! Authorised by `X-Admin-Key` (compared in constant time; a wrong key is a
+//! 401 and no Bearer fallback is tried) or by the Bearer token of an account
+//! whose current role is admin (403 otherwise).
+
+use wikiedge_core::auth::verify::admin_key_matches;
+use wikiedge_core::auth::{Account, CreateAccountRequest, PatchAccountRequest, password, username};
+use wikiedge_core::{Error, Result};
+
+use crate::kv::Kv;
+use crate::respond::{self, Reply};
+use crate::user::view;
+use crate::{config, records, verify};
+
+/// The credentials an admin request carries.
+pub struct Credentials<'a> {
+    /// The `X-Admin-Key` header.
+    pub admin_key: Option<&'a str>,
+    /// The `Authorization` header.
+    pub authorization: Option<&'a str>,
+}
+
+/// `Ok` if the request may use the admin API.
+pub async fn authorize(credentials: &Credentials<'_>) -> Result<()> {
+    if let Some(key) = credentials.admin_key {
+        let configured = config::admin_key().await?;
+        return if admin_key_matches(Some(key), configured) {
+            Ok(())
+        } else {
+            Err(Error::Unauthorized("Invalid admin key".into()))
+        };
+    }
+    let principal = verify::principal(credentials.authorization).await?;
+    if principal.role != "admin" {
+        return Err(Error::Forbidden(
+            "This action requires the admin role".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /v1/admin/accounts`: 201 with the account, 409 if it exists.
+pub async fn create(body: Vec<u8>) -> Result<Reply> {
+    let plans = config::plans().await?;
+    let request = CreateAccountRequest::parse(&body, plans)?;
+    let now = records::now();
+    let hash = password::hash(&request.password, &records::random::<16>()?)?;
+    let account = Account::new(&request.username, hash, request.role, &request.plan, now);
+    let mut kv = Kv::open().await?;
+    records::create_account(&mut kv, &account)?;
+    Ok(respond::json(201, &view(&account, plans, now)))
+}
+
+/// `GET /v1/admin/accounts`: every account, sorted by username.
+pub async fn list() -> Result<Reply> {
+    let plans = config::plans().await?;
+    let now = records::now();
+    let kv = Kv::open().await?;
+    let mut accounts = Vec::new();
+    for name in records::usernames(&kv).await? {
+        if let Some(account) = records::account(&kv, &name).await? {
+            accounts.push(view(&account, plans, now));
+        }
+    }
+    Ok(respond::json(200, &accounts))
+}
+
+fn not_found() -> Error {
+    Error::NotFound("Account not found".into())
+}
+
+/// `GET /v1/admin/accounts/{username}`.
+pub async fn get(name: &str) -> Result<Reply> {
+    let name = username::validate(name).map_err(|_| not_found())?;
+    let plans = config::plans().await?;
+    let kv = Kv::open().await?;
+    let account = records::account(&kv, &name).await?.ok_or_else(not_found)?;
+    Ok(respond::json(200, &view(&account, plans, records::now())))
+}
+
+/// `PATCH /v1/admin/accounts/{username}`: changes the account, then copies
+/// `disabled`, role and plan into every live session of it, so tokens
+/// already issued see the change on their next verification.
+pub async fn patch(name: &str, body: Vec<u8>) -> Result<Reply> {
+    let name = username::validate(name).map_err(|_| not_found())?;
+    let plans = config::plans().await?;
+    let request = PatchAccountRequest::parse(&body, plans)?;
+    let hash = match &request.password {
+        Some(pw) => Some(password::hash(pw, &records::random::<16>()?)?),
+        None => None,
+    };
+    let now = records::now();
+    let mut kv = Kv::open().await?;
+    let account = records::update_account(&mut kv, &name, |account| {
+        request.apply(account, hash.clone());
+        Ok(())
+    })?;
+    records::propagate(&mut kv, &account, now).await?;
+    Ok(respond::json(200, &view(&account, plans, now)))
+}

@@ -1,0 +1,177 @@
+//! Reading and writing the auth records.
+//!
+//! Key layout (store `default`):
+//!
+//! | key | value | written by |
+//! |---|---|---|
+//! | `account:{username}` | [`Account`] JSON | admin create (CAS, expected absent), admin patch and change-password (CAS) |
+//! | `account-directory` | [`Directory`] JSON: every username | admin create (CAS) |
+//! | `session:{id}` | [`SessionRecord`] JSON: the refresh-token record plus copies of the account's `disabled`, `role` and `plan` | login (set), refresh, revoke, admin patch (CAS) |
+//! | `sessions:{username}` | [`SessionIndex`] JSON: the account's sessions | login (CAS) |
+//! | `login-throttle:{username}` | [`LoginThrottle`](wikiedge_core::auth::LoginThrottle) JSON | login and change-password failures (set), login success (delete) |
+//!
+//! Verifying an access token reads only `session:{sid}`: the copies in the
+//! session record tell revocation, expiry, disabling, role and plan. To keep
+//! the copies true, an admin patch rewrites every session in the account's
+//! index, and login re-reads the account after indexing its new session
+//! (so a patch racing a login is seen by one of the two).
+
+use wikiedge_core::auth::directory::{self, Directory};
+use wikiedge_core::auth::session_index::{self, SessionIndex};
+use wikiedge_core::auth::session_record::SessionRecord;
+use wikiedge_core::auth::token::SESSION_RANDOM_LEN;
+use wikiedge_core::auth::{Account, Session, keys};
+use wikiedge_core::{Error, Result};
+
+use crate::kv::{Kv, Update};
+
+/// Fills `N` bytes from the WASI random source.
+pub fn random<const N: usize>() -> Result<[u8; N]> {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf).map_err(|e| Error::Internal(format!("random: {e}")))?;
+    Ok(buf)
+}
+
+/// The current time in unix seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Reads an account.
+pub async fn account(kv: &Kv, username: &str) -> Result<Option<Account>> {
+    kv.get(&keys::account(username))
+        .await?
+        .map(|b| Account::from_json(&b))
+        .transpose()
+}
+
+/// Creates an account unless one with its name exists (409), and lists it
+/// in the directory.
+pub fn create_account(kv: &mut Kv, account: &Account) -> Result<()> {
+    kv.update(&keys::account(&account.username), |current| match current {
+        Some(_) => Err(Error::Conflict(format!(
+            "account '{}' already exists",
+            account.username
+        ))),
+        None => Ok(Update::Write(account.to_json(), ())),
+    })?;
+    kv.update(directory::KEY, |current| {
+        let mut dir = current
+            .map(|b| Directory::from_json(&b))
+            .transpose()?
+            .unwrap_or_default();
+        Ok(if dir.insert(&account.username) {
+            Update::Write(dir.to_json(), ())
+        } else {
+            Update::Keep(())
+        })
+    })
+}
+
+/// The usernames in the directory.
+pub async fn usernames(kv: &Kv) -> Result<Vec<String>> {
+    Ok(kv
+        .get(directory::KEY)
+        .await?
+        .map(|b| Directory::from_json(&b))
+        .transpose()?
+        .unwrap_or_default()
+        .usernames)
+}
+
+/// Changes an existing account atomically (404 if there is none) and
+/// returns it as stored.
+pub fn update_account(
+    kv: &mut Kv,
+    username: &str,
+    mut f: impl FnMut(&mut Account) -> Result<()>,
+) -> Result<Account> {
+    kv.update(&keys::account(username), |current| {
+        let bytes = current.ok_or_else(|| Error::NotFound("Account not found".into()))?;
+        let mut account = Account::from_json(&bytes)?;
+        f(&mut account)?;
+        Ok(Update::Write(account.to_json(), account))
+    })
+}
+
+/// Reads a session record.
+pub async fn session(kv: &Kv, id: &str) -> Result<Option<SessionRecord>> {
+    kv.get(&keys::session(id))
+        .await?
+        .map(|b| SessionRecord::from_json(&b))
+        .transpose()
+}
+
+/// Changes a session record atomically; `f` returns whether it changed
+/// anything (an unchanged record is not written). `None` if there is no
+/// such session.
+pub fn update_session(
+    kv: &mut Kv,
+    id: &str,
+    mut f: impl FnMut(&mut SessionRecord) -> Result<bool>,
+) -> Result<Option<SessionRecord>> {
+    kv.update(&keys::session(id), |current| {
+        let Some(bytes) = current else {
+            return Ok(Update::Keep(None));
+        };
+        let mut record = SessionRecord::from_json(&bytes)?;
+        Ok(if f(&mut record)? {
+            Update::Write(record.to_json(), Some(record))
+        } else {
+            Update::Keep(Some(record))
+        })
+    })
+}
+
+/// Starts a session for `account`: stores it, indexes it (revoking any
+/// session evicted by the per-account cap), and re-reads the account so a
+/// concurrent patch is not missed. Returns the record and the refresh token.
+pub async fn start_session(
+    kv: &mut Kv,
+    account: &Account,
+    now: i64,
+) -> Result<(SessionRecord, String)> {
+    let (session, refresh_token) =
+        Session::create(&account.username, &random::<SESSION_RANDOM_LEN>()?, now);
+    let mut record = SessionRecord::new(session, account);
+    let id = record.session.id.clone();
+    kv.set(&keys::session(&id), &record.to_json()).await?;
+    let evicted = kv.update(&session_index::key(&account.username), |current| {
+        let mut index = current
+            .map(|b| SessionIndex::from_json(&b))
+            .transpose()?
+            .unwrap_or_default();
+        let evicted = index.add(&id, record.session.expires, now);
+        Ok(Update::Write(index.to_json(), evicted))
+    })?;
+    for old in evicted {
+        update_session(kv, &old, |r| {
+            r.session.revoke();
+            Ok(true)
+        })?;
+    }
+    if let Some(latest) = self::account(kv, &account.username).await?
+        && record.clone().sync(&latest)
+        && let Some(synced) = update_session(kv, &id, |r| Ok(r.sync(&latest)))?
+    {
+        record = synced;
+    }
+    Ok((record, refresh_token))
+}
+
+/// Copies the account's state into every live session of its index.
+pub async fn propagate(kv: &mut Kv, account: &Account, now: i64) -> Result<()> {
+    let index = kv
+        .get(&session_index::key(&account.username))
+        .await?
+        .map(|b| SessionIndex::from_json(&b))
+        .transpose()?
+        .unwrap_or_default();
+    for id in index.live_ids(now) {
+        update_session(kv, &id, |r| Ok(r.sync(account)))?;
+    }
+    Ok(())
+}

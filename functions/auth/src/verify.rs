@@ -1,0 +1,91 @@
+//! Access-token verification: the exported `wikiedge:api/auth#verify`, and
+//! the same check for this component's own Bearer-authenticated routes.
+//!
+//! Cost: no key-value access for a token refused by its form, signature,
+//! algorithm, issuer, audience, type or expiry (the public key is cached
+//! per instance), and exactly one read, `session:{sid}`, otherwise.
+
+use wikiedge_core::auth::jwt::{self, TokenError, TokenType};
+use wikiedge_core::auth::session_record::SessionRefusal;
+use wikiedge_core::auth::verify::bearer_token;
+use wikiedge_core::{Error, Result};
+
+use crate::exports::wikiedge::api::auth::{AuthError, Principal};
+use crate::kv::Kv;
+use crate::{config, records};
+
+/// Logs an internal failure and reports it as `unavailable`: the WIT
+/// contract has no other case for "our fault", and the caller answers 503.
+fn internal(err: &Error) -> AuthError {
+    eprintln!("auth: verify failed: {err:?}");
+    AuthError::Unavailable("authentication is unavailable".into())
+}
+
+/// Verifies an `Authorization` header value.
+pub async fn verify_header(authorization: &str) -> Result<Principal, AuthError> {
+    let token = bearer_token(Some(authorization)).map_err(|_| AuthError::Missing)?;
+    verify_token(token).await
+}
+
+/// Verifies a bare access token.
+pub async fn verify_token(token: &str) -> Result<Principal, AuthError> {
+    let verifier = config::verifier().await.map_err(|e| internal(&e))?;
+    let now = records::now();
+    let claims = jwt::verify_typed(
+        token,
+        &verifier.key,
+        &verifier.issuer.iss,
+        &verifier.issuer.aud,
+        TokenType::Access,
+        now,
+    )
+    .map_err(|e| match e {
+        TokenError::Expired => AuthError::Expired,
+        other => AuthError::Invalid(other.to_string()),
+    })?;
+    let kv = Kv::open().await.map_err(|e| internal(&e))?;
+    let record = records::session(&kv, &claims.sid)
+        .await
+        .map_err(|e| internal(&e))?
+        .ok_or(AuthError::Revoked)?;
+    record
+        .admit(&claims, now)
+        .map_err(|refusal| match refusal {
+            SessionRefusal::Unknown | SessionRefusal::Revoked => AuthError::Revoked,
+            SessionRefusal::Mismatch => AuthError::Invalid("token session is not valid".into()),
+            SessionRefusal::Expired => AuthError::Expired,
+            SessionRefusal::Disabled => AuthError::Disabled,
+        })?;
+    let role = match record.role {
+        wikiedge_core::auth::Role::Admin => "admin",
+        wikiedge_core::auth::Role::User => "user",
+    };
+    Ok(Principal {
+        account: claims.sub,
+        role: role.to_string(),
+        plan: record.plan,
+        session: claims.sid,
+    })
+}
+
+/// The HTTP error for a refused credential.
+pub fn to_error(err: AuthError) -> Error {
+    match err {
+        AuthError::Missing => Error::Unauthorized("Missing bearer token".into()),
+        AuthError::Invalid(message) => Error::Unauthorized(message),
+        AuthError::Expired => Error::Unauthorized("token has expired".into()),
+        AuthError::Revoked => Error::Unauthorized("token has been revoked".into()),
+        AuthError::Disabled => Error::Forbidden("The account is disabled".into()),
+        AuthError::Unavailable(message) => Error::Unavailable {
+            message,
+            retry_after: 1,
+        },
+    }
+}
+
+/// Verifies the request's `Authorization` header for an HTTP route.
+pub async fn principal(authorization: Option<&str>) -> Result<Principal> {
+    verify_header(authorization.unwrap_or(""))
+        .await
+        .map_err(to_error)
+}

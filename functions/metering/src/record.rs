@@ -1,0 +1,88 @@
+//! The exported `wikiedge:api/metering` interface: `record-usage`.
+//!
+//! Each event becomes the atomic increments of
+//! [`wikiedge_core::metering::increments`]: an admitted request adds 1 to
+//! `usage:{account}:{day}:{product}:admitted` and its body size to
+//! `...:bytes`; a denied one adds 1 to `...:denied`. When the count
+//! increment returns exactly 1, this is the first such event of the
+//! account, product and kind that day, and the monthly account index
+//! (`usage-accounts:{YYYY-MM}`) is merged with compare-and-swap; an
+//! instance also remembers the (account, month) pairs it has indexed and
+//! skips them. So an admitted request costs two increments (one without
+//! body bytes), plus a read (and at most one write) of the index a few
+//! times per account and day.
+//!
+//! Spin acknowledges a key-value write only after it is committed, so the
+//! event is durable when this returns `Ok`. Should a later increment fail
+//! after an earlier one succeeded, the error is returned and the earlier
+//! count stays (a retry by the caller could count it twice; callers do not
+//! retry).
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+
+use wikiedge_core::auth::username;
+use wikiedge_core::metering::index::{accounts_key, merge};
+use wikiedge_core::metering::{MeteredProduct, Outcome, increments};
+use wikiedge_core::quota::Month;
+
+use crate::exports::wikiedge::api::metering::UsageEvent;
+use crate::kv::{self, Update};
+use crate::now;
+
+/// Entries remembered before the set is cleared wholesale.
+const MAX_INDEXED: usize = 10_000;
+
+thread_local! {
+    static INDEXED: RefCell<HashSet<(String, String)>> = RefCell::new(HashSet::new());
+}
+
+fn storage_failed(err: wikiedge_core::Error) -> String {
+    eprintln!("wikiedge-metering: record-usage: {err:?}");
+    "usage storage is unavailable".to_string()
+}
+
+/// Records one event; see the module docs.
+pub fn record(event: UsageEvent) -> Result<(), String> {
+    let product: MeteredProduct = event.product.parse().map_err(|e| format!("{e}"))?;
+    let account = username::validate(&event.account).map_err(|e| format!("{e}"))?;
+    let outcome = if event.admitted {
+        Outcome::Admitted { bytes: event.bytes }
+    } else {
+        Outcome::Denied
+    };
+    let now = now();
+    let bucket = kv::open().map_err(storage_failed)?;
+    let mut first_today = false;
+    for (i, (key, delta)) in increments(&account, product, outcome, now)
+        .into_iter()
+        .enumerate()
+    {
+        let value = kv::increment(&bucket, &key, delta).map_err(storage_failed)?;
+        if i == 0 && value == delta {
+            first_today = true;
+        }
+    }
+    if first_today {
+        let month = Month::from_unix(now).to_string();
+        let pair = (account.clone(), month);
+        if INDEXED.with(|s| s.borrow().contains(&pair)) {
+            return Ok(());
+        }
+        kv::update(&bucket, &accounts_key(Month::from_unix(now)), |current| {
+            Ok(match merge(current.as_deref(), &account)? {
+                Some(bytes) => Update::Write(bytes, ()),
+                None => Update::Keep(()),
+            })
+        })
+        .map_err(storage_failed)?;
+        INDEXED.with(|s| {
+            let mut set = s.borrow_mut();
+            if set.len() >= MAX_INDEXED {
+                set.clear();
+            }
+            set.insert(pair);
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,608 @@
+//! `wikiedge import DUMP.xml[.bz2] --project enwiki [--state-dir .spin]`:
+//! loads a MediaWiki XML dump into the key-value store the host serves, so
+//! an offline machine answers `/v2/articles` with real articles.
+//!
+//! It writes the layout the articles component reads (see
+//! `functions/articles/src/store.rs`), into store `default` of
+//! `<state-dir>/sqlite_key_value.db` (Spin's `spin_key_value` table):
+//! - `article:{project}:{Title_Key}`: the WME Article JSON (compact);
+//! - `article-projects:{Title_Key}`: the title index, a JSON object of
+//!   project -> `{"rev": N, "fetched": UNIX_SECONDS}`, merged with the
+//!   entries of other projects already there.
+//!
+//! How:
+//! - One streaming pass over the dump (core `DumpReader` over a `BufReader`,
+//!   bz2 through `MultiBzDecoder`): memory is bounded by the largest page
+//!   plus the redirect map (target -> redirect titles), which grows with the
+//!   number of redirects only.
+//! - Articles are written with the redirects seen so far; redirects that
+//!   come after their target are folded in by a fix-up pass over the
+//!   redirect targets at the end (one read, and a write only when the list
+//!   changed).
+//! - Articles: non-redirect pages of the namespaces WME serves (0, 6, 10,
+//!   14). Redirect pages of any namespace are folded. Everything else is
+//!   counted as skipped.
+//! - Idempotent: an article whose stored index entry already has the dump's
+//!   revision is left as it is (its `fetched` time included), and the
+//!   fix-up writes only differences, so a re-run leaves the store unchanged.
+//! - Writes go through rusqlite directly in transactions of
+//!   [`BATCH_PAGES`] pages (WAL, `synchronous = NORMAL`), which is safe next
+//!   to a running `wikiedge up` (SQLite serialises writers; the busy timeout
+//!   waits).
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use wikiedge_core::article::dump::{DumpPage, DumpReader};
+use wikiedge_core::article::schema::Article;
+use wikiedge_core::article::transform::{ProjectContext, article_from_dump};
+use wikiedge_core::article::{title, wikitext};
+use wikiedge_core::projects::Registry;
+
+/// The key-value store the articles component opens.
+const STORE: &str = "default";
+/// Pages per write transaction.
+pub const BATCH_PAGES: u64 = 2_000;
+/// The namespaces WME serves articles from.
+const NAMESPACES: [i64; 4] = [0, 6, 10, 14];
+/// The site matrix, for dumps whose siteinfo lacks a base URL.
+const SITEMATRIX: &[u8] = include_bytes!("../../functions/articles/data/sitematrix.json");
+
+/// What to import, and where.
+#[derive(Debug, Clone)]
+pub struct ImportArgs {
+    /// The dump file (`.xml` or `.xml.bz2`).
+    pub dump: PathBuf,
+    /// The project id (dbname), e.g. `enwiki`; the dump's siteinfo when `None`.
+    pub project: Option<String>,
+    /// The state directory holding `sqlite_key_value.db` (`.spin` by default).
+    pub state_dir: PathBuf,
+    /// Print progress to stderr.
+    pub progress: bool,
+}
+
+impl ImportArgs {
+    /// Arguments with the defaults: state dir `.spin`, progress on.
+    pub fn new(dump: impl Into<PathBuf>, project: Option<String>) -> Self {
+        ImportArgs {
+            dump: dump.into(),
+            project,
+            state_dir: PathBuf::from(".spin"),
+            progress: true,
+        }
+    }
+}
+
+impl ImportArgs {
+    /// The same arguments with another state directory.
+    pub fn with_state_dir(mut self, state_dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = state_dir.into();
+        self
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportSummary {
+    /// Pages read from the dump.
+    pub pages: u64,
+    /// Article pages imported (written, or already current).
+    pub articles: u64,
+    /// Of those, articles written (new or changed).
+    pub written: u64,
+    /// Redirect pages folded into their targets.
+    pub redirects: u64,
+    /// Pages neither imported nor folded (other namespaces, unreadable).
+    pub skipped: u64,
+    /// Targets whose redirect list was completed after they were written.
+    pub fixed_up: u64,
+    /// Bytes of the dump file read.
+    pub file_bytes: u64,
+    /// Bytes of XML parsed (after decompression).
+    pub xml_bytes: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl ImportSummary {
+    /// Pages per second.
+    pub fn pages_per_sec(&self) -> f64 {
+        self.pages as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Megabytes (10^6) of XML parsed per second.
+    pub fn mb_per_sec(&self) -> f64 {
+        self.xml_bytes as f64 / 1e6 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+impl std::fmt::Display for ImportSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pages {}, articles {} ({} written), redirects {} ({} targets fixed up), skipped {}, \
+             elapsed {:.2}s, {:.0} pages/s, {:.1} MB/s of XML ({:.1} MB file)",
+            self.pages,
+            self.articles,
+            self.written,
+            self.redirects,
+            self.fixed_up,
+            self.skipped,
+            self.elapsed.as_secs_f64(),
+            self.pages_per_sec(),
+            self.mb_per_sec(),
+            self.file_bytes as f64 / 1e6,
+        )
+    }
+}
+
+/// One project's entry in the title index; the same JSON as the articles
+/// component's `store::Entry`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Entry {
+    rev: u64,
+    fetched: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    retry_at: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+type Index = BTreeMap<String, Entry>;
+
+fn index_key(display_title: &str) -> String {
+    format!("article-projects:{}", title::key_form(display_title))
+}
+
+/// Counts the bytes read through it.
+struct Counting<R> {
+    inner: R,
+    count: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// Opens the dump, decompressing `.bz2`, with byte counters on the file
+/// and on the XML.
+/// An opened dump: the XML stream and its byte counters.
+struct Opened {
+    input: Box<dyn BufRead>,
+    file_bytes: Rc<Cell<u64>>,
+    xml_bytes: Rc<Cell<u64>>,
+}
+
+fn open_dump(path: &Path) -> Result<Opened> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let file_bytes = Rc::new(Cell::new(0));
+    let xml_bytes = Rc::new(Cell::new(0));
+    let file = Counting {
+        inner: file,
+        count: file_bytes.clone(),
+    };
+    let xml: Box<dyn Read> = if path.extension().is_some_and(|e| e == "bz2") {
+        Box::new(bzip2::read::MultiBzDecoder::new(BufReader::with_capacity(
+            1 << 20,
+            file,
+        )))
+    } else {
+        Box::new(file)
+    };
+    let xml = Counting {
+        inner: xml,
+        count: xml_bytes.clone(),
+    };
+    Ok(Opened {
+        input: Box::new(BufReader::with_capacity(1 << 20, xml)),
+        file_bytes,
+        xml_bytes,
+    })
+}
+
+/// Opens (creating) the key-value database in Spin's layout.
+fn open_db(state_dir: &Path) -> Result<Connection> {
+    std::fs::create_dir_all(state_dir)
+        .with_context(|| format!("creating {}", state_dir.display()))?;
+    let path = state_dir.join("sqlite_key_value.db");
+    let conn = Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS spin_key_value (
+            store TEXT NOT NULL,
+            key   TEXT NOT NULL,
+            value BLOB NOT NULL,
+            PRIMARY KEY (store, key)
+        )",
+        [],
+    )?;
+    Ok(conn)
+}
+
+fn get(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+        .query_row(params![STORE, key], |row| row.get(0))
+        .optional()?)
+}
+
+fn set(conn: &Connection, key: &str, value: &[u8]) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![STORE, key, value])?;
+    Ok(())
+}
+
+/// The project context: the dump's siteinfo, else the site matrix.
+fn project_context(
+    reader: &DumpReader<Box<dyn BufRead>>,
+    project: Option<&str>,
+) -> Result<ProjectContext> {
+    let language = reader.language().unwrap_or_default().to_string();
+    let from_dump = reader
+        .siteinfo()
+        .and_then(|info| ProjectContext::from_siteinfo(info, &language));
+    let registry = || Registry::from_sitematrix(SITEMATRIX).context("embedded site matrix");
+    match (from_dump, project) {
+        (Some(ctx), None) => Ok(ctx),
+        (Some(mut ctx), Some(project)) => {
+            if ctx.identifier != project {
+                eprintln!(
+                    "import: the dump says it is {}; importing it as {project}",
+                    ctx.identifier
+                );
+                ctx.identifier = project.to_string();
+            }
+            if ctx.language.is_empty() {
+                ctx.language = registry()?
+                    .language_code(project)
+                    .map(str::to_string)
+                    .unwrap_or_default();
+            }
+            Ok(ctx)
+        }
+        (None, Some(project)) => ProjectContext::from_registry(&registry()?, project)
+            .with_context(|| format!("unknown project {project}")),
+        (None, None) => bail!("the dump has no siteinfo: pass --project"),
+    }
+}
+
+/// The normalised redirect target of a page, if it is a redirect.
+fn redirect_target(page: &DumpPage, first_letter_upper: bool) -> Option<String> {
+    let target = page.redirect.clone().or_else(|| {
+        let text = page.revision.as_ref()?.text.as_deref()?;
+        wikitext::redirect_target(text, &[]).map(|t| t.title)
+    })?;
+    let target = target.split('#').next().unwrap_or_default();
+    title::normalize(target, first_letter_upper).ok()
+}
+
+/// The state of one import run.
+struct Importer {
+    conn: Connection,
+    ctx: ProjectContext,
+    now: u64,
+    /// Target title -> redirect titles, in dump order.
+    redirects: BTreeMap<String, Vec<String>>,
+    summary: ImportSummary,
+}
+
+impl Importer {
+    /// Imports one article page (inside the open transaction).
+    fn article(&mut self, page: &DumpPage) -> Result<()> {
+        let upper = self.ctx.localisation.first_letter_upper;
+        let name = title::normalize(&page.title, upper).unwrap_or_else(|_| page.title.clone());
+        let redirects = self.redirects.get(&name).cloned().unwrap_or_default();
+        let article = match article_from_dump(page, &self.ctx, &redirects) {
+            Ok(article) => article,
+            Err(err) => {
+                eprintln!("import: skipping {}: {err}", page.title);
+                self.summary.skipped += 1;
+                return Ok(());
+            }
+        };
+        let rev = page.revision.as_ref().map_or(0, |r| r.id);
+        let key = index_key(&name);
+        let mut index: Index = get(&self.conn, &key)?
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        self.summary.articles += 1;
+        if index
+            .get(&self.ctx.identifier)
+            .is_some_and(|e| e.rev == rev)
+        {
+            return Ok(());
+        }
+        let json = serde_json::to_vec(&article)?;
+        set(
+            &self.conn,
+            &title::storage_key(&self.ctx.identifier, &name),
+            &json,
+        )?;
+        index.insert(
+            self.ctx.identifier.clone(),
+            Entry {
+                rev,
+                fetched: self.now,
+                retry_at: 0,
+            },
+        );
+        set(&self.conn, &key, &serde_json::to_vec(&index)?)?;
+        self.summary.written += 1;
+        Ok(())
+    }
+
+    /// Completes the redirect lists of targets written before their
+    /// redirects were seen.
+    fn fix_up(&mut self) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        for (target, redirects) in &self.redirects {
+            let key = title::storage_key(&self.ctx.identifier, target);
+            let Some(bytes) = get(&tx, &key)? else {
+                continue;
+            };
+            let Ok(mut article) = serde_json::from_slice::<Article>(&bytes) else {
+                continue;
+            };
+            let current: Vec<&str> = article.redirects.iter().map(|r| r.name.as_str()).collect();
+            if current == redirects.iter().map(String::as_str).collect::<Vec<_>>() {
+                continue;
+            }
+            article.redirects = redirects.iter().map(|r| self.ctx.link(r)).collect();
+            set(&tx, &key, &serde_json::to_vec(&article)?)?;
+            self.summary.fixed_up += 1;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// Runs an import; see the module docs.
+pub fn run(args: ImportArgs) -> Result<ImportSummary> {
+    let started = Instant::now();
+    let Opened {
+        input,
+        file_bytes,
+        xml_bytes,
+    } = open_dump(&args.dump)?;
+    let reader = DumpReader::new(input)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("reading {}", args.dump.display()))?;
+    let ctx = project_context(&reader, args.project.as_deref())?;
+    let conn = open_db(&args.state_dir)?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut importer = Importer {
+        conn,
+        ctx,
+        now,
+        redirects: BTreeMap::new(),
+        summary: ImportSummary {
+            pages: 0,
+            articles: 0,
+            written: 0,
+            redirects: 0,
+            skipped: 0,
+            fixed_up: 0,
+            file_bytes: 0,
+            xml_bytes: 0,
+            elapsed: Duration::ZERO,
+        },
+    };
+    let upper = importer.ctx.localisation.first_letter_upper;
+    let mut last_report = Instant::now();
+    importer.conn.execute_batch("BEGIN")?;
+    for page in reader {
+        let page = page.map_err(|e| anyhow::anyhow!("{e}")).with_context(|| {
+            format!(
+                "reading {} after {} pages",
+                args.dump.display(),
+                importer.summary.pages
+            )
+        })?;
+        importer.summary.pages += 1;
+        if let Some(target) = redirect_target(&page, upper) {
+            let list = importer.redirects.entry(target).or_default();
+            if !list.contains(&page.title) {
+                list.push(page.title.clone());
+            }
+            importer.summary.redirects += 1;
+        } else if NAMESPACES.contains(&page.namespace) && page.revision.is_some() {
+            importer.article(&page)?;
+        } else {
+            importer.summary.skipped += 1;
+        }
+        if importer.summary.pages.is_multiple_of(BATCH_PAGES) {
+            importer.conn.execute_batch("COMMIT; BEGIN")?;
+        }
+        if args.progress && last_report.elapsed() >= Duration::from_secs(2) {
+            last_report = Instant::now();
+            let secs = started.elapsed().as_secs_f64();
+            eprintln!(
+                "import: {} pages, {} articles, {} redirects ({:.0} pages/s, {:.1} MB/s)",
+                importer.summary.pages,
+                importer.summary.articles,
+                importer.summary.redirects,
+                importer.summary.pages as f64 / secs,
+                xml_bytes.get() as f64 / 1e6 / secs,
+            );
+        }
+    }
+    importer.conn.execute_batch("COMMIT")?;
+    importer.fix_up()?;
+    let mut summary = importer.summary;
+    summary.file_bytes = file_bytes.get();
+    summary.xml_bytes = xml_bytes.get();
+    summary.elapsed = started.elapsed();
+    if args.progress {
+        eprintln!("import: done: {summary}");
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/fixtures/dumps/enwiki-sample-206-pages.xml.bz2"
+    );
+
+    /// A temporary state directory, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> Self {
+            let dir = std::env::temp_dir().join(format!(
+                "wikiedge-import-{}-{}",
+                std::process::id(),
+                rand::random::<u64>()
+            ));
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn import(dir: &TempDir) -> Result<ImportSummary> {
+        run(ImportArgs {
+            dump: SAMPLE.into(),
+            project: Some("enwiki".into()),
+            state_dir: dir.0.clone(),
+            progress: false,
+        })
+    }
+
+    fn redirects_of(article: &serde_json::Value) -> Vec<&str> {
+        article["redirects"]
+            .as_array()
+            .map(|list| list.iter().filter_map(|r| r["name"].as_str()).collect())
+            .unwrap_or_default()
+    }
+
+    fn dump_store(dir: &TempDir) -> Result<Vec<(String, Vec<u8>)>> {
+        let conn = open_db(&dir.0)?;
+        let mut stmt =
+            conn.prepare("SELECT key, value FROM spin_key_value WHERE store = ?1 ORDER BY key")?;
+        let rows = stmt
+            .query_map([STORE], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    #[test]
+    fn imports_the_sample_dump_with_redirects_folded() -> Result<()> {
+        let dir = TempDir::new();
+        let summary = import(&dir)?;
+        assert_eq!(
+            (
+                summary.pages,
+                summary.articles,
+                summary.redirects,
+                summary.skipped
+            ),
+            (206, 106, 100, 0)
+        );
+        assert_eq!(summary.written, 106);
+        // ANOVA, Analysis of Variance and Astronomers and Astrophysicists
+        // come after their targets: two targets completed by the fix-up.
+        assert_eq!(summary.fixed_up, 2);
+        assert!(summary.xml_bytes > summary.file_bytes);
+
+        let conn = open_db(&dir.0)?;
+        let json = get(&conn, "article:enwiki:Anarchism")?.expect("Anarchism stored");
+        let article: serde_json::Value = serde_json::from_slice(&json)?;
+        assert_eq!(article["name"], "Anarchism");
+        assert_eq!(article["version"]["identifier"], 716551092);
+        assert_eq!(article["is_part_of"]["identifier"], "enwiki");
+        // None of Anarchism's redirects is among the sample's 206 pages.
+        assert!(redirects_of(&article).is_empty());
+        let index: Index =
+            serde_json::from_slice(&get(&conn, "article-projects:Anarchism")?.expect("index"))?;
+        assert_eq!(index["enwiki"].rev, 716551092);
+
+        // Redirects are folded into their targets, not stored as articles.
+        let stored = |title: &str| get(&conn, &title::storage_key("enwiki", title));
+        let afroasiatic: serde_json::Value =
+            serde_json::from_slice(&stored("Afroasiatic languages")?.expect("target stored"))?;
+        assert_eq!(
+            redirects_of(&afroasiatic),
+            ["AfroAsiaticLanguages", "Afro-asiatic languages"]
+        );
+        assert_eq!(
+            afroasiatic["redirects"][0]["url"],
+            "https://en.wikipedia.org/wiki/AfroAsiaticLanguages"
+        );
+        let ayn_rand: serde_json::Value =
+            serde_json::from_slice(&stored("Ayn Rand")?.expect("target stored"))?;
+        assert_eq!(redirects_of(&ayn_rand), ["AynRand"]);
+        assert!(stored("AynRand")?.is_none());
+        let anova: serde_json::Value =
+            serde_json::from_slice(&stored("Analysis of variance")?.expect("target stored"))?;
+        assert_eq!(redirects_of(&anova), ["ANOVA", "Analysis of Variance"]);
+        assert!(stored("AccessibleComputing")?.is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn importing_twice_leaves_the_same_store() -> Result<()> {
+        let dir = TempDir::new();
+        let first = import(&dir)?;
+        let before = dump_store(&dir)?;
+        let second = import(&dir)?;
+        assert_eq!(dump_store(&dir)?, before);
+        assert_eq!(
+            (
+                second.pages,
+                second.articles,
+                second.redirects,
+                second.skipped
+            ),
+            (first.pages, first.articles, first.redirects, first.skipped)
+        );
+        assert_eq!((second.written, second.fixed_up), (0, 0));
+        // 106 articles and their 106 index records.
+        assert_eq!(before.len(), 212);
+        Ok(())
+    }
+
+    /// Imports the sample and prints the summary; with
+    /// `WIKIEDGE_IMPORT_STATE_DIR` set it imports into that state directory
+    /// (to serve it with `wikiedge up --state-dir`). Run by hand:
+    /// `cargo test -p wikiedge --release --lib import -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "prints throughput; run by hand"]
+    fn reports_throughput_on_the_sample() -> Result<()> {
+        let dir = TempDir::new();
+        let state_dir = std::env::var_os("WIKIEDGE_IMPORT_STATE_DIR")
+            .map_or_else(|| dir.0.clone(), PathBuf::from);
+        let summary =
+            run(ImportArgs::new(SAMPLE, Some("enwiki".into())).with_state_dir(state_dir))?;
+        println!("{summary}");
+        Ok(())
+    }
+}

@@ -1,0 +1,222 @@
+//! A key-value backend on Redis, stored the way Spin's Redis store stores it.
+//!
+//! Like Spin's `key-value-redis`: keys are plain Redis keys (each labelled
+//! store has its own URL, so labels need no prefix), values are raw bytes,
+//! `increment` is `INCRBY` (so counters are stored as decimal text, which is
+//! what Spin's Redis store leaves behind too), and compare-and-swap uses
+//! `WATCH`/`MULTI`/`EXEC` on a dedicated connection. Unlike Spin's, a CAS
+//! whose transaction is aborted (because the key changed) reports the
+//! conflict instead of succeeding silently.
+//!
+//! When Redis is unreachable every operation fails promptly (commands time
+//! out after [`OP_TIMEOUT`]) with an error the components map to 503; the
+//! connection manager reconnects by itself when Redis is back.
+
+use super::{KvError, KvResult, Store};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long one Redis command may take before it counts as a failure.
+pub const OP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A Redis-backed store (cheap to clone; clones share one connection).
+#[derive(Clone)]
+pub struct RedisStore(Arc<Inner>);
+
+struct Inner {
+    client: redis::Client,
+    manager: tokio::sync::OnceCell<ConnectionManager>,
+    url: String,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> KvError {
+    KvError::Other(format!("redis unavailable: {e}"))
+}
+
+impl RedisStore {
+    /// A store for this `redis://` URL. Connects lazily.
+    pub fn new(url: &str) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url)?;
+        Ok(RedisStore(Arc::new(Inner {
+            client,
+            manager: tokio::sync::OnceCell::new(),
+            url: url.to_string(),
+        })))
+    }
+
+    /// The URL (for startup messages; it may hold a password, so callers
+    /// should print only the host part).
+    pub fn url(&self) -> &str {
+        &self.0.url
+    }
+
+    async fn conn(&self) -> KvResult<ConnectionManager> {
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(OP_TIMEOUT))
+            .set_response_timeout(Some(OP_TIMEOUT))
+            .set_number_of_retries(1);
+        let client = self.0.client.clone();
+        self.0
+            .manager
+            .get_or_try_init(|| async move {
+                tokio::time::timeout(
+                    OP_TIMEOUT * 2,
+                    client.get_connection_manager_with_config(config),
+                )
+                .await
+                .map_err(|_| unavailable("connect timed out"))?
+                .map_err(unavailable)
+            })
+            .await
+            .cloned()
+    }
+
+    async fn run<T>(
+        &self,
+        f: impl AsyncFnOnce(ConnectionManager) -> redis::RedisResult<T>,
+    ) -> KvResult<T> {
+        let conn = self.conn().await?;
+        match tokio::time::timeout(OP_TIMEOUT, f(conn)).await {
+            Ok(r) => r.map_err(unavailable),
+            Err(_) => Err(unavailable("command timed out")),
+        }
+    }
+
+    async fn cas(&self, key: String, expected: Option<Vec<u8>>, new: Vec<u8>) -> KvResult<bool> {
+        // A dedicated connection: WATCH is per connection.
+        let fut = async {
+            let mut conn = self
+                .0
+                .client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(unavailable)?;
+            redis::cmd("WATCH")
+                .arg(&key)
+                .exec_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            let current: Option<Vec<u8>> = conn.get(&key).await.map_err(unavailable)?;
+            if current != expected {
+                let _: redis::RedisResult<()> = redis::cmd("UNWATCH").query_async(&mut conn).await;
+                return Ok(false);
+            }
+            // EXEC answers nil when a watched key changed: the conflict.
+            let result: Option<(String,)> = redis::pipe()
+                .atomic()
+                .set(&key, new)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            Ok(result.is_some())
+        };
+        tokio::time::timeout(OP_TIMEOUT * 2, fut)
+            .await
+            .map_err(|_| unavailable("CAS timed out"))?
+    }
+}
+
+impl Store for RedisStore {
+    fn get(&self, key: String) -> BoxFuture<'static, KvResult<Option<Vec<u8>>>> {
+        let this = self.arc();
+        async move {
+            this.run(async |mut c| c.get::<_, Option<Vec<u8>>>(key).await)
+                .await
+        }
+        .boxed()
+    }
+
+    fn set(&self, key: String, value: Vec<u8>) -> BoxFuture<'static, KvResult<()>> {
+        let this = self.arc();
+        async move {
+            this.run(async |mut c| c.set::<_, _, ()>(key, value).await)
+                .await
+        }
+        .boxed()
+    }
+
+    fn delete(&self, key: String) -> BoxFuture<'static, KvResult<()>> {
+        let this = self.arc();
+        async move { this.run(async |mut c| c.del::<_, ()>(key).await).await }.boxed()
+    }
+
+    fn exists(&self, key: String) -> BoxFuture<'static, KvResult<bool>> {
+        let this = self.arc();
+        async move { this.run(async |mut c| c.exists::<_, bool>(key).await).await }.boxed()
+    }
+
+    fn get_keys(&self) -> BoxFuture<'static, KvResult<Vec<String>>> {
+        let this = self.arc();
+        async move {
+            this.run(async |mut c| c.keys::<_, Vec<String>>("*").await)
+                .await
+        }
+        .boxed()
+    }
+
+    fn get_many(&self, keys: Vec<String>) -> BoxFuture<'static, KvResult<super::KeyValues>> {
+        let this = self.arc();
+        async move {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let values: Vec<Option<Vec<u8>>> = this
+                .run(async |mut c| redis::cmd("MGET").arg(&keys).query_async(&mut c).await)
+                .await?;
+            Ok(keys.into_iter().zip(values).collect())
+        }
+        .boxed()
+    }
+
+    fn set_many(&self, pairs: Vec<(String, Vec<u8>)>) -> BoxFuture<'static, KvResult<()>> {
+        let this = self.arc();
+        async move {
+            if pairs.is_empty() {
+                return Ok(());
+            }
+            this.run(async |mut c| c.mset::<_, _, ()>(&pairs).await)
+                .await
+        }
+        .boxed()
+    }
+
+    fn delete_many(&self, keys: Vec<String>) -> BoxFuture<'static, KvResult<()>> {
+        let this = self.arc();
+        async move {
+            if keys.is_empty() {
+                return Ok(());
+            }
+            this.run(async |mut c| c.del::<_, ()>(keys).await).await
+        }
+        .boxed()
+    }
+
+    fn increment(&self, key: String, delta: i64) -> BoxFuture<'static, KvResult<i64>> {
+        let this = self.arc();
+        async move {
+            this.run(async |mut c| c.incr::<_, _, i64>(key, delta).await)
+                .await
+        }
+        .boxed()
+    }
+
+    fn compare_and_swap(
+        &self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        new: Vec<u8>,
+    ) -> BoxFuture<'static, KvResult<bool>> {
+        let this = self.arc();
+        async move { this.cas(key, expected, new).await }.boxed()
+    }
+}
+
+impl RedisStore {
+    fn arc(&self) -> RedisStore {
+        self.clone()
+    }
+}

@@ -1,0 +1,342 @@
+//! The On-demand API (`functions/articles`) through the real host and the
+//! real auth, quota and metering components: articles imported from the
+//! real sample dump, articles fetched from a mock upstream MediaWiki, and
+//! the metadata routes.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use wikiedge_host::import::{ImportArgs, run as import};
+use wikiedge_tests::{Host, TempDir, fixtures, get, post, repo_root};
+
+use crate::{ADMIN_KEY, BIN};
+
+/// Creates an account and returns an `Authorization` header value for it.
+fn bearer(host: &Host, username: &str) -> Result<String> {
+    let password = "correct horse battery staple";
+    let body = serde_json::json!({"username": username, "password": password}).to_string();
+    let created = post(
+        &host.url("/v1/admin/accounts"),
+        &[
+            ("x-admin-key", ADMIN_KEY),
+            ("content-type", "application/json"),
+        ],
+        body.as_bytes(),
+    )?;
+    anyhow::ensure!(created.status == 201, "create account: {}", created.text());
+    let login = post(
+        &host.url("/v1/login"),
+        &[("content-type", "application/json")],
+        body.as_bytes(),
+    )?;
+    let token = login.json()?["access_token"]
+        .as_str()
+        .context("access_token")?
+        .to_string();
+    Ok(format!("Bearer {token}"))
+}
+
+/// Starts the app on a state dir holding the imported sample dump.
+fn app_with_sample(env: &[(&str, &str)]) -> Result<(TempDir, Host)> {
+    let state = TempDir::new("articles")?;
+    let summary = import(
+        ImportArgs::new(
+            fixtures().join("dumps/enwiki-sample-206-pages.xml.bz2"),
+            Some("enwiki".into()),
+        )
+        .with_state_dir(state.path()),
+    )?;
+    assert_eq!(
+        (summary.pages, summary.articles, summary.redirects),
+        (206, 106, 100)
+    );
+    let mut builder = Host::builder(BIN, &repo_root().join("spin.toml"))
+        .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
+        .state_dir(state.path());
+    for (k, v) in env {
+        builder = builder.env(k, v);
+    }
+    let host = builder.start()?;
+    Ok((state, host))
+}
+
+#[test]
+fn imported_articles_are_served_with_etag_quota_headers_and_metering() -> Result<()> {
+    let (_state, host) = app_with_sample(&[])?;
+    let auth = bearer(&host, "reader")?;
+    let auth = auth.as_str();
+
+    let r = get(&host.url("/v2/articles/Anarchism"), &[])?;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()?["status"], 401);
+
+    let r = get(
+        &host.url("/v2/articles/Anarchism"),
+        &[("authorization", auth)],
+    )?;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("etag"), Some("\"716551092\""));
+    assert!(r.header("ratelimit").is_some() && r.header("ratelimit-policy").is_some());
+    let articles = r.json()?;
+    assert_eq!(articles.as_array().map(Vec::len), Some(1));
+    assert_eq!(articles[0]["name"], "Anarchism");
+    assert_eq!(articles[0]["is_part_of"]["identifier"], "enwiki");
+    assert!(
+        articles[0]["abstract"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("Anarchism is a political philosophy")
+    );
+
+    // A matching If-None-Match is a 304 with no body and costs no quota.
+    let before = r.header("ratelimit").unwrap_or("").to_string();
+    let r = get(
+        &host.url("/v2/articles/Anarchism"),
+        &[("authorization", auth), ("if-none-match", "\"716551092\"")],
+    )?;
+    assert_eq!(r.status, 304);
+    assert!(r.body.is_empty());
+    let monthly = |h: &str| h.split(',').next().unwrap_or("").to_string();
+    assert_eq!(
+        monthly(r.header("ratelimit").unwrap_or("")),
+        monthly(&before)
+    );
+
+    // Lower-case first letter, fields and NDJSON.
+    let r = get(
+        &host.url("/v2/articles/anarchism?fields=name,version.identifier"),
+        &[("authorization", auth), ("accept", "application/x-ndjson")],
+    )?;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/x-ndjson"));
+    assert_eq!(
+        r.text(),
+        "{\"name\":\"Anarchism\",\"version\":{\"identifier\":716551092}}\n"
+    );
+
+    // POST with a project filter; redirects folded into their target.
+    let body = br#"{"fields": ["name", "redirects.name"], "filters": [{"field": "is_part_of.identifier", "value": "enwiki"}]}"#;
+    let r = post(
+        &host.url("/v2/articles/Ayn_Rand"),
+        &[("authorization", auth)],
+        body,
+    )?;
+    assert_eq!(
+        r.json()?,
+        serde_json::json!([{"name": "Ayn Rand", "redirects": [{"name": "AynRand"}]}])
+    );
+
+    // Structured contents: sections from the wikitext.
+    let r = get(
+        &host.url("/v2/structured-contents/Anarchism?fields=article_sections.name"),
+        &[("authorization", auth)],
+    )?;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()?[0]["article_sections"][1]["name"],
+        "Etymology and terminology"
+    );
+
+    // Validation errors are 422 with the WME body.
+    let r = post(
+        &host.url("/v2/articles/Anarchism"),
+        &[("authorization", auth)],
+        br#"{"limit": 11}"#,
+    )?;
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        r.json()?,
+        serde_json::json!({"status": 422, "message": "limit must be between 1 and 10"})
+    );
+
+    // Usage: three admitted on-demand calls (the 304 and the 422 are free), one structured.
+    let usage = get(&host.url("/v1/usage"), &[("authorization", auth)])?.json()?;
+    let count = |product: &str| {
+        usage["usage"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|row| row["product"] == product)
+            .map(|row| row["admitted"].as_u64().unwrap_or(0))
+            .sum::<u64>()
+    };
+    assert_eq!(
+        (count("ondemand"), count("structured-contents")),
+        (3, 1),
+        "{usage}"
+    );
+    Ok(())
+}
+
+/// A mock MediaWiki serving one page, `Squirrel`, that can be switched off.
+struct MockWiki {
+    url: String,
+    down: Arc<AtomicBool>,
+    hits: Arc<AtomicUsize>,
+}
+
+const REST: &str = r#"{"id": 28492, "key": "Squirrel", "title": "Squirrel",
+    "latest": {"id": 1171934824, "timestamp": "2023-08-24T01:14:42Z"}, "content_model": "wikitext",
+    "license": {"url": "https://creativecommons.org/licenses/by-sa/4.0/", "title": "CC BY-SA 4.0"},
+    "html": "<p>Squirrels are members of the family Sciuridae.</p>"}"#;
+const SOURCE: &str = r#"{"id": 28492, "key": "Squirrel", "title": "Squirrel",
+    "latest": {"id": 1171934824, "timestamp": "2023-08-24T01:14:42Z"}, "content_model": "wikitext",
+    "source": "'''Squirrels''' are members of the family [[Sciuridae]].\n\n== Etymology ==\nFrom Greek."}"#;
+const ACTION: &str = r#"{"batchcomplete": true, "query": {"pages": [{"pageid": 28492, "ns": 0,
+    "title": "Squirrel", "pagelanguage": "en", "lastrevid": 1171934824,
+    "categories": [{"ns": 14, "title": "Category:Sciuridae"}],
+    "redirects": [{"pageid": 63522, "ns": 0, "title": "Squirrels"}],
+    "pageprops": {"wikibase_item": "Q9482"}}]}}"#;
+
+impl MockWiki {
+    fn start() -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let down = Arc::new(AtomicBool::new(false));
+        let hits = Arc::new(AtomicUsize::new(0));
+        let (d, h) = (down.clone(), hits.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let (down, hits) = (d.clone(), h.clone());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 8192];
+                    let n = stream.read(&mut buf).unwrap_or(0);
+                    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    if down.load(Ordering::SeqCst) {
+                        // Slower than any timeout the test configures.
+                        std::thread::sleep(Duration::from_secs(5));
+                    }
+                    let (status, body) = if path == "/w/rest.php/v1/page/Squirrel/with_html" {
+                        ("200 OK", REST)
+                    } else if path == "/w/rest.php/v1/page/Squirrel" {
+                        ("200 OK", SOURCE)
+                    } else if path.starts_with("/w/api.php?") && path.ends_with("titles=Squirrel") {
+                        ("200 OK", ACTION)
+                    } else if path.starts_with("/w/api.php?") {
+                        (
+                            "200 OK",
+                            r#"{"query": {"pages": [{"ns": 0, "title": "X", "missing": true}]}}"#,
+                        )
+                    } else {
+                        ("404 Not Found", r#"{"httpCode": 404}"#)
+                    };
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                });
+            }
+        });
+        Ok(MockWiki { url, down, hits })
+    }
+}
+
+#[test]
+fn uncached_articles_come_from_upstream_and_stale_copies_survive_an_outage() -> Result<()> {
+    let wiki = MockWiki::start()?;
+    let overrides = format!("{{\"enwiki\":\"{}\"}}", wiki.url);
+    let (_state, host) = app_with_sample(&[
+        ("SPIN_VARIABLE_UPSTREAM_OVERRIDES", &overrides),
+        ("SPIN_VARIABLE_ARTICLE_MAX_AGE", "1"),
+        ("SPIN_VARIABLE_UPSTREAM_TIMEOUT_MS", "500"),
+    ])?;
+    let auth = bearer(&host, "fetcher")?;
+    let auth = auth.as_str();
+
+    let r = get(
+        &host.url("/v2/articles/Squirrel"),
+        &[("authorization", auth)],
+    )?;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("etag"), Some("\"1171934824\""));
+    assert!(r.header("warning").is_none());
+    let article = &r.json()?[0];
+    assert_eq!(article["url"], "https://en.wikipedia.org/wiki/Squirrel");
+    assert_eq!(article["main_entity"]["identifier"], "Q9482");
+    assert_eq!(article["redirects"][0]["name"], "Squirrels");
+    assert!(
+        article["abstract"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("Squirrels are members")
+    );
+
+    // Unknown upstream: 404 with the WME body.
+    let r = get(
+        &host.url("/v2/articles/No_such_page"),
+        &[("authorization", auth)],
+    )?;
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(r.json()?["status"], 404);
+
+    // Upstream goes slow: the stale copy is served within the time bound.
+    wiki.down.store(true, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(2100));
+    let started = std::time::Instant::now();
+    let r = get(
+        &host.url("/v2/articles/Squirrel"),
+        &[("authorization", auth)],
+    )?;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("warning"), Some("110 - \"Response is Stale\""));
+    assert_eq!(r.json()?[0]["name"], "Squirrel");
+
+    // Nothing cached and upstream slow: 504, never a hang.
+    let r = get(
+        &host.url("/v2/articles/Other_page"),
+        &[("authorization", auth)],
+    )?;
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert!(wiki.hits.load(Ordering::SeqCst) > 3);
+    Ok(())
+}
+
+#[test]
+fn metadata_routes_need_a_token_and_serve_the_site_matrix() -> Result<()> {
+    let (_state, host) = app_with_sample(&[])?;
+    assert_eq!(get(&host.url("/v2/projects"), &[])?.status, 401);
+    let auth = bearer(&host, "meta")?;
+    let auth = auth.as_str();
+    let r = get(&host.url("/v2/projects/enwiki"), &[("authorization", auth)])?;
+    assert_eq!(r.status, 200);
+    assert!(r.header("ratelimit").is_some());
+    let project = r.json()?;
+    assert_eq!(
+        (project["identifier"].as_str(), project["url"].as_str()),
+        (Some("enwiki"), Some("https://en.wikipedia.org"))
+    );
+    let codes = get(
+        &host.url("/v2/codes?fields=identifier"),
+        &[("authorization", auth)],
+    )?
+    .json()?;
+    assert_eq!(codes[0], serde_json::json!({"identifier": "wiki"}));
+    let r = get(&host.url("/v2/namespaces/14"), &[("authorization", auth)])?;
+    assert_eq!(r.json()?["name"], "Category");
+    let r = get(
+        &host.url("/v2/languages/zz-none"),
+        &[("authorization", auth)],
+    )?;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()?["status"], 404);
+    // Metadata is free: the on-demand allowance is untouched.
+    let usage = get(&host.url("/v1/usage"), &[("authorization", auth)])?.json()?;
+    assert!(
+        usage["usage"].as_array().is_none_or(|rows| rows.is_empty()),
+        "{usage}"
+    );
+    Ok(())
+}

@@ -1,0 +1,399 @@
+//! The auth function (`functions/auth`) through the real host: login,
+//! refresh, revoke, change-password, get-user, the admin API, the exported
+//! `verify` semantics as seen over HTTP, and the attacks that must fail.
+//!
+//! The app runs from a manifest holding only the auth part of `spin.toml`
+//! (so these tests do not depend on the other functions building), with a
+//! signing key the tests know, so they can sign tokens that are wrong in
+//! exactly one claim.
+
+use anyhow::{Context, Result};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use wikiedge_core::auth::jwt::{self, Claims};
+use wikiedge_core::auth::signing;
+
+use wikiedge_tests::{Host, Resp, post, repo_root, request, target_dir};
+
+use crate::{ADMIN_KEY, BIN};
+
+const SEED: [u8; 32] = [42; 32];
+const JSON: (&str, &str) = ("content-type", "application/json");
+const ADMIN: (&str, &str) = ("x-admin-key", ADMIN_KEY);
+
+/// The auth-only manifest: `spin.toml` up to the quota section, with an
+/// absolute component path. Written once per run to a fixed path, so the
+/// harness builds the component once.
+fn auth_manifest() -> Result<PathBuf> {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    if let Some(path) = PATH.get() {
+        return Ok(path.clone());
+    }
+    let manifest = std::fs::read_to_string(repo_root().join("spin.toml"))?;
+    let auth_part = manifest
+        .split("# ---- quota")
+        .next()
+        .context("spin.toml has no quota section")?
+        .replace(
+            "source = \"target/",
+            &format!("source = \"{}/", target_dir().display()),
+        );
+    let dir = target_dir().join("e2e-tmp");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("auth-only.toml");
+    std::fs::write(&path, auth_part)?;
+    Ok(PATH.get_or_init(|| path).clone())
+}
+
+/// Starts the auth app with a fresh state dir and the tests' signing key.
+fn auth_app() -> Result<Host> {
+    let key = signing::generate(SEED);
+    Host::builder(BIN, &auth_manifest()?)
+        .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
+        .env(
+            "SPIN_VARIABLE_JWT_PRIVATE_KEY",
+            &URL_SAFE_NO_PAD.encode(SEED),
+        )
+        .env(
+            "SPIN_VARIABLE_JWT_PUBLIC_KEY",
+            &signing::public_key_b64(&key.verifying_key()),
+        )
+        .start()
+}
+
+fn post_json(host: &Host, path: &str, headers: &[(&str, &str)], body: &str) -> Result<Resp> {
+    let mut all = vec![JSON];
+    all.extend_from_slice(headers);
+    post(&host.url(path), &all, body.as_bytes())
+}
+
+fn create(host: &Host, username: &str, password: &str, role: &str) -> Result<Resp> {
+    let body = serde_json::json!({"username": username, "password": password, "role": role});
+    post_json(host, "/v1/admin/accounts", &[ADMIN], &body.to_string())
+}
+
+/// Logs in and returns the response body.
+fn login(host: &Host, username: &str, password: &str) -> Result<serde_json::Value> {
+    let body = serde_json::json!({"username": username, "password": password}).to_string();
+    let resp = post_json(host, "/v1/login", &[], &body)?;
+    anyhow::ensure!(resp.status == 200, "login: {} {}", resp.status, resp.text());
+    resp.json()
+}
+
+fn field(v: &serde_json::Value, name: &str) -> Result<String> {
+    Ok(v[name].as_str().context(name.to_string())?.to_string())
+}
+
+fn get_user(host: &Host, token: &str) -> Result<Resp> {
+    let auth = format!("Bearer {token}");
+    post(&host.url("/v1/get-user"), &[("authorization", &auth)], b"")
+}
+
+/// Asserts the status and the WME error body.
+fn check(resp: &Resp, status: u16) -> Result<()> {
+    anyhow::ensure!(
+        resp.status == status,
+        "want {status}, got {} {}",
+        resp.status,
+        resp.text()
+    );
+    if status >= 400 {
+        let body = resp.json()?;
+        anyhow::ensure!(body["status"] == status, "error body {body}");
+        anyhow::ensure!(body["message"].is_string(), "error body {body}");
+        anyhow::ensure!(
+            resp.header("content-type") == Some("application/json"),
+            "content type"
+        );
+    }
+    Ok(())
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn claims_of(token: &str) -> Result<Claims> {
+    let payload = token.split('.').nth(1).context("payload")?;
+    Ok(serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload)?)?)
+}
+
+fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+    let mut block = [0u8; 64];
+    block[..key.len().min(64)].copy_from_slice(&key[..key.len().min(64)]);
+    let inner: Vec<u8> = block.iter().map(|b| b ^ 0x36).collect();
+    let outer: Vec<u8> = block.iter().map(|b| b ^ 0x5c).collect();
+    let inner_hash = Sha256::new()
+        .chain_update(&inner)
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(&outer)
+        .chain_update(inner_hash)
+        .finalize()
+        .to_vec()
+}
+
+#[test]
+fn login_refresh_and_revoke_follow_wme_and_revocation_kills_every_access_token() -> Result<()> {
+    let host = auth_app()?;
+    check(&create(&host, "Alice", "alice-password", "user")?, 201)?;
+    let tokens = login(&host, "ALICE", "alice-password")?;
+    assert_eq!(tokens["expires_in"], 86_400);
+    let access = field(&tokens, "access_token")?;
+    let refresh = field(&tokens, "refresh_token")?;
+    let user = get_user(&host, &access)?;
+    check(&user, 200)?;
+    assert_eq!(user.json()?["username"], "alice");
+    assert_eq!(user.json()?["limits"]["monthly"]["ondemand"], 50_000);
+    assert!(!user.text().contains("argon2"));
+
+    let body = serde_json::json!({"username": "Alice", "refresh_token": refresh}).to_string();
+    let refreshed = post_json(&host, "/v1/token-refresh", &[], &body)?;
+    check(&refreshed, 200)?;
+    let access2 = field(&refreshed.json()?, "access_token")?;
+    assert!(refreshed.json()?.get("refresh_token").is_none());
+    check(&get_user(&host, &access2)?, 200)?;
+
+    let revoke = serde_json::json!({"refresh_token": refresh}).to_string();
+    check(&post_json(&host, "/v1/token-revoke", &[], &revoke)?, 204)?;
+    check(&get_user(&host, &access)?, 401)?;
+    check(&get_user(&host, &access2)?, 401)?;
+    check(&post_json(&host, "/v1/token-refresh", &[], &body)?, 401)?;
+    // Another session of the same account is untouched.
+    let other = login(&host, "alice", "alice-password")?;
+    check(&get_user(&host, &field(&other, "access_token")?)?, 200)?;
+    Ok(())
+}
+
+#[test]
+fn a_refresh_token_allows_90_refreshes_and_the_91st_is_429() -> Result<()> {
+    let host = auth_app()?;
+    check(&create(&host, "bob", "bob-password", "user")?, 201)?;
+    let refresh = field(&login(&host, "bob", "bob-password")?, "refresh_token")?;
+    let body = serde_json::json!({"username": "bob", "refresh_token": refresh}).to_string();
+    for i in 1..=90 {
+        let resp = post_json(&host, "/v1/token-refresh", &[], &body)?;
+        anyhow::ensure!(resp.status == 200, "refresh {i}: {}", resp.text());
+    }
+    let resp = post_json(&host, "/v1/token-refresh", &[], &body)?;
+    check(&resp, 429)?;
+    assert_eq!(
+        resp.json()?["message"],
+        "Refresh tokens limit has been exceeded"
+    );
+    Ok(())
+}
+
+#[test]
+fn forged_expired_and_foreign_tokens_are_refused() -> Result<()> {
+    let host = auth_app()?;
+    check(&create(&host, "carol", "carol-password", "user")?, 201)?;
+    let tokens = login(&host, "carol", "carol-password")?;
+    let access = field(&tokens, "access_token")?;
+    let parts: Vec<&str> = access.split('.').collect();
+    let claims = claims_of(&access)?;
+    let key = signing::generate(SEED);
+    let public = signing::public_key_b64(&key.verifying_key());
+
+    let none = format!("{}.{}.", b64(br#"{"alg":"none","typ":"JWT"}"#), parts[1]);
+    let hs_input = format!("{}.{}", b64(br#"{"alg":"HS256","typ":"JWT"}"#), parts[1]);
+    let hs256 = format!(
+        "{hs_input}.{}",
+        b64(&hmac_sha256(public.as_bytes(), hs_input.as_bytes()))
+    );
+    let mut admin = claims.clone();
+    admin.role = wikiedge_core::auth::Role::Admin;
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(&serde_json::to_vec(&admin)?),
+        parts[2]
+    );
+    let mut expired = claims.clone();
+    expired.iat -= 100;
+    expired.exp = expired.iat + 1;
+    let mut aud = claims.clone();
+    aud.aud = "someone-else".into();
+    let mut iss = claims.clone();
+    iss.iss = "evil".into();
+    let other_key = signing::generate([1; 32]);
+    let cases = [
+        ("alg none", none),
+        ("HS256 with the public key", hs256),
+        ("tampered payload", tampered),
+        ("expired", jwt::sign(&expired, &key)),
+        ("wrong audience", jwt::sign(&aud, &key)),
+        ("wrong issuer", jwt::sign(&iss, &key)),
+        ("another key", jwt::sign(&claims, &other_key)),
+        ("id token", field(&tokens, "id_token")?),
+    ];
+    for (what, token) in cases {
+        let resp = get_user(&host, &token)?;
+        check(&resp, 401).with_context(|| what.to_string())?;
+    }
+    check(&get_user(&host, &access)?, 200)?;
+    let missing = post(&host.url("/v1/get-user"), &[], b"")?;
+    check(&missing, 401)?;
+    Ok(())
+}
+
+#[test]
+fn admin_routes_need_the_admin_key_or_a_current_admin_token() -> Result<()> {
+    let host = auth_app()?;
+    check(&create(&host, "root", "root-password", "admin")?, 201)?;
+    check(&create(&host, "dave", "dave-password", "user")?, 201)?;
+    check(&create(&host, "DAVE", "dave-password", "user")?, 409)?;
+    let wrong_key = post_json(
+        &host,
+        "/v1/admin/accounts",
+        &[("x-admin-key", "guess")],
+        r#"{"username":"eve","password":"eve-password"}"#,
+    )?;
+    check(&wrong_key, 401)?;
+
+    let dave = field(&login(&host, "dave", "dave-password")?, "access_token")?;
+    let dave_auth = format!("Bearer {dave}");
+    let patch = |auth: &str, body: &str| {
+        request(
+            "PATCH",
+            &host.url("/v1/admin/accounts/root"),
+            &[JSON, ("authorization", auth)],
+            Some(body.as_bytes()),
+        )
+    };
+    check(&patch(&dave_auth, r#"{"role":"user"}"#)?, 403)?;
+    let list = request(
+        "GET",
+        &host.url("/v1/admin/accounts"),
+        &[("authorization", &dave_auth)],
+        None,
+    )?;
+    check(&list, 403)?;
+
+    let root = field(&login(&host, "root", "root-password")?, "access_token")?;
+    let root_auth = format!("Bearer {root}");
+    let list = request(
+        "GET",
+        &host.url("/v1/admin/accounts"),
+        &[("authorization", &root_auth)],
+        None,
+    )?;
+    check(&list, 200)?;
+    let names: Vec<String> = list
+        .json()?
+        .as_array()
+        .context("array")?
+        .iter()
+        .filter_map(|a| a["username"].as_str().map(String::from))
+        .collect();
+    assert_eq!(names, ["dave", "root"]);
+
+    // Disabling an account stops its live tokens at once; enabling restores them.
+    let disable = request(
+        "PATCH",
+        &host.url("/v1/admin/accounts/Dave"),
+        &[JSON, ("authorization", &root_auth)],
+        Some(br#"{"disabled":true}"#),
+    )?;
+    check(&disable, 200)?;
+    check(&get_user(&host, &dave)?, 403)?;
+    let body = r#"{"username":"dave","password":"dave-password"}"#;
+    check(&post_json(&host, "/v1/login", &[], body)?, 403)?;
+    let enable = request(
+        "PATCH",
+        &host.url("/v1/admin/accounts/dave"),
+        &[JSON, ADMIN],
+        Some(br#"{"disabled":false}"#),
+    )?;
+    check(&enable, 200)?;
+    check(&get_user(&host, &dave)?, 200)?;
+
+    // A demoted admin loses admin rights with the token it already holds.
+    check(&patch(&root_auth, r#"{"role":"user"}"#)?, 200)?;
+    check(&patch(&root_auth, r#"{"role":"admin"}"#)?, 403)?;
+    let missing = request(
+        "GET",
+        &host.url("/v1/admin/accounts/nobody"),
+        &[ADMIN],
+        None,
+    )?;
+    check(&missing, 404)?;
+    Ok(())
+}
+
+#[test]
+fn bad_requests_get_wme_error_bodies_and_change_nothing() -> Result<()> {
+    let host = auth_app()?;
+    check(&post_json(&host, "/v1/login", &[], "{")?, 422)?;
+    check(
+        &post_json(&host, "/v1/login", &[], r#"{"username":"x"}"#)?,
+        422,
+    )?;
+    let form = post(
+        &host.url("/v1/login"),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        b"username=x&password=y",
+    )?;
+    check(&form, 415)?;
+    let charset = post(
+        &host.url("/v1/login"),
+        &[("content-type", "application/json; charset=utf-8")],
+        br#"{"username":"nobody","password":"nobody-password"}"#,
+    )?;
+    check(&charset, 401)?;
+    let big = vec![b' '; 70 * 1024];
+    check(&post(&host.url("/v1/login"), &[JSON], &big)?, 413)?;
+    check(&request("GET", &host.url("/v1/login"), &[], None)?, 405)?;
+    let bad_name = create(&host, "a:b", "password-1", "user")?;
+    check(&bad_name, 422)?;
+    let bad_role = create(&host, "frank", "password-1", "root")?;
+    check(&bad_role, 422)?;
+    let list = request("GET", &host.url("/v1/admin/accounts"), &[ADMIN], None)?;
+    check(&list, 200)?;
+    assert_eq!(list.json()?, serde_json::json!([]));
+    Ok(())
+}
+
+#[test]
+fn repeated_failed_logins_are_throttled_with_retry_after() -> Result<()> {
+    let host = auth_app()?;
+    check(&create(&host, "gina", "gina-password", "user")?, 201)?;
+    let wrong = r#"{"username":"gina","password":"not-her-password"}"#;
+    for _ in 0..5 {
+        check(&post_json(&host, "/v1/login", &[], wrong)?, 401)?;
+    }
+    let right = r#"{"username":"Gina","password":"gina-password"}"#;
+    let resp = post_json(&host, "/v1/login", &[], right)?;
+    check(&resp, 429)?;
+    let retry: u64 = resp.header("retry-after").context("retry-after")?.parse()?;
+    assert!((1..=30).contains(&retry), "{retry}");
+    // Unknown usernames answer like wrong passwords.
+    let ghost = r#"{"username":"ghost","password":"whatever-1"}"#;
+    check(&post_json(&host, "/v1/login", &[], ghost)?, 401)?;
+    Ok(())
+}
+
+#[test]
+fn change_password_needs_the_previous_one_and_replaces_it() -> Result<()> {
+    let host = auth_app()?;
+    check(&create(&host, "hank", "hank-password", "user")?, 201)?;
+    let access = field(&login(&host, "hank", "hank-password")?, "access_token")?;
+    let body = |prev: &str, new: &str| {
+        serde_json::json!({"access_token": access, "previous_password": prev, "proposed_password": new})
+            .to_string()
+    };
+    let wrong = body("not-the-password", "new-hank-password");
+    check(&post_json(&host, "/v1/change-password", &[], &wrong)?, 401)?;
+    let short = body("hank-password", "short");
+    check(&post_json(&host, "/v1/change-password", &[], &short)?, 422)?;
+    let ok = body("hank-password", "new-hank-password");
+    check(&post_json(&host, "/v1/change-password", &[], &ok)?, 204)?;
+    let old = r#"{"username":"hank","password":"hank-password"}"#;
+    check(&post_json(&host, "/v1/login", &[], old)?, 401)?;
+    login(&host, "hank", "new-hank-password")?;
+    Ok(())
+}

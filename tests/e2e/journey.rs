@@ -1,0 +1,184 @@
+//! The user journey, end to end through the real host and all four
+//! components: an admin creates a free account, the user logs in, reads
+//! articles, watches the quota, hits the cap, reads their usage, and loses
+//! access when the refresh token is revoked.
+
+use crate::quota::app_with_plans;
+use crate::{ADMIN_KEY, BIN};
+use anyhow::{Context, Result};
+use wikiedge_tests::{get, post};
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+fn today() -> Result<String> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
+    let d = wikiedge_core::quota::period::civil_from_days(secs.div_euclid(86_400));
+    Ok(format!("{:04}-{:02}-{:02}", d.0, d.1, d.2))
+}
+
+fn usage_totals(rows: &serde_json::Value, product: &str) -> (u64, u64) {
+    rows["usage"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .filter(|r| r["product"] == product)
+                .fold((0, 0), |(a, d), r| {
+                    (
+                        a + r["admitted"].as_u64().unwrap_or(0),
+                        d + r["denied"].as_u64().unwrap_or(0),
+                    )
+                })
+        })
+        .unwrap_or((0, 0))
+}
+
+#[test]
+fn a_free_user_reads_articles_until_the_cap_then_is_refused_and_revoked() -> Result<()> {
+    let _ = BIN;
+    let plans = r#"[{"name":"free","monthly":{"ondemand":3,"snapshot":30,"chunk":1500},"burst_per_second":100}]"#;
+    let (_state, host) = app_with_plans(plans)?;
+
+    // The admin creates a free account.
+    let create =
+        serde_json::json!({"username": "Reader", "password": "a long passphrase", "plan": "free"});
+    let r = post(
+        &host.url("/v1/admin/accounts"),
+        &[("x-admin-key", ADMIN_KEY), JSON],
+        create.to_string().as_bytes(),
+    )?;
+    assert_eq!(r.status, 201, "{}", r.text());
+
+    // The user logs in (usernames are case-insensitive).
+    let login = serde_json::json!({"username": "reader", "password": "a long passphrase"});
+    let r = post(
+        &host.url("/v1/login"),
+        &[JSON],
+        login.to_string().as_bytes(),
+    )?;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let tokens = r.json()?;
+    let access = tokens["access_token"]
+        .as_str()
+        .context("access_token")?
+        .to_string();
+    let refresh = tokens["refresh_token"]
+        .as_str()
+        .context("refresh_token")?
+        .to_string();
+    assert_eq!(tokens["expires_in"], 86_400);
+    let auth = format!("Bearer {access}");
+    let auth_h = ("authorization", auth.as_str());
+
+    // Fetch articles: each carries the rate-limit headers.
+    for _ in 0..2 {
+        let r = get(&host.url("/v2/articles/Anarchism"), &[auth_h])?;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()?[0]["name"], "Anarchism");
+        assert!(r.header("ratelimit").is_some() && r.header("ratelimit-policy").is_some());
+    }
+
+    // The quota shows the use.
+    let q = get(&host.url("/v1/quota"), &[auth_h])?.json()?;
+    let ondemand = q["products"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["product"] == "ondemand"))
+        .cloned();
+    let ondemand = ondemand.context("ondemand in the quota report")?;
+    assert_eq!(
+        (ondemand["used"].as_u64(), ondemand["remaining"].as_u64()),
+        (Some(2), Some(1)),
+        "{q}"
+    );
+
+    // The last unit, then the cap: 429 with Retry-After and RateLimit.
+    assert_eq!(
+        get(&host.url("/v2/articles/Anarchism"), &[auth_h])?.status,
+        200
+    );
+    let denied = get(&host.url("/v2/articles/Anarchism"), &[auth_h])?;
+    assert_eq!(denied.status, 429);
+    assert_eq!(denied.json()?["status"], 429);
+    let retry: u64 = denied
+        .header("retry-after")
+        .context("Retry-After")?
+        .parse()?;
+    assert!(retry > 0 && retry <= 31 * 86_400, "{retry}");
+    assert!(
+        denied
+            .header("ratelimit")
+            .is_some_and(|v| v.contains("r=0")),
+        "{:?}",
+        denied.headers
+    );
+
+    // Usage shows 3 admitted and 1 denied today.
+    let day = today()?;
+    let usage = get(
+        &host.url(&format!("/v1/usage?from={day}&to={day}")),
+        &[auth_h],
+    )?;
+    assert_eq!(usage.status, 200, "{}", usage.text());
+    assert_eq!(
+        usage_totals(&usage.json()?, "ondemand"),
+        (3, 1),
+        "{}",
+        usage.text()
+    );
+
+    // Revoking the refresh token kills the access token minted from it.
+    let revoke = serde_json::json!({"refresh_token": refresh});
+    let r = post(
+        &host.url("/v1/token-revoke"),
+        &[JSON],
+        revoke.to_string().as_bytes(),
+    )?;
+    assert_eq!(r.status, 204, "{}", r.text());
+    let r = get(&host.url("/v2/articles/Anarchism"), &[auth_h])?;
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(get(&host.url("/v1/quota"), &[auth_h])?.status, 401);
+    Ok(())
+}
+
+#[test]
+fn sixty_four_racing_clients_against_a_cap_of_fifty_get_exactly_fifty() -> Result<()> {
+    let plans = r#"[{"name":"free","monthly":{"ondemand":50},"burst_per_second":1000}]"#;
+    let (_state, host) = app_with_plans(plans)?;
+    let auth = crate::quota::bearer(&host, "racer64", "user")?;
+    let url = host.url("/v2/articles/Anarchism");
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..64)
+            .map(|_| {
+                s.spawn(|| {
+                    get(&url, &[("authorization", auth.as_str())])
+                        .map(|r| r.status)
+                        .unwrap_or(0)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0)).collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        50,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        14,
+        "{statuses:?}"
+    );
+    let day = today()?;
+    let usage = get(
+        &host.url(&format!("/v1/usage?from={day}&to={day}")),
+        &[("authorization", auth.as_str())],
+    )?;
+    assert_eq!(
+        usage_totals(&usage.json()?, "ondemand"),
+        (50, 14),
+        "{}",
+        usage.text()
+    );
+    Ok(())
+}
