@@ -173,8 +173,10 @@ fn imported_articles_are_served_with_etag_quota_headers_and_metering() -> Result
 }
 
 /// A mock MediaWiki serving one page, `Squirrel`, that can be switched off.
-struct MockWiki {
-    url: String,
+/// A mock upstream MediaWiki on loopback serving the page "Squirrel".
+pub struct MockWiki {
+    /// Its base URL.
+    pub url: String,
     down: Arc<AtomicBool>,
     hits: Arc<AtomicUsize>,
 }
@@ -193,7 +195,8 @@ const ACTION: &str = r#"{"batchcomplete": true, "query": {"pages": [{"pageid": 2
     "pageprops": {"wikibase_item": "Q9482"}}]}}"#;
 
 impl MockWiki {
-    fn start() -> Result<Self> {
+    /// Start it.
+    pub fn start() -> Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let url = format!("http://{}", listener.local_addr()?);
         let down = Arc::new(AtomicBool::new(false));

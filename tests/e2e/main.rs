@@ -11,6 +11,7 @@ mod journey;
 mod metering;
 mod quota;
 mod redis;
+mod scaleout;
 
 /// The freshly built host binary.
 pub const BIN: &str = env!("CARGO_BIN_EXE_wikiedge");

@@ -1,0 +1,252 @@
+//! Several `wikiedge up` processes sharing one Redis: quotas and usage stay
+//! exact across instances, a killed instance loses no metering of what it
+//! answered, and a Redis outage fails clearly and recovers by itself.
+
+use crate::articles::MockWiki;
+use crate::{ADMIN_KEY, BIN};
+use anyhow::{Context, Result};
+use std::time::Duration;
+use wikiedge_tests::{Host, RedisServer, TempDir, get, post, repo_root};
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+/// Two hosts on the app, both on `redis`, fetching "Squirrel" from a mock wiki.
+fn two_hosts(
+    redis: &RedisServer,
+    dir: &TempDir,
+    wiki: &MockWiki,
+    plans: &str,
+) -> Result<(Host, Host)> {
+    let rc = redis.runtime_config(dir.path())?;
+    let overrides = format!("{{\"enwiki\":\"{}\"}}", wiki.url);
+    let start = |name: &str| -> Result<Host> {
+        let state = dir.path().join(name);
+        std::fs::create_dir_all(&state)?;
+        Host::builder(BIN, &repo_root().join("spin.toml"))
+            .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
+            .env("SPIN_VARIABLE_PLANS", plans)
+            .env("SPIN_VARIABLE_UPSTREAM_OVERRIDES", &overrides)
+            // Both instances must sign and verify with the same key pair.
+            .env(
+                "SPIN_VARIABLE_JWT_PRIVATE_KEY",
+                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            )
+            .env("SPIN_VARIABLE_JWT_PUBLIC_KEY", &public_key())
+            .runtime_config(&rc)
+            .state_dir(&state)
+            .start()
+    };
+    Ok((start("a")?, start("b")?))
+}
+
+fn public_key() -> String {
+    let seed: [u8; 32] = std::array::from_fn(|i| i as u8);
+    let key = wikiedge_core::auth::signing::generate(seed);
+    wikiedge_core::auth::signing::public_key_b64(&key.verifying_key())
+}
+
+fn login(host: &Host, user: &str) -> Result<String> {
+    let body = serde_json::json!({"username": user, "password": "a long passphrase"}).to_string();
+    let r = post(
+        &host.url("/v1/admin/accounts"),
+        &[("x-admin-key", ADMIN_KEY), JSON],
+        body.as_bytes(),
+    )?;
+    anyhow::ensure!(r.status == 201, "create: {}", r.text());
+    let r = post(&host.url("/v1/login"), &[JSON], body.as_bytes())?;
+    Ok(format!(
+        "Bearer {}",
+        r.json()?["access_token"].as_str().context("token")?
+    ))
+}
+
+fn today() -> Result<String> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
+    let d = wikiedge_core::quota::period::civil_from_days(secs.div_euclid(86_400));
+    Ok(format!("{:04}-{:02}-{:02}", d.0, d.1, d.2))
+}
+
+fn usage(host: &Host, auth: &str) -> Result<(u64, u64)> {
+    let day = today()?;
+    let r = get(
+        &host.url(&format!("/v1/usage?from={day}&to={day}")),
+        &[("authorization", auth)],
+    )?;
+    let v = r.json()?;
+    Ok(v["usage"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .filter(|r| r["product"] == "ondemand")
+                .fold((0, 0), |(a, d), r| {
+                    (
+                        a + r["admitted"].as_u64().unwrap_or(0),
+                        d + r["denied"].as_u64().unwrap_or(0),
+                    )
+                })
+        })
+        .unwrap_or((0, 0)))
+}
+
+fn used(host: &Host, auth: &str) -> Result<u64> {
+    let q = get(&host.url("/v1/quota"), &[("authorization", auth)])?.json()?;
+    q["products"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["product"] == "ondemand"))
+        .and_then(|p| p["used"].as_u64())
+        .context("ondemand used")
+}
+
+#[test]
+fn two_instances_sharing_redis_admit_exactly_the_cap() -> Result<()> {
+    let redis = RedisServer::start()?;
+    let dir = TempDir::new("scale-cap")?;
+    let wiki = MockWiki::start()?;
+    let plans = r#"[{"name":"free","monthly":{"ondemand":50},"burst_per_second":1000}]"#;
+    let (a, b) = two_hosts(&redis, &dir, &wiki, plans)?;
+    let auth = login(&a, "shared")?;
+    let urls = [
+        a.url("/v2/articles/Squirrel"),
+        b.url("/v2/articles/Squirrel"),
+    ];
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..64)
+            .map(|i| {
+                let (url, auth) = (&urls[i % 2], &auth);
+                s.spawn(move || {
+                    get(url, &[("authorization", auth)])
+                        .map(|r| r.status)
+                        .unwrap_or(0)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0)).collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        50,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        14,
+        "{statuses:?}"
+    );
+    assert_eq!(usage(&a, &auth)?, (50, 14));
+    assert_eq!(
+        usage(&b, &auth)?,
+        (50, 14),
+        "both instances see the same counters"
+    );
+    assert_eq!(used(&b, &auth)?, 50);
+    Ok(())
+}
+
+#[test]
+fn a_killed_instance_loses_no_metering_of_what_it_answered() -> Result<()> {
+    let redis = RedisServer::start()?;
+    let dir = TempDir::new("scale-kill")?;
+    let wiki = MockWiki::start()?;
+    let plans = r#"[{"name":"free","monthly":{"ondemand":100000},"burst_per_second":100000}]"#;
+    let (mut a, b) = two_hosts(&redis, &dir, &wiki, plans)?;
+    let auth = login(&a, "survivor")?;
+    let (url_a, url_b) = (
+        a.url("/v2/articles/Squirrel"),
+        b.url("/v2/articles/Squirrel"),
+    );
+    let answered = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|s| -> Result<()> {
+        for i in 0..8 {
+            let (url, auth, answered) =
+                (if i % 2 == 0 { &url_a } else { &url_b }, &auth, &answered);
+            s.spawn(move || {
+                for _ in 0..40 {
+                    if let Ok(r) = get(url, &[("authorization", auth)])
+                        && r.status == 200
+                    {
+                        answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(700));
+        a.kill9()?;
+        Ok(())
+    })?;
+    let answered = answered.into_inner();
+    let (admitted, denied) = usage(&b, &auth)?;
+    let quota_used = used(&b, &auth)?;
+    assert_eq!(denied, 0);
+    // Everything answered was metered; nothing was metered that quota did not admit.
+    assert!(
+        admitted >= answered,
+        "metered {admitted} < answered {answered}"
+    );
+    assert!(
+        admitted <= quota_used,
+        "metered {admitted} > admitted by quota {quota_used}"
+    );
+    // At most the requests in flight when the host died are admitted but unanswered.
+    assert!(
+        quota_used - answered <= 8,
+        "used {quota_used}, answered {answered}"
+    );
+    assert!(
+        answered > 40,
+        "the load really ran on both hosts ({answered})"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_redis_outage_gives_503_and_counts_are_right_afterwards() -> Result<()> {
+    let mut redis = RedisServer::start()?;
+    let dir = TempDir::new("scale-outage")?;
+    let wiki = MockWiki::start()?;
+    let plans = r#"[{"name":"free","monthly":{"ondemand":1000},"burst_per_second":1000}]"#;
+    let (a, b) = two_hosts(&redis, &dir, &wiki, plans)?;
+    let auth = login(&a, "patient")?;
+    let hit = |h: &Host| {
+        get(
+            &h.url("/v2/articles/Squirrel"),
+            &[("authorization", auth.as_str())],
+        )
+    };
+    let mut ok = 0;
+    for h in [&a, &b, &a, &b] {
+        assert_eq!(hit(h)?.status, 200);
+        ok += 1;
+    }
+    redis.stop()?;
+    for h in [&a, &b] {
+        let started = std::time::Instant::now();
+        let r = hit(h)?;
+        assert_eq!(r.status, 503, "{}", r.text());
+        assert_eq!(r.json()?["status"], 503);
+        assert!(r.header("retry-after").is_some(), "{:?}", r.headers);
+        assert!(started.elapsed() < Duration::from_secs(15), "no hang");
+    }
+    redis.restart()?;
+    // Service resumes by itself.
+    let mut resumed = false;
+    for _ in 0..50 {
+        if hit(&a)?.status == 200 {
+            resumed = true;
+            ok += 1;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(resumed, "service did not resume after Redis came back");
+    assert_eq!(hit(&b)?.status, 200);
+    ok += 1;
+    assert_eq!(
+        usage(&a, &auth)?,
+        (ok, 0),
+        "nothing admitted during the outage, nothing lost"
+    );
+    assert_eq!(used(&b, &auth)?, ok);
+    Ok(())
+}
