@@ -1,0 +1,225 @@
+//! The load generator against in-process servers: correct counts, errors
+//! counted and survived, and every run stops by itself.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use wikiedge_bench::baseline::{FixedResponse, serve};
+use wikiedge_bench::load::{LoadConfig, LoadResult, run};
+
+fn config(url: String, connections: usize) -> LoadConfig {
+    LoadConfig {
+        method: Method::GET,
+        url,
+        headers: HeaderMap::new(),
+        body: Bytes::new(),
+        connections,
+        warmup: Duration::from_millis(200),
+        duration: Duration::from_millis(800),
+        threads: None,
+    }
+}
+
+/// Runs the load and checks that it stopped in time.
+async fn timed_run(cfg: &LoadConfig) -> LoadResult {
+    let t = Instant::now();
+    let r = run(cfg).await.expect("load run");
+    let limit = cfg.warmup + cfg.duration + Duration::from_secs(2);
+    assert!(t.elapsed() < limit, "run took {:?}", t.elapsed());
+    r
+}
+
+async fn baseline(status: StatusCode, body: &'static [u8]) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("text/plain"));
+    tokio::spawn(serve(
+        listener,
+        FixedResponse {
+            status,
+            headers,
+            body: Bytes::from_static(body),
+        },
+    ));
+    format!("http://{addr}/path?q=1")
+}
+
+/// A raw server: reads a request head, then runs `respond` on the socket.
+async fn raw_server<F, Fut>(respond: F) -> String
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + Sync + 'static + Clone,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let respond = respond.clone();
+            tokio::spawn(async move { respond(sock).await });
+        }
+    });
+    format!("http://{addr}/")
+}
+
+/// Reads until the end of one request head.
+async fn read_head(sock: &mut tokio::net::TcpStream) -> bool {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        match sock.read(&mut byte).await {
+            Ok(1) => buf.push(byte[0]),
+            _ => return false,
+        }
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_every_completed_response() {
+    let body: &'static [u8] = b"0123456789abcdef";
+    let url = baseline(StatusCode::OK, body).await;
+    let r = timed_run(&config(url, 4)).await;
+    assert!(r.requests > 100, "{r:?}");
+    assert_eq!(r.errors, 0);
+    assert_eq!(r.warmup_errors, 0);
+    assert_eq!(r.non_success, 0);
+    assert_eq!(r.connections_opened, 4, "keep-alive reuses connections");
+    assert_eq!(r.response_bytes, r.requests * body.len() as u64);
+    assert_eq!(r.status_counts.get(&200), Some(&r.requests));
+    assert_eq!(r.latency.count, r.requests);
+    assert!(r.latency.p50_us <= r.latency.p99_us && r.latency.p99_us <= r.latency.max_us);
+    assert!((r.requests_per_s - r.requests as f64 / 0.8).abs() < 1e-6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_non_success_statuses() {
+    let url = baseline(StatusCode::SERVICE_UNAVAILABLE, b"{}").await;
+    let r = timed_run(&config(url, 2)).await;
+    assert!(r.requests > 0);
+    assert_eq!(r.non_success, r.requests);
+    assert_eq!(r.errors, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_port_counts_connect_errors_and_stops() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let r = timed_run(&config(format!("http://127.0.0.1:{port}/"), 3)).await;
+    assert_eq!(r.requests, 0);
+    assert!(r.errors > 0);
+    assert_eq!(r.errors, r.connect_errors);
+    assert!(r.warmup_errors > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_after_connection_close() {
+    let url = raw_server(|mut sock| async move {
+        if read_head(&mut sock).await {
+            let _ = sock
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                .await;
+        }
+    })
+    .await;
+    let r = timed_run(&config(url, 2)).await;
+    assert!(r.requests > 10, "{r:?}");
+    assert_eq!(r.errors, 0, "{r:?}");
+    assert!(r.connections_opened > r.requests, "{r:?}");
+    assert_eq!(r.response_bytes, 2 * r.requests);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_bodies_are_errors_not_responses() {
+    let url = raw_server(|mut sock| async move {
+        if read_head(&mut sock).await {
+            let _ = sock
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten b")
+                .await;
+        }
+    })
+    .await;
+    let r = timed_run(&config(url, 2)).await;
+    assert_eq!(r.requests, 0, "{r:?}");
+    assert!(r.errors > 0, "{r:?}");
+    assert_eq!(r.connect_errors, 0, "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_server_does_not_hang_the_run() {
+    let url = raw_server(|mut sock| async move {
+        read_head(&mut sock).await;
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    })
+    .await;
+    let r = timed_run(&config(url, 4)).await;
+    assert_eq!(r.requests, 0);
+    assert_eq!(r.errors, 0);
+    assert_eq!(r.connections_opened, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_method_headers_and_body() {
+    // Echo the request head and body length back; check one response.
+    let url = raw_server(|mut sock| async move {
+        loop {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match sock.read(&mut byte).await {
+                    Ok(1) => head.push(byte[0]),
+                    _ => return,
+                }
+            }
+            let head = String::from_utf8_lossy(&head).to_lowercase();
+            let ok = head.starts_with("post /path?q=1 http/1.1")
+                && head.contains("x-test: yes")
+                && head.contains("content-length: 5")
+                && head.contains("host: 127.0.0.1:");
+            let mut body = [0u8; 5];
+            if sock.read_exact(&mut body).await.is_err() {
+                return;
+            }
+            let status = if ok && &body == b"hello" {
+                "200 OK"
+            } else {
+                "400 Bad Request"
+            };
+            let resp = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+            if sock.write_all(resp.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    let mut cfg = config(format!("{url}path?q=1"), 2);
+    cfg.method = Method::POST;
+    cfg.headers
+        .insert("x-test", HeaderValue::from_static("yes"));
+    cfg.body = Bytes::from_static(b"hello");
+    let r = timed_run(&cfg).await;
+    assert!(r.requests > 0);
+    assert_eq!(r.non_success, 0, "{r:?}");
+    assert_eq!(r.connections_opened, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_thread_count_drives_every_connection() {
+    let url = baseline(StatusCode::OK, b"x").await;
+    for threads in [1, 3, 16] {
+        let mut cfg = config(url.clone(), 5);
+        cfg.threads = Some(threads);
+        cfg.warmup = Duration::ZERO;
+        cfg.duration = Duration::from_millis(300);
+        let r = timed_run(&cfg).await;
+        assert_eq!(r.connections_opened, 5, "threads {threads}: {r:?}");
+        assert!(r.requests > 0);
+        assert_eq!(r.errors, 0);
+    }
+}
