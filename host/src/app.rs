@@ -42,6 +42,8 @@ pub struct AppOptions {
     pub runtime_config: Option<PathBuf>,
     /// Where compiled code is cached (None disables the cache).
     pub cache_dir: Option<PathBuf>,
+    /// When SQLite key-value writes reach the disk.
+    pub kv_durability: crate::kv::sqlite::Durability,
 }
 
 /// Instance reuse limits, as Spin 4 / `wasmtime serve` apply to WASI 0.3.
@@ -112,9 +114,10 @@ impl App {
                     let db = match databases.get(path) {
                         Some(db) => db.clone(),
                         None => {
-                            let db = SqliteDatabase::open(path).with_context(|| {
-                                format!("cannot open key-value store {}", path.display())
-                            })?;
+                            let db = SqliteDatabase::open_with(path, opts.kv_durability)
+                                .with_context(|| {
+                                    format!("cannot open key-value store {}", path.display())
+                                })?;
                             databases.insert(path.clone(), db.clone());
                             db
                         }

@@ -75,6 +75,20 @@ struct UpArgs {
     /// Do not log one line per request.
     #[arg(long)]
     quiet: bool,
+    /// Requests one instance handles before it is retired.
+    #[arg(long, default_value_t = ReuseLimits::default().max_requests)]
+    max_instance_reuse_count: usize,
+    /// Requests one instance handles at the same time.
+    #[arg(long, default_value_t = ReuseLimits::default().max_concurrent)]
+    max_instance_concurrent_reuse_count: usize,
+    /// Seconds an idle instance is kept.
+    #[arg(long, default_value_t = ReuseLimits::default().idle_timeout.as_secs())]
+    idle_instance_timeout: u64,
+    /// When key-value writes reach the disk: `interval` (fsync the WAL every
+    /// 50 ms; acknowledged writes survive kill -9), `interval:MS`, or `fsync`
+    /// (every commit fsynced; acknowledged writes also survive power loss).
+    #[arg(long, env = "WIKIEDGE_KV_DURABILITY", default_value = "interval")]
+    kv_durability: wikiedge_host::kv::sqlite::Durability,
     /// Largest accepted request body, in bytes.
     #[arg(long, default_value_t = 4 << 20)]
     max_body_bytes: usize,
@@ -141,8 +155,14 @@ fn up(args: UpArgs) -> Result<()> {
             state_dir: state_dir.clone(),
             runtime_config: args.runtime_config_file.clone(),
             cache_dir,
+            kv_durability: args.kv_durability,
         };
-        let app = App::load(&opts, engine, ReuseLimits::default())?;
+        let reuse = ReuseLimits {
+            max_requests: args.max_instance_reuse_count.max(1),
+            max_concurrent: args.max_instance_concurrent_reuse_count.max(1),
+            idle_timeout: std::time::Duration::from_secs(args.idle_instance_timeout),
+        };
+        let app = App::load(&opts, engine, reuse)?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -253,7 +253,19 @@ fn every_request_is_logged_once() -> Result<()> {
 
 #[test]
 fn state_survives_a_restart_and_a_kill() -> Result<()> {
-    let mut host = start()?;
+    state_survives_a_restart_and_a_kill_with("interval")
+}
+
+#[test]
+fn state_survives_a_restart_and_a_kill_with_fsync_durability() -> Result<()> {
+    state_survives_a_restart_and_a_kill_with("fsync")
+}
+
+fn state_survives_a_restart_and_a_kill_with(durability: &str) -> Result<()> {
+    let mut host = Host::builder(BIN, &host_test_manifest())
+        .env("SPIN_VARIABLE_SECRET_WORD", "swordfish")
+        .env("WIKIEDGE_KV_DURABILITY", durability)
+        .start()?;
     post(&host.url("/kv/set?key=durable"), &[], b"yes")?;
     host.restart()?;
     assert_eq!(get(&host.url("/kv/get?key=durable"), &[])?.text(), "yes");

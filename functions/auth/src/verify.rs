@@ -4,6 +4,14 @@
 //! Cost: no key-value access for a token refused by its form, signature,
 //! algorithm, issuer, audience, type or expiry (the public key is cached
 //! per instance), and exactly one read, `session:{sid}`, otherwise.
+//!
+//! Instances are reused for many requests, and a client sends the same
+//! access token for up to 24 hours, so each instance remembers the claims of
+//! tokens whose signature it has already verified ([`SignatureCache`]). Only
+//! a byte-identical token hits the cache; expiry is checked again on every
+//! use, and revocation is never cached (the session record is read every
+//! time). This skips the Ed25519 verification, the largest part of a
+//! verification's CPU cost.
 
 use wikiedge_core::auth::jwt::{self, TokenError, TokenType};
 use wikiedge_core::auth::session_record::SessionRefusal;
@@ -27,22 +35,67 @@ pub async fn verify_header(authorization: &str) -> Result<Principal, AuthError> 
     verify_token(token).await
 }
 
+/// Claims of tokens this instance has verified, keyed by the exact token.
+struct SignatureCache {
+    entries: std::collections::HashMap<String, jwt::Claims>,
+}
+
+/// At most this many tokens are remembered; the cache is emptied when full.
+const CACHE_CAPACITY: usize = 1024;
+
+thread_local! {
+    static CACHE: std::cell::RefCell<SignatureCache> =
+        std::cell::RefCell::new(SignatureCache { entries: std::collections::HashMap::new() });
+}
+
+/// The claims of a token verified before, if still within its validity.
+fn cached_claims(token: &str, now: i64) -> Option<Result<jwt::Claims, AuthError>> {
+    CACHE.with(|c| {
+        let cache = c.borrow();
+        let claims = cache.entries.get(token)?;
+        if now >= claims.exp {
+            return Some(Err(AuthError::Expired));
+        }
+        if claims.nbf.is_some_and(|nbf| now < nbf) {
+            return None;
+        }
+        Some(Ok(claims.clone()))
+    })
+}
+
+fn remember(token: &str, claims: &jwt::Claims) {
+    CACHE.with(|c| {
+        let mut cache = c.borrow_mut();
+        if cache.entries.len() >= CACHE_CAPACITY {
+            cache.entries.clear();
+        }
+        cache.entries.insert(token.to_string(), claims.clone());
+    });
+}
+
 /// Verifies a bare access token.
 pub async fn verify_token(token: &str) -> Result<Principal, AuthError> {
     let verifier = config::verifier().await.map_err(|e| internal(&e))?;
     let now = records::now();
-    let claims = jwt::verify_typed(
-        token,
-        &verifier.key,
-        &verifier.issuer.iss,
-        &verifier.issuer.aud,
-        TokenType::Access,
-        now,
-    )
-    .map_err(|e| match e {
-        TokenError::Expired => AuthError::Expired,
-        other => AuthError::Invalid(other.to_string()),
-    })?;
+    let claims = match cached_claims(token, now) {
+        Some(result) => result?,
+        None => {
+            let claims = jwt::verify_typed(
+                token,
+                &verifier.key,
+                &verifier.issuer.iss,
+                &verifier.issuer.aud,
+                TokenType::Access,
+                now,
+            )
+            .map_err(|e| match e {
+                TokenError::Expired => AuthError::Expired,
+                other => AuthError::Invalid(other.to_string()),
+            })?;
+            remember(token, &claims);
+            claims
+        }
+    };
     let kv = Kv::open().await.map_err(|e| internal(&e))?;
     let record = records::session(&kv, &claims.sid)
         .await

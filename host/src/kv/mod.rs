@@ -5,6 +5,7 @@
 //! SQLite (the embedded default) and any other backend behave the same to a
 //! component. Every write a backend acknowledges is durable.
 
+pub mod cache;
 pub mod redis;
 pub mod sqlite;
 

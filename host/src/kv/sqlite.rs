@@ -8,9 +8,20 @@
 //! sync, which caps it at a few hundred writes per second. Here all writes go
 //! to one writer thread which applies whatever has queued up in a single
 //! transaction and commits it once (group commit); each writer is answered
-//! only after that commit returned. The database runs in WAL mode with
-//! `synchronous = FULL`, so an acknowledged write survives a kill -9 of the
-//! host at any moment and, given a disk that honours fsync, a power loss.
+//! only after that commit returned. The database runs in WAL mode, so a
+//! commit has reached the WAL file (the kernel's page cache) before anyone is
+//! answered: an acknowledged write survives a kill -9 of the host at any
+//! moment. What survives a power loss depends on [`Durability`]:
+//!
+//! - [`Durability::Fsync`] (`synchronous = FULL`): every group commit is
+//!   fsynced before its writers are answered; an acknowledged write also
+//!   survives a power loss (on a disk that honours fsync).
+//! - [`Durability::Interval`] (the default, `synchronous = NORMAL`): a
+//!   background thread fsyncs the WAL every interval (50 ms by default)
+//!   when something was committed; a power loss can lose the writes of at
+//!   most the last interval, never corrupt the store, and never reorder it
+//!   (the WAL is a log: what survives is a prefix of what was acknowledged).
+//!
 //! Reads use a small pool of read-only connections and see every
 //! acknowledged write.
 
@@ -25,6 +36,41 @@ use tokio::sync::oneshot;
 /// The most operations committed in one transaction.
 const MAX_BATCH: usize = 512;
 
+/// When acknowledged writes reach the disk (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync every group commit before answering (`synchronous = FULL`).
+    Fsync,
+    /// Answer after the WAL write; fsync the WAL every interval.
+    Interval(std::time::Duration),
+}
+
+impl Default for Durability {
+    fn default() -> Self {
+        Durability::Interval(std::time::Duration::from_millis(50))
+    }
+}
+
+impl std::str::FromStr for Durability {
+    type Err = anyhow::Error;
+
+    /// `fsync`, or `interval` / `interval:MS`.
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "fsync" => Ok(Durability::Fsync),
+            "interval" => Ok(Durability::default()),
+            other => match other.strip_prefix("interval:").map(str::parse::<u64>) {
+                Some(Ok(ms)) if ms > 0 => {
+                    Ok(Durability::Interval(std::time::Duration::from_millis(ms)))
+                }
+                _ => anyhow::bail!(
+                    "durability must be `fsync`, `interval` or `interval:MS`, not `{s}`"
+                ),
+            },
+        }
+    }
+}
+
 enum Op {
     Set(String, Vec<u8>),
     Delete(String),
@@ -32,6 +78,19 @@ enum Op {
     DeleteMany(Vec<String>),
     Increment(String, i64),
     Cas(String, Option<Vec<u8>>, Vec<u8>),
+}
+
+impl Op {
+    /// The keys this operation writes.
+    fn keys(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        match self {
+            Op::Set(k, _) | Op::Delete(k) | Op::Increment(k, _) | Op::Cas(k, _, _) => {
+                Box::new(std::iter::once(k.as_str()))
+            }
+            Op::SetMany(pairs) => Box::new(pairs.iter().map(|(k, _)| k.as_str())),
+            Op::DeleteMany(keys) => Box::new(keys.iter().map(String::as_str)),
+        }
+    }
 }
 
 enum OpResult {
@@ -51,6 +110,7 @@ pub struct SqliteDatabase {
     path: PathBuf,
     writer: Mutex<mpsc::Sender<Write>>,
     readers: Mutex<Vec<Connection>>,
+    cache: Arc<super::cache::ReadCache>,
 }
 
 fn sql_err(e: rusqlite::Error) -> KvError {
@@ -67,18 +127,31 @@ fn open(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
     };
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    if read_only {
+        conn.pragma_update(None, "cache_size", -16_384)?;
+    }
     Ok(conn)
 }
 
 impl SqliteDatabase {
-    /// Open (creating if needed) the database file and start its writer.
+    /// Open (creating if needed) the database file and start its writer,
+    /// with the default durability.
     pub fn open(path: &Path) -> anyhow::Result<Arc<Self>> {
+        Self::open_with(path, Durability::default())
+    }
+
+    /// Open with an explicit durability.
+    pub fn open_with(path: &Path, durability: Durability) -> anyhow::Result<Arc<Self>> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
         let conn = open(path, false)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        let sync = match durability {
+            Durability::Fsync => "FULL",
+            Durability::Interval(_) => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", sync)?;
         conn.execute(
             "CREATE TABLE IF NOT EXISTS spin_key_value (
                 store TEXT NOT NULL,
@@ -89,13 +162,24 @@ impl SqliteDatabase {
             [],
         )?;
         let (tx, rx) = mpsc::channel::<Write>();
+        let cache = Arc::new(super::cache::ReadCache::default());
+        let writer_cache = cache.clone();
+        let dirty = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if let Durability::Interval(every) = durability {
+            let wal = PathBuf::from(format!("{}-wal", path.display()));
+            let dirty = dirty.clone();
+            std::thread::Builder::new()
+                .name("kv-sqlite-wal-sync".into())
+                .spawn(move || wal_sync_loop(&wal, &dirty, every))?;
+        }
         std::thread::Builder::new()
             .name("kv-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx))?;
+            .spawn(move || writer_loop(conn, rx, &dirty, &writer_cache))?;
         Ok(Arc::new(SqliteDatabase {
             path: path.to_path_buf(),
             writer: Mutex::new(tx),
             readers: Mutex::new(Vec::new()),
+            cache,
         }))
     }
 
@@ -154,7 +238,32 @@ impl SqliteDatabase {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>) {
+/// Every `every`, if something was committed since the last pass, fsync
+/// the WAL file. Runs for the life of the process (the store lives as long).
+fn wal_sync_loop(wal: &Path, dirty: &std::sync::atomic::AtomicBool, every: std::time::Duration) {
+    use std::sync::atomic::Ordering;
+    loop {
+        std::thread::sleep(every);
+        if dirty.swap(false, Ordering::AcqRel) {
+            // Opening by path each time follows a WAL that SQLite recreated.
+            match std::fs::File::open(wal).and_then(|f| f.sync_data()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    eprintln!("key-value: fsync of {} failed: {e}", wal.display());
+                    dirty.store(true, Ordering::Release);
+                }
+            }
+        }
+    }
+}
+
+fn writer_loop(
+    mut conn: Connection,
+    rx: mpsc::Receiver<Write>,
+    dirty: &std::sync::atomic::AtomicBool,
+    cache: &super::cache::ReadCache,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -164,6 +273,12 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>) {
             }
         }
         let outcome = apply_batch(&mut conn, &batch);
+        dirty.store(true, std::sync::atomic::Ordering::Release);
+        // Before anyone is answered: drop what this batch may have changed.
+        cache.invalidate(batch.iter().flat_map(|w| {
+            let store: &str = &w.store;
+            w.op.keys().map(move |k| (store, k))
+        }));
         match outcome {
             Ok(results) => {
                 for (w, r) in batch.into_iter().zip(results) {
@@ -282,11 +397,18 @@ fn unit(f: BoxFuture<'static, KvResult<OpResult>>) -> BoxFuture<'static, KvResul
 
 impl Store for SqliteStore {
     fn get(&self, key: String) -> BoxFuture<'static, KvResult<Option<Vec<u8>>>> {
+        if let Some(hit) = self.db.cache.get(&self.name, &key) {
+            return futures::future::ready(Ok(Some(hit.as_ref().clone()))).boxed();
+        }
+        let generation = self.db.cache.generation();
         let r = self.db.with_reader(|c| {
             c.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
-                .query_row(params![&*self.name, key], |row| row.get(0))
+                .query_row(params![&*self.name, &key], |row| row.get::<_, Vec<u8>>(0))
                 .optional()
         });
+        if let Ok(Some(value)) = &r {
+            self.db.cache.insert(&self.name, &key, value, generation);
+        }
         futures::future::ready(r).boxed()
     }
 
@@ -460,6 +582,54 @@ mod tests {
                 .await?
         );
         assert_eq!(s.get("k".into()).await?, Some(b"3".to_vec()));
+        Ok(())
+    }
+
+    #[test]
+    fn durability_parses_from_the_command_line() {
+        use std::time::Duration;
+        assert_eq!("fsync".parse::<Durability>().ok(), Some(Durability::Fsync));
+        assert_eq!(
+            "interval".parse::<Durability>().ok(),
+            Some(Durability::Interval(Duration::from_millis(50)))
+        );
+        assert_eq!(
+            "interval:5".parse::<Durability>().ok(),
+            Some(Durability::Interval(Duration::from_millis(5)))
+        );
+        assert!("interval:0".parse::<Durability>().is_err());
+        assert!("sometimes".parse::<Durability>().is_err());
+    }
+
+    #[tokio::test]
+    async fn both_durabilities_store_the_same_data() -> anyhow::Result<()> {
+        for durability in [
+            Durability::Fsync,
+            Durability::Interval(std::time::Duration::from_millis(5)),
+        ] {
+            let dir = tempdir::Dir::new();
+            let db = SqliteDatabase::open_with(&dir.path().join("kv.db"), durability)?;
+            let s = db.store("default");
+            assert_eq!(s.increment("n".into(), 2).await?, 2);
+            s.set("k".into(), b"v".to_vec()).await?;
+            assert_eq!(s.get("k".into()).await?, Some(b"v".to_vec()));
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn cached_large_values_see_every_write_at_once() -> anyhow::Result<()> {
+        let (_d, db) = temp_db();
+        let s = db.store("default");
+        for round in 0u8..5 {
+            let value = vec![round; 100_000];
+            s.set("article".into(), value.clone()).await?;
+            // Read twice: the second read is served from the cache.
+            assert_eq!(s.get("article".into()).await?, Some(value.clone()));
+            assert_eq!(s.get("article".into()).await?, Some(value));
+        }
+        s.delete("article".into()).await?;
+        assert_eq!(s.get("article".into()).await?, None);
         Ok(())
     }
 
