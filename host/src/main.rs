@@ -38,6 +38,13 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Snapshots: `wikiedge snapshot build` writes a project namespace's tar.gz NDJSON.
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
+    /// Follow an EventStreams page_change SSE stream into `/v1/admin/ingest`.
+    Follow(FollowArgs),
     /// Run every component's build command (like `spin build`).
     Build {
         /// The manifest.
@@ -46,6 +53,28 @@ enum Command {
         /// Only build these components.
         #[arg(long = "component-id", short = 'c')]
         components: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Build `{project}_namespace_{ns}` from the article store into the same store.
+    Build {
+        /// The project id.
+        #[arg(long, default_value = "enwiki")]
+        project: String,
+        /// The namespace number.
+        #[arg(long, default_value_t = 0)]
+        namespace: i64,
+        /// The state directory of the store (`wikiedge up --state-dir`).
+        #[arg(long, default_value = ".spin")]
+        state_dir: PathBuf,
+        /// Bytes of NDJSON per chunk.
+        #[arg(long, default_value_t = wikiedge_host::snapshot::DEFAULT_CHUNK_SIZE)]
+        chunk_size: u64,
+        /// Do not print progress.
+        #[arg(long)]
+        quiet: bool,
     },
 }
 
@@ -94,6 +123,47 @@ struct UpArgs {
     max_body_bytes: usize,
 }
 
+#[derive(clap::Args)]
+struct FollowArgs {
+    /// The SSE stream (http:// only; put a TLS proxy before the public https one).
+    #[arg(long, default_value = wikiedge_host::follow::DEFAULT_STREAM)]
+    stream: String,
+    /// The wikiedge base URL whose /v1/admin/ingest receives the events.
+    #[arg(long, default_value = "http://127.0.0.1:3000")]
+    to: String,
+    /// Where the stream cursor is kept.
+    #[arg(long, default_value = ".spin")]
+    state_dir: PathBuf,
+    /// Admin key for ingest (`X-Admin-Key`).
+    #[arg(long, env = "SPIN_VARIABLE_ADMIN_API_KEY", hide_env_values = true)]
+    admin_key: Option<String>,
+    /// Ingest key (`X-Ingest-Key`), preferred over the admin key.
+    #[arg(long, env = "SPIN_VARIABLE_INGEST_KEY", hide_env_values = true)]
+    ingest_key: Option<String>,
+    /// Events per forwarded batch.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Stop after forwarding this many events.
+    #[arg(long)]
+    max_events: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    max_seconds: Option<u64>,
+}
+
+fn follow(args: FollowArgs) -> Result<()> {
+    let mut run = wikiedge_host::follow::FollowArgs::new(args.stream, args.to);
+    run.state_dir = args.state_dir;
+    run.admin_key = args.admin_key.filter(|k| !k.is_empty());
+    run.ingest_key = args.ingest_key.filter(|k| !k.is_empty());
+    run.batch = args.batch;
+    run.max_events = args.max_events;
+    run.max_seconds = args.max_seconds;
+    let summary = wikiedge_host::follow::run(run)?;
+    println!("{summary}");
+    Ok(())
+}
+
 fn default_cache_dir() -> Option<PathBuf> {
     std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
@@ -104,11 +174,33 @@ fn default_cache_dir() -> Option<PathBuf> {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Snapshot {
+            command:
+                SnapshotCommand::Build {
+                    project,
+                    namespace,
+                    state_dir,
+                    chunk_size,
+                    quiet,
+                },
+        } => {
+            let mut args = wikiedge_host::snapshot::SnapshotArgs::new(project);
+            args.namespace = namespace;
+            args.state_dir = state_dir;
+            args.chunk_size = chunk_size;
+            args.progress = !quiet;
+            let summary = wikiedge_host::snapshot::run(args)?;
+            if quiet {
+                println!("{summary}");
+            }
+            Ok(())
+        }
         Command::Build { from, components } => {
             let manifest = Manifest::load(&from)?;
             wikiedge_host::build_cmd::build(&manifest, &components)
         }
         Command::Up(args) => up(args),
+        Command::Follow(args) => follow(args),
         Command::Import {
             dump,
             project,

@@ -11,6 +11,8 @@
 //! - [`metering`]: usage keys, daily rows, reports.
 //! - [`article`]: the WME article schema, MediaWiki and dump transforms, projection.
 //! - [`projects`]: the project registry built from the site matrix.
+//! - [`realtime`]: page changes, the partitioned event log, stream requests.
+//! - [`snapshot`]: snapshot metadata, key layout, byte ranges, HTTP dates.
 
 #![deny(missing_docs)]
 
@@ -22,3 +24,5 @@ pub mod auth;
 pub mod metering;
 pub mod projects;
 pub mod quota;
+pub mod realtime;
+pub mod snapshot;

@@ -10,8 +10,10 @@ mod host;
 mod journey;
 mod metering;
 mod quota;
+mod realtime;
 mod redis;
 mod scaleout;
+mod snapshots;
 
 /// The freshly built host binary.
 pub const BIN: &str = env!("CARGO_BIN_EXE_wikiedge");

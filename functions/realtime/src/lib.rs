@@ -1,0 +1,143 @@
+//! The Realtime API of wikiedge: `GET|POST /realtime/v2/articles` streams
+//! WME events (SSE or NDJSON) from a partitioned log that
+//! `POST /v1/admin/ingest` fills from EventStreams page changes;
+//! `/v2/batches/{YYYY-MM-DD}/{HH}[...]` serves the log's hours as tar.gz.
+//!
+//! Streams are authenticated through the imported `auth` interface, draw
+//! one unit of `realtime` quota per connection and are metered with their
+//! bytes before they end. Ingest needs an admin (token or `X-Admin-Key`) or
+//! the secret `X-Ingest-Key`.
+//!
+//! Layout:
+//! - [`respond`]: the reply type and WME error bodies.
+//! - [`gate`]: auth, quota and metering glue; ingest credentials.
+//! - [`config`]: variables and the project registry, once per instance.
+//! - [`kv`]: `wasi:keyvalue` access (increment, create-if-absent, CAS).
+//! - [`log`]: appending, compacting and reading the log.
+//! - [`upstream`]: fetching an article from MediaWiki (as articles does).
+//! - [`ingest`]: the ingest pipeline.
+//! - [`stream`]: the stream.
+//! - [`batches`]: hourly batches built from the log.
+
+mod batches;
+mod config;
+mod gate;
+mod ingest;
+mod kv;
+mod log;
+mod respond;
+mod stream;
+mod upstream;
+
+use spin_sdk::http::body::IncomingBodyExt;
+use spin_sdk::http::{BoxBody, IntoResponse, Method, Request};
+use spin_sdk::http_service;
+use wikiedge_core::Error;
+use wikiedge_core::realtime::log::Cursor;
+use wikiedge_core::realtime::request::StreamRequest;
+
+use crate::respond::Reply;
+
+/// The bindings of the `data-function` world: auth, quota and metering.
+#[allow(unsafe_code, missing_docs, clippy::all)]
+mod bindings {
+    spin_sdk::wit_bindgen::generate!({
+        runtime_path: "::spin_sdk::wit_bindgen::rt",
+        world: "data-function",
+        path: "../../wit",
+        generate_all,
+    });
+}
+
+/// The largest ingest body read.
+const MAX_INGEST_BYTES: usize = 4 * 1024 * 1024;
+/// The largest stream request body read.
+const MAX_STREAM_BODY_BYTES: usize = 64 * 1024;
+
+const INGEST: &str = "/v1/admin/ingest";
+const STREAM: &str = "/realtime/v2/articles";
+const BATCHES: &str = "/v2/batches/";
+
+fn read_body<E: std::fmt::Debug>(
+    read: Result<bytes::Bytes, E>,
+    limit: usize,
+) -> Result<Vec<u8>, Error> {
+    match read {
+        Ok(bytes) if bytes.len() > limit => Err(Error::PayloadTooLarge(format!(
+            "request body must be at most {limit} bytes"
+        ))),
+        Ok(bytes) => Ok(bytes.to_vec()),
+        Err(e) => Err(Error::BadRequest(format!(
+            "could not read the request body: {e:?}"
+        ))),
+    }
+}
+
+fn not_allowed(method: &Method, allow: &str) -> http::Response<BoxBody> {
+    Reply::error(&Error::MethodNotAllowed(format!(
+        "method {method} is not allowed"
+    )))
+    .header("allow", allow.to_string())
+    .into_response()
+}
+
+#[http_service]
+async fn handle(req: Request) -> impl IntoResponse {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().trim_end_matches('/');
+    if path == INGEST {
+        if parts.method != Method::POST {
+            return not_allowed(&parts.method, "POST");
+        }
+        let body = read_body(body.bytes().await, MAX_INGEST_BYTES);
+        return ingest::serve(&parts.headers, body).await.into_response();
+    }
+    if let Some(rest) = parts.uri.path().strip_prefix(BATCHES) {
+        let principal = match gate::authenticate(&parts.headers).await {
+            Ok(principal) => principal,
+            Err(err) => return Reply::error(&err).into_response(),
+        };
+        return batches::serve(&principal, &parts.method, rest)
+            .await
+            .into_response();
+    }
+    if path != STREAM {
+        return Reply::error(&Error::NotFound(format!("no route for {path}"))).into_response();
+    }
+    if parts.method != Method::GET && parts.method != Method::POST {
+        return not_allowed(&parts.method, "GET, POST");
+    }
+    let principal = match gate::authenticate(&parts.headers).await {
+        Ok(principal) => principal,
+        Err(err) => return Reply::error(&err).into_response(),
+    };
+    let request = if parts.method == Method::POST {
+        match read_body(body.bytes().await, MAX_STREAM_BODY_BYTES) {
+            Ok(body) => StreamRequest::from_json(&body),
+            Err(err) => Err(err),
+        }
+    } else {
+        StreamRequest::from_query(parts.uri.query().unwrap_or_default())
+    };
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let resume = match header("last-event-id").map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(id) => Cursor::decode(id)
+            .map(Some)
+            .ok_or_else(|| Error::Unprocessable(format!("invalid Last-Event-ID '{id}'"))),
+    };
+    let (request, resume) = match (request, resume) {
+        (Ok(request), Ok(resume)) => (request, resume),
+        (Err(err), _) | (_, Err(err)) => {
+            return gate::unmetered_error(&principal, &err)
+                .await
+                .into_response();
+        }
+    };
+    let query = stream::StreamQuery {
+        request,
+        ndjson: header("accept").is_some_and(|a| a.contains("application/x-ndjson")),
+        resume,
+    };
+    stream::serve(principal, query).await
+}

@@ -1,0 +1,262 @@
+//! `GET|POST /realtime/v2/articles`: the event stream.
+//!
+//! After authentication and validation, a connection consumes one unit of
+//! `realtime` quota, fixes where each of its partitions starts (core
+//! `realtime::request`), answers 200 and pushes events from a spawned task:
+//! - SSE (default): `event: message`, `id: <cursor>`, `data: <json>`; the
+//!   id is the position of every partition of the connection
+//!   (`0:12,1:0,...`, the next offset of each), so `Last-Event-ID` resumes
+//!   all of them exactly. The stream ends with an id-only block carrying
+//!   the final position (SSE clients record it without an event).
+//! - NDJSON (`Accept: application/x-ndjson`): one event per line; resume
+//!   with `offsets` = `event.offset + 1` of the last event per partition.
+//!
+//! The task polls the `rt-total` counter every `realtime_poll_ms` and reads
+//! the partitions only when it moved, delivers each partition in offset
+//! order, and ends cleanly after `realtime_max_connection_seconds` (or when
+//! the client goes away), after metering the connection with its bytes.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::SinkExt;
+use futures::channel::mpsc::Sender;
+use serde_json::Value;
+use spin_sdk::http::{BoxBody, box_body};
+use wikiedge_core::Error;
+use wikiedge_core::article::projection::{matches_all, project};
+use wikiedge_core::realtime::log::Cursor;
+use wikiedge_core::realtime::request::{Start, StreamRequest};
+
+use crate::bindings::wikiedge::api::auth::Principal;
+use crate::config::{self, Config};
+use crate::ingest::now_ms;
+use crate::kv::{self, Bucket};
+use crate::respond::{Reply, response};
+use crate::{gate, log};
+
+/// How many entries of one partition are read before the others get a turn.
+const BATCH: usize = 256;
+/// How often an idle SSE stream sends a comment to keep proxies from
+/// closing it.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// A validated stream request.
+pub struct StreamQuery {
+    /// Parameters.
+    pub request: StreamRequest,
+    /// NDJSON rather than SSE.
+    pub ndjson: bool,
+    /// The `Last-Event-ID` position.
+    pub resume: Option<Cursor>,
+}
+
+/// Where each partition of the connection starts.
+fn positions(bucket: &Bucket, query: &StreamQuery) -> Result<Cursor, Error> {
+    let mut cursor = BTreeMap::new();
+    for p in query.request.partitions() {
+        let start = match query.request.start(p, query.resume.as_ref()) {
+            Start::Offset(o) => o,
+            Start::Since(ms) => log::first_since(bucket, p, ms)?,
+            Start::Live => log::tail(bucket, p)?,
+        };
+        cursor.insert(p, start);
+    }
+    Ok(Cursor(cursor))
+}
+
+/// Answers a stream request.
+pub async fn serve(principal: Principal, query: StreamQuery) -> http::Response<BoxBody> {
+    let decision = match gate::consume(&principal).await {
+        Ok(decision) => decision,
+        Err(err) => return Reply::error(&err).into_response(),
+    };
+    if !decision.admitted {
+        let reply = gate::denied(&decision);
+        if let Err(e) = gate::record(&principal, false, reply.status, reply.body.len() as u64).await
+        {
+            eprintln!("realtime: metering a denied connection failed: {e}");
+        }
+        return reply.into_response();
+    }
+    let cursor = match kv::open().and_then(|bucket| positions(&bucket, &query)) {
+        Ok(cursor) => cursor,
+        Err(err) => {
+            let reply = Reply::error(&err).rate_limit(Some(&decision));
+            if let Err(e) =
+                gate::record(&principal, true, reply.status, reply.body.len() as u64).await
+            {
+                eprintln!("realtime: metering failed: {e}");
+            }
+            return reply.into_response();
+        }
+    };
+    let config = config::config().await;
+    let content_type = if query.ndjson {
+        "application/x-ndjson"
+    } else {
+        "text/event-stream"
+    };
+    let headers = vec![
+        ("content-type", content_type.to_string()),
+        ("cache-control", "no-cache".to_string()),
+        ("x-accel-buffering", "no".to_string()),
+        ("ratelimit", decision.ratelimit.clone()),
+        ("ratelimit-policy", decision.ratelimit_policy.clone()),
+    ];
+    let (tx, body) = spin_sdk::http::body::stream::<Bytes>();
+    spin_sdk::wasip3::spawn(pump(tx, principal, query, cursor, config));
+    response(200, &headers, box_body(body))
+}
+
+/// The document as sent: filtered and projected, or `None` when filtered out.
+fn render(doc: Vec<u8>, request: &StreamRequest) -> Option<Vec<u8>> {
+    if request.fields.is_empty() && request.filters.is_empty() {
+        return Some(doc);
+    }
+    let value: Value = serde_json::from_slice(&doc).ok()?;
+    if !matches_all(&value, &request.filters) {
+        return None;
+    }
+    serde_json::to_vec(&project(&value, &request.fields)).ok()
+}
+
+/// The sending half of a connection.
+struct Sink {
+    tx: Sender<Bytes>,
+    ndjson: bool,
+    bytes: u64,
+    open: bool,
+}
+
+impl Sink {
+    async fn send(&mut self, frame: Vec<u8>) {
+        self.bytes += frame.len() as u64;
+        if self.tx.send(Bytes::from(frame)).await.is_err() {
+            self.open = false;
+        }
+    }
+
+    async fn event(&mut self, cursor: &Cursor, doc: Vec<u8>) {
+        let frame = if self.ndjson {
+            let mut line = doc;
+            line.push(b'\n');
+            line
+        } else {
+            let mut frame = format!("event: message\nid: {}\ndata: ", cursor.encode()).into_bytes();
+            frame.extend_from_slice(&doc);
+            frame.extend_from_slice(b"\n\n");
+            frame
+        };
+        self.send(frame).await;
+    }
+}
+
+/// Reads what one partition has from its position; `true` when it is
+/// waiting on an unwritten offset or stopped at the batch size.
+async fn drain(
+    bucket: &Bucket,
+    partition: u32,
+    cursor: &mut Cursor,
+    request: &StreamRequest,
+    sink: &mut Sink,
+) -> Result<bool, Error> {
+    let tail = log::tail(bucket, partition)?;
+    for _ in 0..BATCH {
+        let Some(&offset) = cursor.0.get(&partition) else {
+            return Ok(false);
+        };
+        if offset >= tail || !sink.open {
+            return Ok(false);
+        }
+        match log::read(bucket, partition, offset)? {
+            Some(doc) => {
+                cursor.0.insert(partition, offset + 1);
+                if let Some(out) = render(doc, request) {
+                    sink.event(cursor, out).await;
+                }
+            }
+            None => {
+                let head = log::head(bucket, partition)?;
+                if offset < head {
+                    cursor.0.insert(partition, head);
+                } else if log::gap_is_stale(bucket, partition, offset, now_ms())? {
+                    eprintln!("realtime: skipping unwritten offset {partition}:{offset}");
+                    cursor.0.insert(partition, offset + 1);
+                } else {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+    Ok(cursor.0.get(&partition).is_some_and(|o| *o < tail))
+}
+
+async fn pump(
+    tx: Sender<Bytes>,
+    principal: Principal,
+    query: StreamQuery,
+    mut cursor: Cursor,
+    config: &'static Config,
+) {
+    let mut sink = Sink {
+        tx,
+        ndjson: query.ndjson,
+        bytes: 0,
+        open: true,
+    };
+    let deadline = Instant::now() + config.max_connection;
+    let mut last_keepalive = Instant::now();
+    match kv::open() {
+        Ok(bucket) => {
+            let partitions: Vec<u32> = cursor.0.keys().copied().collect();
+            let mut seen_total = None;
+            let mut behind = true;
+            // Bounded: every turn ends by the deadline or a closed client.
+            while sink.open && Instant::now() < deadline {
+                let total = match log::total(&bucket) {
+                    Ok(total) => total,
+                    Err(err) => {
+                        eprintln!("realtime: stream ends early: {err:?}");
+                        break;
+                    }
+                };
+                let mut progressed = false;
+                if behind || seen_total != Some(total) {
+                    seen_total = Some(total);
+                    behind = false;
+                    for &p in &partitions {
+                        let before = cursor.0.get(&p).copied();
+                        match drain(&bucket, p, &mut cursor, &query.request, &mut sink).await {
+                            Ok(waiting) => behind |= waiting,
+                            Err(err) => {
+                                eprintln!("realtime: reading partition {p}: {err:?}");
+                                behind = true;
+                            }
+                        }
+                        progressed |= cursor.0.get(&p).copied() != before;
+                    }
+                }
+                if !sink.ndjson && last_keepalive.elapsed() >= KEEPALIVE {
+                    sink.send(b": keepalive\n\n".to_vec()).await;
+                    last_keepalive = Instant::now();
+                }
+                if !progressed {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    spin_sdk::time::sleep(config.poll.min(left)).await;
+                }
+            }
+        }
+        Err(err) => eprintln!("realtime: stream ends early: {err:?}"),
+    }
+    if sink.open && !sink.ndjson {
+        sink.send(format!("id: {}\n\n", cursor.encode()).into_bytes())
+            .await;
+    }
+    // Metered before the body ends: the sender is still alive here.
+    if let Err(e) = gate::record(&principal, true, 200, sink.bytes).await {
+        eprintln!("realtime: metering a connection failed: {e}");
+    }
+    drop(sink);
+}

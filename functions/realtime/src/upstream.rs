@@ -1,0 +1,106 @@
+//! Fetching one article from its MediaWiki: the REST page with HTML, the
+//! REST page source (for the wikitext behind abstracts and structured
+//! contents; optional) and the Action API query, sent concurrently and
+//! joined by the core's `article_from_upstream`. The whole fetch races a
+//! timer so a slow upstream never hangs the request.
+
+use std::time::Duration;
+
+use futures::future::{Either, join3, select};
+use spin_sdk::http::body::IncomingBodyExt;
+use spin_sdk::http::{EmptyBody, Request};
+use wikiedge_core::Error;
+use wikiedge_core::article::schema::Article;
+use wikiedge_core::article::transform::ProjectContext;
+use wikiedge_core::article::upstream::{
+    PageInfo, RestPage, action_api_url, article_from_upstream, rest_with_html_url,
+};
+
+/// The User-Agent Wikimedia asks API clients to send.
+const USER_AGENT: &str = concat!(
+    "wikiedge/",
+    env!("CARGO_PKG_VERSION"),
+    " (open Wikimedia Enterprise API implementation)"
+);
+
+/// One GET: the status and body, or a `BadGateway` when it failed to arrive.
+async fn get(url: &str) -> Result<(u16, Vec<u8>), Error> {
+    let request = Request::get(url)
+        .header("user-agent", USER_AGENT)
+        .header("accept", "application/json")
+        .body(EmptyBody::new())
+        .map_err(|e| unreachable(format!("invalid upstream URL {url}: {e}")))?;
+    let response = spin_sdk::http::send(request)
+        .await
+        .map_err(|e| unreachable(format!("upstream request to {url} failed: {e:?}")))?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .bytes()
+        .await
+        .map_err(|e| unreachable(format!("upstream body from {url} failed: {e:?}")))?;
+    Ok((status, body.to_vec()))
+}
+
+/// A `BadGateway` whose detail (URLs, socket errors) goes to the log only.
+fn unreachable(detail: String) -> Error {
+    eprintln!("realtime: {detail}");
+    Error::BadGateway("the upstream wiki could not be reached".into())
+}
+
+/// Maps a non-200 upstream status to an error; 404 is `NotFound`.
+fn check(status: u16, what: &str) -> Result<(), Error> {
+    match status {
+        200 => Ok(()),
+        404 => Err(Error::NotFound("article not found".into())),
+        other => Err(Error::BadGateway(format!(
+            "upstream {what} answered {other}"
+        ))),
+    }
+}
+
+async fn fetch_unbounded(
+    base_url: &str,
+    title: &str,
+    ctx: &ProjectContext,
+) -> Result<Article, Error> {
+    let html_url = rest_with_html_url(base_url, title);
+    let source_url = html_url.trim_end_matches("/with_html").to_string();
+    let action_url = action_api_url(base_url, title);
+    let (html, source, action) = join3(get(&html_url), get(&source_url), get(&action_url)).await;
+    let (status, body) = html?;
+    check(status, "REST page")?;
+    let mut rest = RestPage::parse(&body)?;
+    if rest.source.is_none() {
+        // The source endpoint is best effort: without it the article has
+        // HTML but no wikitext (and so no abstract or sections).
+        if let Ok((200, body)) = source
+            && let Ok(page) = RestPage::parse(&body)
+            && page.latest.id == rest.latest.id
+        {
+            rest.source = page.source;
+        }
+    }
+    let (status, body) = action?;
+    check(status, "Action API")?;
+    let info = PageInfo::parse(&body)?;
+    article_from_upstream(&rest, &info, ctx)
+}
+
+/// Fetches an article, giving up after `timeout` with `GatewayTimeout`.
+pub async fn fetch(
+    base_url: &str,
+    title: &str,
+    ctx: &ProjectContext,
+    timeout: Duration,
+) -> Result<Article, Error> {
+    let work = std::pin::pin!(fetch_unbounded(base_url, title, ctx));
+    let timer = std::pin::pin!(spin_sdk::time::sleep(timeout));
+    match select(work, timer).await {
+        Either::Left((result, _)) => result,
+        Either::Right(((), _)) => Err(Error::GatewayTimeout(format!(
+            "upstream did not answer within {} ms",
+            timeout.as_millis()
+        ))),
+    }
+}

@@ -1,0 +1,168 @@
+//! The Snapshot API of wikiedge: whole-project datasets as tar.gz NDJSON,
+//! built by `wikiedge snapshot build` into key-value storage.
+//!
+//! Routes:
+//! - `GET|POST /v2/snapshots`, `GET|POST /v2/snapshots/{id}`: metadata,
+//!   with `fields`/`filters` as in On-demand.
+//! - `GET|POST /v2/snapshots/{id}/chunks`, `.../chunks/{chunk}`: chunks.
+//! - `GET|HEAD /v2/snapshots/{id}/download`,
+//!   `GET|HEAD /v2/snapshots/{id}/chunks/{chunk}/download`: the bytes, with
+//!   Range, under the `snapshot` and `chunk` quotas.
+//!
+//! Every request is authenticated through the imported `auth` interface;
+//! downloads consume quota (`quota`) and are metered (`metering`) before
+//! the body starts.
+//!
+//! Layout:
+//! - [`respond`]: the reply type, WME error bodies, streamed part bodies.
+//! - [`gate`]: auth, quota and metering glue over the imported interfaces.
+//! - [`store`]: snapshot records and download markers in key-value.
+//! - [`metadata`]: the list, info and chunk metadata routes.
+//! - [`download`]: HEAD, GET and Range downloads.
+
+mod download;
+mod gate;
+mod metadata;
+mod respond;
+mod store;
+
+use spin_sdk::http::body::IncomingBodyExt;
+use spin_sdk::http::{IntoResponse, Method, Request};
+use spin_sdk::http_service;
+use wikiedge_core::Error;
+use wikiedge_core::article::request::ArticlesRequest;
+
+use crate::respond::Reply;
+
+/// The bindings of the `data-function` world: auth, quota and metering.
+#[allow(unsafe_code, missing_docs, clippy::all)]
+mod bindings {
+    spin_sdk::wit_bindgen::generate!({
+        runtime_path: "::spin_sdk::wit_bindgen::rt",
+        world: "data-function",
+        path: "../../wit",
+        generate_all,
+    });
+}
+
+/// The largest request body read (a POST of `fields`/`filters`).
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What a path asks for.
+#[derive(Debug, Clone, Copy)]
+enum Route<'a> {
+    Metadata(metadata::Target<'a>),
+    Download(download::Target<'a>),
+}
+
+impl Route<'_> {
+    /// The methods the route answers.
+    fn allow(self) -> &'static str {
+        match self {
+            Route::Metadata(_) => "GET, POST",
+            Route::Download(_) => "GET, HEAD",
+        }
+    }
+
+    fn allows(self, method: &Method) -> bool {
+        match self {
+            Route::Metadata(_) => method == Method::GET || method == Method::POST,
+            Route::Download(_) => method == Method::GET || method == Method::HEAD,
+        }
+    }
+}
+
+/// Maps a request path to its route; `None` is a 404.
+fn route(path: &str) -> Option<Route<'_>> {
+    let rest = path.strip_prefix("/v2/snapshots")?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() {
+        return Some(Route::Metadata(metadata::Target::List));
+    }
+    let segments: Vec<&str> = rest.strip_prefix('/')?.split('/').collect();
+    if segments.iter().any(|s| s.is_empty()) {
+        return None;
+    }
+    let download = |snapshot, chunk| Route::Download(download::Target { snapshot, chunk });
+    Some(match segments.as_slice() {
+        [id] => Route::Metadata(metadata::Target::One(id)),
+        [id, "download"] => download(id, None),
+        [id, "chunks"] => Route::Metadata(metadata::Target::Chunks(id)),
+        [id, "chunks", chunk] => Route::Metadata(metadata::Target::Chunk(id, chunk)),
+        [id, "chunks", chunk, "download"] => download(id, Some(chunk)),
+        _ => return None,
+    })
+}
+
+#[http_service]
+async fn handle(req: Request) -> impl IntoResponse {
+    let (parts, body) = req.into_parts();
+    let reply = match route(parts.uri.path()) {
+        None => Reply::error(&Error::NotFound(format!(
+            "no route for {}",
+            parts.uri.path()
+        ))),
+        Some(route) if !route.allows(&parts.method) => Reply::error(&Error::MethodNotAllowed(
+            format!("method {} is not allowed", parts.method),
+        ))
+        .header("allow", route.allow()),
+        Some(route) => {
+            let body = if parts.method == Method::POST {
+                match body.bytes().await {
+                    Ok(bytes) if bytes.len() > MAX_BODY_BYTES => Err(Error::PayloadTooLarge(
+                        format!("request body must be at most {MAX_BODY_BYTES} bytes"),
+                    )),
+                    Ok(bytes) => Ok(bytes.to_vec()),
+                    Err(e) => Err(Error::BadRequest(format!(
+                        "could not read the request body: {e:?}"
+                    ))),
+                }
+            } else {
+                Ok(Vec::new())
+            };
+            dispatch(&parts, route, body).await
+        }
+    };
+    reply.into_response()
+}
+
+/// Authenticates, then hands the request to its route.
+async fn dispatch(
+    parts: &http::request::Parts,
+    route: Route<'_>,
+    body: Result<Vec<u8>, Error>,
+) -> Reply {
+    let principal = match gate::authenticate(&parts.headers).await {
+        Ok(principal) => principal,
+        Err(err) => return Reply::error(&err),
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(err) => return gate::unmetered_error(&principal, &err).await,
+    };
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    match route {
+        Route::Metadata(target) => {
+            let request = if parts.method == Method::POST {
+                ArticlesRequest::from_json(&body)
+            } else {
+                ArticlesRequest::from_query(parts.uri.query().unwrap_or_default())
+            };
+            let ndjson = header("accept").is_some_and(|a| a.contains("application/x-ndjson"));
+            metadata::serve(&principal, target, request, ndjson).await
+        }
+        Route::Download(target) => {
+            let ask = download::Ask {
+                head: parts.method == Method::HEAD,
+                range: header("range"),
+            };
+            download::serve(&principal, target, ask).await
+        }
+    }
+}

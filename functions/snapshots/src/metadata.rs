@@ -1,0 +1,116 @@
+//! The metadata routes: `/v2/snapshots`, `/v2/snapshots/{id}`,
+//! `/v2/snapshots/{id}/chunks` and `/v2/snapshots/{id}/chunks/{chunk}`.
+//!
+//! Choices: like On-demand's metadata routes they require authentication
+//! but consume no quota and are not metered; they carry the `RateLimit`
+//! headers of a peek at the `snapshot` quota. `fields` and `filters` apply
+//! as in On-demand (`limit` is validated and ignored: lists are small);
+//! `Accept: application/x-ndjson` gets one object per line.
+
+use serde_json::Value;
+use wikiedge_core::Error;
+use wikiedge_core::article::projection::{matches_all, project};
+use wikiedge_core::article::request::ArticlesRequest;
+use wikiedge_core::snapshot::Snapshot;
+
+use crate::bindings::wikiedge::api::auth::Principal;
+use crate::gate;
+use crate::respond::Reply;
+use crate::store;
+
+/// Which metadata is asked for.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// Every snapshot.
+    List,
+    /// One snapshot.
+    One(&'a str),
+    /// A snapshot's chunks.
+    Chunks(&'a str),
+    /// One chunk.
+    Chunk(&'a str, &'a str),
+}
+
+fn value(meta: &Snapshot) -> Result<Value, Error> {
+    serde_json::to_value(meta).map_err(|e| Error::Internal(e.to_string()))
+}
+
+fn list(items: &[Snapshot], request: &ArticlesRequest) -> Result<Vec<Value>, Error> {
+    let filters = request.filters.as_deref().unwrap_or_default();
+    let fields = request.fields.as_deref().unwrap_or_default();
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let doc = value(item)?;
+        if matches_all(&doc, filters) {
+            out.push(project(&doc, fields));
+        }
+    }
+    Ok(out)
+}
+
+fn encode(body: Value, ndjson: bool) -> Result<Vec<u8>, Error> {
+    let internal = |e: serde_json::Error| Error::Internal(e.to_string());
+    match body {
+        Value::Array(items) if ndjson => {
+            let mut out = Vec::new();
+            for item in items {
+                serde_json::to_writer(&mut out, &item).map_err(internal)?;
+                out.push(b'\n');
+            }
+            Ok(out)
+        }
+        other => serde_json::to_vec(&other).map_err(internal),
+    }
+}
+
+async fn answer(target: Target<'_>, request: &ArticlesRequest) -> Result<Value, Error> {
+    let fields = request.fields.as_deref().unwrap_or_default();
+    let kv = store::open().await?;
+    Ok(match target {
+        Target::List => {
+            let metas: Vec<Snapshot> = store::all(&kv).await?.into_iter().map(|r| r.meta).collect();
+            Value::Array(list(&metas, request)?)
+        }
+        Target::One(id) => project(&value(&store::record(&kv, id).await?.meta)?, fields),
+        Target::Chunks(id) => {
+            let record = store::record(&kv, id).await?;
+            let metas: Vec<Snapshot> = record.chunks.into_iter().map(|c| c.meta).collect();
+            Value::Array(list(&metas, request)?)
+        }
+        Target::Chunk(id, chunk_id) => {
+            let record = store::record(&kv, id).await?;
+            let chunk = record.chunk(chunk_id).ok_or_else(|| {
+                Error::NotFound(format!("chunk '{chunk_id}' of snapshot '{id}' not found"))
+            })?;
+            project(&value(&chunk.meta)?, fields)
+        }
+    })
+}
+
+/// Serves a metadata request for an authenticated caller.
+pub async fn serve(
+    principal: &Principal,
+    target: Target<'_>,
+    request: Result<ArticlesRequest, Error>,
+    ndjson: bool,
+) -> Reply {
+    let body = match request {
+        Ok(request) => answer(target, &request).await,
+        Err(err) => Err(err),
+    };
+    let reply = match body.and_then(|body| encode(body, ndjson)) {
+        Ok(bytes) if ndjson => Reply::json(200, bytes).header_replaced_content_type(),
+        Ok(bytes) => Reply::json(200, bytes),
+        Err(err) => Reply::error(&err),
+    };
+    let decision = gate::peek(principal, "snapshot").await;
+    reply.rate_limit(decision.as_ref())
+}
+
+impl Reply {
+    /// Marks a JSON reply as NDJSON.
+    fn header_replaced_content_type(mut self) -> Self {
+        self.headers.retain(|(name, _)| *name != "content-type");
+        self.header("content-type", "application/x-ndjson")
+    }
+}

@@ -1,0 +1,158 @@
+//! The reply a handler builds: status, headers and a payload, kept as plain
+//! data until the very end so that metering sees the size and the quota
+//! headers can be added on every path. A download's payload is a list of
+//! stored part slices, streamed from key-value only when the response is
+//! sent, so a download never sits in memory whole.
+
+use bytes::Bytes;
+use futures::channel::mpsc;
+use futures::{SinkExt, StreamExt};
+use spin_sdk::http::{BoxBody, box_body};
+use wikiedge_core::Error;
+use wikiedge_core::snapshot::{PartSlice, part_key};
+
+use crate::bindings::wikiedge::api::quota::Decision;
+
+/// Parts in flight between the reading task and the response body. With
+/// 1 MiB parts, a slow client holds at most this many MiB (plus one).
+const STREAM_BUFFER: usize = 2;
+
+/// What a reply's body is.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// Bytes in memory (JSON, errors).
+    Bytes(Vec<u8>),
+    /// No body, whatever the headers say (HEAD).
+    Empty,
+    /// Slices of the stored parts of `identifier` at `version`, in order.
+    Parts {
+        /// The tar.gz's identifier (snapshot or chunk).
+        identifier: String,
+        /// Its version.
+        version: String,
+        /// The slices to send.
+        slices: Vec<PartSlice>,
+    },
+}
+
+/// A response under construction.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The HTTP status.
+    pub status: u16,
+    /// Headers in insertion order.
+    pub headers: Vec<(&'static str, String)>,
+    /// The body.
+    pub payload: Payload,
+}
+
+impl Reply {
+    /// A reply with a JSON body.
+    pub fn json(status: u16, body: Vec<u8>) -> Self {
+        Reply {
+            status,
+            headers: vec![("content-type", "application/json".into())],
+            payload: Payload::Bytes(body),
+        }
+    }
+
+    /// The WME error body `{"status": N, "message": ...}` for an error, with
+    /// `Retry-After` where it applies. A 5xx logs its detail.
+    pub fn error(err: &Error) -> Self {
+        if !err.is_client_error() {
+            eprintln!("snapshots: {err:?}");
+        }
+        let mut reply = Reply::json(err.status(), err.body_json());
+        if let Some(seconds) = err.retry_after() {
+            reply = reply.header("retry-after", seconds.to_string());
+        }
+        reply
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Adds the `RateLimit` and `RateLimit-Policy` headers of a quota decision.
+    pub fn rate_limit(self, decision: Option<&Decision>) -> Self {
+        match decision {
+            Some(d) => self
+                .header("ratelimit", d.ratelimit.clone())
+                .header("ratelimit-policy", d.ratelimit_policy.clone()),
+            None => self,
+        }
+    }
+
+    /// Converts to the HTTP response sent; a `Parts` payload starts a task
+    /// that reads the parts one by one as the client takes them.
+    pub fn into_response(self) -> http::Response<BoxBody> {
+        let body = match self.payload {
+            Payload::Bytes(bytes) => box_body(http_body_util::Full::new(Bytes::from(bytes))),
+            Payload::Empty => box_body(http_body_util::Empty::<Bytes>::new()),
+            Payload::Parts {
+                identifier,
+                version,
+                slices,
+            } => stream_parts(identifier, version, slices),
+        };
+        let mut builder = http::Response::builder().status(self.status);
+        for (name, value) in &self.headers {
+            // Header values we build are ASCII; anything else is dropped
+            // rather than failing the response.
+            if let Ok(value) = http::HeaderValue::from_str(value) {
+                builder = builder.header(*name, value);
+            }
+        }
+        builder.body(body).unwrap_or_else(|_| {
+            let mut resp = http::Response::new(box_body(http_body_util::Full::new(Bytes::from(
+                Error::Internal(String::new()).body_json(),
+            ))));
+            *resp.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+            resp
+        })
+    }
+}
+
+type Chunk = Result<Bytes, anyhow::Error>;
+
+/// A body fed by a task that reads the parts from key-value in order. A
+/// part that is missing (the version was replaced mid-download) or
+/// unreadable ends the body with an error, so the client sees a failed
+/// transfer rather than wrong bytes.
+fn stream_parts(identifier: String, version: String, slices: Vec<PartSlice>) -> BoxBody {
+    let (mut tx, rx) = mpsc::channel::<Chunk>(STREAM_BUFFER);
+    spin_sdk::wasip3::spawn(async move {
+        let store = match spin_sdk::key_value::Store::open_default().await {
+            Ok(store) => store,
+            Err(err) => {
+                let _ = tx
+                    .send(Err(anyhow::anyhow!("opening the store: {err:?}")))
+                    .await;
+                return;
+            }
+        };
+        for slice in slices {
+            let key = part_key(&identifier, &version, slice.part);
+            let item = match store.get(&key).await {
+                Ok(Some(bytes)) if bytes.len() >= slice.to && slice.from <= slice.to => {
+                    Ok(Bytes::from(bytes).slice(slice.from..slice.to))
+                }
+                Ok(Some(_)) => Err(anyhow::anyhow!("part {key} is shorter than recorded")),
+                Ok(None) => Err(anyhow::anyhow!("part {key} is missing")),
+                Err(err) => Err(anyhow::anyhow!("reading {key}: {err:?}")),
+            };
+            let failed = item.is_err();
+            if let Err(err) = &item {
+                eprintln!("snapshots: download of {identifier} aborted: {err}");
+            }
+            if tx.send(item).await.is_err() || failed {
+                // The client went away, or the body is broken: stop reading.
+                return;
+            }
+        }
+    });
+    let frames = rx.map(|chunk| chunk.map(http_body::Frame::data));
+    box_body(http_body_util::StreamBody::new(frames))
+}

@@ -1,0 +1,136 @@
+//! Reading snapshot records and the download markers (store `default`; the
+//! layout is `wikiedge_core::snapshot`'s).
+//!
+//! The download marker makes one download cost one unit however many
+//! requests (parallel ranges, resumptions) it takes. The first request of a
+//! download claims the marker with compare-and-swap (`pending:{ms}`),
+//! consumes quota, and sets it to `admitted` (or deletes it when denied).
+//! A request that finds a fresh `pending` marker waits, polling, for that
+//! decision, so five workers starting at once cost one unit and an
+//! over-quota caller gets nothing free by racing. A `pending` marker older
+//! than [`STALE_PENDING_MS`] (its holder died) is claimed over; a waiter
+//! that runs out of patience ([`WAIT_MS`]) consumes a unit on its own,
+//! which may count a download twice but never lets one go uncounted.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use spin_sdk::experimental::wasi::keyvalue::{atomics, store as wasi_store};
+use spin_sdk::key_value::Store;
+use wikiedge_core::Error;
+use wikiedge_core::snapshot::{INDEX_KEY, MARKER_ADMITTED, MARKER_PENDING, Record, record_key};
+
+/// The store every wikiedge component uses.
+const STORE: &str = "default";
+/// A pending claim older than this is abandoned.
+const STALE_PENDING_MS: u64 = 10_000;
+/// How long a request waits for another request's quota decision.
+const WAIT_MS: u64 = 3_000;
+/// How often it looks.
+const POLL: Duration = Duration::from_millis(15);
+
+/// A storage failure: logged with its detail, reported as a 503.
+pub fn unavailable(err: impl std::fmt::Debug) -> Error {
+    eprintln!("snapshots: key-value error: {err:?}");
+    Error::Unavailable {
+        message: "snapshot storage is temporarily unavailable".into(),
+        retry_after: 1,
+    }
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// Opens the `default` store.
+pub async fn open() -> Result<Store, Error> {
+    Store::open_default().await.map_err(unavailable)
+}
+
+/// The record of a snapshot, or `NotFound`.
+pub async fn record(store: &Store, identifier: &str) -> Result<Record, Error> {
+    let bytes = store
+        .get(record_key(identifier))
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| Error::NotFound(format!("snapshot '{identifier}' not found")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Internal(format!("snapshot record {identifier} is corrupt: {e}")))
+}
+
+/// Every snapshot record, in identifier order.
+pub async fn all(store: &Store) -> Result<Vec<Record>, Error> {
+    let ids: Vec<String> = match store.get(INDEX_KEY).await.map_err(unavailable)? {
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Internal(format!("snapshot index is corrupt: {e}")))?,
+        None => Vec::new(),
+    };
+    let mut records = Vec::with_capacity(ids.len());
+    for id in ids {
+        match record(store, &id).await {
+            Ok(record) => records.push(record),
+            // Listed but gone: skip rather than fail the whole list.
+            Err(Error::NotFound(_)) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(records)
+}
+
+/// The outcome of claiming a download marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This download was already counted: serve it free.
+    Counted,
+    /// This request must consume quota, then [`settle`] the marker.
+    Mine,
+}
+
+/// Claims the download marker `key` (see the module docs).
+pub async fn claim(key: &str) -> Result<Claim, Error> {
+    let bucket = wasi_store::open(STORE).map_err(unavailable)?;
+    let deadline = now_ms() + WAIT_MS;
+    loop {
+        let cas = atomics::Cas::new(&bucket, key).map_err(unavailable)?;
+        let current = cas.current().map_err(unavailable)?;
+        let now = now_ms();
+        let pending_since = current
+            .as_deref()
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.strip_prefix(MARKER_PENDING))
+            .and_then(|ms| ms.parse::<u64>().ok());
+        match (current.as_deref(), pending_since) {
+            (Some(v), _) if v == MARKER_ADMITTED.as_bytes() => return Ok(Claim::Counted),
+            (Some(_), Some(since)) if now.saturating_sub(since) < STALE_PENDING_MS => {
+                if now >= deadline {
+                    return Ok(Claim::Mine);
+                }
+                drop(cas);
+                spin_sdk::time::sleep(POLL).await;
+            }
+            // Absent, stale or unreadable: claim it.
+            _ => {
+                let pending = format!("{MARKER_PENDING}{now}");
+                match atomics::swap(cas, pending.as_bytes()) {
+                    Ok(()) => return Ok(Claim::Mine),
+                    Err(atomics::CasError::CasFailed(_)) => continue,
+                    Err(atomics::CasError::StoreError(e)) => return Err(unavailable(e)),
+                }
+            }
+        }
+    }
+}
+
+/// Records the quota decision of a claimed download: `admitted` marks it
+/// counted; otherwise the marker is removed so a later request can try.
+pub async fn settle(store: &Store, key: &str, admitted: bool) -> Result<(), Error> {
+    if admitted {
+        store.set(key, MARKER_ADMITTED.as_bytes()).await
+    } else {
+        store.delete(key).await
+    }
+    .map_err(unavailable)
+}

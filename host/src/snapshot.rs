@@ -1,0 +1,759 @@
+//! `wikiedge snapshot build [--project enwiki] [--namespace 0]
+//! [--state-dir .spin] [--chunk-size BYTES]`: builds the snapshot
+//! `{project}_namespace_{ns}` from the article store, into the same
+//! key-value store, in the layout `functions/snapshots` serves (see
+//! `wikiedge_core::snapshot`).
+//!
+//! What is built: one tar.gz holding `{identifier}.ndjson` (every stored
+//! article of the project and namespace, one compact WME Article JSON per
+//! line, in title-key order, byte for byte as On-demand stores it), plus
+//! chunks: the same lines split at `--chunk-size` bytes of NDJSON, each
+//! chunk its own tar.gz of `{identifier}_chunk_{n}.ndjson`, as WME ships
+//! them for parallel download.
+//!
+//! How:
+//! - Both passes read inside one SQLite read transaction, so they see the
+//!   same articles even while an import or `wikiedge up` writes.
+//! - Pass 1 streams the articles and computes the NDJSON length (a tar
+//!   header needs it first), the chunk boundaries and the content hashes.
+//!   The version is a SHA-256 of the format, identifier, chunk size and
+//!   every line (32 hex digits, the length of WME's versions): equal
+//!   content gives an equal version, and a build whose version is already
+//!   current writes nothing (idempotent).
+//! - Pass 2 streams the articles again through gzip (flate2, default
+//!   level) into 1 MiB parts written as they fill up; the whole file is
+//!   compressed on a second thread, the chunks on this one. Memory is
+//!   bounded by [`LINES_IN_FLIGHT`] articles plus the gzip states and two
+//!   part buffers; the chunk plan holds a few numbers per chunk.
+//! - The parts' keys carry the version; the record `snapshot:{identifier}`
+//!   is written last, so readers switch versions atomically. Parts of any
+//!   other version (the replaced one, or an interrupted build) are deleted
+//!   after the switch. A download of the replaced version still in flight
+//!   then fails (its length no longer matches), and the client retries.
+//! - The tar entry's mtime is the newest article `date_modified`, and gzip
+//!   headers carry no time, so equal content gives equal bytes.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use wikiedge_core::snapshot::{
+    self as core, Blob, Chunk, INDEX_KEY, Record, Ref, Size, Snapshot, TAR_TRAILER,
+};
+
+/// The key-value store every component opens.
+const STORE: &str = "default";
+/// Bumped when the bytes a build produces for equal content change.
+const FORMAT: &str = "wikiedge-snapshot-1";
+/// The default chunk size: 128 MiB of NDJSON per chunk.
+pub const DEFAULT_CHUNK_SIZE: u64 = 128 << 20;
+
+/// What to build, and where.
+#[derive(Debug, Clone)]
+pub struct SnapshotArgs {
+    /// The project id, e.g. `enwiki`.
+    pub project: String,
+    /// The namespace number.
+    pub namespace: i64,
+    /// The state directory holding `sqlite_key_value.db`.
+    pub state_dir: PathBuf,
+    /// Bytes of NDJSON per chunk (a chunk holds at least one article).
+    pub chunk_size: u64,
+    /// Bytes per stored part.
+    pub part_size: u64,
+    /// Print progress to stderr.
+    pub progress: bool,
+}
+
+impl SnapshotArgs {
+    /// The defaults: namespace 0, state dir `.spin`, 128 MiB chunks, 1 MiB
+    /// parts, progress on.
+    pub fn new(project: impl Into<String>) -> Self {
+        SnapshotArgs {
+            project: project.into(),
+            namespace: 0,
+            state_dir: PathBuf::from(".spin"),
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            part_size: core::DEFAULT_PART_SIZE,
+            progress: true,
+        }
+    }
+}
+
+/// What a build did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// The snapshot identifier.
+    pub identifier: String,
+    /// The version now current.
+    pub version: String,
+    /// Whether anything was written (false: the version was already current).
+    pub written: bool,
+    /// Articles in the snapshot.
+    pub articles: u64,
+    /// Bytes of NDJSON.
+    pub ndjson_bytes: u64,
+    /// Bytes of the whole tar.gz.
+    pub tar_gz_bytes: u64,
+    /// How many chunks.
+    pub chunks: usize,
+    /// Stale parts deleted.
+    pub deleted_parts: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    /// Articles per second over the whole build.
+    pub fn pages_per_sec(&self) -> f64 {
+        self.articles as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} version {} ({}): {} articles, {:.1} MB NDJSON, {:.1} MB tar.gz, {} chunks, \
+             {} stale parts deleted, {:.2}s, {:.0} pages/s",
+            self.identifier,
+            self.version,
+            if self.written { "written" } else { "unchanged" },
+            self.articles,
+            self.ndjson_bytes as f64 / 1e6,
+            self.tar_gz_bytes as f64 / 1e6,
+            self.chunks,
+            self.deleted_parts,
+            self.elapsed.as_secs_f64(),
+            self.pages_per_sec(),
+        )
+    }
+}
+
+/// The few article fields a build looks at.
+#[derive(Deserialize)]
+struct Head {
+    namespace: Option<Ref<i64>>,
+    in_language: Option<Ref<String>>,
+    date_modified: Option<String>,
+}
+
+/// One chunk as pass 1 plans it.
+struct PlannedChunk {
+    articles: u64,
+    bytes: u64,
+    hasher: Sha256,
+}
+
+/// What pass 1 learns.
+struct Plan {
+    articles: u64,
+    bytes: u64,
+    version: String,
+    chunks: Vec<(u64, u64, String)>,
+    language: String,
+    mtime: u64,
+}
+
+fn hex32(digest: &[u8]) -> String {
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+fn open_db(args: &SnapshotArgs) -> Result<Connection> {
+    let path = args.state_dir.join("sqlite_key_value.db");
+    if !path.exists() {
+        bail!(
+            "{} does not exist: import articles first (wikiedge import)",
+            path.display()
+        );
+    }
+    let conn = Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
+/// The upper bound of a key prefix range: the prefix with its last byte
+/// incremented (every prefix here ends in ASCII `:` or `_`).
+fn prefix_end(prefix: &str) -> String {
+    let mut bytes = prefix.as_bytes().to_vec();
+    if let Some(last) = bytes.last_mut() {
+        *last += 1;
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Streams the project's stored articles of one namespace, in key order,
+/// as NDJSON lines (without the newline) with their parsed head.
+fn for_each_article(
+    conn: &Connection,
+    args: &SnapshotArgs,
+    mut f: impl FnMut(&[u8], &Head) -> Result<()>,
+) -> Result<()> {
+    let prefix = format!("article:{}:", args.project);
+    let mut stmt = conn.prepare(
+        "SELECT key, value FROM spin_key_value WHERE store = ?1 AND key >= ?2 AND key < ?3 \
+         ORDER BY key",
+    )?;
+    let mut rows = stmt.query(params![STORE, prefix, prefix_end(&prefix)])?;
+    while let Some(row) = rows.next()? {
+        let value = row.get_ref(1)?.as_blob()?;
+        let head: Head = match serde_json::from_slice(value) {
+            Ok(head) => head,
+            Err(e) => {
+                let key: String = row.get(0)?;
+                eprintln!("snapshot: skipping unreadable article {key}: {e}");
+                continue;
+            }
+        };
+        if head.namespace.as_ref().map(|n| n.identifier) != Some(args.namespace) {
+            continue;
+        }
+        if value.contains(&b'\n') {
+            // Stored JSON is compact; re-serialise anything that is not.
+            let doc: serde_json::Value = serde_json::from_slice(value)?;
+            f(&serde_json::to_vec(&doc)?, &head)?;
+        } else {
+            f(value, &head)?;
+        }
+    }
+    Ok(())
+}
+
+/// Pass 1: sizes, chunk boundaries and hashes.
+fn plan(conn: &Connection, args: &SnapshotArgs, identifier: &str) -> Result<Plan> {
+    let mut whole = Sha256::new();
+    whole.update(FORMAT);
+    whole.update(identifier);
+    whole.update(args.chunk_size.to_le_bytes());
+    whole.update(args.part_size.to_le_bytes());
+    let mut chunks: Vec<PlannedChunk> = Vec::new();
+    let (mut articles, mut bytes, mut mtime) = (0u64, 0u64, 0u64);
+    let mut language = String::new();
+    let progress = Progress::new(args.progress, "pass 1/2 (plan)");
+    for_each_article(conn, args, |line, head| {
+        let len = line.len() as u64 + 1;
+        let start_new = chunks
+            .last()
+            .is_none_or(|c| c.bytes > 0 && c.bytes + len > args.chunk_size);
+        if start_new {
+            let mut hasher = Sha256::new();
+            hasher.update(FORMAT);
+            hasher.update(core::chunk_identifier(identifier, chunks.len()));
+            chunks.push(PlannedChunk {
+                articles: 0,
+                bytes: 0,
+                hasher,
+            });
+        }
+        if let Some(chunk) = chunks.last_mut() {
+            chunk.articles += 1;
+            chunk.bytes += len;
+            chunk.hasher.update(line);
+            chunk.hasher.update(b"\n");
+        }
+        whole.update(line);
+        whole.update(b"\n");
+        articles += 1;
+        bytes += len;
+        if language.is_empty()
+            && let Some(lang) = &head.in_language
+        {
+            language = lang.identifier.clone();
+        }
+        if let Some(t) = head.date_modified.as_deref().and_then(core::parse_rfc3339) {
+            mtime = mtime.max(t.max(0) as u64);
+        }
+        progress.tick(articles, bytes);
+        Ok(())
+    })?;
+    progress.done(articles, bytes);
+    // The tar mtime and the part size change the stored bytes and their
+    // layout: they belong in every version.
+    whole.update(mtime.to_le_bytes());
+    for chunk in &mut chunks {
+        chunk.hasher.update(mtime.to_le_bytes());
+        chunk.hasher.update(args.part_size.to_le_bytes());
+    }
+    Ok(Plan {
+        articles,
+        bytes,
+        version: hex32(&whole.finalize()),
+        chunks: chunks
+            .into_iter()
+            .map(|c| (c.articles, c.bytes, hex32(&c.hasher.finalize())))
+            .collect(),
+        language,
+        mtime,
+    })
+}
+
+/// Where finished parts go.
+enum PartOut {
+    /// Written at once.
+    Db(Rc<Connection>),
+    /// Handed to the thread that writes (one SQLite writer: two would wait
+    /// on each other's locks).
+    Channel(std::sync::mpsc::Sender<(String, Vec<u8>)>),
+}
+
+/// Collects written bytes into parts of `part_size` and stores each as it
+/// fills up.
+struct PartSink {
+    out: PartOut,
+    identifier: String,
+    version: String,
+    part_size: usize,
+    buf: Vec<u8>,
+    parts: u64,
+    bytes: u64,
+}
+
+impl PartSink {
+    fn new(out: PartOut, identifier: String, version: String, part_size: u64) -> Self {
+        let part_size = part_size.max(1) as usize;
+        PartSink {
+            out,
+            identifier,
+            version,
+            part_size,
+            buf: Vec::with_capacity(part_size),
+            parts: 0,
+            bytes: 0,
+        }
+    }
+
+    fn store_part(&mut self) -> std::io::Result<()> {
+        let key = core::part_key(&self.identifier, &self.version, self.parts);
+        match &self.out {
+            PartOut::Db(conn) => {
+                set(conn, &key, &self.buf).map_err(std::io::Error::other)?;
+                self.buf.clear();
+            }
+            PartOut::Channel(tx) => {
+                let part = std::mem::replace(&mut self.buf, Vec::with_capacity(self.part_size));
+                tx.send((key, part))
+                    .map_err(|_| std::io::Error::other("the part writer stopped"))?;
+            }
+        }
+        self.parts += 1;
+        Ok(())
+    }
+
+    /// Stores the last part and says where the bytes are.
+    fn finish(mut self) -> std::io::Result<Blob> {
+        if !self.buf.is_empty() || self.parts == 0 {
+            self.store_part()?;
+        }
+        Ok(Blob {
+            bytes: self.bytes,
+            part_size: self.part_size as u64,
+            parts: self.parts,
+        })
+    }
+}
+
+impl Write for PartSink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = data.len().min(self.part_size - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        self.bytes += n as u64;
+        if self.buf.len() == self.part_size {
+            self.store_part()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A tar.gz of one NDJSON file being written.
+struct TarGz {
+    gz: GzEncoder<PartSink>,
+    size: u64,
+}
+
+impl TarGz {
+    fn start(sink: PartSink, name: &str, size: u64, mtime: u64) -> Result<Self> {
+        let mut gz = GzEncoder::new(sink, Compression::default());
+        gz.write_all(&core::tar_header(name, size, mtime))?;
+        Ok(TarGz { gz, size })
+    }
+
+    fn line(&mut self, line: &[u8]) -> Result<()> {
+        self.gz.write_all(line)?;
+        self.gz.write_all(b"\n")?;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Blob> {
+        let padding = core::tar_padding(self.size) as usize;
+        self.gz.write_all(&TAR_TRAILER[..padding])?;
+        self.gz.write_all(&TAR_TRAILER)?;
+        Ok(self.gz.finish()?.finish()?)
+    }
+}
+
+fn get(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+        .query_row(params![STORE, key], |row| row.get(0))
+        .optional()?)
+}
+
+fn set(conn: &Connection, key: &str, value: &[u8]) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![STORE, key, value])?;
+    Ok(())
+}
+
+/// Lines in flight to the thread compressing the whole file.
+const LINES_IN_FLIGHT: usize = 64;
+
+/// Pass 2: writes the parts of the whole file (on a second thread, with its
+/// own connection, so the two gzip streams compress in parallel) and of
+/// every chunk (on this one).
+fn write_parts(
+    reader: &Connection,
+    writer: Rc<Connection>,
+    args: &SnapshotArgs,
+    identifier: &str,
+    plan: &Plan,
+) -> Result<(Blob, Vec<Blob>)> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(LINES_IN_FLIGHT);
+    // Unbounded, but drained after every line: it holds a part or two.
+    let (parts_tx, parts_rx) = std::sync::mpsc::channel::<(String, Vec<u8>)>();
+    std::thread::scope(|scope| {
+        let whole = scope.spawn(move || -> Result<Blob> {
+            let sink = PartSink::new(
+                PartOut::Channel(parts_tx),
+                identifier.to_string(),
+                plan.version.clone(),
+                args.part_size,
+            );
+            let mut tar =
+                TarGz::start(sink, &core::ndjson_name(identifier), plan.bytes, plan.mtime)?;
+            for line in rx {
+                tar.line(&line)?;
+            }
+            tar.finish()
+        });
+        let chunks = write_chunks(reader, &writer, args, identifier, plan, tx, &parts_rx);
+        // The thread hangs up when done; store what it still sends.
+        let mut drained = Ok(());
+        for (key, part) in parts_rx.iter() {
+            if drained.is_ok() {
+                drained = set(&writer, &key, &part);
+            }
+        }
+        let whole = whole
+            .join()
+            .map_err(|_| anyhow::anyhow!("the compressing thread panicked"))?;
+        // A failed chunk pass hangs up on the thread; report its own error.
+        let chunks = chunks?;
+        drained?;
+        Ok((whole?, chunks))
+    })
+}
+
+/// The chunk half of pass 2: every line goes to `whole` and to the current
+/// chunk's tar.gz.
+fn write_chunks(
+    reader: &Connection,
+    writer: &Rc<Connection>,
+    args: &SnapshotArgs,
+    identifier: &str,
+    plan: &Plan,
+    whole: std::sync::mpsc::SyncSender<Vec<u8>>,
+    whole_parts: &std::sync::mpsc::Receiver<(String, Vec<u8>)>,
+) -> Result<Vec<Blob>> {
+    let mut blobs = Vec::with_capacity(plan.chunks.len());
+    let mut current: Option<(TarGz, u64)> = None;
+    let (mut articles, mut bytes) = (0u64, 0u64);
+    let progress = Progress::new(args.progress, "pass 2/2 (write)");
+    for_each_article(reader, args, |line, _| {
+        if current.is_none() {
+            let n = blobs.len();
+            let Some((count, size, version)) = plan.chunks.get(n) else {
+                bail!("the article store changed during the build");
+            };
+            let id = core::chunk_identifier(identifier, n);
+            let out = PartOut::Db(writer.clone());
+            let sink = PartSink::new(out, id.clone(), version.clone(), args.part_size);
+            let tar = TarGz::start(sink, &core::ndjson_name(&id), *size, plan.mtime)?;
+            current = Some((tar, *count));
+        }
+        whole
+            .send(line.to_vec())
+            .map_err(|_| anyhow::anyhow!("the compressing thread stopped"))?;
+        while let Ok((key, part)) = whole_parts.try_recv() {
+            set(writer, &key, &part)?;
+        }
+        if let Some((tar, left)) = current.as_mut() {
+            tar.line(line)?;
+            *left -= 1;
+            if *left == 0
+                && let Some((tar, _)) = current.take()
+            {
+                blobs.push(tar.finish()?);
+            }
+        }
+        articles += 1;
+        bytes += line.len() as u64 + 1;
+        progress.tick(articles, bytes);
+        Ok(())
+    })?;
+    progress.done(articles, bytes);
+    if articles != plan.articles || bytes != plan.bytes || current.is_some() {
+        bail!("the article store changed during the build");
+    }
+    Ok(blobs)
+}
+
+/// Deletes every part of this snapshot and its chunks whose
+/// `(identifier, version)` is not current. Returns how many.
+fn delete_stale_parts(conn: &Connection, identifier: &str, record: &Record) -> Result<u64> {
+    let mut keep: BTreeSet<(String, String)> = BTreeSet::new();
+    keep.insert((identifier.to_string(), record.meta.version.clone()));
+    for chunk in &record.chunks {
+        keep.insert((chunk.meta.identifier.clone(), chunk.meta.version.clone()));
+    }
+    let mut stale = Vec::new();
+    for prefix in [
+        format!("snapshot-blob:{identifier}:"),
+        format!("snapshot-blob:{identifier}_chunk_"),
+    ] {
+        let mut stmt = conn.prepare(
+            "SELECT key FROM spin_key_value WHERE store = ?1 AND key >= ?2 AND key < ?3",
+        )?;
+        let keys = stmt.query_map(params![STORE, prefix, prefix_end(&prefix)], |row| {
+            row.get::<_, String>(0)
+        })?;
+        for key in keys {
+            let key = key?;
+            let mut fields = key["snapshot-blob:".len()..].rsplitn(3, ':');
+            let (_part, version, id) = (fields.next(), fields.next(), fields.next());
+            let current = match (id, version) {
+                (Some(id), Some(version)) => keep.contains(&(id.to_string(), version.to_string())),
+                _ => false,
+            };
+            if !current {
+                stale.push(key);
+            }
+        }
+    }
+    let tx = conn.unchecked_transaction()?;
+    for key in &stale {
+        tx.execute(
+            "DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2",
+            params![STORE, key],
+        )?;
+    }
+    tx.commit()?;
+    Ok(stale.len() as u64)
+}
+
+/// Adds an identifier to the snapshot list, if it is not there yet.
+fn add_to_index(conn: &Connection, identifier: &str) -> Result<()> {
+    let mut ids: BTreeSet<String> = get(conn, INDEX_KEY)?
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    if ids.insert(identifier.to_string()) {
+        set(conn, INDEX_KEY, &serde_json::to_vec(&ids)?)?;
+    }
+    Ok(())
+}
+
+/// Builds (or confirms) the snapshot of one project namespace.
+pub fn run(args: SnapshotArgs) -> Result<Summary> {
+    let started = Instant::now();
+    if args.chunk_size == 0 || args.part_size == 0 {
+        bail!("--chunk-size and the part size must be positive");
+    }
+    let identifier = core::identifier(&args.project, args.namespace);
+    let reader = open_db(&args)?;
+    let writer = Rc::new(open_db(&args)?);
+    reader.execute_batch("BEGIN")?;
+    let plan = plan(&reader, &args, &identifier)?;
+    if plan.articles == 0 {
+        reader.execute_batch("COMMIT")?;
+        bail!(
+            "no articles of {} in namespace {} in the store",
+            args.project,
+            args.namespace
+        );
+    }
+    let existing: Option<Record> = get(&writer, &core::record_key(&identifier))?
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    let mut summary = Summary {
+        identifier: identifier.clone(),
+        version: plan.version.clone(),
+        written: false,
+        articles: plan.articles,
+        ndjson_bytes: plan.bytes,
+        tar_gz_bytes: 0,
+        chunks: plan.chunks.len(),
+        deleted_parts: 0,
+        elapsed: Duration::ZERO,
+    };
+    let record = match existing {
+        Some(record) if record.meta.version == plan.version => {
+            reader.execute_batch("COMMIT")?;
+            record
+        }
+        _ => {
+            let (blob, chunk_blobs) =
+                write_parts(&reader, writer.clone(), &args, &identifier, &plan)?;
+            reader.execute_batch("COMMIT")?;
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or_default();
+            let meta = |id: String, version: String, bytes: u64, chunks: Vec<String>| Snapshot {
+                identifier: id,
+                version,
+                date_modified: core::rfc3339(now),
+                is_part_of: Ref {
+                    identifier: args.project.clone(),
+                },
+                in_language: Ref {
+                    identifier: plan.language.clone(),
+                },
+                namespace: Ref {
+                    identifier: args.namespace,
+                },
+                size: Size::from_bytes(bytes),
+                chunks,
+            };
+            let chunks: Vec<Chunk> = plan
+                .chunks
+                .iter()
+                .zip(chunk_blobs)
+                .enumerate()
+                .map(|(n, ((_, _, version), blob))| Chunk {
+                    meta: meta(
+                        core::chunk_identifier(&identifier, n),
+                        version.clone(),
+                        blob.bytes,
+                        Vec::new(),
+                    ),
+                    blob,
+                })
+                .collect();
+            let ids = chunks.iter().map(|c| c.meta.identifier.clone()).collect();
+            let record = Record {
+                meta: meta(identifier.clone(), plan.version.clone(), blob.bytes, ids),
+                blob,
+                chunks,
+            };
+            // The switch: one write, after every part is stored.
+            set(
+                &writer,
+                &core::record_key(&identifier),
+                &serde_json::to_vec(&record)?,
+            )?;
+            add_to_index(&writer, &identifier)?;
+            summary.written = true;
+            record
+        }
+    };
+    summary.tar_gz_bytes = record.blob.bytes;
+    summary.deleted_parts = delete_stale_parts(&writer, &identifier, &record)?;
+    summary.elapsed = started.elapsed();
+    if args.progress {
+        eprintln!("{summary}");
+    }
+    Ok(summary)
+}
+
+/// A progress line on stderr, redrawn at most every 200 ms.
+struct Progress {
+    on: bool,
+    label: &'static str,
+    started: Instant,
+    last: std::cell::Cell<Instant>,
+}
+
+impl Progress {
+    fn new(on: bool, label: &'static str) -> Self {
+        let now = Instant::now();
+        Progress {
+            on,
+            label,
+            started: now,
+            last: std::cell::Cell::new(now),
+        }
+    }
+
+    fn tick(&self, articles: u64, bytes: u64) {
+        if self.on && self.last.get().elapsed() >= Duration::from_millis(200) {
+            self.last.set(Instant::now());
+            self.draw(articles, bytes, false);
+        }
+    }
+
+    fn done(&self, articles: u64, bytes: u64) {
+        if self.on {
+            self.draw(articles, bytes, true);
+        }
+    }
+
+    fn draw(&self, articles: u64, bytes: u64, end: bool) {
+        let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+        eprint!(
+            "\r{}: {articles} articles, {:.1} MB, {:.0} articles/s{}",
+            self.label,
+            bytes as f64 / 1e6,
+            articles as f64 / secs,
+            if end { "\n" } else { "" }
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_ranges_end_just_after_the_prefix() {
+        assert_eq!(prefix_end("article:enwiki:"), "article:enwiki;");
+        assert_eq!(
+            prefix_end("snapshot-blob:x_chunk_"),
+            "snapshot-blob:x_chunk`"
+        );
+    }
+
+    #[test]
+    fn part_sinks_split_at_the_part_size() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("wikiedge-snap-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let conn = Connection::open(dir.join("kv.db"))?;
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS spin_key_value (store TEXT NOT NULL, key TEXT NOT NULL, \
+             value BLOB NOT NULL, PRIMARY KEY (store, key))",
+            [],
+        )?;
+        let conn = Rc::new(conn);
+        let mut sink = PartSink::new(PartOut::Db(conn.clone()), "s".into(), "v".into(), 4);
+        sink.write_all(b"abcdefghij")?;
+        let blob = sink.finish()?;
+        assert_eq!((blob.bytes, blob.parts, blob.part_size), (10, 3, 4));
+        assert_eq!(get(&conn, "snapshot-blob:s:v:2")?, Some(b"ij".to_vec()));
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+}

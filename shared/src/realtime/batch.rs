@@ -1,0 +1,149 @@
+//! Hourly batches: the log's events of one UTC hour, per project and
+//! namespace, as a tar.gz of NDJSON (`/v2/batches/{YYYY-MM-DD}/{HH}`).
+//!
+//! An event belongs to the hour of its `date_published` (the time it
+//! entered the log), so an hour's batch never changes once the hour is
+//! over. The archive holds one file, `{identifier}.ndjson`, one event per
+//! line in partition and offset order.
+
+use serde::{Deserialize, Serialize};
+
+use crate::quota::period::Date;
+use crate::{Error, Result};
+
+/// An hour's batch identifier: `{project}_namespace_{ns}`.
+pub fn identifier(project: &str, namespace: i64) -> String {
+    format!("{project}_namespace_{namespace}")
+}
+
+/// The hour `{YYYY-MM-DD}/{HH}` as `[start, end)` Unix milliseconds.
+pub fn hour_range(date: &str, hour: &str) -> Result<(i64, i64)> {
+    let date = Date::parse(date)?;
+    let text = hour;
+    let hour: i64 = match text.as_bytes() {
+        [a, b] if a.is_ascii_digit() && b.is_ascii_digit() => {
+            i64::from((a - b'0') * 10 + (b - b'0'))
+        }
+        _ => -1,
+    };
+    if !(0..24).contains(&hour) {
+        return Err(Error::Unprocessable(format!(
+            "invalid hour '{text}': expected 00 to 23"
+        )));
+    }
+    let start = (date.start() + hour * 3600) * 1000;
+    Ok((start, start + 3_600_000))
+}
+
+/// A reference by identifier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ref<T> {
+    /// The identifier.
+    pub identifier: T,
+}
+
+/// A size in MB (10^6 bytes), as WME reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Size {
+    /// The size.
+    pub value: f64,
+    /// `MB`.
+    pub unit_text: String,
+}
+
+/// The metadata of one batch, as `/v2/batches/...` serves it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    /// `{project}_namespace_{ns}`.
+    pub identifier: String,
+    /// A hash of the content (also the download's ETag).
+    pub version: String,
+    /// The last event's publication time.
+    pub date_modified: String,
+    /// The project.
+    pub is_part_of: Ref<String>,
+    /// The project's language, when the events carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_language: Option<Ref<String>>,
+    /// The namespace.
+    pub namespace: Ref<i64>,
+    /// The size of the tar.gz.
+    pub size: Size,
+}
+
+impl Size {
+    /// A byte count in MB, three decimals as WME shows it.
+    pub fn from_bytes(bytes: u64) -> Size {
+        Size {
+            value: (bytes as f64 / 1000.0).round() / 1000.0,
+            unit_text: "MB".into(),
+        }
+    }
+}
+
+fn octal(field: &mut [u8], value: u64) {
+    let text = format!("{value:0width$o}", width = field.len() - 1);
+    let bytes = text.as_bytes();
+    let n = bytes.len().min(field.len() - 1);
+    field[..n].copy_from_slice(&bytes[bytes.len() - n..]);
+    field[field.len() - 1] = 0;
+}
+
+/// A ustar archive holding one regular file.
+pub fn tar_one(name: &str, content: &[u8], mtime_seconds: u64) -> Vec<u8> {
+    let mut header = [0u8; 512];
+    let name = name.as_bytes();
+    header[..name.len().min(100)].copy_from_slice(&name[..name.len().min(100)]);
+    octal(&mut header[100..108], 0o644);
+    octal(&mut header[108..116], 0);
+    octal(&mut header[116..124], 0);
+    octal(&mut header[124..136], content.len() as u64);
+    octal(&mut header[136..148], mtime_seconds);
+    header[148..156].copy_from_slice(b"        ");
+    header[156] = b'0';
+    header[257..263].copy_from_slice(b"ustar\0");
+    header[263..265].copy_from_slice(b"00");
+    let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
+    let text = format!("{sum:06o}\0 ");
+    header[148..156].copy_from_slice(text.as_bytes());
+    let mut out = Vec::with_capacity(content.len() + 2048);
+    out.extend_from_slice(&header);
+    out.extend_from_slice(content);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out.extend_from_slice(&[0u8; 1024]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hours_are_utc_ranges() {
+        assert_eq!(
+            hour_range("2024-10-04", "15").ok(),
+            Some((1_728_054_000_000, 1_728_057_600_000))
+        );
+        for (date, hour) in [
+            ("2024-10-04", "24"),
+            ("2024-10-04", "5"),
+            ("2024-13-01", "00"),
+        ] {
+            assert!(hour_range(date, hour).is_err(), "{date} {hour}");
+        }
+    }
+
+    #[test]
+    fn tar_headers_are_ustar_with_a_valid_checksum() {
+        let tar = tar_one("a.ndjson", b"{}\n", 0);
+        assert_eq!(tar.len(), 512 * 4);
+        assert_eq!(&tar[257..262], b"ustar");
+        let mut header = tar[..512].to_vec();
+        header[148..156].copy_from_slice(b"        ");
+        let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
+        let stored = std::str::from_utf8(&tar[148..154]).unwrap_or("");
+        assert_eq!(u32::from_str_radix(stored, 8).ok(), Some(sum));
+        assert_eq!(&tar[512..515], b"{}\n");
+        assert_eq!(identifier("enwiki", 0), "enwiki_namespace_0");
+    }
+}

@@ -1,0 +1,190 @@
+//! The realtime log: a fixed number of partitions, each an append-only
+//! sequence of events addressed by offset.
+//!
+//! Key layout (store `default`):
+//! - `rt-offset:{p}`: counter, the number of offsets ever allocated in
+//!   partition `p` (the next offset). Allocated with an atomic increment.
+//! - `rt-total`: counter, bumped after every append; readers poll this one
+//!   key to learn that something changed.
+//! - `rt-head:{p}`: the lowest offset not yet compacted away (absent = 0).
+//! - `rt-event:{p}:{offset:020}`: the published WME event JSON.
+//! - `rt-meta:{p}:{offset:020}`: `{published_ms} {event_id}`, the small
+//!   record retention and `since` read instead of the event.
+//! - `rt-seen:{event_id}`: `{p}:{offset}` once published; created with
+//!   compare-and-swap so an event id is published at most once.
+//!
+//! Partition of a page: FNV-1a (64 bit) of `{project}:{page_id}` modulo
+//! [`PARTITIONS`], so one page's events keep their order.
+
+/// The number of partitions.
+pub const PARTITIONS: u32 = 10;
+
+/// WME's `parts` range: 0 to 9, each a tenth of the partitions.
+pub const PARTS: u32 = 10;
+
+/// FNV-1a, 64 bit.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// The partition of a page key (`{project}:{page_id}`).
+pub fn partition_of(page_key: &str) -> u32 {
+    (fnv1a(page_key.as_bytes()) % u64::from(PARTITIONS)) as u32
+}
+
+/// The partitions one `parts` value covers.
+pub fn partitions_of_part(part: u32) -> std::ops::Range<u32> {
+    let start = part * PARTITIONS / PARTS;
+    let end = (part + 1) * PARTITIONS / PARTS;
+    start..end
+}
+
+/// The offset counter of a partition.
+pub fn offset_key(partition: u32) -> String {
+    format!("rt-offset:{partition}")
+}
+
+/// The change counter readers poll.
+pub const TOTAL_KEY: &str = "rt-total";
+
+/// The compaction head of a partition.
+pub fn head_key(partition: u32) -> String {
+    format!("rt-head:{partition}")
+}
+
+/// The key of an event.
+pub fn event_key(partition: u32, offset: u64) -> String {
+    format!("rt-event:{partition}:{offset:020}")
+}
+
+/// The key of an event's meta record.
+pub fn meta_key(partition: u32, offset: u64) -> String {
+    format!("rt-meta:{partition}:{offset:020}")
+}
+
+/// The idempotency key of an event id.
+pub fn seen_key(event_id: &str) -> String {
+    format!("rt-seen:{event_id}")
+}
+
+/// The meta record kept beside each event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    /// When the event was published (Unix milliseconds).
+    pub published_ms: i64,
+    /// The event id.
+    pub event_id: String,
+}
+
+impl Meta {
+    /// The stored form: `{published_ms} {event_id}`.
+    pub fn encode(&self) -> Vec<u8> {
+        format!("{} {}", self.published_ms, self.event_id).into_bytes()
+    }
+
+    /// Reads the stored form; `None` when it is not one.
+    pub fn decode(bytes: &[u8]) -> Option<Meta> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let (ms, id) = text.split_once(' ')?;
+        Some(Meta {
+            published_ms: ms.parse().ok()?,
+            event_id: id.to_string(),
+        })
+    }
+
+    /// Whether the retention window has passed for this event.
+    pub fn expired(&self, now_ms: i64, retention_seconds: u64) -> bool {
+        let retention_ms =
+            i64::try_from(retention_seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+        now_ms.saturating_sub(self.published_ms) > retention_ms
+    }
+}
+
+/// Reads a stored head value (decimal); absent or unreadable is 0.
+pub fn decode_head(bytes: Option<&[u8]>) -> u64 {
+    bytes
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A stream position: for each partition of a connection, the next offset
+/// to deliver. It is the SSE `id` of every event: `p:next` pairs, comma
+/// separated (`0:12,1:0,...`), so `Last-Event-ID` resumes every partition
+/// of the connection, not only the one of the last event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cursor(pub std::collections::BTreeMap<u32, u64>);
+
+impl Cursor {
+    /// The SSE id form.
+    pub fn encode(&self) -> String {
+        self.0
+            .iter()
+            .map(|(p, o)| format!("{p}:{o}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Parses the SSE id form; `None` when malformed.
+    pub fn decode(text: &str) -> Option<Cursor> {
+        let mut map = std::collections::BTreeMap::new();
+        for pair in text.trim().split(',').filter(|p| !p.is_empty()) {
+            let (p, o) = pair.split_once(':')?;
+            let p: u32 = p.trim().parse().ok()?;
+            if p >= PARTITIONS {
+                return None;
+            }
+            map.insert(p, o.trim().parse().ok()?);
+        }
+        (!map.is_empty()).then_some(Cursor(map))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_matches_reference_vectors() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn partitions_are_stable_and_spread() {
+        assert_eq!(partition_of("enwiki:1"), partition_of("enwiki:1"));
+        let used: std::collections::BTreeSet<u32> = (0..200)
+            .map(|i| partition_of(&format!("enwiki:{i}")))
+            .collect();
+        assert_eq!(used.len(), PARTITIONS as usize);
+        assert_eq!(partitions_of_part(3), 3..4);
+    }
+
+    #[test]
+    fn keys_sort_by_offset() {
+        assert_eq!(event_key(3, 42), "rt-event:3:00000000000000000042");
+        assert!(event_key(1, 9) < event_key(1, 10));
+    }
+
+    #[test]
+    fn meta_and_cursor_round_trip() {
+        let meta = Meta {
+            published_ms: 1_700_000_000_123,
+            event_id: "abc-1".into(),
+        };
+        assert_eq!(Meta::decode(&meta.encode()), Some(meta.clone()));
+        assert!(meta.expired(1_700_000_000_123 + 2001, 2));
+        assert!(!meta.expired(1_700_000_000_123 + 2000, 2));
+        let cursor = Cursor::decode("0:12,3:0").unwrap_or_default();
+        assert_eq!(cursor.encode(), "0:12,3:0");
+        assert_eq!(Cursor::decode("10:1"), None);
+        assert_eq!(Cursor::decode("x"), None);
+        assert_eq!(Cursor::decode(""), None);
+    }
+}

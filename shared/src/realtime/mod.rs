@@ -1,0 +1,21 @@
+//! The Realtime API core: EventStreams page changes in, WME events out,
+//! over a partitioned, offset-addressed log.
+//!
+//! - [`batch`]: hourly batches (hour ranges, metadata, a one-file tar).
+//! - [`timestamp`]: RFC 3339 parsing and formatting (UTC, milliseconds).
+//! - [`change`]: `mediawiki.page_change.v1` events -> [`change::Change`]s
+//!   (event type, suppression, batches as JSON, arrays or NDJSON).
+//! - [`media`]: the Commons `upload.wikimedia.org` URL of a file.
+//! - [`log`]: partitions (FNV-1a of the page), key names, the small meta
+//!   record kept beside each entry, and the SSE cursor.
+//! - [`request`]: the stream request (`since`, `fields`, `filters`, `parts`,
+//!   `offsets`, `since_per_partition`, `Last-Event-ID`), validated.
+//! - [`event`]: building the published WME event document.
+
+pub mod batch;
+pub mod change;
+pub mod event;
+pub mod log;
+pub mod media;
+pub mod request;
+pub mod timestamp;
