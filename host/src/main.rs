@@ -118,6 +118,9 @@ struct UpArgs {
     /// (every commit fsynced; acknowledged writes also survive power loss).
     #[arg(long, env = "WIKIEDGE_KV_DURABILITY", default_value = "interval")]
     kv_durability: wikiedge_host::kv::sqlite::Durability,
+    /// Requests one component works on at once; more wait in line.
+    #[arg(long, default_value_t = ServeOptions::default().max_in_flight_per_component)]
+    max_in_flight_per_component: usize,
     /// Largest accepted request body, in bytes.
     #[arg(long, default_value_t = 4 << 20)]
     max_body_bytes: usize,
@@ -272,6 +275,7 @@ fn up(args: UpArgs) -> Result<()> {
         let serve_opts = ServeOptions {
             max_body: args.max_body_bytes,
             log_requests: !args.quiet,
+            max_in_flight_per_component: args.max_in_flight_per_component,
         };
         serve(app, listener, serve_opts, shutdown_signal()).await
     })

@@ -31,6 +31,12 @@ pub struct ServeOptions {
     pub max_body: usize,
     /// Whether to log one line per request.
     pub log_requests: bool,
+    /// Requests one component works on at the same time; the rest wait in
+    /// line. Each request in progress holds (a share of) an instance, and
+    /// instances are what costs memory, so this bounds the host's memory
+    /// while keeping both cores busy (the work is CPU-bound or waits only
+    /// briefly on the key-value store).
+    pub max_in_flight_per_component: usize,
 }
 
 impl Default for ServeOptions {
@@ -38,6 +44,7 @@ impl Default for ServeOptions {
         ServeOptions {
             max_body: 4 << 20,
             log_requests: true,
+            max_in_flight_per_component: 16,
         }
     }
 }
@@ -67,6 +74,19 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let limits: Arc<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>> = Arc::new(
+        app.components
+            .keys()
+            .map(|id| {
+                (
+                    id.clone(),
+                    Arc::new(tokio::sync::Semaphore::new(
+                        opts.max_in_flight_per_component.max(1),
+                    )),
+                )
+            })
+            .collect(),
+    );
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, client) = tokio::select! {
@@ -82,9 +102,11 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
+        let limits = limits.clone();
         let service = hyper::service::service_fn(move |req| {
             let app = app.clone();
-            async move { Ok::<_, Infallible>(handle(&app, req, client, local, opts).await) }
+            let limits = limits.clone();
+            async move { Ok::<_, Infallible>(handle(&app, &limits, req, client, local, opts).await) }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .keep_alive(true)
@@ -106,6 +128,7 @@ pub async fn serve(
 
 async fn handle(
     app: &App,
+    limits: &std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>,
     mut req: Request<Incoming>,
     client: SocketAddr,
     local: SocketAddr,
@@ -194,6 +217,12 @@ async fn handle(
             .boxed_unsync()
     });
 
+    // Wait for a turn; the permit is held until the response head is ready
+    // (streamed bodies continue without it).
+    let _permit = match limits.get(&route.component) {
+        Some(sem) => sem.clone().acquire_owned().await.ok(),
+        None => None,
+    };
     match handler.handle((), req).await {
         Ok(resp) => {
             log(&route.component, resp.status());
