@@ -16,7 +16,7 @@ use wikiedge_tests::{Host, TempDir, fixtures, get, post, repo_root};
 use crate::{ADMIN_KEY, BIN};
 
 /// Creates an account and returns an `Authorization` header value for it.
-fn bearer(host: &Host, username: &str) -> Result<String> {
+pub fn bearer(host: &Host, username: &str) -> Result<String> {
     let password = "correct horse battery staple";
     let body = serde_json::json!({"username": username, "password": password}).to_string();
     let created = post(
@@ -41,7 +41,7 @@ fn bearer(host: &Host, username: &str) -> Result<String> {
 }
 
 /// Starts the app on a state dir holding the imported sample dump.
-fn app_with_sample(env: &[(&str, &str)]) -> Result<(TempDir, Host)> {
+pub fn app_with_sample(env: &[(&str, &str)]) -> Result<(TempDir, Host)> {
     let state = TempDir::new("articles")?;
     let summary = import(
         ImportArgs::new(

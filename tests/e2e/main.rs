@@ -13,6 +13,7 @@ mod quota;
 mod realtime;
 mod redis;
 mod scaleout;
+mod schema;
 mod snapshots;
 
 /// The freshly built host binary.

@@ -7,6 +7,8 @@
 //! built once per test run through `wikiedge build`, i.e. with the same
 //! build commands `spin build` would run.
 
+pub mod openapi;
+
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;
 use std::io::Read;
