@@ -125,21 +125,16 @@ impl Spec {
                     bail!("{path}: `{s}` is not an RFC 3339 date-time");
                 }
             }
-            Some("integer") => {
-                if !(value.is_i64() || value.is_u64()) {
-                    bail!("{path}: expected an integer, got {value}");
-                }
+            Some("integer") if !(value.is_i64() || value.is_u64()) => {
+                bail!("{path}: expected an integer, got {value}");
             }
-            Some("number") => {
-                if !value.is_number() {
-                    bail!("{path}: expected a number, got {value}");
-                }
+            Some("number") if !value.is_number() => {
+                bail!("{path}: expected a number, got {value}");
             }
-            Some("boolean") => {
-                if !value.is_boolean() {
-                    bail!("{path}: expected a boolean, got {value}");
-                }
+            Some("boolean") if !value.is_boolean() => {
+                bail!("{path}: expected a boolean, got {value}");
             }
+            Some("integer" | "number" | "boolean") => {}
             Some(other) => bail!("{path}: unsupported schema type `{other}`"),
             None => {}
         }
