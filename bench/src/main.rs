@@ -11,6 +11,9 @@
 //! - (a) the full authenticated path: `wikiedge up --from spin.toml` with an
 //!   imported dump, an account on a plan with a huge quota, and load on
 //!   `GET /v2/articles/{article}` with `Authorization: Bearer`.
+//! - (r) the same path with the `default` key-value store on Redis: a
+//!   private `redis-server`, the imported articles copied into it from the
+//!   SQLite store, and `wikiedge up --runtime-config-file` pointing at it.
 //!
 //! Servers run as child processes killed on exit (error and ctrl-c
 //! included); the load generator runs in-process.
@@ -27,6 +30,7 @@ use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use wikiedge_bench::baseline::is_framing_header;
 use wikiedge_bench::client::{Fetched, fetch};
+use wikiedge_bench::kvcopy;
 use wikiedge_bench::load::{self, LoadConfig, LoadResult};
 use wikiedge_bench::stats::{fmt_us, ratio};
 
@@ -41,6 +45,8 @@ enum Scenario {
     C,
     /// Cold start.
     D,
+    /// The authenticated article path with the key-value store on Redis.
+    R,
 }
 
 /// Runs the wikiedge benchmark scenarios and writes bench-results/latest.{json,md}.
@@ -60,7 +66,8 @@ struct Args {
     #[arg(long)]
     no_build: bool,
     /// Scenarios to run, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d")]
+    /// (r runs only when `redis-server` is on PATH.)
+    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d,r")]
     only: Vec<Scenario>,
     /// Measured seconds per load run.
     #[arg(short = 'd', long, default_value_t = 10.0)]
@@ -103,6 +110,9 @@ struct Args {
     /// host supports it, as a production `spin up` does not log requests).
     #[arg(long)]
     host_log: bool,
+    /// The Redis server for scenario (r) (default: `redis-server` on PATH).
+    #[arg(long)]
+    redis_server: Option<PathBuf>,
     /// Seconds a `wikiedge build` or `wikiedge import` may take.
     #[arg(long, default_value_t = 1800)]
     build_timeout: u64,
@@ -344,6 +354,19 @@ impl Ctx {
         state: &Path,
         env: &[(&str, &str)],
     ) -> Result<Proc> {
+        self.spawn_up_with(name, manifest, port, state, env, &[])
+    }
+
+    /// [`Ctx::spawn_up`] with extra `wikiedge up` arguments.
+    fn spawn_up_with(
+        &self,
+        name: &str,
+        manifest: &str,
+        port: u16,
+        state: &Path,
+        env: &[(&str, &str)],
+        extra: &[&std::ffi::OsStr],
+    ) -> Result<Proc> {
         let mut cmd = Command::new(&self.wikiedge);
         cmd.arg("up")
             .arg("--from")
@@ -353,6 +376,7 @@ impl Ctx {
             .arg("--state-dir")
             .arg(state)
             .args(&self.up_args)
+            .args(extra)
             .current_dir(&self.root);
         for (k, v) in env {
             cmd.env(k, v);
@@ -565,9 +589,75 @@ async fn post_json(url: &str, headers: &[(&str, &str)], body: &Value) -> Result<
     .await
 }
 
-/// Scenario (a), with its baseline (b) when selected.
-async fn scenario_a(ctx: &Ctx) -> Result<Value> {
-    let state = ctx.tmp.0.join("state-a");
+/// Where scenario (a) keeps its key-value data: (a) on the embedded SQLite
+/// store, (r) on Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kv {
+    Sqlite,
+    Redis,
+}
+
+impl Kv {
+    /// The scenario letter (the key in the report).
+    fn key(self) -> &'static str {
+        match self {
+            Kv::Sqlite => "a",
+            Kv::Redis => "r",
+        }
+    }
+}
+
+/// `name` in a directory of `PATH`, if it is a file there.
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The Redis server binary for scenario (r), if there is one.
+fn redis_server_bin(args: &Args) -> Option<PathBuf> {
+    match &args.redis_server {
+        Some(p) => p.is_file().then(|| p.clone()),
+        None => find_on_path("redis-server"),
+    }
+}
+
+/// A private `redis-server` for scenario (r): loopback only, no RDB
+/// snapshots, append-only file fsynced every second (the durability a
+/// deployment would run), data in the run's temporary directory.
+async fn spawn_redis(ctx: &Ctx, bin: &Path) -> Result<(Proc, u16)> {
+    let dir = ctx.tmp.0.join("redis-r");
+    std::fs::create_dir_all(&dir)?;
+    let port = free_port()?;
+    let mut cmd = Command::new(bin);
+    cmd.arg("--port")
+        .arg(port.to_string())
+        .args(["--bind", "127.0.0.1", "--save", ""])
+        .args(["--appendonly", "yes", "--appendfsync", "everysec"])
+        .arg("--dir")
+        .arg(&dir);
+    let mut p = Proc::spawn("redis-server-r", &mut cmd, &ctx.logs)?;
+    println!(
+        "  $ {} --port {port} --bind 127.0.0.1 --save \"\" --appendonly yes --appendfsync everysec --dir {}",
+        bin.display(),
+        dir.display()
+    );
+    wait_listening(&mut p, port, ctx.deadline()).await?;
+    Ok((p, port))
+}
+
+/// FNV-1a (64-bit) of `bytes`: tells whether (a) and (r) served the same body.
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Scenario (a), or (r) with `Kv::Redis`, with its baseline (b) when selected.
+async fn scenario_full(ctx: &Ctx, kv: Kv) -> Result<Value> {
+    let letter = kv.key();
+    let state = ctx.tmp.0.join(format!("state-{letter}"));
     std::fs::create_dir_all(&state)?;
     let dump = ctx.root.join(&ctx.args.dump);
     let state_s = state.to_string_lossy().into_owned();
@@ -593,13 +683,66 @@ async fn scenario_a(ctx: &Ctx) -> Result<Value> {
     }
     let import_s = (!ctx.args.no_import).then(|| t.elapsed().as_secs_f64());
 
+    // (r): a private Redis holding the imported articles, and a runtime
+    // config putting the `default` store on it.
+    let mut redis = None;
+    let mut extra: Vec<std::ffi::OsString> = Vec::new();
+    let mut redis_info = Value::Null;
+    if kv == Kv::Redis {
+        let bin = redis_server_bin(&ctx.args)
+            .ok_or_else(|| anyhow!("Not measured: redis-server not found"))?;
+        let (p, rport) = spawn_redis(ctx, &bin).await?;
+        let db = state.join("sqlite_key_value.db");
+        let t = Instant::now();
+        let copied = if ctx.args.no_import {
+            Default::default()
+        } else {
+            let db = db.clone();
+            tokio::task::spawn_blocking(move || kvcopy::copy_articles(&db, rport))
+                .await?
+                .context("copying the imported articles into redis")?
+        };
+        println!(
+            "  copied {} article keys ({} bytes) from {} into redis on port {rport}",
+            copied.keys,
+            copied.bytes,
+            db.display()
+        );
+        let rc = ctx.tmp.0.join("runtime-config-r.toml");
+        std::fs::write(
+            &rc,
+            format!(
+                "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:{rport}\"\n"
+            ),
+        )?;
+        extra.push("--runtime-config-file".into());
+        extra.push(rc.clone().into_os_string());
+        redis_info = json!({
+            "server": bin,
+            "port": rport,
+            "runtime_config": rc,
+            "copied_keys": copied.keys,
+            "copied_value_bytes": copied.bytes,
+            "copy_seconds": t.elapsed().as_secs_f64(),
+        });
+        redis = Some(p);
+    }
+    let extra: Vec<&std::ffi::OsStr> = extra.iter().map(|s| s.as_os_str()).collect();
+
     let key = admin_key();
     let env = [
         ("SPIN_VARIABLE_ADMIN_API_KEY", key.as_str()),
         ("SPIN_VARIABLE_PLANS", BENCH_PLANS),
     ];
     let port = free_port()?;
-    let mut host = ctx.spawn_up("wikiedge-up-full", "spin.toml", port, &state, &env)?;
+    let mut host = ctx.spawn_up_with(
+        &format!("wikiedge-up-full-{letter}"),
+        "spin.toml",
+        port,
+        &state,
+        &env,
+        &extra,
+    )?;
     let base_url = format!("http://127.0.0.1:{port}");
     wait_status(
         &mut host,
@@ -671,21 +814,50 @@ async fn scenario_a(ctx: &Ctx) -> Result<Value> {
         );
     }
     let mut out = json!({
+        "kv_store": match kv { Kv::Sqlite => "sqlite", Kv::Redis => "redis" },
         "import_seconds": import_s,
         "path": a_path,
         "response_bytes": first.body.len(),
+        "response_body_fnv1a64": format!("{:016x}", fnv1a64(&first.body)),
         "first_article_request_ms": first_ms,
         "response_headers": first.headers.iter().map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("?"))).collect::<Vec<_>>(),
     });
 
+    if kv == Kv::Redis {
+        // The account, tokens and counters just written must be in Redis:
+        // a host that ignored the runtime config would leave it untouched.
+        let rport = redis_info["port"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok());
+        let copied = redis_info["copied_keys"].as_u64().unwrap_or(0);
+        let dbsize = match rport {
+            Some(rport) => tokio::task::spawn_blocking(move || {
+                kvcopy::Resp::connect(rport)?.command(&[b"DBSIZE"])
+            })
+            .await??
+            .parse::<u64>()
+            .context("DBSIZE reply")?,
+            None => 0,
+        };
+        if dbsize <= copied {
+            bail!(
+                "the host wrote nothing to redis ({dbsize} keys, {copied} copied): is --runtime-config-file honoured?"
+            );
+        }
+        redis_info["keys_after_first_request"] = json!(dbsize);
+        out["redis"] = redis_info;
+    }
+
     let mut base = None;
     if ctx.args.wants(Scenario::B) {
-        let (p, bport) = ctx.spawn_baseline("baseline-article", &first).await?;
+        let (p, bport) = ctx
+            .spawn_baseline(&format!("baseline-article-{letter}"), &first)
+            .await?;
         base = Some((p, format!("http://127.0.0.1:{bport}{a_path}")));
     }
     let (bs, as_) = ctx
         .compare(
-            "a",
+            letter,
             base.as_ref().map(|(_, u)| (u.as_str(), &headers)),
             Some((article_url.as_str(), &headers)),
         )
@@ -693,6 +865,10 @@ async fn scenario_a(ctx: &Ctx) -> Result<Value> {
     out["host_peak_rss_kib"] = json!(host.status_kib("VmHWM"));
     out["host_rss_kib_after"] = json!(host.status_kib("VmRSS"));
     host.stop().await;
+    if let Some(p) = redis {
+        out["redis_peak_rss_kib"] = json!(p.status_kib("VmHWM"));
+        p.stop().await;
+    }
     if let Some((p, _)) = base {
         out["baseline_peak_rss_kib"] = json!(p.status_kib("VmHWM"));
         p.stop().await;
@@ -700,9 +876,9 @@ async fn scenario_a(ctx: &Ctx) -> Result<Value> {
     if !bs.is_empty() {
         out["b"] = load_json(&bs);
     }
-    out["a"] = load_json(&as_);
+    out[letter] = load_json(&as_);
     if !bs.is_empty() {
-        out["ratio_a_over_b"] = ratios(&bs, &as_);
+        out[format!("ratio_{letter}_over_b")] = ratios(&bs, &as_);
     }
     Ok(out)
 }
@@ -889,6 +1065,7 @@ fn markdown(report: &Value) -> String {
     let none = Value::Null;
     let c = &report["scenarios"]["c"];
     let a = &report["scenarios"]["a"];
+    let r = &report["scenarios"]["r"];
     let rows = [
         md_row(
             "(b) baseline, trivial bytes",
@@ -918,6 +1095,22 @@ fn markdown(report: &Value) -> String {
             &a["ratio_a_over_b"],
             &a["host_peak_rss_kib"],
         ),
+        md_row(
+            "(b) baseline, same bytes as (r)",
+            &r["b"],
+            &none,
+            &r["baseline_peak_rss_kib"],
+        ),
+        md_row(
+            &format!(
+                "(r) wikiedge on Redis, authenticated GET {} ({} B)",
+                r["path"].as_str().unwrap_or("?"),
+                r["response_bytes"]
+            ),
+            &r["r"],
+            &r["ratio_r_over_b"],
+            &r["host_peak_rss_kib"],
+        ),
     ];
     for row in rows.into_iter().flatten() {
         md.push_str(&row);
@@ -925,10 +1118,19 @@ fn markdown(report: &Value) -> String {
     }
     let p99 = |r: &Value| fmt_ratio(&r["p99_ratio"]);
     md.push_str(&format!(
-        "\np99 ratio: c/b {}, a/b {}.\n",
+        "\np99 ratio: c/b {}, a/b {}, r/b {}.\n",
         p99(&c["ratio_c_over_b"]),
-        p99(&a["ratio_a_over_b"])
+        p99(&a["ratio_a_over_b"]),
+        p99(&r["ratio_r_over_b"])
     ));
+    if r.is_object() {
+        md.push_str(&format!(
+            "(r): redis-server peak RSS {} (not included in the host's); same body as (a): {}.\n",
+            fmt_kib(&r["redis_peak_rss_kib"]),
+            r.get("same_body_as_a")
+                .map_or("-".to_string(), |v| v.to_string())
+        ));
+    }
     if let Some(runs) = report["scenarios"]["d"]["hello"].as_array() {
         md.push_str("\n## Cold start (d)\n\n| app | run | start → listening | start → first 200 | first request | second request |\n|---|---|---|---|---|---|\n");
         for r in runs {
@@ -1005,7 +1207,10 @@ async fn run(args: Args) -> Result<()> {
     let out_dir = resolve(&root, &args.out);
     let logs = out_dir.join("logs");
     std::fs::create_dir_all(&logs)?;
-    let needs_host = args.wants(Scenario::A) || args.wants(Scenario::C) || args.wants(Scenario::D);
+    let needs_host = args.wants(Scenario::A)
+        || args.wants(Scenario::C)
+        || args.wants(Scenario::D)
+        || args.wants(Scenario::R);
     if needs_host && !wikiedge.is_file() {
         bail!(
             "no wikiedge binary at {} (cargo build --release -p wikiedge, or --wikiedge PATH)",
@@ -1039,7 +1244,8 @@ async fn run(args: Args) -> Result<()> {
     let mut scenarios = serde_json::Map::new();
 
     let need_trivial = ctx.args.wants(Scenario::C) || ctx.args.wants(Scenario::D);
-    let need_full = ctx.args.wants(Scenario::A) || ctx.args.wants(Scenario::D);
+    let need_full =
+        ctx.args.wants(Scenario::A) || ctx.args.wants(Scenario::D) || ctx.args.wants(Scenario::R);
     // A failed build is reported; the scenarios still run on whatever
     // components were built before.
     if !ctx.args.no_build {
@@ -1079,7 +1285,10 @@ async fn run(args: Args) -> Result<()> {
         }
         scenarios.insert("d".into(), d);
     }
-    if ctx.args.wants(Scenario::C) || (ctx.args.wants(Scenario::B) && !ctx.args.wants(Scenario::A))
+    if ctx.args.wants(Scenario::C)
+        || (ctx.args.wants(Scenario::B)
+            && !ctx.args.wants(Scenario::A)
+            && !ctx.args.wants(Scenario::R))
     {
         println!("scenario c (trivial component) vs baseline");
         match scenario_c(&ctx).await {
@@ -1094,7 +1303,7 @@ async fn run(args: Args) -> Result<()> {
     }
     if ctx.args.wants(Scenario::A) {
         println!("scenario a (full authenticated path) vs baseline");
-        match scenario_a(&ctx).await {
+        match scenario_full(&ctx, Kv::Sqlite).await {
             Ok(v) => {
                 scenarios.insert("a".into(), v);
             }
@@ -1102,6 +1311,33 @@ async fn run(args: Args) -> Result<()> {
                 println!("  failed: {e:#}");
                 errors.insert("a".into(), json!(format!("{e:#}")));
             }
+        }
+    }
+    if ctx.args.wants(Scenario::R) {
+        if redis_server_bin(&ctx.args).is_none() {
+            let why = match &ctx.args.redis_server {
+                Some(p) => format!("Not measured: redis-server not found at {}", p.display()),
+                None => "Not measured: redis-server not found on PATH".to_string(),
+            };
+            println!("scenario r (authenticated path on Redis): {why}");
+            errors.insert("r".into(), json!(why));
+        } else {
+            println!("scenario r (authenticated path on the Redis key-value store) vs baseline");
+            match scenario_full(&ctx, Kv::Redis).await {
+                Ok(v) => {
+                    scenarios.insert("r".into(), v);
+                }
+                Err(e) => {
+                    println!("  failed: {e:#}");
+                    errors.insert("r".into(), json!(format!("{e:#}")));
+                }
+            }
+        }
+    }
+    if let (Some(a), Some(r)) = (scenarios.get("a"), scenarios.get("r")) {
+        let same = a["response_body_fnv1a64"] == r["response_body_fnv1a64"];
+        if let Some(r) = scenarios.get_mut("r") {
+            r["same_body_as_a"] = json!(same);
         }
     }
 
@@ -1128,7 +1364,11 @@ async fn run(args: Args) -> Result<()> {
             "c_over_b_p99": scenarios.get("c").map(|c| c["ratio_c_over_b"]["p99_ratio"].clone()),
             "a_over_b_rps": scenarios.get("a").map(|a| a["ratio_a_over_b"]["rps_ratio"].clone()),
             "a_over_b_p99": scenarios.get("a").map(|a| a["ratio_a_over_b"]["p99_ratio"].clone()),
+            "r_over_b_rps": scenarios.get("r").map(|r| r["ratio_r_over_b"]["rps_ratio"].clone()),
+            "r_over_b_p99": scenarios.get("r").map(|r| r["ratio_r_over_b"]["p99_ratio"].clone()),
             "full_host_peak_rss_kib": scenarios.get("a").map(|a| a["host_peak_rss_kib"].clone()),
+            "redis_host_peak_rss_kib": scenarios.get("r").map(|r| r["host_peak_rss_kib"].clone()),
+            "redis_server_peak_rss_kib": scenarios.get("r").map(|r| r["redis_peak_rss_kib"].clone()),
             "trivial_host_peak_rss_kib": scenarios.get("c").map(|c| c["host_peak_rss_kib"].clone()),
         },
         "scenarios": scenarios,
@@ -1178,8 +1418,17 @@ mod tests {
         let a = Args::try_parse_from(["wikiedge-bench"]).expect("defaults");
         assert_eq!(
             a.only,
-            vec![Scenario::A, Scenario::B, Scenario::C, Scenario::D]
+            vec![
+                Scenario::A,
+                Scenario::B,
+                Scenario::C,
+                Scenario::D,
+                Scenario::R
+            ]
         );
+        assert_eq!(a.redis_server, None);
+        let a = Args::try_parse_from(["wikiedge-bench", "--only", "a,b,r"]).expect("valid");
+        assert_eq!(a.only, vec![Scenario::A, Scenario::B, Scenario::R]);
         assert_eq!(a.connections, 32);
         assert_eq!(a.wikiedge, PathBuf::from("target/release/wikiedge"));
         let a = Args::try_parse_from([
@@ -1252,5 +1501,46 @@ mod tests {
         assert!(md.contains("| (b) baseline, trivial bytes | 100 |"), "{md}");
         assert!(md.contains("- (a): no host"), "{md}");
         assert!(!md.contains("(c) wikiedge"), "{md}");
+        assert!(!md.contains("(r) wikiedge"), "{md}");
+        assert!(!md.contains("redis-server peak RSS"), "{md}");
+    }
+
+    #[test]
+    fn markdown_renders_the_redis_scenario() {
+        let res =
+            |rps: f64| json!({"result": LoadResult { requests_per_s: rps, ..Default::default() }});
+        let report = json!({
+            "started_at": "x", "machine": {"cpus": 2},
+            "config": {"connections": 32, "warmup_s": 2.0, "duration_s": 10.0, "rounds": 1},
+            "scenarios": {"r": {
+                "path": "/v2/articles/Anarchism", "response_bytes": 1234,
+                "b": res(1000.0), "r": res(250.0),
+                "ratio_r_over_b": {"rps_ratio": 0.25, "p99_ratio": 4.0},
+                "host_peak_rss_kib": 2048, "redis_peak_rss_kib": 1024,
+                "same_body_as_a": true,
+            }},
+            "errors": {},
+        });
+        let md = markdown(&report);
+        assert!(
+            md.contains("| (b) baseline, same bytes as (r) | 1000 | - |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| (r) wikiedge on Redis, authenticated GET /v2/articles/Anarchism (1234 B) | 250 | 0.250 |"),
+            "{md}"
+        );
+        assert!(md.contains("| 2.0 MiB |"), "{md}");
+        assert!(md.contains("r/b 4.000"), "{md}");
+        assert!(md.contains("redis-server peak RSS 1.0 MiB"), "{md}");
+        assert!(md.contains("same body as (a): true"), "{md}");
+    }
+
+    #[test]
+    fn finds_programs_on_path() {
+        assert!(find_on_path("sh").is_some());
+        assert!(find_on_path("no-such-program-wikiedge-bench").is_none());
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 }
