@@ -9,6 +9,7 @@
 //! - [`kv`]: key-value stores (SQLite, in Spin's layout, with group commit).
 //! - [`kv_host`]: the component-facing bindings of key-value and variables.
 
+pub mod account;
 pub mod app;
 pub mod build_cmd;
 pub mod compose;

@@ -24,6 +24,11 @@ struct Cli {
 enum Command {
     /// Serve the application (like `spin up`).
     Up(UpArgs),
+    /// Manage accounts through the running service's admin API.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
     /// Load a MediaWiki XML dump (.xml or .xml.bz2) into the article store.
     Import {
         /// The dump file.
@@ -75,6 +80,34 @@ enum SnapshotCommand {
         /// Do not print progress.
         #[arg(long)]
         quiet: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Create an account (`POST /v1/admin/accounts`).
+    Create {
+        /// The username (case-insensitive).
+        #[arg(long)]
+        username: String,
+        /// The password (or set WIKIEDGE_ACCOUNT_PASSWORD to keep it out of the shell history).
+        #[arg(long, env = "WIKIEDGE_ACCOUNT_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// The plan.
+        #[arg(long, default_value = "free")]
+        plan: String,
+        /// `user` or `admin`.
+        #[arg(long, default_value = "user")]
+        role: String,
+        /// The service's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        url: String,
+        /// The admin API key (default: SPIN_VARIABLE_ADMIN_API_KEY, then the development key in the state dir).
+        #[arg(long, env = "SPIN_VARIABLE_ADMIN_API_KEY", hide_env_values = true)]
+        admin_key: Option<String>,
+        /// The state dir holding the development keys.
+        #[arg(long, default_value = ".spin")]
+        state_dir: PathBuf,
     },
 }
 
@@ -203,6 +236,30 @@ fn main() -> Result<()> {
             wikiedge_host::build_cmd::build(&manifest, &components)
         }
         Command::Up(args) => up(args),
+        Command::Account {
+            command:
+                AccountCommand::Create {
+                    username,
+                    password,
+                    plan,
+                    role,
+                    url,
+                    admin_key,
+                    state_dir,
+                },
+        } => {
+            let req = wikiedge_host::account::CreateAccount {
+                admin_key: wikiedge_host::account::admin_key(admin_key, &state_dir)?,
+                url,
+                username,
+                password,
+                plan,
+                role,
+            };
+            let created = wikiedge_host::account::create(&req)?;
+            println!("{}", serde_json::to_string_pretty(&created)?);
+            Ok(())
+        }
         Command::Follow(args) => follow(args),
         Command::Import {
             dump,

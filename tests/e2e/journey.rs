@@ -182,3 +182,83 @@ fn sixty_four_racing_clients_against_a_cap_of_fifty_get_exactly_fifty() -> Resul
     );
     Ok(())
 }
+
+#[test]
+fn wikiedge_account_create_makes_a_first_admin_from_the_command_line() -> Result<()> {
+    let (_state, host) =
+        app_with_plans(r#"[{"name":"free","monthly":{"ondemand":5},"burst_per_second":10}]"#)?;
+    let run = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .args([
+                "account",
+                "create",
+                "--url",
+                &host.base,
+                "--admin-key",
+                ADMIN_KEY,
+            ])
+            .args(args)
+            .env_remove("SPIN_VARIABLE_ADMIN_API_KEY")
+            .output()
+    };
+    let out = run(&[
+        "--username",
+        "Root",
+        "--password",
+        "a long passphrase",
+        "--role",
+        "admin",
+    ])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(
+        (created["username"].as_str(), created["role"].as_str()),
+        (Some("root"), Some("admin"))
+    );
+
+    // The new admin logs in and can use the admin API with its token.
+    let login = serde_json::json!({"username": "root", "password": "a long passphrase"});
+    let r = post(
+        &host.url("/v1/login"),
+        &[JSON],
+        login.to_string().as_bytes(),
+    )?;
+    let token = format!(
+        "Bearer {}",
+        r.json()?["access_token"].as_str().context("token")?
+    );
+    let r = get(
+        &host.url("/v1/admin/accounts"),
+        &[("authorization", token.as_str())],
+    )?;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    // Errors are reported, not swallowed: a duplicate, and a wrong key.
+    let out = run(&["--username", "root", "--password", "a long passphrase"])?;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("409"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new(BIN)
+        .args([
+            "account",
+            "create",
+            "--url",
+            &host.base,
+            "--admin-key",
+            "wrong",
+            "--username",
+            "x1y",
+            "--password",
+            "a long passphrase",
+        ])
+        .output()?;
+    assert!(!out.status.success());
+    Ok(())
+}
