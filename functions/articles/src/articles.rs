@@ -51,12 +51,12 @@ use wikiedge_core::article::sections::structured_content;
 use wikiedge_core::article::title;
 use wikiedge_core::article::transform::ProjectContext;
 
-use crate::bindings::wikiedge::api::auth::Principal;
-use crate::bindings::wikiedge::api::quota::Decision;
 use crate::config::{self, Config};
-use crate::respond::Reply;
 use crate::store::{self, Entry};
-use crate::{gate, upstream};
+use wikiedge_fn::bindings::wikiedge::api::auth::Principal;
+use wikiedge_fn::bindings::wikiedge::api::quota::Decision;
+use wikiedge_fn::respond::Reply;
+use wikiedge_fn::{gate, upstream};
 
 /// The filter field that selects projects without parsing documents.
 const PROJECT_FIELD: &str = "is_part_of.identifier";
@@ -174,7 +174,7 @@ async fn candidates(
             }
             // Not cached: only a project we can fetch from is worth trying.
             let known = config.overrides.contains_key(&project)
-                || config::registry()?.project(&project).is_ok();
+                || wikiedge_fn::config::registry()?.project(&project).is_ok();
             Ok(if known {
                 vec![candidate(&project, &name, None)]
             } else {
@@ -240,11 +240,11 @@ async fn refresh(
     now: u64,
 ) -> Option<Error> {
     let result = async {
-        let registry = config::registry()?;
+        let registry = wikiedge_fn::config::registry()?;
         if registry.is_closed(&c.project) && !config.overrides.contains_key(&c.project) {
             return Err(Error::NotFound("article not found".into()));
         }
-        let base = config::base_url(config, &c.project)?;
+        let base = wikiedge_fn::config::base_url(&config.overrides, &c.project)?;
         // Article URLs use the project's public URL even when the fetch
         // goes to an override; a project only the overrides know uses that.
         let ctx = ProjectContext::from_registry(registry, &c.project).unwrap_or_else(|_| {
@@ -377,7 +377,8 @@ pub async fn serve(principal: &Principal, query: ArticleQuery) -> Reply {
     match pipeline(principal, &query).await {
         Outcome::Free(reply) => reply,
         Outcome::Metered { admitted, reply } => {
-            gate::metered(principal, product, admitted, reply).await
+            let bytes = reply.body.len() as u64;
+            gate::metered(principal, product, admitted, bytes, reply).await
         }
     }
 }

@@ -1,16 +1,11 @@
-//! Per-instance configuration: the variables and the project registry,
-//! each read once per instance (variables cannot change while an instance
-//! lives, on Spin or on `wikiedge up`).
+//! Per-instance configuration: the variables of the articles component,
+//! read once per instance (see [`wikiedge_fn::config`]).
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use wikiedge_core::Error;
-use wikiedge_core::projects::Registry;
-
-/// The site matrix the registry is built from (see `data/README.md`).
-const SITEMATRIX: &[u8] = include_bytes!("../data/sitematrix.json");
+use wikiedge_fn::config::{cached, number, upstream_overrides, variable};
 
 /// The project used for an uncached title when neither a project filter nor
 /// `upstream_overrides` says where to look.
@@ -47,57 +42,16 @@ impl Config {
 }
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
-static REGISTRY: OnceLock<Registry> = OnceLock::new();
-
-async fn variable(name: &str) -> Option<String> {
-    match spin_sdk::variables::get(name).await {
-        Ok(value) => Some(value),
-        Err(err) => {
-            eprintln!("articles: variable {name} unavailable: {err:?}");
-            None
-        }
-    }
-}
 
 /// The configuration, read on first use. Malformed values are logged and
 /// replaced by the defaults, so a typo never takes the API down.
 pub async fn config() -> &'static Config {
-    if let Some(config) = CONFIG.get() {
-        return config;
-    }
-    let overrides = match variable("upstream_overrides").await {
-        Some(json) if !json.trim().is_empty() => serde_json::from_str(&json)
-            .map_err(|e| eprintln!("articles: ignoring invalid upstream_overrides: {e}"))
-            .unwrap_or_default(),
-        _ => BTreeMap::new(),
-    };
-    let number = |value: Option<String>, default: u64| {
-        value
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(default)
-    };
-    let config = Config {
-        overrides,
-        max_age: number(variable("article_max_age").await, 86_400),
-        timeout: Duration::from_millis(number(variable("upstream_timeout_ms").await, 5_000)),
-    };
-    CONFIG.get_or_init(|| config)
-}
-
-/// The project registry, built from the embedded site matrix on first use.
-pub fn registry() -> Result<&'static Registry, Error> {
-    if let Some(registry) = REGISTRY.get() {
-        return Ok(registry);
-    }
-    let registry = Registry::from_sitematrix(SITEMATRIX)
-        .map_err(|e| Error::Internal(format!("embedded site matrix: {e}")))?;
-    Ok(REGISTRY.get_or_init(|| registry))
-}
-
-/// The upstream base URL of a project: an override, else its site-matrix URL.
-pub fn base_url(config: &Config, project: &str) -> Result<String, Error> {
-    if let Some(url) = config.overrides.get(project) {
-        return Ok(url.clone());
-    }
-    Ok(registry()?.base_url(project)?.to_string())
+    cached(&CONFIG, async {
+        Config {
+            overrides: upstream_overrides().await,
+            max_age: number(variable("article_max_age").await, 86_400),
+            timeout: Duration::from_millis(number(variable("upstream_timeout_ms").await, 5_000)),
+        }
+    })
+    .await
 }

@@ -8,40 +8,36 @@
 //! (`metering` interface) before the response leaves.
 //!
 //! Layout:
-//! - [`respond`]: the reply type, WME error bodies and header helpers.
-//! - [`gate`]: auth, quota and metering glue over the imported interfaces.
-//! - [`config`]: variables and the project registry, once per instance.
+//! - [`config`]: the variables, once per instance.
 //! - [`store`]: the key-value layout of cached articles and the title index.
-//! - [`upstream`]: fetching an article from MediaWiki with a time bound.
 //! - [`articles`]: the article and structured-contents pipeline.
 //! - [`metadata`]: projects, languages, namespaces and codes.
+//!
+//! The reply type, the auth/quota/metering gate, the project registry and
+//! the upstream fetch are shared with the other data functions
+//! ([`wikiedge_fn`]).
 
 mod articles;
 mod config;
-mod gate;
 mod metadata;
-mod respond;
 mod store;
-mod upstream;
 
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{IntoResponse, Method, Request};
 use spin_sdk::http_service;
 use wikiedge_core::Error;
 
-use crate::articles::{ArticleQuery, Product};
-use crate::respond::Reply;
+use wikiedge_fn::respond::Reply;
+use wikiedge_fn::{Component, gate, web};
 
-/// The bindings of the `data-function` world: auth, quota and metering.
-#[allow(unsafe_code, missing_docs, clippy::all)]
-mod bindings {
-    spin_sdk::wit_bindgen::generate!({
-        runtime_path: "::spin_sdk::wit_bindgen::rt",
-        world: "data-function",
-        path: "../../wit",
-        generate_all,
-    });
-}
+use crate::articles::{ArticleQuery, Product};
+
+/// How the shared glue names this component.
+static COMPONENT: Component = Component::new("articles");
+
+/// The product whose limits an error answered before quota was consumed
+/// reports.
+const ON_DEMAND: &str = "ondemand";
 
 /// The largest request body read (a POST of `fields`/`filters`/`limit`).
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -79,6 +75,7 @@ fn route(path: &str) -> Option<Route<'_>> {
 
 #[http_service]
 async fn handle(req: Request) -> impl IntoResponse {
+    wikiedge_fn::init(&COMPONENT);
     let (parts, body) = req.into_parts();
     let reply = if parts.method != Method::GET && parts.method != Method::POST {
         Reply::error(&Error::MethodNotAllowed(format!(
@@ -88,15 +85,7 @@ async fn handle(req: Request) -> impl IntoResponse {
         .header("allow", "GET, POST")
     } else {
         let body = if parts.method == Method::POST {
-            match body.bytes().await {
-                Ok(bytes) if bytes.len() > MAX_BODY_BYTES => Err(Error::PayloadTooLarge(format!(
-                    "request body must be at most {MAX_BODY_BYTES} bytes"
-                ))),
-                Ok(bytes) => Ok(bytes.to_vec()),
-                Err(e) => Err(Error::BadRequest(format!(
-                    "could not read the request body: {e:?}"
-                ))),
-            }
+            web::read_body(body.bytes().await, MAX_BODY_BYTES)
         } else {
             Ok(Vec::new())
         };
@@ -117,7 +106,7 @@ async fn dispatch(parts: &http::request::Parts, body: Result<Vec<u8>, Error>) ->
     };
     let body = match body {
         Ok(body) => body,
-        Err(err) => return gate::unmetered_error(&principal, &err).await,
+        Err(err) => return gate::unmetered_error(&principal, ON_DEMAND, &err).await,
     };
     let query = parts.uri.query().unwrap_or_default();
     let is_post = parts.method == Method::POST;
@@ -133,15 +122,9 @@ async fn dispatch(parts: &http::request::Parts, body: Result<Vec<u8>, Error>) ->
             };
             let request = match request {
                 Ok(request) => request,
-                Err(err) => return gate::unmetered_error(&principal, &err).await,
+                Err(err) => return gate::unmetered_error(&principal, ON_DEMAND, &err).await,
             };
-            let header = |name: &str| {
-                parts
-                    .headers
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string)
-            };
+            let header = |name: &str| gate::header(&parts.headers, name).map(str::to_string);
             let query = ArticleQuery {
                 product,
                 raw_name: raw_name.to_string(),

@@ -16,10 +16,10 @@ use wikiedge_core::article::request::ArticlesRequest;
 use wikiedge_core::article::title::decode_path_segment;
 use wikiedge_core::projects;
 
-use crate::bindings::wikiedge::api::auth::Principal;
-use crate::config::registry;
-use crate::gate;
-use crate::respond::Reply;
+use wikiedge_fn::bindings::wikiedge::api::auth::Principal;
+use wikiedge_fn::config::registry;
+use wikiedge_fn::gate;
+use wikiedge_fn::respond::Reply;
 
 /// The four metadata collections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

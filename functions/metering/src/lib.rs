@@ -8,19 +8,18 @@
 //! - `GET /v1/admin/usage?month=YYYY-MM`: every account with usage that
 //!   month, summed per product (admin; JSON or CSV).
 //!
-//! Layout: [`record`] (the exported interface), [`usage`] (the routes),
-//! [`caller`] (local bearer verification), [`kv`] and [`web`] (plumbing).
+//! Layout: [`record`] (the exported interface), [`usage`] (the routes);
+//! local bearer verification and the key-value and HTTP plumbing come from
+//! [`wikiedge_fn`] (`caller`, `kv`, `web`).
 
-mod caller;
-mod kv;
 mod record;
 mod usage;
-mod web;
 
 use spin_sdk::http::{Method, Request};
 use spin_sdk::{http_service, wit_bindgen};
-use web::Resp;
 use wikiedge_core::Error;
+use wikiedge_fn::Component;
+use wikiedge_fn::web::{self, Resp};
 
 /// The generated bindings of the `metering-provider` world and the export
 /// of [`Metering`]; generated glue needs `unsafe`, nothing handwritten does.
@@ -40,13 +39,8 @@ mod bindings {
 
 pub(crate) use bindings::exports;
 
-/// The current unix time in seconds.
-pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+/// How the shared glue names this component.
+static COMPONENT: Component = Component::new("wikiedge-metering");
 
 struct Metering;
 
@@ -54,6 +48,7 @@ impl exports::wikiedge::api::metering::Guest for Metering {
     async fn record_usage(
         event: exports::wikiedge::api::metering::UsageEvent,
     ) -> Result<(), String> {
+        wikiedge_fn::init(&COMPONENT);
         record::record(event)
     }
 }
@@ -71,8 +66,6 @@ async fn route(req: Request) -> Result<Resp, Error> {
 
 #[http_service]
 async fn handle(req: Request) -> Resp {
-    match route(req).await {
-        Ok(resp) => resp,
-        Err(err) => web::error(&err),
-    }
+    wikiedge_fn::init(&COMPONENT);
+    web::or_error(route(req).await)
 }

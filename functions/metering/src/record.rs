@@ -27,8 +27,8 @@ use wikiedge_core::metering::{MeteredProduct, Outcome, increments};
 use wikiedge_core::quota::Month;
 
 use crate::exports::wikiedge::api::metering::UsageEvent;
-use crate::kv::{self, Update};
-use crate::now;
+use wikiedge_fn::kv::{self, Update};
+use wikiedge_fn::now;
 
 /// Entries remembered before the set is cleared wholesale.
 const MAX_INDEXED: usize = 10_000;

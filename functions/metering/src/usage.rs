@@ -14,10 +14,10 @@ use wikiedge_core::metering::rows::{CsvRow, month_keys, query_keys};
 use wikiedge_core::metering::{UsageQuery, UsageRow, build_rows, monthly_rows, to_csv};
 use wikiedge_core::quota::{Date, Month};
 
-use crate::caller::{self, Caller};
-use crate::kv::{self, Bucket};
-use crate::now;
-use crate::web::{self, Resp};
+use wikiedge_fn::caller::{self, Caller};
+use wikiedge_fn::kv::{self, Bucket};
+use wikiedge_fn::now;
+use wikiedge_fn::web::{self, Resp};
 
 /// Whether the client asked for CSV.
 fn wants_csv(req: &Request) -> bool {

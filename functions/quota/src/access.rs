@@ -22,9 +22,10 @@ use wikiedge_core::auth::{Account, keys};
 use wikiedge_core::quota::grant::active_grants;
 use wikiedge_core::quota::{AccessDecision, AccessRequest, AccessStatus, AccessSubmission};
 
-use crate::kv::{self, Bucket, Update};
-use crate::web::{self, Resp};
-use crate::{caller, limits, now};
+use crate::limits;
+use wikiedge_fn::kv::{self, Bucket, Update};
+use wikiedge_fn::web::{self, Resp};
+use wikiedge_fn::{caller, now};
 
 /// The index of every request.
 const INDEX_KEY: &str = "access-request-index";

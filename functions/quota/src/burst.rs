@@ -18,7 +18,7 @@
 use spin_sdk::experimental::wasi::keyvalue::batch;
 use wikiedge_core::quota::decision::burst_key;
 
-use crate::kv::{self, Bucket, Update};
+use wikiedge_fn::kv::{self, Bucket, Update};
 
 /// The bookkeeping record of an account: `burst-seconds:{account}`.
 pub fn seconds_key(account: &str) -> String {

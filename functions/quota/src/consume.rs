@@ -26,8 +26,9 @@ use wikiedge_core::quota::period::seconds_until_next_month;
 use wikiedge_core::quota::{Decision, Limits, Plans, Product, Window, effective_limits};
 
 use crate::exports::wikiedge::api::quota as wit;
-use crate::kv::{self, Bucket};
-use crate::{burst, limits, now};
+use crate::{burst, limits};
+use wikiedge_fn::kv::{self, Bucket};
+use wikiedge_fn::now;
 
 fn invalid(err: Error) -> wit::QuotaError {
     wit::QuotaError::Invalid(err.to_string())

@@ -15,22 +15,21 @@
 //! - [`consume`]: the exported interface; [`burst`]: burst-key bookkeeping;
 //! - [`limits`]: plans and the per-instance account cache;
 //! - [`report`], [`plan`], [`access`]: the HTTP routes;
-//! - [`caller`]: local bearer verification; [`kv`], [`web`]: plumbing.
+//! - local bearer verification and the key-value and HTTP plumbing come
+//!   from [`wikiedge_fn`] (`caller`, `kv`, `web`).
 
 mod access;
 mod burst;
-mod caller;
 mod consume;
-mod kv;
 mod limits;
 mod plan;
 mod report;
-mod web;
 
 use spin_sdk::http::{Method, Request};
 use spin_sdk::{http_service, wit_bindgen};
-use web::Resp;
 use wikiedge_core::Error;
+use wikiedge_fn::Component;
+use wikiedge_fn::web::{self, Resp};
 
 /// The generated bindings of the `quota-provider` world and the export of
 /// [`Quota`]; generated glue needs `unsafe`, nothing handwritten does.
@@ -50,13 +49,8 @@ mod bindings {
 
 pub(crate) use bindings::exports;
 
-/// The current unix time in seconds.
-pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+/// How the shared glue names this component.
+static COMPONENT: Component = Component::new("wikiedge-quota");
 
 struct Quota;
 
@@ -68,6 +62,7 @@ impl exports::wikiedge::api::quota::Guest for Quota {
         units: u32,
     ) -> Result<exports::wikiedge::api::quota::Decision, exports::wikiedge::api::quota::QuotaError>
     {
+        wikiedge_fn::init(&COMPONENT);
         consume::consume(&account, &plan, &product, units).await
     }
 
@@ -77,6 +72,7 @@ impl exports::wikiedge::api::quota::Guest for Quota {
         product: String,
     ) -> Result<exports::wikiedge::api::quota::Decision, exports::wikiedge::api::quota::QuotaError>
     {
+        wikiedge_fn::init(&COMPONENT);
         consume::peek(&account, &plan, &product).await
     }
 }
@@ -142,8 +138,6 @@ async fn route(req: Request) -> Result<Resp, Error> {
 
 #[http_service]
 async fn handle(req: Request) -> Resp {
-    match route(req).await {
-        Ok(resp) => resp,
-        Err(err) => web::error(&err),
-    }
+    wikiedge_fn::init(&COMPONENT);
+    web::or_error(route(req).await)
 }

@@ -17,7 +17,7 @@ use wikiedge_core::Error;
 use wikiedge_core::auth::{Account, keys};
 use wikiedge_core::quota::{Grant, Plans};
 
-use crate::kv::{self, Bucket};
+use wikiedge_fn::kv::{self, Bucket};
 
 /// Seconds an instance trusts a cached account record.
 pub const ACCOUNT_TTL: i64 = 5;

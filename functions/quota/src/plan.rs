@@ -27,9 +27,10 @@ use wikiedge_core::quota::grant::active_grants;
 use wikiedge_core::quota::plan::MAX_QUOTA;
 use wikiedge_core::quota::{Grant, Limits, Product, effective_limits};
 
-use crate::kv::{self, Update};
-use crate::web::{self, Resp};
-use crate::{caller, limits, now};
+use crate::limits;
+use wikiedge_fn::kv::{self, Update};
+use wikiedge_fn::web::{self, Resp};
+use wikiedge_fn::{caller, now};
 
 /// The most grants one account may carry.
 const MAX_GRANTS: usize = 100;

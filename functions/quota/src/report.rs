@@ -10,8 +10,9 @@ use wikiedge_core::metering::counter::counter_or_zero;
 use wikiedge_core::quota::decision::monthly_key;
 use wikiedge_core::quota::{QuotaReport, effective_limits};
 
-use crate::web::{self, Resp};
-use crate::{caller, kv, limits, now};
+use crate::limits;
+use wikiedge_fn::web::{self, Resp};
+use wikiedge_fn::{caller, kv, now};
 
 pub async fn get(req: Request) -> Result<Resp, Error> {
     let bucket = kv::open()?;

@@ -21,11 +21,11 @@ use wikiedge_core::realtime::batch::{Batch, Ref, Size, hour_range, identifier, t
 use wikiedge_core::realtime::log::{PARTITIONS, fnv1a};
 use wikiedge_core::realtime::timestamp::format_millis;
 
-use crate::bindings::wikiedge::api::auth::Principal;
 use crate::ingest::now_ms;
-use crate::kv::{self, Bucket};
-use crate::respond::Reply;
 use crate::{gate, log};
+use wikiedge_fn::bindings::wikiedge::api::auth::Principal;
+use wikiedge_fn::kv::{self, Bucket};
+use wikiedge_fn::respond::Reply;
 
 /// The most events one batch request reads.
 const MAX_EVENTS: u64 = 100_000;

@@ -1,5 +1,5 @@
-//! Auth, quota and metering over the imported interfaces, and the ingest
-//! credential check.
+//! Realtime's quota policy over the shared gate ([`wikiedge_fn::gate`]),
+//! and the ingest credential check.
 //!
 //! Choices:
 //! - A stream consumes one unit of `realtime` quota per connection. A plan
@@ -14,43 +14,17 @@
 use http::HeaderMap;
 use wikiedge_core::Error;
 use wikiedge_core::auth::verify::admin_key_matches;
+use wikiedge_fn::bindings::wikiedge::api::auth::Principal;
+use wikiedge_fn::bindings::wikiedge::api::quota::Decision;
+use wikiedge_fn::gate::{self, header};
+use wikiedge_fn::respond::Reply;
 
-use crate::bindings::wikiedge::api::auth::{self, AuthError, Principal};
-use crate::bindings::wikiedge::api::metering::{self, UsageEvent};
-use crate::bindings::wikiedge::api::quota::{self, Decision, QuotaError};
 use crate::config;
-use crate::respond::Reply;
+
+pub use wikiedge_fn::gate::authenticate;
 
 /// The quota and metering product of a stream.
 pub const PRODUCT: &str = "realtime";
-
-/// Seconds a caller should wait after a dependency was unavailable.
-const RETRY_UNAVAILABLE: u64 = 1;
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// Verifies the `Authorization` header through the auth component.
-pub async fn authenticate(headers: &HeaderMap) -> Result<Principal, Error> {
-    let authorization = header(headers, "authorization")
-        .unwrap_or_default()
-        .to_string();
-    auth::verify(authorization).await.map_err(|err| match err {
-        AuthError::Missing => Error::Unauthorized("missing bearer token".into()),
-        AuthError::Invalid(reason) => Error::Unauthorized(format!("invalid token: {reason}")),
-        AuthError::Expired => Error::Unauthorized("token expired".into()),
-        AuthError::Revoked => Error::Unauthorized("token revoked".into()),
-        AuthError::Disabled => Error::Forbidden("account disabled".into()),
-        AuthError::Unavailable(detail) => {
-            eprintln!("realtime: auth unavailable: {detail}");
-            Error::Unavailable {
-                message: "authentication is temporarily unavailable".into(),
-                retry_after: RETRY_UNAVAILABLE,
-            }
-        }
-    })
-}
 
 /// Whether the request may ingest events.
 pub async fn authorize_ingest(headers: &HeaderMap) -> Result<(), Error> {
@@ -75,65 +49,33 @@ pub async fn authorize_ingest(headers: &HeaderMap) -> Result<(), Error> {
     }
 }
 
-fn quota_error(err: QuotaError) -> Error {
-    match err {
-        QuotaError::Invalid(detail) => Error::Internal(format!("quota rejected request: {detail}")),
-        QuotaError::Unavailable(detail) => {
-            eprintln!("realtime: quota unavailable: {detail}");
-            Error::Unavailable {
-                message: "quota service is temporarily unavailable".into(),
-                retry_after: RETRY_UNAVAILABLE,
-            }
-        }
-    }
-}
-
 /// Consumes one connection's unit of `realtime`. `Ok(decision)` may be a denial.
 pub async fn consume(principal: &Principal) -> Result<Decision, Error> {
-    quota::consume(
-        principal.account.clone(),
-        principal.plan.clone(),
-        PRODUCT.to_string(),
-        1,
-    )
-    .await
-    .map_err(quota_error)
+    gate::consume(principal, PRODUCT).await
 }
 
 /// Reads the current limits without consuming; `None` when quota cannot answer.
 pub async fn peek(principal: &Principal) -> Option<Decision> {
-    quota::peek(
-        principal.account.clone(),
-        principal.plan.clone(),
-        PRODUCT.to_string(),
-    )
-    .await
-    .map_err(|err| eprintln!("realtime: quota peek failed: {err:?}"))
-    .ok()
+    gate::peek(principal, PRODUCT).await
 }
 
 /// The answer to a denied decision: 403 when the plan does not include
 /// realtime, else 429 with `Retry-After`.
 pub fn denied(decision: &Decision) -> Reply {
-    let err = if decision.limit == 0 {
-        Error::Forbidden("Your plan does not include realtime".into())
+    if decision.limit == 0 {
+        Reply::error(&Error::Forbidden(
+            "Your plan does not include realtime".into(),
+        ))
+        .rate_limit(Some(decision))
     } else {
-        Error::TooManyRequests {
-            message: format!(
-                "quota exceeded; retry after {} seconds",
-                decision.retry_after.max(1)
-            ),
-            retry_after: decision.retry_after.max(1),
-        }
-    };
-    Reply::error(&err).rate_limit(Some(decision))
+        gate::denied(decision)
+    }
 }
 
 /// An error answered before quota was consumed: not metered, with the
 /// `RateLimit` headers of a peek.
 pub async fn unmetered_error(principal: &Principal, err: &Error) -> Reply {
-    let decision = peek(principal).await;
-    Reply::error(err).rate_limit(decision.as_ref())
+    gate::unmetered_error(principal, PRODUCT, err).await
 }
 
 /// Records one connection (or one denied attempt).
@@ -143,12 +85,5 @@ pub async fn record(
     status: u16,
     bytes: u64,
 ) -> Result<(), String> {
-    metering::record_usage(UsageEvent {
-        account: principal.account.clone(),
-        product: PRODUCT.to_string(),
-        admitted,
-        status,
-        bytes,
-    })
-    .await
+    gate::record(principal, PRODUCT, admitted, status, bytes).await
 }

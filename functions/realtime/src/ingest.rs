@@ -31,9 +31,10 @@ use wikiedge_core::realtime::event::{Placement, event_document, minimal_article}
 use wikiedge_core::realtime::log::{Meta, partition_of, seen_key};
 
 use crate::config::{self, Config};
-use crate::kv::{self, Bucket};
-use crate::respond::Reply;
-use crate::{gate, log, upstream};
+use crate::{gate, log};
+use wikiedge_fn::kv::{self, Bucket};
+use wikiedge_fn::respond::Reply;
+use wikiedge_fn::upstream;
 
 /// The most events one request may carry.
 pub const MAX_EVENTS: usize = 1000;
@@ -207,7 +208,7 @@ fn append(
 /// The project context of a change: the registry's, else one built from
 /// the override or the event's domain.
 fn context(config: &Config, change: &Change) -> ProjectContext {
-    let registry = config::registry().ok();
+    let registry = wikiedge_fn::config::registry().ok();
     registry
         .and_then(|r| ProjectContext::from_registry(r, &change.project).ok())
         .unwrap_or_else(|| ProjectContext {
@@ -237,7 +238,7 @@ async fn refresh(config: &Config, bucket: &Bucket, change: &Change) -> Article {
         }
         return minimal();
     }
-    let fetched = match config::base_url(config, &change.project) {
+    let fetched = match wikiedge_fn::config::base_url(&config.overrides, &change.project) {
         Ok(base) => upstream::fetch(&base, &change.title, &ctx, config.timeout).await,
         Err(err) => Err(err),
     };
@@ -283,7 +284,7 @@ fn store(bucket: &Bucket, change: &Change, article: &Article) -> Result<(), Erro
         .and_then(|v| v.identifier)
         .unwrap_or(0);
     let fetched = now_ms() / 1000;
-    kv::update(bucket, &index_key(change), |current| {
+    kv::update_bytes(bucket, &index_key(change), |current| {
         let mut index: serde_json::Map<String, Value> = current
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
@@ -299,7 +300,7 @@ fn store(bucket: &Bucket, change: &Change, article: &Article) -> Result<(), Erro
 /// Removes a deleted page's stored copy and its index entry.
 fn forget(bucket: &Bucket, change: &Change) -> Result<(), Error> {
     kv::delete(bucket, &title::storage_key(&change.project, &change.title))?;
-    kv::update(bucket, &index_key(change), |current| {
+    kv::update_bytes(bucket, &index_key(change), |current| {
         let mut index: serde_json::Map<String, Value> = serde_json::from_slice(&current?).ok()?;
         index.remove(&change.project)?;
         serde_json::to_vec(&index).ok()

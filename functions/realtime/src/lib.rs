@@ -9,25 +9,22 @@
 //! the secret `X-Ingest-Key`.
 //!
 //! Layout:
-//! - [`respond`]: the reply type and WME error bodies.
-//! - [`gate`]: auth, quota and metering glue; ingest credentials.
-//! - [`config`]: variables and the project registry, once per instance.
-//! - [`kv`]: `wasi:keyvalue` access (increment, create-if-absent, CAS).
+//! - [`gate`]: the realtime quota policy; ingest credentials.
+//! - [`config`]: the variables, once per instance.
 //! - [`log`]: appending, compacting and reading the log.
-//! - [`upstream`]: fetching an article from MediaWiki (as articles does).
 //! - [`ingest`]: the ingest pipeline.
 //! - [`stream`]: the stream.
 //! - [`batches`]: hourly batches built from the log.
+//!
+//! The reply type, key-value helpers, the shared gate, the project registry
+//! and the upstream fetch come from [`wikiedge_fn`].
 
 mod batches;
 mod config;
 mod gate;
 mod ingest;
-mod kv;
 mod log;
-mod respond;
 mod stream;
-mod upstream;
 
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{BoxBody, IntoResponse, Method, Request};
@@ -36,18 +33,13 @@ use wikiedge_core::Error;
 use wikiedge_core::realtime::log::Cursor;
 use wikiedge_core::realtime::request::StreamRequest;
 
-use crate::respond::Reply;
+use wikiedge_fn::Component;
+use wikiedge_fn::respond::Reply;
+use wikiedge_fn::web::read_body;
 
-/// The bindings of the `data-function` world: auth, quota and metering.
-#[allow(unsafe_code, missing_docs, clippy::all)]
-mod bindings {
-    spin_sdk::wit_bindgen::generate!({
-        runtime_path: "::spin_sdk::wit_bindgen::rt",
-        world: "data-function",
-        path: "../../wit",
-        generate_all,
-    });
-}
+/// How the shared glue names this component.
+static COMPONENT: Component =
+    Component::new("realtime").storage_unavailable("realtime storage is temporarily unavailable");
 
 /// The largest ingest body read.
 const MAX_INGEST_BYTES: usize = 4 * 1024 * 1024;
@@ -58,31 +50,17 @@ const INGEST: &str = "/v1/admin/ingest";
 const STREAM: &str = "/realtime/v2/articles";
 const BATCHES: &str = "/v2/batches/";
 
-fn read_body<E: std::fmt::Debug>(
-    read: Result<bytes::Bytes, E>,
-    limit: usize,
-) -> Result<Vec<u8>, Error> {
-    match read {
-        Ok(bytes) if bytes.len() > limit => Err(Error::PayloadTooLarge(format!(
-            "request body must be at most {limit} bytes"
-        ))),
-        Ok(bytes) => Ok(bytes.to_vec()),
-        Err(e) => Err(Error::BadRequest(format!(
-            "could not read the request body: {e:?}"
-        ))),
-    }
-}
-
 fn not_allowed(method: &Method, allow: &str) -> http::Response<BoxBody> {
     Reply::error(&Error::MethodNotAllowed(format!(
         "method {method} is not allowed"
     )))
     .header("allow", allow.to_string())
-    .into_response()
+    .into_box_response()
 }
 
 #[http_service]
 async fn handle(req: Request) -> impl IntoResponse {
+    wikiedge_fn::init(&COMPONENT);
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().trim_end_matches('/');
     if path == INGEST {
@@ -90,26 +68,28 @@ async fn handle(req: Request) -> impl IntoResponse {
             return not_allowed(&parts.method, "POST");
         }
         let body = read_body(body.bytes().await, MAX_INGEST_BYTES);
-        return ingest::serve(&parts.headers, body).await.into_response();
+        return ingest::serve(&parts.headers, body)
+            .await
+            .into_box_response();
     }
     if let Some(rest) = parts.uri.path().strip_prefix(BATCHES) {
         let principal = match gate::authenticate(&parts.headers).await {
             Ok(principal) => principal,
-            Err(err) => return Reply::error(&err).into_response(),
+            Err(err) => return Reply::error(&err).into_box_response(),
         };
         return batches::serve(&principal, &parts.method, rest)
             .await
-            .into_response();
+            .into_box_response();
     }
     if path != STREAM {
-        return Reply::error(&Error::NotFound(format!("no route for {path}"))).into_response();
+        return Reply::error(&Error::NotFound(format!("no route for {path}"))).into_box_response();
     }
     if parts.method != Method::GET && parts.method != Method::POST {
         return not_allowed(&parts.method, "GET, POST");
     }
     let principal = match gate::authenticate(&parts.headers).await {
         Ok(principal) => principal,
-        Err(err) => return Reply::error(&err).into_response(),
+        Err(err) => return Reply::error(&err).into_box_response(),
     };
     let request = if parts.method == Method::POST {
         match read_body(body.bytes().await, MAX_STREAM_BODY_BYTES) {
@@ -131,7 +111,7 @@ async fn handle(req: Request) -> impl IntoResponse {
         (Err(err), _) | (_, Err(err)) => {
             return gate::unmetered_error(&principal, &err)
                 .await
-                .into_response();
+                .into_box_response();
         }
     };
     let query = stream::StreamQuery {

@@ -21,7 +21,7 @@ use wikiedge_core::realtime::log::{
     Meta, TOTAL_KEY, decode_head, event_key, head_key, meta_key, offset_key, seen_key,
 };
 
-use crate::kv::{self, Bucket};
+use wikiedge_fn::kv::{self, Bucket};
 
 /// How many entries one append may compact.
 const COMPACT_BUDGET: u64 = 4;
@@ -120,7 +120,7 @@ pub fn compact(
     if dropped.is_empty() {
         return Ok(());
     }
-    let advanced = kv::update(bucket, &head_key(partition), |current| {
+    let advanced = kv::update_bytes(bucket, &head_key(partition), |current| {
         (decode_head(current.as_deref()) == start).then(|| next.to_string().into_bytes())
     })?;
     if !advanced {

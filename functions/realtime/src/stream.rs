@@ -29,12 +29,12 @@ use wikiedge_core::article::projection::{matches_all, project};
 use wikiedge_core::realtime::log::Cursor;
 use wikiedge_core::realtime::request::{Start, StreamRequest};
 
-use crate::bindings::wikiedge::api::auth::Principal;
 use crate::config::{self, Config};
 use crate::ingest::now_ms;
-use crate::kv::{self, Bucket};
-use crate::respond::{Reply, response};
 use crate::{gate, log};
+use wikiedge_fn::bindings::wikiedge::api::auth::Principal;
+use wikiedge_fn::kv::{self, Bucket};
+use wikiedge_fn::respond::{Reply, response};
 
 /// How many entries of one partition are read before the others get a turn.
 const BATCH: usize = 256;
@@ -70,7 +70,7 @@ fn positions(bucket: &Bucket, query: &StreamQuery) -> Result<Cursor, Error> {
 pub async fn serve(principal: Principal, query: StreamQuery) -> http::Response<BoxBody> {
     let decision = match gate::consume(&principal).await {
         Ok(decision) => decision,
-        Err(err) => return Reply::error(&err).into_response(),
+        Err(err) => return Reply::error(&err).into_box_response(),
     };
     if !decision.admitted {
         let reply = gate::denied(&decision);
@@ -78,18 +78,18 @@ pub async fn serve(principal: Principal, query: StreamQuery) -> http::Response<B
         {
             eprintln!("realtime: metering a denied connection failed: {e}");
         }
-        return reply.into_response();
+        return reply.into_box_response();
     }
     let cursor = match kv::open().and_then(|bucket| positions(&bucket, &query)) {
         Ok(cursor) => cursor,
         Err(err) => {
-            let reply = Reply::error(&err).rate_limit(Some(&decision));
+            let reply: Reply = Reply::error(&err).rate_limit(Some(&decision));
             if let Err(e) =
                 gate::record(&principal, true, reply.status, reply.body.len() as u64).await
             {
                 eprintln!("realtime: metering failed: {e}");
             }
-            return reply.into_response();
+            return reply.into_box_response();
         }
     };
     let config = config::config().await;

@@ -28,10 +28,11 @@ use wikiedge_core::snapshot::{
     part_slices,
 };
 
-use crate::bindings::wikiedge::api::auth::Principal;
-use crate::gate;
+use crate::SNAPSHOT;
 use crate::respond::{Payload, Reply};
 use crate::store::{self, Claim};
+use wikiedge_fn::bindings::wikiedge::api::auth::Principal;
+use wikiedge_fn::gate;
 
 /// What is downloaded.
 #[derive(Debug, Clone, Copy)]
@@ -127,7 +128,7 @@ fn empty(status: u16) -> Reply {
     Reply {
         status,
         headers: Vec::new(),
-        payload: Payload::Empty,
+        body: Payload::Empty,
     }
 }
 
@@ -135,7 +136,7 @@ fn empty(status: u16) -> Reply {
 pub async fn serve(principal: &Principal, target: Target<'_>, ask: Ask) -> Reply {
     let file = match resolve(target).await {
         Ok(file) => file,
-        Err(err) => return gate::unmetered_error(principal, &err).await,
+        Err(err) => return gate::unmetered_error(principal, SNAPSHOT, &err).await,
     };
     let len = file.blob.bytes;
     let base = redirect_base().await;
@@ -174,7 +175,7 @@ pub async fn serve(principal: &Principal, target: Target<'_>, ask: Ask) -> Reply
     let month = Month::from_unix((store::now_ms() / 1000) as i64);
     let key = marker_key(&principal.account, &file.identifier, &file.version, month);
     let decision = match store::claim(&key).await {
-        Err(err) => return gate::unmetered_error(principal, &err).await,
+        Err(err) => return gate::unmetered_error(principal, SNAPSHOT, &err).await,
         Ok(Claim::Counted) => gate::peek(principal, file.product).await,
         Ok(Claim::Mine) => {
             let consumed = gate::consume(principal, file.product).await;
@@ -212,7 +213,7 @@ pub async fn serve(principal: &Principal, target: Target<'_>, ask: Ask) -> Reply
         if status == 206 {
             reply = reply.header("content-range", format!("bytes {start}-{end}/{len}"));
         }
-        reply.payload = Payload::Parts {
+        reply.body = Payload::Parts {
             identifier: file.identifier.clone(),
             version: file.version.clone(),
             slices: if len == 0 {

@@ -14,14 +14,15 @@
 //! the body starts.
 //!
 //! Layout:
-//! - [`respond`]: the reply type, WME error bodies, streamed part bodies.
-//! - [`gate`]: auth, quota and metering glue over the imported interfaces.
+//! - [`respond`]: the reply body (bytes or streamed parts).
 //! - [`store`]: snapshot records and download markers in key-value.
 //! - [`metadata`]: the list, info and chunk metadata routes.
 //! - [`download`]: HEAD, GET and Range downloads.
+//!
+//! The auth/quota/metering gate and the reply type come from
+//! [`wikiedge_fn`].
 
 mod download;
-mod gate;
 mod metadata;
 mod respond;
 mod store;
@@ -32,18 +33,16 @@ use spin_sdk::http_service;
 use wikiedge_core::Error;
 use wikiedge_core::article::request::ArticlesRequest;
 
+use wikiedge_fn::{Component, gate, web};
+
 use crate::respond::Reply;
 
-/// The bindings of the `data-function` world: auth, quota and metering.
-#[allow(unsafe_code, missing_docs, clippy::all)]
-mod bindings {
-    spin_sdk::wit_bindgen::generate!({
-        runtime_path: "::spin_sdk::wit_bindgen::rt",
-        world: "data-function",
-        path: "../../wit",
-        generate_all,
-    });
-}
+/// How the shared glue names this component.
+static COMPONENT: Component = Component::new("snapshots");
+
+/// The product whose limits an error answered before quota was consumed
+/// reports.
+pub(crate) const SNAPSHOT: &str = "snapshot";
 
 /// The largest request body read (a POST of `fields`/`filters`).
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -96,6 +95,7 @@ fn route(path: &str) -> Option<Route<'_>> {
 
 #[http_service]
 async fn handle(req: Request) -> impl IntoResponse {
+    wikiedge_fn::init(&COMPONENT);
     let (parts, body) = req.into_parts();
     let reply = match route(parts.uri.path()) {
         None => Reply::error(&Error::NotFound(format!(
@@ -108,22 +108,14 @@ async fn handle(req: Request) -> impl IntoResponse {
         .header("allow", route.allow()),
         Some(route) => {
             let body = if parts.method == Method::POST {
-                match body.bytes().await {
-                    Ok(bytes) if bytes.len() > MAX_BODY_BYTES => Err(Error::PayloadTooLarge(
-                        format!("request body must be at most {MAX_BODY_BYTES} bytes"),
-                    )),
-                    Ok(bytes) => Ok(bytes.to_vec()),
-                    Err(e) => Err(Error::BadRequest(format!(
-                        "could not read the request body: {e:?}"
-                    ))),
-                }
+                web::read_body(body.bytes().await, MAX_BODY_BYTES)
             } else {
                 Ok(Vec::new())
             };
             dispatch(&parts, route, body).await
         }
     };
-    reply.into_response()
+    respond::into_response(reply)
 }
 
 /// Authenticates, then hands the request to its route.
@@ -138,15 +130,9 @@ async fn dispatch(
     };
     let body = match body {
         Ok(body) => body,
-        Err(err) => return gate::unmetered_error(&principal, &err).await,
+        Err(err) => return gate::unmetered_error(&principal, SNAPSHOT, &err).await,
     };
-    let header = |name: &str| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
+    let header = |name: &str| gate::header(&parts.headers, name).map(str::to_string);
     match route {
         Route::Metadata(target) => {
             let request = if parts.method == Method::POST {

@@ -13,10 +13,10 @@ use wikiedge_core::article::projection::{matches_all, project};
 use wikiedge_core::article::request::ArticlesRequest;
 use wikiedge_core::snapshot::Snapshot;
 
-use crate::bindings::wikiedge::api::auth::Principal;
-use crate::gate;
 use crate::respond::Reply;
 use crate::store;
+use wikiedge_fn::bindings::wikiedge::api::auth::Principal;
+use wikiedge_fn::gate;
 
 /// Which metadata is asked for.
 #[derive(Debug, Clone, Copy)]
@@ -99,7 +99,7 @@ pub async fn serve(
         Err(err) => Err(err),
     };
     let reply = match body.and_then(|body| encode(body, ndjson)) {
-        Ok(bytes) if ndjson => Reply::json(200, bytes).header_replaced_content_type(),
+        Ok(bytes) if ndjson => ndjson_content_type(Reply::json(200, bytes)),
         Ok(bytes) => Reply::json(200, bytes),
         Err(err) => Reply::error(&err),
     };
@@ -107,10 +107,8 @@ pub async fn serve(
     reply.rate_limit(decision.as_ref())
 }
 
-impl Reply {
-    /// Marks a JSON reply as NDJSON.
-    fn header_replaced_content_type(mut self) -> Self {
-        self.headers.retain(|(name, _)| *name != "content-type");
-        self.header("content-type", "application/x-ndjson")
-    }
+/// Marks a JSON reply as NDJSON.
+fn ndjson_content_type(mut reply: Reply) -> Reply {
+    reply.headers.retain(|(name, _)| *name != "content-type");
+    reply.header("content-type", "application/x-ndjson")
 }

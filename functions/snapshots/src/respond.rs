@@ -11,8 +11,6 @@ use spin_sdk::http::{BoxBody, box_body};
 use wikiedge_core::Error;
 use wikiedge_core::snapshot::{PartSlice, part_key};
 
-use crate::bindings::wikiedge::api::quota::Decision;
-
 /// Parts in flight between the reading task and the response body. With
 /// 1 MiB parts, a slow client holds at most this many MiB (plus one).
 const STREAM_BUFFER: usize = 2;
@@ -35,84 +33,32 @@ pub enum Payload {
     },
 }
 
-/// A response under construction.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    /// The HTTP status.
-    pub status: u16,
-    /// Headers in insertion order.
-    pub headers: Vec<(&'static str, String)>,
-    /// The body.
-    pub payload: Payload,
+/// A response under construction, its body a [`Payload`].
+pub type Reply = wikiedge_fn::respond::Reply<Payload>;
+
+impl From<Vec<u8>> for Payload {
+    fn from(bytes: Vec<u8>) -> Self {
+        Payload::Bytes(bytes)
+    }
 }
 
-impl Reply {
-    /// A reply with a JSON body.
-    pub fn json(status: u16, body: Vec<u8>) -> Self {
-        Reply {
-            status,
-            headers: vec![("content-type", "application/json".into())],
-            payload: Payload::Bytes(body),
-        }
-    }
-
-    /// The WME error body `{"status": N, "message": ...}` for an error, with
-    /// `Retry-After` where it applies. A 5xx logs its detail.
-    pub fn error(err: &Error) -> Self {
-        if !err.is_client_error() {
-            eprintln!("snapshots: {err:?}");
-        }
-        let mut reply = Reply::json(err.status(), err.body_json());
-        if let Some(seconds) = err.retry_after() {
-            reply = reply.header("retry-after", seconds.to_string());
-        }
-        reply
-    }
-
-    /// Adds a header.
-    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
-        self
-    }
-
-    /// Adds the `RateLimit` and `RateLimit-Policy` headers of a quota decision.
-    pub fn rate_limit(self, decision: Option<&Decision>) -> Self {
-        match decision {
-            Some(d) => self
-                .header("ratelimit", d.ratelimit.clone())
-                .header("ratelimit-policy", d.ratelimit_policy.clone()),
-            None => self,
-        }
-    }
-
-    /// Converts to the HTTP response sent; a `Parts` payload starts a task
-    /// that reads the parts one by one as the client takes them.
-    pub fn into_response(self) -> http::Response<BoxBody> {
-        let body = match self.payload {
-            Payload::Bytes(bytes) => box_body(http_body_util::Full::new(Bytes::from(bytes))),
-            Payload::Empty => box_body(http_body_util::Empty::<Bytes>::new()),
-            Payload::Parts {
-                identifier,
-                version,
-                slices,
-            } => stream_parts(identifier, version, slices),
-        };
-        let mut builder = http::Response::builder().status(self.status);
-        for (name, value) in &self.headers {
-            // Header values we build are ASCII; anything else is dropped
-            // rather than failing the response.
-            if let Ok(value) = http::HeaderValue::from_str(value) {
-                builder = builder.header(*name, value);
-            }
-        }
-        builder.body(body).unwrap_or_else(|_| {
-            let mut resp = http::Response::new(box_body(http_body_util::Full::new(Bytes::from(
-                Error::Internal(String::new()).body_json(),
-            ))));
-            *resp.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-            resp
-        })
-    }
+/// Converts to the HTTP response sent; a `Parts` payload starts a task
+/// that reads the parts one by one as the client takes them.
+pub fn into_response(mut reply: Reply) -> http::Response<BoxBody> {
+    let body = match std::mem::replace(&mut reply.body, Payload::Empty) {
+        Payload::Bytes(bytes) => box_body(http_body_util::Full::new(Bytes::from(bytes))),
+        Payload::Empty => box_body(http_body_util::Empty::<Bytes>::new()),
+        Payload::Parts {
+            identifier,
+            version,
+            slices,
+        } => stream_parts(identifier, version, slices),
+    };
+    reply.into_response_with(body, || {
+        box_body(http_body_util::Full::new(Bytes::from(
+            Error::Internal(String::new()).body_json(),
+        )))
+    })
 }
 
 type Chunk = Result<Bytes, anyhow::Error>;

@@ -5,9 +5,8 @@
 //! - Auth failures map as the WIT says: 401, except `disabled` (403) and
 //!   `unavailable` (503 with `Retry-After`). They carry no `RateLimit`
 //!   headers: there is no account to read limits for.
-//! - A request that fails validation before quota is consumed (bad `limit`,
-//!   bad title, unreadable body) costs no quota and is not metered; it gets
-//!   the `RateLimit` headers of a `peek`.
+//! - A request that fails validation before quota is consumed costs no
+//!   quota and is not metered; it gets the `RateLimit` headers of a `peek`.
 //! - Metering is durable before the response leaves. If metering fails for
 //!   an admitted request, the content is withheld and the caller gets 503:
 //!   nothing answered goes unmetered.
@@ -18,16 +17,20 @@ use wikiedge_core::Error;
 use crate::bindings::wikiedge::api::auth::{self, AuthError, Principal};
 use crate::bindings::wikiedge::api::metering::{self, UsageEvent};
 use crate::bindings::wikiedge::api::quota::{self, Decision, QuotaError};
+use crate::name;
 use crate::respond::Reply;
 
 /// Seconds a caller should wait after a dependency was unavailable.
 const RETRY_UNAVAILABLE: u64 = 1;
 
+/// A request header as text, if present and valid.
+pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
 /// Verifies the `Authorization` header through the auth component.
 pub async fn authenticate(headers: &HeaderMap) -> Result<Principal, Error> {
-    let authorization = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
+    let authorization = header(headers, "authorization")
         .unwrap_or_default()
         .to_string();
     auth::verify(authorization).await.map_err(|err| match err {
@@ -37,7 +40,7 @@ pub async fn authenticate(headers: &HeaderMap) -> Result<Principal, Error> {
         AuthError::Revoked => Error::Unauthorized("token revoked".into()),
         AuthError::Disabled => Error::Forbidden("account disabled".into()),
         AuthError::Unavailable(detail) => {
-            eprintln!("articles: auth unavailable: {detail}");
+            eprintln!("{}: auth unavailable: {detail}", name());
             Error::Unavailable {
                 message: "authentication is temporarily unavailable".into(),
                 retry_after: RETRY_UNAVAILABLE,
@@ -51,7 +54,7 @@ fn quota_error(err: QuotaError) -> Error {
         // We send fixed products and one unit: an `invalid` is our bug.
         QuotaError::Invalid(detail) => Error::Internal(format!("quota rejected request: {detail}")),
         QuotaError::Unavailable(detail) => {
-            eprintln!("articles: quota unavailable: {detail}");
+            eprintln!("{}: quota unavailable: {detail}", name());
             Error::Unavailable {
                 message: "quota service is temporarily unavailable".into(),
                 retry_after: RETRY_UNAVAILABLE,
@@ -81,12 +84,12 @@ pub async fn peek(principal: &Principal, product: &str) -> Option<Decision> {
         product.to_string(),
     )
     .await
-    .map_err(|err| eprintln!("articles: quota peek failed: {err:?}"))
+    .map_err(|err| eprintln!("{}: quota peek failed: {err:?}", name()))
     .ok()
 }
 
 /// The 429 for a denied decision, with `Retry-After` and the quota headers.
-pub fn denied(decision: &Decision) -> Reply {
+pub fn denied<B: From<Vec<u8>>>(decision: &Decision) -> Reply<B> {
     Reply::error(&Error::TooManyRequests {
         message: format!(
             "quota exceeded; retry after {} seconds",
@@ -98,26 +101,52 @@ pub fn denied(decision: &Decision) -> Reply {
 }
 
 /// An error answered before quota was consumed: not metered, with the
-/// `RateLimit` headers of a peek at the on-demand quota.
-pub async fn unmetered_error(principal: &Principal, err: &Error) -> Reply {
-    let decision = peek(principal, "ondemand").await;
+/// `RateLimit` headers of a peek at `product`.
+pub async fn unmetered_error<B: From<Vec<u8>>>(
+    principal: &Principal,
+    product: &str,
+    err: &Error,
+) -> Reply<B> {
+    let decision = peek(principal, product).await;
     Reply::error(err).rate_limit(decision.as_ref())
 }
 
-/// Records one answered request and returns the reply to send. An admitted
-/// request whose usage cannot be recorded is answered 503 instead.
-pub async fn metered(principal: &Principal, product: &str, admitted: bool, reply: Reply) -> Reply {
-    let event = UsageEvent {
+/// Records one answered request (or one denied attempt) of `bytes` body
+/// bytes.
+pub async fn record(
+    principal: &Principal,
+    product: &str,
+    admitted: bool,
+    status: u16,
+    bytes: u64,
+) -> Result<(), String> {
+    metering::record_usage(UsageEvent {
         account: principal.account.clone(),
         product: product.to_string(),
         admitted,
-        status: reply.status,
-        bytes: reply.body.len() as u64,
-    };
-    match metering::record_usage(event).await {
+        status,
+        bytes,
+    })
+    .await
+}
+
+/// Records one answered request of `bytes` body bytes and returns the reply
+/// to send. An admitted request whose usage cannot be recorded is answered
+/// 503 instead.
+pub async fn metered<B: From<Vec<u8>>>(
+    principal: &Principal,
+    product: &str,
+    admitted: bool,
+    bytes: u64,
+    reply: Reply<B>,
+) -> Reply<B> {
+    match record(principal, product, admitted, reply.status, bytes).await {
         Ok(()) => reply,
         Err(detail) if admitted => {
-            eprintln!("articles: metering failed, withholding the response: {detail}");
+            eprintln!(
+                "{}: metering failed, withholding the response: {detail}",
+                name()
+            );
             let headers: Vec<_> = reply
                 .headers
                 .into_iter()
@@ -131,7 +160,7 @@ pub async fn metered(principal: &Principal, product: &str, admitted: bool, reply
             out
         }
         Err(detail) => {
-            eprintln!("articles: metering a denied request failed: {detail}");
+            eprintln!("{}: metering a denied request failed: {detail}", name());
             reply
         }
     }

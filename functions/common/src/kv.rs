@@ -1,6 +1,7 @@
 //! Key-value access over `wasi:keyvalue` (draft2): reads, batched reads,
-//! atomic increments and compare-and-swap updates, with storage failures
-//! mapped to 503.
+//! writes, atomic increments, create-if-absent and compare-and-swap
+//! updates, with storage failures mapped to 503 (the component's storage
+//! message, see [`crate::Component`]).
 
 use std::collections::HashMap;
 
@@ -18,9 +19,10 @@ const CAS_ATTEMPTS: usize = 8;
 
 /// A storage failure: logged with its detail, reported as a 503.
 pub fn unavailable(context: &str, err: impl std::fmt::Debug) -> Error {
-    eprintln!("wikiedge-metering: storage: {context}: {err:?}");
+    let component = crate::component();
+    eprintln!("{}: storage: {context}: {err:?}", component.name);
     Error::Unavailable {
-        message: "Storage is unavailable".into(),
+        message: component.storage_unavailable.into(),
         retry_after: 1,
     }
 }
@@ -35,6 +37,16 @@ pub fn get(bucket: &Bucket, key: &str) -> Result<Option<Vec<u8>>, Error> {
     bucket.get(key).map_err(|e| unavailable(key, e))
 }
 
+/// Writes one key.
+pub fn set(bucket: &Bucket, key: &str, value: &[u8]) -> Result<(), Error> {
+    bucket.set(key, value).map_err(|e| unavailable(key, e))
+}
+
+/// Deletes one key (absent is fine).
+pub fn delete(bucket: &Bucket, key: &str) -> Result<(), Error> {
+    bucket.delete(key).map_err(|e| unavailable(key, e))
+}
+
 /// Reads many keys in batches; missing keys are absent from the map.
 pub fn get_many(bucket: &Bucket, keys: &[String]) -> Result<HashMap<String, Vec<u8>>, Error> {
     let mut found = HashMap::new();
@@ -45,9 +57,23 @@ pub fn get_many(bucket: &Bucket, keys: &[String]) -> Result<HashMap<String, Vec<
     Ok(found)
 }
 
-/// Atomically adds `delta` to a counter and returns its new value.
+/// Atomically adds `delta` to a counter and returns its new value; a
+/// `delta` of 0 reads it.
 pub fn increment(bucket: &Bucket, key: &str, delta: i64) -> Result<i64, Error> {
     atomics::increment(bucket, key, delta).map_err(|e| unavailable(key, e))
+}
+
+/// Creates `key` with `value` unless it exists; `false` when it did.
+pub fn create(bucket: &Bucket, key: &str, value: &[u8]) -> Result<bool, Error> {
+    let cas = atomics::Cas::new(bucket, key).map_err(|e| unavailable(key, e))?;
+    if cas.current().map_err(|e| unavailable(key, e))?.is_some() {
+        return Ok(false);
+    }
+    match atomics::swap(cas, value) {
+        Ok(()) => Ok(true),
+        Err(atomics::CasError::CasFailed(_)) => Ok(false),
+        Err(atomics::CasError::StoreError(e)) => Err(unavailable(key, e)),
+    }
 }
 
 /// What an update function decided.
@@ -79,4 +105,19 @@ pub fn update<R>(
         }
     }
     Err(unavailable(key, "compare-and-swap kept conflicting"))
+}
+
+/// Read-modify-write of one key with compare-and-swap: `f` maps the current
+/// value to the new one (`None` writes nothing); `true` when it wrote.
+pub fn update_bytes(
+    bucket: &Bucket,
+    key: &str,
+    mut f: impl FnMut(Option<Vec<u8>>) -> Option<Vec<u8>>,
+) -> Result<bool, Error> {
+    update(bucket, key, |current| {
+        Ok(match f(current) {
+            Some(bytes) => Update::Write(bytes, true),
+            None => Update::Keep(false),
+        })
+    })
 }

@@ -1,10 +1,10 @@
 //! Who is calling: a bearer token verified locally, or the admin key.
 //!
-//! The component does not import the `auth` interface (a dependency's own
-//! imports would be unsatisfied when `articles` composes it); it verifies the
-//! JWT with the public key and reads the session record and revocation
-//! marker itself, through the pure checks of
-//! [`wikiedge_core::auth::verify`]. One `get-many` per request.
+//! Used by the quota and metering components, which do not import the
+//! `auth` interface (a dependency's own imports would be unsatisfied when
+//! `articles` composes it): this verifies the JWT with the public key and
+//! reads the session record and revocation marker itself, through the pure
+//! checks of [`wikiedge_core::auth::verify`]. One `get-many` per request.
 
 use std::cell::RefCell;
 
@@ -14,6 +14,7 @@ use wikiedge_core::auth::signing::verifying_key_from_config;
 use wikiedge_core::auth::verify::{self, Principal};
 
 use crate::kv::{self, Bucket};
+use crate::now;
 use crate::web::header;
 
 /// The variables authentication needs; they do not change while the app
@@ -59,6 +60,17 @@ pub enum Caller {
 }
 
 impl Caller {
+    /// The account, or a 401 for the bare admin key (routes about "my"
+    /// quota need an account).
+    pub fn principal(&self) -> Result<&Principal, Error> {
+        match self {
+            Caller::Account(p) => Ok(p),
+            Caller::AdminKey => Err(Error::Unauthorized(
+                "This route needs a bearer token".into(),
+            )),
+        }
+    }
+
     /// Who is acting as admin (for audit fields), or a 403.
     pub fn require_admin(&self) -> Result<String, Error> {
         match self {
@@ -69,10 +81,6 @@ impl Caller {
             )),
         }
     }
-}
-
-fn now() -> i64 {
-    crate::now()
 }
 
 /// Authenticates a request: a present `X-Admin-Key` must match (401

@@ -44,7 +44,7 @@ async fn get(url: &str) -> Result<(u16, Vec<u8>), Error> {
 
 /// A `BadGateway` whose detail (URLs, socket errors) goes to the log only.
 fn unreachable(detail: String) -> Error {
-    eprintln!("realtime: {detail}");
+    eprintln!("{}: {detail}", crate::name());
     Error::BadGateway("the upstream wiki could not be reached".into())
 }
 

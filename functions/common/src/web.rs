@@ -1,4 +1,5 @@
-//! HTTP plumbing: JSON and error responses, bounded JSON bodies, queries.
+//! HTTP plumbing: JSON and error responses, bounded request bodies,
+//! queries.
 //!
 //! Every error leaves through [`error`], which renders the WME body
 //! `{"status": N, "message": "..."}`, logs 5xx errors with their detail to
@@ -15,7 +16,8 @@ pub type Resp = Response<String>;
 /// The largest request body accepted, in bytes (64 KiB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-fn response(status: u16, content_type: &'static str, body: String) -> Resp {
+/// A response with a body of the given content type.
+pub fn response(status: u16, content_type: &'static str, body: String) -> Resp {
     let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut()
@@ -34,7 +36,7 @@ pub fn json<T: serde::Serialize>(status: u16, value: &T) -> Resp {
 /// The error response; 5xx detail goes to stderr only.
 pub fn error(err: &Error) -> Resp {
     if !err.is_client_error() {
-        eprintln!("wikiedge-quota: {err:?}");
+        eprintln!("{}: {err:?}", crate::name());
     }
     let body = String::from_utf8(err.body_json()).unwrap_or_default();
     let mut resp = response(err.status(), "application/json", body);
@@ -48,6 +50,31 @@ pub fn error(err: &Error) -> Resp {
             .insert("www-authenticate", HeaderValue::from_static("Bearer"));
     }
     resp
+}
+
+/// The response of a route's result: the response, or the error response.
+pub fn or_error(result: Result<Resp, Error>) -> Resp {
+    match result {
+        Ok(resp) => resp,
+        Err(err) => error(&err),
+    }
+}
+
+/// A request body already read whole: 413 past `limit` bytes, 400 when it
+/// could not be read.
+pub fn read_body<E: std::fmt::Debug>(
+    read: Result<bytes::Bytes, E>,
+    limit: usize,
+) -> Result<Vec<u8>, Error> {
+    match read {
+        Ok(bytes) if bytes.len() > limit => Err(Error::PayloadTooLarge(format!(
+            "request body must be at most {limit} bytes"
+        ))),
+        Ok(bytes) => Ok(bytes.to_vec()),
+        Err(e) => Err(Error::BadRequest(format!(
+            "could not read the request body: {e:?}"
+        ))),
+    }
 }
 
 /// A 405 naming the allowed methods.

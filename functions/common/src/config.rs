@@ -1,0 +1,74 @@
+//! Variables and the project registry. Variables cannot change while an
+//! instance lives (on Spin or on `wikiedge up`), so components read them
+//! once per instance.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use wikiedge_core::Error;
+use wikiedge_core::projects::Registry;
+
+use crate::name;
+
+/// The site matrix the registry is built from (the articles function's
+/// copy, see its `data/README.md`).
+const SITEMATRIX: &[u8] = include_bytes!("../../articles/data/sitematrix.json");
+
+static REGISTRY: OnceLock<Registry> = OnceLock::new();
+
+/// The value in `cell`, computed by `read` on first use (a component's
+/// configuration, read once per instance).
+pub async fn cached<T>(cell: &'static OnceLock<T>, read: impl Future<Output = T>) -> &'static T {
+    if let Some(value) = cell.get() {
+        return value;
+    }
+    let value = read.await;
+    cell.get_or_init(|| value)
+}
+
+/// A variable, or `None` (logged) when it cannot be read.
+pub async fn variable(name: &str) -> Option<String> {
+    match spin_sdk::variables::get(name).await {
+        Ok(value) => Some(value),
+        Err(err) => {
+            eprintln!("{}: variable {name} unavailable: {err:?}", crate::name());
+            None
+        }
+    }
+}
+
+/// A number variable's value, or `default` when unset or malformed.
+pub fn number(value: Option<String>, default: u64) -> u64 {
+    value
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(default)
+}
+
+/// Project id -> upstream base URL, from `upstream_overrides` (a JSON
+/// object); an invalid value is logged and ignored.
+pub async fn upstream_overrides() -> BTreeMap<String, String> {
+    match variable("upstream_overrides").await {
+        Some(json) if !json.trim().is_empty() => serde_json::from_str(&json)
+            .map_err(|e| eprintln!("{}: ignoring invalid upstream_overrides: {e}", name()))
+            .unwrap_or_default(),
+        _ => BTreeMap::new(),
+    }
+}
+
+/// The project registry, built from the embedded site matrix on first use.
+pub fn registry() -> Result<&'static Registry, Error> {
+    if let Some(registry) = REGISTRY.get() {
+        return Ok(registry);
+    }
+    let registry = Registry::from_sitematrix(SITEMATRIX)
+        .map_err(|e| Error::Internal(format!("embedded site matrix: {e}")))?;
+    Ok(REGISTRY.get_or_init(|| registry))
+}
+
+/// The upstream base URL of a project: an override, else its site-matrix URL.
+pub fn base_url(overrides: &BTreeMap<String, String>, project: &str) -> Result<String, Error> {
+    if let Some(url) = overrides.get(project) {
+        return Ok(url.clone());
+    }
+    Ok(registry()?.base_url(project)?.to_string())
+}

@@ -1,0 +1,95 @@
+//! Glue shared by the wikiedge Spin components, so that each component
+//! crate holds only its own routes and policy.
+//!
+//! Layout:
+//! - [`bindings`]: the imports of the `data-function` world (auth, quota,
+//!   metering), generated once for every data function.
+//! - [`gate`]: auth, quota and metering over those imports.
+//! - [`respond`]: the [`respond::Reply`] type and WME error bodies.
+//! - [`config`]: variables, upstream overrides and the project registry.
+//! - [`upstream`]: fetching one article from its MediaWiki.
+//! - [`kv`]: key-value helpers with storage failures mapped to 503.
+//! - [`web`]: HTTP helpers of the account-side components (quota, metering).
+//! - [`caller`]: local bearer verification for quota and metering.
+//!
+//! Log lines and a few messages name the component that uses this crate:
+//! each component calls [`init`] at its entry points.
+
+#![deny(missing_docs)]
+
+use std::sync::OnceLock;
+
+pub mod caller;
+pub mod config;
+pub mod gate;
+pub mod kv;
+pub mod respond;
+pub mod upstream;
+pub mod web;
+
+/// The bindings of the `data-function` world: auth, quota and metering.
+/// Imports only, so every data function links the same code; generated glue
+/// needs `unsafe`, nothing handwritten does.
+#[allow(unsafe_code, missing_docs, clippy::all)]
+pub mod bindings {
+    spin_sdk::wit_bindgen::generate!({
+        runtime_path: "::spin_sdk::wit_bindgen::rt",
+        world: "data-function",
+        path: "../../wit",
+        generate_all,
+    });
+}
+
+/// What the shared code says about the component it runs in.
+#[derive(Debug)]
+pub struct Component {
+    /// The prefix of its log lines (`articles`, `wikiedge-quota`, ...).
+    pub name: &'static str,
+    /// The message of the 503 for a storage failure.
+    pub storage_unavailable: &'static str,
+}
+
+impl Component {
+    /// A component named `name`, with the default storage message.
+    pub const fn new(name: &'static str) -> Self {
+        Component {
+            name,
+            storage_unavailable: "Storage is unavailable",
+        }
+    }
+
+    /// The same component with another storage-failure message.
+    pub const fn storage_unavailable(self, message: &'static str) -> Self {
+        Component {
+            storage_unavailable: message,
+            ..self
+        }
+    }
+}
+
+static COMPONENT: OnceLock<&'static Component> = OnceLock::new();
+
+/// Names the running component; call at every entry point (later calls
+/// are ignored).
+pub fn init(component: &'static Component) {
+    let _ = COMPONENT.get_or_init(|| component);
+}
+
+/// The running component, as given to [`init`].
+pub fn component() -> &'static Component {
+    static UNNAMED: Component = Component::new("wikiedge");
+    COMPONENT.get().copied().unwrap_or(&UNNAMED)
+}
+
+/// The prefix of the running component's log lines.
+pub(crate) fn name() -> &'static str {
+    component().name
+}
+
+/// The current unix time in seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
