@@ -3,36 +3,13 @@
 //! articles, watches the quota, hits the cap, reads their usage, and loses
 //! access when the refresh token is revoked.
 
+use crate::common::{count, race, usage_today};
 use crate::quota::app_with_plans;
 use crate::{ADMIN_KEY, BIN};
 use anyhow::{Context, Result};
 use wikiedge_tests::{get, post};
 
 const JSON: (&str, &str) = ("content-type", "application/json");
-
-fn today() -> Result<String> {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs() as i64;
-    let d = wikiedge_core::quota::period::civil_from_days(secs.div_euclid(86_400));
-    Ok(format!("{:04}-{:02}-{:02}", d.0, d.1, d.2))
-}
-
-fn usage_totals(rows: &serde_json::Value, product: &str) -> (u64, u64) {
-    rows["usage"]
-        .as_array()
-        .map(|rows| {
-            rows.iter()
-                .filter(|r| r["product"] == product)
-                .fold((0, 0), |(a, d), r| {
-                    (
-                        a + r["admitted"].as_u64().unwrap_or(0),
-                        d + r["denied"].as_u64().unwrap_or(0),
-                    )
-                })
-        })
-        .unwrap_or((0, 0))
-}
 
 #[test]
 fn a_free_user_reads_articles_until_the_cap_then_is_refused_and_revoked() -> Result<()> {
@@ -114,18 +91,7 @@ fn a_free_user_reads_articles_until_the_cap_then_is_refused_and_revoked() -> Res
     );
 
     // Usage shows 3 admitted and 1 denied today.
-    let day = today()?;
-    let usage = get(
-        &host.url(&format!("/v1/usage?from={day}&to={day}")),
-        &[auth_h],
-    )?;
-    assert_eq!(usage.status, 200, "{}", usage.text());
-    assert_eq!(
-        usage_totals(&usage.json()?, "ondemand"),
-        (3, 1),
-        "{}",
-        usage.text()
-    );
+    assert_eq!(usage_today(&host, &auth, "ondemand")?, (3, 1));
 
     // Revoking the refresh token kills the access token minted from it.
     let revoke = serde_json::json!({"refresh_token": refresh});
@@ -146,40 +112,10 @@ fn sixty_four_racing_clients_against_a_cap_of_fifty_get_exactly_fifty() -> Resul
     let plans = r#"[{"name":"free","monthly":{"ondemand":50},"burst_per_second":1000}]"#;
     let (_state, host) = app_with_plans(plans)?;
     let auth = crate::quota::bearer(&host, "racer64", "user")?;
-    let url = host.url("/v2/articles/Anarchism");
-    let statuses: Vec<u16> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..64)
-            .map(|_| {
-                s.spawn(|| {
-                    get(&url, &[("authorization", auth.as_str())])
-                        .map(|r| r.status)
-                        .unwrap_or(0)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or(0)).collect()
-    });
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        50,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 429).count(),
-        14,
-        "{statuses:?}"
-    );
-    let day = today()?;
-    let usage = get(
-        &host.url(&format!("/v1/usage?from={day}&to={day}")),
-        &[("authorization", auth.as_str())],
-    )?;
-    assert_eq!(
-        usage_totals(&usage.json()?, "ondemand"),
-        (50, 14),
-        "{}",
-        usage.text()
-    );
+    let statuses = race(&[host.url("/v2/articles/Anarchism")], 64, &auth);
+    assert_eq!(count(&statuses, 200), 50, "{statuses:?}");
+    assert_eq!(count(&statuses, 429), 14, "{statuses:?}");
+    assert_eq!(usage_today(&host, &auth, "ondemand")?, (50, 14));
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! answered, and a Redis outage fails clearly and recovers by itself.
 
 use crate::articles::MockWiki;
+use crate::common::{count, race, usage_today};
 use crate::{ADMIN_KEY, BIN};
 use anyhow::{Context, Result};
 use std::time::Duration;
@@ -60,34 +61,8 @@ fn login(host: &Host, user: &str) -> Result<String> {
     ))
 }
 
-fn today() -> Result<String> {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs() as i64;
-    let d = wikiedge_core::quota::period::civil_from_days(secs.div_euclid(86_400));
-    Ok(format!("{:04}-{:02}-{:02}", d.0, d.1, d.2))
-}
-
 fn usage(host: &Host, auth: &str) -> Result<(u64, u64)> {
-    let day = today()?;
-    let r = get(
-        &host.url(&format!("/v1/usage?from={day}&to={day}")),
-        &[("authorization", auth)],
-    )?;
-    let v = r.json()?;
-    Ok(v["usage"]
-        .as_array()
-        .map(|rows| {
-            rows.iter()
-                .filter(|r| r["product"] == "ondemand")
-                .fold((0, 0), |(a, d), r| {
-                    (
-                        a + r["admitted"].as_u64().unwrap_or(0),
-                        d + r["denied"].as_u64().unwrap_or(0),
-                    )
-                })
-        })
-        .unwrap_or((0, 0)))
+    usage_today(host, auth, "ondemand")
 }
 
 fn used(host: &Host, auth: &str) -> Result<u64> {
@@ -111,29 +86,9 @@ fn two_instances_sharing_redis_admit_exactly_the_cap() -> Result<()> {
         a.url("/v2/articles/Squirrel"),
         b.url("/v2/articles/Squirrel"),
     ];
-    let statuses: Vec<u16> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..64)
-            .map(|i| {
-                let (url, auth) = (&urls[i % 2], &auth);
-                s.spawn(move || {
-                    get(url, &[("authorization", auth)])
-                        .map(|r| r.status)
-                        .unwrap_or(0)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or(0)).collect()
-    });
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        50,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 429).count(),
-        14,
-        "{statuses:?}"
-    );
+    let statuses = race(&urls, 64, &auth);
+    assert_eq!(count(&statuses, 200), 50, "{statuses:?}");
+    assert_eq!(count(&statuses, 429), 14, "{statuses:?}");
     assert_eq!(usage(&a, &auth)?, (50, 14));
     assert_eq!(
         usage(&b, &auth)?,
