@@ -38,7 +38,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use wikiedge_core::article::dump::{DumpPage, DumpReader};
 use wikiedge_core::article::schema::Article;
@@ -217,37 +217,15 @@ fn open_dump(path: &Path) -> Result<Opened> {
 fn open_db(state_dir: &Path) -> Result<Connection> {
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("creating {}", state_dir.display()))?;
-    let path = state_dir.join("sqlite_key_value.db");
-    let conn = Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
-    conn.busy_timeout(Duration::from_secs(30))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS spin_key_value (
-            store TEXT NOT NULL,
-            key   TEXT NOT NULL,
-            value BLOB NOT NULL,
-            PRIMARY KEY (store, key)
-        )",
-        [],
-    )?;
-    Ok(conn)
+    crate::kv::direct::open(&state_dir.join(crate::kv::direct::FILE_NAME))
 }
 
 fn get(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
-    Ok(conn
-        .prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
-        .query_row(params![STORE, key], |row| row.get(0))
-        .optional()?)
+    crate::kv::direct::get(conn, STORE, key)
 }
 
 fn set(conn: &Connection, key: &str, value: &[u8]) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
-         ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
-    )?
-    .execute(params![STORE, key, value])?;
-    Ok(())
+    crate::kv::direct::set(conn, STORE, key, value)
 }
 
 /// The project context: the dump's siteinfo, else the site matrix.

@@ -39,10 +39,10 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use wikiedge_core::snapshot::{
@@ -168,18 +168,14 @@ fn hex32(digest: &[u8]) -> String {
 }
 
 fn open_db(args: &SnapshotArgs) -> Result<Connection> {
-    let path = args.state_dir.join("sqlite_key_value.db");
+    let path = args.state_dir.join(crate::kv::direct::FILE_NAME);
     if !path.exists() {
         bail!(
             "{} does not exist: import articles first (wikiedge import)",
             path.display()
         );
     }
-    let conn = Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
-    conn.busy_timeout(Duration::from_secs(30))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    Ok(conn)
+    crate::kv::direct::open(&path)
 }
 
 /// The upper bound of a key prefix range: the prefix with its last byte
@@ -406,19 +402,11 @@ impl TarGz {
 }
 
 fn get(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
-    Ok(conn
-        .prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
-        .query_row(params![STORE, key], |row| row.get(0))
-        .optional()?)
+    crate::kv::direct::get(conn, STORE, key)
 }
 
 fn set(conn: &Connection, key: &str, value: &[u8]) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
-         ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
-    )?
-    .execute(params![STORE, key, value])?;
-    Ok(())
+    crate::kv::direct::set(conn, STORE, key, value)
 }
 
 /// Lines in flight to the thread compressing the whole file.

@@ -6,6 +6,7 @@
 //! component. Every write a backend acknowledges is durable.
 
 pub mod cache;
+pub mod direct;
 pub mod redis;
 pub mod sqlite;
 

@@ -152,15 +152,7 @@ impl SqliteDatabase {
             Durability::Interval(_) => "NORMAL",
         };
         conn.pragma_update(None, "synchronous", sync)?;
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS spin_key_value (
-                store TEXT NOT NULL,
-                key   TEXT NOT NULL,
-                value BLOB NOT NULL,
-                PRIMARY KEY (store, key)
-            )",
-            [],
-        )?;
+        conn.execute(super::direct::CREATE_TABLE, [])?;
         let (tx, rx) = mpsc::channel::<Write>();
         let cache = Arc::new(super::cache::ReadCache::default());
         let writer_cache = cache.clone();

@@ -1,0 +1,50 @@
+//! Direct, synchronous access to the SQLite store file, for the bulk
+//! commands that run beside or instead of `wikiedge up` (`wikiedge import`,
+//! `wikiedge snapshot build`). Same file, same table as the served store
+//! ([`super::sqlite`]), so what they write is what components read.
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+use std::time::Duration;
+
+/// The store's file name inside a state directory, as `spin up` names it.
+pub const FILE_NAME: &str = "sqlite_key_value.db";
+
+/// Spin's table.
+pub const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS spin_key_value (
+    store TEXT NOT NULL,
+    key   TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (store, key)
+)";
+
+/// Open (creating the table if needed) for bulk writes: WAL, `synchronous =
+/// NORMAL` (the bulk commands can be re-run; they fsync at checkpoints), and
+/// a long busy timeout so they wait for a running host's writer.
+pub fn open(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.execute(CREATE_TABLE, [])?;
+    Ok(conn)
+}
+
+/// The value at `key` in `store`.
+pub fn get(conn: &Connection, store: &str, key: &str) -> Result<Option<Vec<u8>>> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+        .query_row(params![store, key], |row| row.get(0))
+        .optional()?)
+}
+
+/// Set `key` in `store`.
+pub fn set(conn: &Connection, store: &str, key: &str, value: &[u8]) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![store, key, value])?;
+    Ok(())
+}
