@@ -381,6 +381,8 @@ fn repeated_failed_logins_are_throttled_with_retry_after() -> Result<()> {
 fn change_password_needs_the_previous_one_and_replaces_it() -> Result<()> {
     let host = auth_app()?;
     check(&create(&host, "hank", "hank-password", "user")?, 201)?;
+    // Another login (say, someone who knew the old password).
+    let other = login(&host, "hank", "hank-password")?;
     let access = field(&login(&host, "hank", "hank-password")?, "access_token")?;
     let body = |prev: &str, new: &str| {
         serde_json::json!({"access_token": access, "previous_password": prev, "proposed_password": new})
@@ -395,5 +397,13 @@ fn change_password_needs_the_previous_one_and_replaces_it() -> Result<()> {
     let old = r#"{"username":"hank","password":"hank-password"}"#;
     check(&post_json(&host, "/v1/login", &[], old)?, 401)?;
     login(&host, "hank", "new-hank-password")?;
+    // The other session is over: its access token and refresh token fail;
+    // the session that changed the password keeps working.
+    check(&get_user(&host, &field(&other, "access_token")?)?, 401)?;
+    let refresh =
+        serde_json::json!({"username": "hank", "refresh_token": field(&other, "refresh_token")?})
+            .to_string();
+    check(&post_json(&host, "/v1/token-refresh", &[], &refresh)?, 401)?;
+    check(&get_user(&host, &access)?, 200)?;
     Ok(())
 }

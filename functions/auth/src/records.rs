@@ -162,6 +162,33 @@ pub async fn start_session(
     Ok((record, refresh_token))
 }
 
+/// Revokes every live session of the account except `keep`: a password
+/// change ends every other login (their access tokens stop verifying at
+/// once, since verification reads the session record).
+pub async fn revoke_other_sessions(
+    kv: &mut Kv,
+    username: &str,
+    keep: &str,
+    now: i64,
+) -> Result<()> {
+    let index = kv
+        .get(&session_index::key(username))
+        .await?
+        .map(|b| SessionIndex::from_json(&b))
+        .transpose()?
+        .unwrap_or_default();
+    for id in index.live_ids(now) {
+        if id != keep {
+            update_session(kv, &id, |r| {
+                let changed = !r.session.revoked;
+                r.session.revoke();
+                Ok(changed)
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Copies the account's state into every live session of its index.
 pub async fn propagate(kv: &mut Kv, account: &Account, now: i64) -> Result<()> {
     let index = kv

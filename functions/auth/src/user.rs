@@ -34,6 +34,8 @@ pub async fn get_user(authorization: Option<&str>) -> Result<Reply> {
 
 /// Handles `POST /v1/change-password` (WME: the access token is in the
 /// body). A wrong previous password counts against the login throttle.
+/// Every other session of the account is revoked: whoever knew the old
+/// password is logged out; the caller's own session stays.
 pub async fn change_password(body: Vec<u8>) -> Result<Reply> {
     let request = ChangePasswordRequest::parse(&body)?;
     let principal = verify::verify_token(&request.access_token)
@@ -62,5 +64,6 @@ pub async fn change_password(body: Vec<u8>) -> Result<Reply> {
         stored.password_hash.clone_from(&new_hash);
         Ok(())
     })?;
+    records::revoke_other_sessions(&mut kv, &name, &principal.session, now).await?;
     Ok(respond::no_content())
 }
