@@ -56,6 +56,15 @@ impl Size {
             unit_text: "MB".into(),
         }
     }
+
+    /// A byte count in megabytes with three decimals, as WME shows batch
+    /// sizes.
+    pub fn from_bytes_to_kb(bytes: u64) -> Size {
+        Size {
+            value: (bytes as f64 / 1000.0).round() / 1000.0,
+            unit_text: "MB".into(),
+        }
+    }
 }
 
 /// The metadata of a snapshot or of one chunk, as the API serves it.

@@ -108,7 +108,7 @@ fn build(id: &str, docs: &[Value]) -> Result<Built, Error> {
         namespace: Ref {
             identifier: first["namespace"]["identifier"].as_i64().unwrap_or(0),
         },
-        size: Size::from_bytes(archive.len() as u64),
+        size: Size::from_bytes_to_kb(archive.len() as u64),
     };
     Ok(Built { meta, archive })
 }

@@ -35,21 +35,7 @@ pub fn hour_range(date: &str, hour: &str) -> Result<(i64, i64)> {
     Ok((start, start + 3_600_000))
 }
 
-/// A reference by identifier.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Ref<T> {
-    /// The identifier.
-    pub identifier: T,
-}
-
-/// A size in MB (10^6 bytes), as WME reports it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Size {
-    /// The size.
-    pub value: f64,
-    /// `MB`.
-    pub unit_text: String,
-}
+pub use crate::snapshot::{Ref, Size};
 
 /// The metadata of one batch, as `/v2/batches/...` serves it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,46 +57,15 @@ pub struct Batch {
     pub size: Size,
 }
 
-impl Size {
-    /// A byte count in MB, three decimals as WME shows it.
-    pub fn from_bytes(bytes: u64) -> Size {
-        Size {
-            value: (bytes as f64 / 1000.0).round() / 1000.0,
-            unit_text: "MB".into(),
-        }
-    }
-}
-
-fn octal(field: &mut [u8], value: u64) {
-    let text = format!("{value:0width$o}", width = field.len() - 1);
-    let bytes = text.as_bytes();
-    let n = bytes.len().min(field.len() - 1);
-    field[..n].copy_from_slice(&bytes[bytes.len() - n..]);
-    field[field.len() - 1] = 0;
-}
-
-/// A ustar archive holding one regular file.
+/// A ustar archive holding one regular file (the same header writer as
+/// snapshots use).
 pub fn tar_one(name: &str, content: &[u8], mtime_seconds: u64) -> Vec<u8> {
-    let mut header = [0u8; 512];
-    let name = name.as_bytes();
-    header[..name.len().min(100)].copy_from_slice(&name[..name.len().min(100)]);
-    octal(&mut header[100..108], 0o644);
-    octal(&mut header[108..116], 0);
-    octal(&mut header[116..124], 0);
-    octal(&mut header[124..136], content.len() as u64);
-    octal(&mut header[136..148], mtime_seconds);
-    header[148..156].copy_from_slice(b"        ");
-    header[156] = b'0';
-    header[257..263].copy_from_slice(b"ustar\0");
-    header[263..265].copy_from_slice(b"00");
-    let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
-    let text = format!("{sum:06o}\0 ");
-    header[148..156].copy_from_slice(text.as_bytes());
+    let size = content.len() as u64;
     let mut out = Vec::with_capacity(content.len() + 2048);
-    out.extend_from_slice(&header);
+    out.extend_from_slice(&crate::snapshot::tar_header(name, size, mtime_seconds));
     out.extend_from_slice(content);
-    out.resize(out.len().div_ceil(512) * 512, 0);
-    out.extend_from_slice(&[0u8; 1024]);
+    out.resize(out.len() + crate::snapshot::tar_padding(size) as usize, 0);
+    out.extend_from_slice(&crate::snapshot::TAR_TRAILER);
     out
 }
 
