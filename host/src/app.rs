@@ -44,6 +44,9 @@ pub struct AppOptions {
     pub cache_dir: Option<PathBuf>,
     /// When SQLite key-value writes reach the disk.
     pub kv_durability: crate::kv::sqlite::Durability,
+    /// Report every compare-and-swap as failed after doing it, as Spin
+    /// 4.1's Redis store does ([`crate::kv::misreport`]).
+    pub emulate_spin_redis_cas: bool,
 }
 
 /// Instance reuse limits, as Spin 4 / `wasmtime serve` apply to WASI 0.3.
@@ -122,13 +125,13 @@ impl App {
                             db
                         }
                     };
-                    registry.insert(label.as_str(), db.store(label));
+                    registry.insert(label.as_str(), misreport(opts, db.store(label)));
                 }
                 StoreConfig::Redis(url) => {
                     let store = crate::kv::redis::RedisStore::new(url).with_context(|| {
                         format!("key-value store \"{label}\": invalid Redis URL")
                     })?;
-                    registry.insert(label.as_str(), Arc::new(store));
+                    registry.insert(label.as_str(), misreport(opts, Arc::new(store)));
                 }
             }
         }
@@ -192,6 +195,15 @@ impl App {
             engine,
             databases: databases.into_values().collect(),
         })
+    }
+}
+
+/// The store, wrapped in [`crate::kv::misreport::Misreporting`] when asked.
+fn misreport(opts: &AppOptions, store: Arc<dyn crate::kv::Store>) -> Arc<dyn crate::kv::Store> {
+    if opts.emulate_spin_redis_cas {
+        Arc::new(crate::kv::misreport::Misreporting(store))
+    } else {
+        store
     }
 }
 

@@ -1,25 +1,28 @@
-//! Component dependencies, composed at load time as Spin does.
+//! Component dependencies, composed at load time as Spin does
+//! (spinframework/spin `crates/compose/src/lib.rs`).
 //!
-//! `[component.x.dependencies]` maps an import of component `x` (an
-//! interface such as `wikiedge:api/auth@0.1.0`, or a whole package such as
-//! `wikiedge:api`) to another component, given by `path` or by the id of a
-//! component of the same application. Before `x` is compiled, each such
-//! import is satisfied by instantiating the dependency inside a new composed
-//! component (with `wac-graph`), exactly like `spin up` does; the composed
-//! component's remaining imports are the union of what `x` and its
-//! dependencies import, which the host then provides.
+//! `[component.x.dependencies]` maps imports of component `x` (an interface
+//! such as `wikiedge:auth/auth@0.1.0`, a whole package such as
+//! `wikiedge:auth`, or a plain name) to another component's `.wasm` file;
+//! the manifest has already resolved `{ component = "id" }` to that
+//! component's source (Spin's normalisation). Each dependency is registered
+//! in a `wac-graph` composition under the *package* of its name — so two
+//! dependencies on interfaces of one package collide, exactly as in Spin —
+//! matched against the imports by Spin's `matches_import`, and plugged into
+//! the main component; the composed component's remaining imports are what
+//! `x` and its dependencies import, which the host then provides.
 //!
 //! `dependencies_inherit_configuration = true` gives the dependencies the
 //! same key-value stores, variables and outbound hosts as `x`. Spin denies a
-//! dependency those capabilities otherwise; wikiedge refuses to load such a
-//! dependency when it imports a capability (rather than silently granting
-//! it), and says so.
+//! dependency those capabilities otherwise (its deny-all adapter); wikiedge
+//! refuses to load such a dependency when it imports a capability (rather
+//! than silently granting it), and says so.
 
-use crate::manifest::{DependencyDecl, Manifest};
+use crate::manifest::{Dependency, Manifest};
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::BTreeMap;
-use wac_graph::types::Package;
-use wac_graph::{CompositionGraph, EncodeOptions};
+use wac_graph::types::{Package, SubtypeChecker};
+use wac_graph::{CompositionGraph, EncodeOptions, NodeId};
 
 /// Interfaces that carry configuration a dependency must not get silently.
 const CAPABILITY_PREFIXES: &[&str] = &[
@@ -42,113 +45,154 @@ pub fn composed_bytes(manifest: &Manifest, id: &str) -> Result<Vec<u8>> {
     if decl.dependencies.is_empty() {
         return Ok(main);
     }
+    // Spin's trigger wraps a composition failure in this context.
+    compose(manifest, id, main)
+        .with_context(|| format!("failed to resolve dependencies for component {id:?}"))
+}
 
+struct Prepared<'a> {
+    dep: &'a Dependency,
+    world: wac_graph::types::WorldId,
+    instance: NodeId,
+}
+
+fn compose(manifest: &Manifest, id: &str, main: Vec<u8>) -> Result<Vec<u8>> {
+    let decl = &manifest.components[id];
+    let preparing = "an error occurred when preparing dependencies";
     let mut graph = CompositionGraph::new();
-    let main_pkg = Package::from_bytes(&format!("root:{id}"), None, main, graph.types_mut())
-        .with_context(|| format!("component `{id}` is not a valid component"))?;
-    let main_pkg = graph.register_package(main_pkg)?;
-    let main_world = graph[main_pkg].ty();
-    let main_imports: Vec<String> = graph.types()[main_world].imports.keys().cloned().collect();
-    let main_exports: Vec<String> = graph.types()[main_world].exports.keys().cloned().collect();
+    // Spin registers the main component under its id.
+    let main_pkg = Package::from_bytes(id, None, main, graph.types_mut())
+        .with_context(|| format!("component `{id}` is not a valid component"))
+        .context(preparing)?;
+    let main_world = main_pkg.ty();
+    let main_pkg = graph.register_package(main_pkg).context(preparing)?;
     let main_inst = graph.instantiate(main_pkg);
+    let imports: Vec<String> = graph.types()[main_world].imports.keys().cloned().collect();
 
-    // Register each distinct dependency once.
-    let mut instances: BTreeMap<String, wac_graph::NodeId> = BTreeMap::new();
-    for (import, dep) in &decl.dependencies {
-        let (key, bytes, export) = match dep {
-            DependencyDecl::Component { component, export } => (
-                format!("component:{component}"),
-                read_component(manifest, component)?,
-                export,
-            ),
-            DependencyDecl::Local { path, export } => {
-                let full = manifest.base_dir.join(path);
-                let bytes = std::fs::read(&full).with_context(|| {
-                    format!(
-                        "[component.{id}.dependencies] \"{import}\": cannot read {}",
-                        full.display()
-                    )
-                })?;
-                (format!("path:{path}"), bytes, export)
-            }
-            DependencyDecl::Other(_) => bail!("unsupported dependency form for \"{import}\""),
-        };
-        let dep_inst = match instances.get(&key) {
-            Some(inst) => *inst,
-            None => {
-                let pkg_name = format!("dep:{}", instances.len());
-                let pkg = Package::from_bytes(&pkg_name, None, bytes, graph.types_mut())
-                    .with_context(|| {
-                        format!("dependency \"{import}\" of `{id}` is not a valid component")
-                    })?;
-                let dep_imports: Vec<String> =
-                    graph.types()[pkg.ty()].imports.keys().cloned().collect();
-                if !decl.dependencies_inherit_configuration
-                    && let Some(cap) = dep_imports
-                        .iter()
-                        .find(|i| CAPABILITY_PREFIXES.iter().any(|p| i.starts_with(p)))
-                {
-                    bail!(
-                        "dependency \"{import}\" of component `{id}` imports `{cap}`; set `dependencies_inherit_configuration = true` on [component.{id}] to give it this component's configuration (wikiedge does not support denying capabilities to dependencies)"
-                    );
-                }
-                let pkg = graph.register_package(pkg)?;
-                let inst = graph.instantiate(pkg);
-                instances.insert(key, inst);
-                inst
-            }
-        };
-
-        // Which of the main component's imports this entry satisfies: the
-        // exact interface, or every interface of a named package.
-        let targets: Vec<&String> = if import.contains('/') {
-            main_imports
-                .iter()
-                .filter(|i| same_interface(i, import))
-                .collect()
-        } else {
-            main_imports
-                .iter()
-                .filter(|i| {
-                    i.split_once('/').is_some_and(|(pkg, _)| {
-                        pkg == import || pkg.starts_with(&format!("{import}@"))
-                    })
-                })
-                .collect()
-        };
-        if targets.is_empty() {
+    // `prepare_dependencies`: match names to imports, register each
+    // dependency (under its package name), detect conflicts.
+    let mut mappings: BTreeMap<String, Vec<Prepared<'_>>> = BTreeMap::new();
+    for dep in &decl.dependencies {
+        let matched: Vec<&String> = imports
+            .iter()
+            .filter(|i| dep.name.matches_import(i))
+            .collect();
+        if matched.is_empty() {
             bail!(
-                "[component.{id}.dependencies] \"{import}\": component `{id}` has no such import"
+                "dependency '{}' doesn't match any imports of component '{id}'",
+                dep.name
             );
         }
-        for target in targets {
-            let export_name = match export {
-                Some(e) if import.contains('/') => e.clone(),
-                _ => target.clone(),
-            };
-            let alias = graph
-                .alias_instance_export(dep_inst, &export_name)
-                .map_err(|e| {
-                    anyhow!("dependency for \"{import}\" does not export `{export_name}`: {e}")
-                })?;
-            graph
-                .set_instantiation_argument(main_inst, target, alias)
-                .map_err(|e| anyhow!("dependency for \"{target}\" does not fit `{id}`: {e}"))?;
+        let full = manifest.base_dir.join(&dep.path);
+        let bytes = std::fs::read(&full)
+            .with_context(|| {
+                format!(
+                    "Failed to load component dependency `{}` for `{id}`: cannot read {}",
+                    dep.name,
+                    full.display()
+                )
+            })
+            .context(preparing)?;
+        let pkg = Package::from_bytes(
+            dep.name.registered_package(),
+            None,
+            bytes,
+            graph.types_mut(),
+        )
+        .with_context(|| {
+            format!(
+                "dependency \"{}\" of `{id}` is not a valid component",
+                dep.name
+            )
+        })
+        .context(preparing)?;
+        let world = pkg.ty();
+        if !decl.dependencies_inherit_configuration
+            && let Some(cap) = graph.types()[world]
+                .imports
+                .keys()
+                .find(|i| CAPABILITY_PREFIXES.iter().any(|p| i.starts_with(p)))
+        {
+            bail!(
+                "dependency \"{}\" of component `{id}` imports `{cap}`; set `dependencies_inherit_configuration = true` on [component.{id}] to give it this component's configuration (wikiedge does not support denying capabilities to dependencies)",
+                dep.name
+            );
+        }
+        let pkg = graph
+            .register_package(pkg)
+            .map_err(anyhow::Error::from)
+            .context(preparing)?;
+        let instance = graph.instantiate(pkg);
+        for import in matched {
+            mappings.entry(import.clone()).or_default().push(Prepared {
+                dep,
+                world,
+                instance,
+            });
         }
     }
+    let conflicts: Vec<String> = mappings
+        .iter()
+        .filter(|(_, infos)| infos.len() > 1)
+        .map(|(import, infos)| {
+            let names: Vec<String> = infos.iter().map(|p| p.dep.name.to_string()).collect();
+            format!(
+                "import '{import}' satisfied by dependencies: '{}'",
+                names.join(", ")
+            )
+        })
+        .collect();
+    if !conflicts.is_empty() {
+        bail!(
+            "component '{id}' has dependency conflicts: {}",
+            conflicts.join("; ")
+        );
+    }
 
-    for export in &main_exports {
-        let alias = graph.alias_instance_export(main_inst, export)?;
-        graph.export(alias, export)?;
+    // `build_instantiation_arguments`: the export (named, or the import's
+    // own name) must exist and be a subtype of the import.
+    let mut cache = Default::default();
+    let mut arguments = Vec::new();
+    for (import, mut infos) in mappings {
+        let Some(info) = infos.pop() else { continue };
+        let export = info.dep.export.clone().unwrap_or_else(|| import.clone());
+        let Some(export_ty) = graph.types()[info.world].exports.get(&export).copied() else {
+            bail!(
+                "dependency '{}' doesn't export '{export}' to satisfy import '{import}'",
+                info.dep.name
+            );
+        };
+        let import_ty = graph.types()[main_world].imports[&import];
+        SubtypeChecker::new(&mut cache)
+            .is_subtype(export_ty, graph.types(), import_ty, graph.types())
+            .with_context(|| {
+                format!(
+                    "dependency '{}' exports '{export}' which is not compatible with import '{import}'",
+                    info.dep.name
+                )
+            })
+            .context(preparing)?;
+        let alias = graph
+            .alias_instance_export(info.instance, &export)
+            .map_err(anyhow::Error::from)
+            .context(preparing)?;
+        arguments.push((import, alias));
+    }
+    for (import, alias) in arguments {
+        graph
+            .set_instantiation_argument(main_inst, &import, alias)
+            .map_err(anyhow::Error::from)
+            .context(preparing)?;
+    }
+
+    let exports: Vec<String> = graph.types()[main_world].exports.keys().cloned().collect();
+    for export in exports {
+        let alias = graph.alias_instance_export(main_inst, &export)?;
+        graph.export(alias, &export)?;
     }
     graph
         .encode(EncodeOptions::default())
-        .map_err(|e| anyhow!("composing the dependencies of `{id}` failed: {e}"))
-}
-
-/// `a:b/c@1.2.3` matches `a:b/c@1.2.3` and `a:b/c` (any version).
-fn same_interface(candidate: &str, wanted: &str) -> bool {
-    candidate == wanted || candidate.split('@').next() == Some(wanted)
+        .map_err(|e| anyhow!("failed to encode composition graph: {e}"))
 }
 
 /// Read a component's wasm file, with a helpful error when it is missing.

@@ -157,6 +157,10 @@ struct UpArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, default_value_t = 4 << 20)]
     max_body_bytes: usize,
+    /// Report every key-value compare-and-swap as failed after doing it, as
+    /// Spin 4.1's Redis store does (for testing the app against that).
+    #[arg(long, env = "WIKIEDGE_EMULATE_SPIN_REDIS_CAS")]
+    emulate_spin_redis_cas: bool,
 }
 
 #[derive(clap::Args)]
@@ -308,6 +312,7 @@ fn up(args: UpArgs) -> Result<()> {
             runtime_config: args.runtime_config_file.clone(),
             cache_dir,
             kv_durability: args.kv_durability,
+            emulate_spin_redis_cas: args.emulate_spin_redis_cas,
         };
         let reuse = ReuseLimits {
             max_requests: args.max_instance_reuse_count.max(1),

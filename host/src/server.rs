@@ -49,6 +49,17 @@ impl Default for ServeOptions {
     }
 }
 
+/// A response with a fixed text body (empty for Spin's own 404 and 500).
+fn plain(status: StatusCode, body: &'static str) -> Response<WasiBody> {
+    let mut resp = Response::new(
+        Full::new(Bytes::from_static(body.as_bytes()))
+            .map_err(|e: Infallible| match e {})
+            .boxed_unsync(),
+    );
+    *resp.status_mut() = status;
+    resp
+}
+
 fn json_error(status: StatusCode, message: &str) -> Response<WasiBody> {
     let body = serde_json::json!({ "status": status.as_u16(), "message": message }).to_string();
     let mut resp = Response::new(
@@ -147,9 +158,16 @@ async fn handle(
         }
     };
 
+    // Spin answers its well-known paths itself, and a path no route
+    // matches with an empty-bodied 404 (crates/trigger-http/src/server.rs,
+    // `handle` and `not_found`); apps that want a body add a `/...` route.
+    if path == "/.well-known/spin/health" {
+        log("-", StatusCode::OK);
+        return plain(StatusCode::OK, "OK");
+    }
     let Some(route) = app.router.route(&path) else {
         log("-", StatusCode::NOT_FOUND);
-        return json_error(StatusCode::NOT_FOUND, "Not found");
+        return plain(StatusCode::NOT_FOUND, "");
     };
     let Some(handler) = app.components.get(&route.component) else {
         log(&route.component, StatusCode::INTERNAL_SERVER_ERROR);
@@ -234,7 +252,8 @@ async fn handle(
                 "component `{}` failed on {method} {path}: {e:?}",
                 route.component
             );
-            json_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+            // Spin: `internal_error(None, ..)`, an empty-bodied 500.
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "")
         }
     }
 }

@@ -153,6 +153,9 @@ name = "v"
 [variables]
 greeting = { default = "hello" }
 api_key = { required = true, secret = true }
+[[trigger.http]]
+route = "/..."
+component = "c"
 [component.c]
 source = "c.wasm"
 [component.c.variables]

@@ -13,6 +13,7 @@
 //! - [`projects`]: the project registry built from the site matrix.
 //! - [`realtime`]: page changes, the partitioned event log, stream requests.
 //! - [`snapshot`]: snapshot metadata, key layout, byte ranges, HTTP dates.
+//! - [`cas`]: compare-and-swap updates that stay exact when a store misreports them.
 
 #![deny(missing_docs)]
 
@@ -21,6 +22,7 @@ pub mod error;
 pub use error::{Error, ErrorBody, Result};
 pub mod article;
 pub mod auth;
+pub mod cas;
 pub mod metering;
 pub mod projects;
 pub mod quota;

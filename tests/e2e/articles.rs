@@ -343,3 +343,23 @@ fn metadata_routes_need_a_token_and_serve_the_site_matrix() -> Result<()> {
     );
     Ok(())
 }
+
+/// Spin answers an unclaimed path with an empty 404; the app's own `/...`
+/// route (the `fallback` component) gives WME clients the JSON body every
+/// other error has, under `spin up` and `wikiedge up` alike.
+#[test]
+fn unknown_paths_get_the_apps_json_404() -> Result<()> {
+    let (_state, host) = app_with_sample(&[])?;
+    for path in ["/nothing/here", "/v3/articles/Anarchism", "/"] {
+        let r = get(&host.url(path), &[])?;
+        assert_eq!(r.status, 404, "{path}");
+        assert_eq!(r.header("content-type"), Some("application/json"), "{path}");
+        assert_eq!(
+            r.json()?,
+            serde_json::json!({"status": 404, "message": "Not found"})
+        );
+    }
+    // Claimed routes still reach their components.
+    assert_eq!(get(&host.url("/v2/articles/Anarchism"), &[])?.status, 401);
+    Ok(())
+}

@@ -50,8 +50,18 @@ fn auth_manifest() -> Result<PathBuf> {
 
 /// Starts the auth app with a fresh state dir and the tests' signing key.
 fn auth_app() -> Result<Host> {
+    auth_app_on(false)
+}
+
+/// [`auth_app`]; with `misreport`, every compare-and-swap is reported
+/// failed after it ran, as Spin 4.1's Redis store reports it.
+fn auth_app_on(misreport: bool) -> Result<Host> {
     let key = signing::generate(SEED);
     Host::builder(BIN, &auth_manifest()?)
+        .env(
+            "WIKIEDGE_EMULATE_SPIN_REDIS_CAS",
+            if misreport { "true" } else { "false" },
+        )
         .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
         .env(
             "SPIN_VARIABLE_JWT_PRIVATE_KEY",
@@ -139,7 +149,16 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
 
 #[test]
 fn login_refresh_and_revoke_follow_wme_and_revocation_kills_every_access_token() -> Result<()> {
-    let host = auth_app()?;
+    login_refresh_revoke(false)
+}
+
+#[test]
+fn login_refresh_and_revoke_hold_where_every_compare_and_swap_is_misreported() -> Result<()> {
+    login_refresh_revoke(true)
+}
+
+fn login_refresh_revoke(misreport: bool) -> Result<()> {
+    let host = auth_app_on(misreport)?;
     check(&create(&host, "Alice", "alice-password", "user")?, 201)?;
     let tokens = login(&host, "ALICE", "alice-password")?;
     assert_eq!(tokens["expires_in"], 86_400);
@@ -171,7 +190,59 @@ fn login_refresh_and_revoke_follow_wme_and_revocation_kills_every_access_token()
 
 #[test]
 fn a_refresh_token_allows_90_refreshes_and_the_91st_is_429() -> Result<()> {
-    let host = auth_app()?;
+    ninety_refreshes(false)
+}
+
+/// Each refresh is a compare-and-swap of the session: counted twice, the
+/// 429 would come early; lost, it would come late.
+#[test]
+fn ninety_refreshes_count_exactly_where_every_compare_and_swap_is_misreported() -> Result<()> {
+    ninety_refreshes(true)
+}
+
+/// Twelve racing creations of one username: one wins, eleven get 409, on
+/// a store that misreports every compare-and-swap.
+#[test]
+fn racing_account_creations_make_one_account_where_cas_is_misreported() -> Result<()> {
+    let host = auth_app_on(true)?;
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..12)
+            .map(|i| {
+                let host = &host;
+                s.spawn(move || {
+                    create(host, "Racer", &format!("password-{i:02}"), "user")
+                        .map(|r| r.status)
+                        .unwrap_or(0)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0)).collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        11,
+        "{statuses:?}"
+    );
+    // The account holds the winner's password, and no loser's.
+    let winner = statuses.iter().position(|s| *s == 201).unwrap_or(0);
+    login(&host, "racer", &format!("password-{winner:02}"))?;
+    let loser = (winner + 1) % 12;
+    let wrong =
+        serde_json::json!({"username": "racer", "password": format!("password-{loser:02}")});
+    check(
+        &post_json(&host, "/v1/login", &[], &wrong.to_string())?,
+        401,
+    )?;
+    Ok(())
+}
+
+fn ninety_refreshes(misreport: bool) -> Result<()> {
+    let host = auth_app_on(misreport)?;
     check(&create(&host, "bob", "bob-password", "user")?, 201)?;
     let refresh = field(&login(&host, "bob", "bob-password")?, "refresh_token")?;
     let body = serde_json::json!({"username": "bob", "refresh_token": refresh}).to_string();

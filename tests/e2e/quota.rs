@@ -32,6 +32,12 @@ pub fn bearer(host: &Host, username: &str, role: &str) -> Result<String> {
 
 /// Starts the app on the imported sample dump with these plans.
 pub fn app_with_plans(plans: &str) -> Result<(TempDir, Host)> {
+    app_with_plans_on(plans, false)
+}
+
+/// [`app_with_plans`]; with `misreport`, every key-value compare-and-swap
+/// is reported failed after it ran, as Spin 4.1's Redis store reports it.
+pub fn app_with_plans_on(plans: &str, misreport: bool) -> Result<(TempDir, Host)> {
     let state = TempDir::new("quota")?;
     import(
         ImportArgs::new(
@@ -43,6 +49,10 @@ pub fn app_with_plans(plans: &str) -> Result<(TempDir, Host)> {
     let host = Host::builder(BIN, &repo_root().join("spin.toml"))
         .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
         .env("SPIN_VARIABLE_PLANS", plans)
+        .env(
+            "WIKIEDGE_EMULATE_SPIN_REDIS_CAS",
+            if misreport { "true" } else { "false" },
+        )
         .state_dir(state.path())
         .start()?;
     Ok((state, host))

@@ -18,6 +18,18 @@ fn two_hosts(
     wiki: &MockWiki,
     plans: &str,
 ) -> Result<(Host, Host)> {
+    two_hosts_on(redis, dir, wiki, plans, false)
+}
+
+/// [`two_hosts`]; with `misreport`, both report every compare-and-swap as
+/// failed after it ran, as Spin 4.1's Redis store does.
+fn two_hosts_on(
+    redis: &RedisServer,
+    dir: &TempDir,
+    wiki: &MockWiki,
+    plans: &str,
+    misreport: bool,
+) -> Result<(Host, Host)> {
     let rc = redis.runtime_config(dir.path())?;
     let overrides = format!("{{\"enwiki\":\"{}\"}}", wiki.url);
     let start = |name: &str| -> Result<Host> {
@@ -33,6 +45,10 @@ fn two_hosts(
                 "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
             )
             .env("SPIN_VARIABLE_JWT_PUBLIC_KEY", &public_key())
+            .env(
+                "WIKIEDGE_EMULATE_SPIN_REDIS_CAS",
+                if misreport { "true" } else { "false" },
+            )
             .runtime_config(&rc)
             .state_dir(&state)
             .start()
@@ -76,11 +92,23 @@ fn used(host: &Host, auth: &str) -> Result<u64> {
 
 #[test]
 fn two_instances_sharing_redis_admit_exactly_the_cap() -> Result<()> {
+    two_instances_admit_the_cap(false)
+}
+
+/// As under Spin 4.1 with its Redis store: every compare-and-swap is
+/// reported failed after it ran; account creation, login and the cap stay
+/// exact.
+#[test]
+fn two_instances_stay_exact_where_redis_cas_is_misreported() -> Result<()> {
+    two_instances_admit_the_cap(true)
+}
+
+fn two_instances_admit_the_cap(misreport: bool) -> Result<()> {
     let redis = RedisServer::start()?;
     let dir = TempDir::new("scale-cap")?;
     let wiki = MockWiki::start()?;
     let plans = r#"[{"name":"free","monthly":{"ondemand":50},"burst_per_second":1000}]"#;
-    let (a, b) = two_hosts(&redis, &dir, &wiki, plans)?;
+    let (a, b) = two_hosts_on(&redis, &dir, &wiki, plans, misreport)?;
     let auth = login(&a, "shared")?;
     let urls = [
         a.url("/v2/articles/Squirrel"),

@@ -53,8 +53,8 @@ use wikiedge_core::article::transform::ProjectContext;
 
 use crate::config::{self, Config};
 use crate::store::{self, Entry};
-use wikiedge_fn::bindings::wikiedge::api::auth::Principal;
-use wikiedge_fn::bindings::wikiedge::api::quota::Decision;
+use wikiedge_fn::bindings::wikiedge::auth::auth::Principal;
+use wikiedge_fn::bindings::wikiedge::quota::quota::Decision;
 use wikiedge_fn::respond::Reply;
 use wikiedge_fn::{gate, upstream};
 
@@ -291,7 +291,7 @@ async fn refresh(
                 (Some(mut entry), _) => {
                     eprintln!("articles: serving stale {}:{}: {err}", c.project, c.title);
                     entry.retry_at = now + config.retry_backoff();
-                    if let Err(e) = store::update_entry(kv, &c.project, &c.title, entry).await {
+                    if let Err(e) = store::update_entry(&c.project, &c.title, entry) {
                         eprintln!("articles: recording retry backoff failed: {e:?}");
                     }
                     c.entry = Some(entry);

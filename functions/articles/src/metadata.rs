@@ -16,7 +16,7 @@ use wikiedge_core::article::request::ArticlesRequest;
 use wikiedge_core::article::title::decode_path_segment;
 use wikiedge_core::projects;
 
-use wikiedge_fn::bindings::wikiedge::api::auth::Principal;
+use wikiedge_fn::bindings::wikiedge::auth::auth::Principal;
 use wikiedge_fn::config::registry;
 use wikiedge_fn::gate;
 use wikiedge_fn::respond::Reply;

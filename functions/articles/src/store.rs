@@ -14,16 +14,18 @@
 //! The title in both keys is the display title normalised with the
 //! project's case rule, in key form (underscores).
 //!
-//! The index update is a read-modify-write: two projects of one title
-//! refreshed at the same instant can lose one index entry; the article
-//! itself stays stored and the entry is rewritten on its next refresh.
+//! The index update is a compare-and-swap through
+//! `wikiedge_fn::kv::update` (as realtime ingest's), so two projects of one
+//! title refreshed at the same instant both keep their entries, also on a
+//! store that misreports swaps; readers take the payload out of the CAS
+//! envelope (`wikiedge_core::cas`).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use spin_sdk::key_value::Store;
-use wikiedge_core::Error;
 use wikiedge_core::article::title;
+use wikiedge_core::{Error, cas};
 
 /// The prefix of title index keys.
 pub const INDEX_PREFIX: &str = "article-projects:";
@@ -71,9 +73,14 @@ pub async fn read_index(store: &Store, display_title: &str) -> Result<Index, Err
         .get(index_key(display_title))
         .await
         .map_err(unavailable)?;
-    Ok(bytes
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default())
+    Ok(parse_index(bytes.as_deref()))
+}
+
+/// An index record's entries; a missing or unreadable record is empty.
+fn parse_index(bytes: Option<&[u8]>) -> Index {
+    bytes
+        .and_then(|b| serde_json::from_slice(cas::payload(b)).ok())
+        .unwrap_or_default()
 }
 
 /// Reads one stored article's JSON bytes.
@@ -100,21 +107,16 @@ pub async fn write_article(
         .set(title::storage_key(project, display_title), json)
         .await
         .map_err(unavailable)?;
-    update_entry(store, project, display_title, entry).await
+    update_entry(project, display_title, entry)
 }
 
 /// Sets one project's entry in a title's index.
-pub async fn update_entry(
-    store: &Store,
-    project: &str,
-    display_title: &str,
-    entry: Entry,
-) -> Result<(), Error> {
-    let mut index = read_index(store, display_title).await?;
-    index.insert(project.to_string(), entry);
-    let bytes = serde_json::to_vec(&index).map_err(|e| Error::Internal(e.to_string()))?;
-    store
-        .set(index_key(display_title), bytes)
-        .await
-        .map_err(unavailable)
+pub fn update_entry(project: &str, display_title: &str, entry: Entry) -> Result<(), Error> {
+    let bucket = wikiedge_fn::kv::open()?;
+    wikiedge_fn::kv::update(&bucket, &index_key(display_title), |current| {
+        let mut index = parse_index(current.as_deref());
+        index.insert(project.to_string(), entry);
+        let bytes = serde_json::to_vec(&index).map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(wikiedge_fn::kv::Update::Write(bytes, ()))
+    })
 }

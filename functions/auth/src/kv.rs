@@ -7,20 +7,10 @@
 
 use spin_sdk::experimental::wasi::keyvalue::{atomics, store as wkv};
 use spin_sdk::key_value::Store;
-use wikiedge_core::{Error, Result};
-
-/// How often a compare-and-swap is retried under contention before the
-/// request is answered 503 (observed: 16 parallel refreshes of one token
-/// sometimes exhausted 16 attempts).
-const CAS_ATTEMPTS: usize = 64;
+use wikiedge_core::{Error, Result, cas};
 
 /// What an update function decided.
-pub enum Update<T> {
-    /// Write these bytes, then return the value.
-    Write(Vec<u8>, T),
-    /// Leave the record as it is and return the value.
-    Keep(T),
-}
+pub use wikiedge_core::cas::Step as Update;
 
 /// The store, opened once per request.
 pub struct Kv {
@@ -51,7 +41,19 @@ impl Kv {
 
     /// Reads a key.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.store.get(key).await.map_err(|e| unavailable("get", e))
+        let value = self
+            .store
+            .get(key)
+            .await
+            .map_err(|e| unavailable("get", e))?;
+        Ok(value.map(|v| {
+            let payload = cas::payload(&v);
+            if payload.len() == v.len() {
+                v
+            } else {
+                payload.to_vec()
+            }
+        }))
     }
 
     /// Writes a key.
@@ -82,26 +84,52 @@ impl Kv {
     /// Updates a key atomically: `f` sees the current value (`None` when
     /// absent) and decides; on a concurrent change it runs again with the
     /// new value. An error from `f` aborts the update and is returned.
+    /// Exact even where the store misreports swaps ([`wikiedge_core::cas`]).
     pub fn update<T>(
         &mut self,
         key: &str,
-        mut f: impl FnMut(Option<Vec<u8>>) -> Result<Update<T>>,
+        f: impl FnMut(Option<Vec<u8>>) -> Result<Update<T>>,
     ) -> Result<T> {
-        let bucket = self.bucket()?;
-        for _ in 0..CAS_ATTEMPTS {
-            let cas = atomics::Cas::new(bucket, key).map_err(|e| unavailable("cas", e))?;
-            let current = cas.current().map_err(|e| unavailable("cas current", e))?;
-            match f(current)? {
-                Update::Keep(value) => return Ok(value),
-                Update::Write(bytes, value) => match atomics::swap(cas, &bytes) {
-                    Ok(()) => return Ok(value),
-                    Err(atomics::CasError::CasFailed(_)) => continue,
-                    Err(atomics::CasError::StoreError(e)) => {
-                        return Err(unavailable("cas swap", e));
-                    }
-                },
-            }
+        cas::update(&Cas(self.bucket()?), key, f)
+    }
+}
+
+/// The bucket as [`wikiedge_core::cas`] sees it.
+struct Cas<'a>(&'a wkv::Bucket);
+
+impl cas::CasStore for Cas<'_> {
+    type Error = Error;
+    type Handle = atomics::Cas;
+
+    fn begin(&self, key: &str) -> Result<(atomics::Cas, Option<Vec<u8>>)> {
+        let handle = atomics::Cas::new(self.0, key).map_err(|e| unavailable("cas", e))?;
+        let current = handle
+            .current()
+            .map_err(|e| unavailable("cas current", e))?;
+        Ok((handle, current))
+    }
+
+    fn swap(&self, handle: atomics::Cas, value: &[u8]) -> Result<bool> {
+        match atomics::swap(handle, value) {
+            Ok(()) => Ok(true),
+            Err(atomics::CasError::CasFailed(_)) => Ok(false),
+            Err(atomics::CasError::StoreError(e)) => Err(unavailable("cas swap", e)),
         }
-        Err(unavailable("cas", format!("{key}: too much contention")))
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.0.get(key).map_err(|e| unavailable("cas get", e))
+    }
+
+    fn op_id(&self) -> Result<cas::OpId> {
+        crate::records::random::<16>()
+    }
+
+    fn contention(&self, key: &str) -> Error {
+        unavailable("cas", format!("{key}: too much contention"))
+    }
+
+    fn unknown(&self, key: &str) -> Error {
+        unavailable("cas", format!("{key}: outcome unknown (too many writers)"))
     }
 }

@@ -5,7 +5,7 @@
 //! - an HTTP handler (`#[http_service]`) for `/v1/login`,
 //!   `/v1/token-refresh`, `/v1/token-revoke`, `/v1/change-password`,
 //!   `/v1/get-user` and the admin API under `/v1/admin/accounts`;
-//! - the export `wikiedge:api/auth@0.1.0` (world `auth-provider`), whose
+//! - the export `wikiedge:auth/auth@0.1.0` (world `auth-provider`), whose
 //!   `verify` is also what the HTTP routes use for their Bearer checks.
 //!
 //! The decisions live in `wikiedge-core`; this crate parses requests, reads
@@ -35,7 +35,7 @@ pub mod tokens;
 pub mod user;
 pub mod verify;
 
-/// The generated WIT bindings and the `wikiedge:api/auth` export. The
+/// The generated WIT bindings and the `wikiedge:auth/auth` export. The
 /// generated glue needs `unsafe`, which the workspace denies elsewhere.
 #[allow(unsafe_code)]
 mod wit {
@@ -48,7 +48,7 @@ mod wit {
         generate_all,
     });
 
-    use exports::wikiedge::api::auth::{AuthError, Guest, Principal};
+    use exports::wikiedge::auth::auth::{AuthError, Guest, Principal};
 
     struct Auth;
 

@@ -1,4 +1,4 @@
-//! Access-token verification: the exported `wikiedge:api/auth#verify`, and
+//! Access-token verification: the exported `wikiedge:auth/auth#verify`, and
 //! the same check for this component's own Bearer-authenticated routes.
 //!
 //! Cost: no key-value access for a token refused by its form, signature,
@@ -18,7 +18,7 @@ use wikiedge_core::auth::session_record::SessionRefusal;
 use wikiedge_core::auth::verify::bearer_token;
 use wikiedge_core::{Error, Result};
 
-use crate::exports::wikiedge::api::auth::{AuthError, Principal};
+use crate::exports::wikiedge::auth::auth::{AuthError, Principal};
 use crate::kv::Kv;
 use crate::{config, records};
 

@@ -14,9 +14,9 @@
 use http::HeaderMap;
 use wikiedge_core::Error;
 
-use crate::bindings::wikiedge::api::auth::{self, AuthError, Principal};
-use crate::bindings::wikiedge::api::metering::{self, UsageEvent};
-use crate::bindings::wikiedge::api::quota::{self, Decision, QuotaError};
+use crate::bindings::wikiedge::auth::auth::{self, AuthError, Principal};
+use crate::bindings::wikiedge::metering::metering::{self, UsageEvent};
+use crate::bindings::wikiedge::quota::quota::{self, Decision, QuotaError};
 use crate::name;
 use crate::respond::Reply;
 

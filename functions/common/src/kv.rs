@@ -2,11 +2,16 @@
 //! writes, atomic increments, create-if-absent and compare-and-swap
 //! updates, with storage failures mapped to 503 (the component's storage
 //! message, see [`crate::Component`]).
+//!
+//! Compare-and-swap goes through [`wikiedge_core::cas`], which stays exact
+//! when the store misreports a swap (Spin 4.1's Redis store reports every
+//! swap as failed); values it writes carry an envelope of operation ids, so
+//! every read here returns the payload only.
 
 use std::collections::HashMap;
 
 use spin_sdk::experimental::wasi::keyvalue::{atomics, batch, store};
-use wikiedge_core::Error;
+use wikiedge_core::{Error, cas};
 
 pub use store::Bucket;
 
@@ -14,8 +19,6 @@ pub use store::Bucket;
 pub const STORE: &str = "default";
 /// How many keys one `get-many` call asks for.
 const BATCH: usize = 256;
-/// How many times a compare-and-swap update is retried on conflict.
-const CAS_ATTEMPTS: usize = 8;
 
 /// A storage failure: logged with its detail, reported as a 503.
 pub fn unavailable(context: &str, err: impl std::fmt::Debug) -> Error {
@@ -34,7 +37,18 @@ pub fn open() -> Result<Bucket, Error> {
 
 /// Reads one key.
 pub fn get(bucket: &Bucket, key: &str) -> Result<Option<Vec<u8>>, Error> {
-    bucket.get(key).map_err(|e| unavailable(key, e))
+    let value = bucket.get(key).map_err(|e| unavailable(key, e))?;
+    Ok(value.map(strip))
+}
+
+/// A stored value's payload (see [`wikiedge_core::cas`]).
+fn strip(value: Vec<u8>) -> Vec<u8> {
+    let payload = cas::payload(&value);
+    if payload.len() == value.len() {
+        value
+    } else {
+        payload.to_vec()
+    }
 }
 
 /// Writes one key.
@@ -52,7 +66,11 @@ pub fn get_many(bucket: &Bucket, keys: &[String]) -> Result<HashMap<String, Vec<
     let mut found = HashMap::new();
     for chunk in keys.chunks(BATCH) {
         let pairs = batch::get_many(bucket, chunk).map_err(|e| unavailable("get-many", e))?;
-        found.extend(pairs.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
+        found.extend(
+            pairs
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k, strip(v)))),
+        );
     }
     Ok(found)
 }
@@ -63,25 +81,47 @@ pub fn increment(bucket: &Bucket, key: &str, delta: i64) -> Result<i64, Error> {
     atomics::increment(bucket, key, delta).map_err(|e| unavailable(key, e))
 }
 
-/// Creates `key` with `value` unless it exists; `false` when it did.
-pub fn create(bucket: &Bucket, key: &str, value: &[u8]) -> Result<bool, Error> {
-    let cas = atomics::Cas::new(bucket, key).map_err(|e| unavailable(key, e))?;
-    if cas.current().map_err(|e| unavailable(key, e))?.is_some() {
-        return Ok(false);
-    }
-    match atomics::swap(cas, value) {
-        Ok(()) => Ok(true),
-        Err(atomics::CasError::CasFailed(_)) => Ok(false),
-        Err(atomics::CasError::StoreError(e)) => Err(unavailable(key, e)),
-    }
-}
-
 /// What an update function decided.
-pub enum Update<R> {
-    /// Write these bytes, then return the value.
-    Write(Vec<u8>, R),
-    /// Write nothing and return the value.
-    Keep(R),
+pub use cas::Step as Update;
+
+/// The bucket as [`wikiedge_core::cas`] sees it.
+struct Cas<'a>(&'a Bucket);
+
+impl cas::CasStore for Cas<'_> {
+    type Error = Error;
+    type Handle = atomics::Cas;
+
+    fn begin(&self, key: &str) -> Result<(atomics::Cas, Option<Vec<u8>>), Error> {
+        let handle = atomics::Cas::new(self.0, key).map_err(|e| unavailable(key, e))?;
+        let current = handle.current().map_err(|e| unavailable(key, e))?;
+        Ok((handle, current))
+    }
+
+    fn swap(&self, handle: atomics::Cas, value: &[u8]) -> Result<bool, Error> {
+        match atomics::swap(handle, value) {
+            Ok(()) => Ok(true),
+            Err(atomics::CasError::CasFailed(_)) => Ok(false),
+            Err(atomics::CasError::StoreError(e)) => Err(unavailable("swap", e)),
+        }
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        self.0.get(key).map_err(|e| unavailable(key, e))
+    }
+
+    fn op_id(&self) -> Result<cas::OpId, Error> {
+        let mut id = [0u8; 16];
+        getrandom::fill(&mut id).map_err(|e| Error::Internal(format!("random: {e}")))?;
+        Ok(id)
+    }
+
+    fn contention(&self, key: &str) -> Error {
+        unavailable(key, "compare-and-swap kept conflicting")
+    }
+
+    fn unknown(&self, key: &str) -> Error {
+        unavailable(key, "compare-and-swap outcome unknown (too many writers)")
+    }
 }
 
 /// Read-modify-write of one key with compare-and-swap: `f` sees the current
@@ -90,21 +130,9 @@ pub enum Update<R> {
 pub fn update<R>(
     bucket: &Bucket,
     key: &str,
-    mut f: impl FnMut(Option<Vec<u8>>) -> Result<Update<R>, Error>,
+    f: impl FnMut(Option<Vec<u8>>) -> Result<Update<R>, Error>,
 ) -> Result<R, Error> {
-    for _ in 0..CAS_ATTEMPTS {
-        let cas = atomics::Cas::new(bucket, key).map_err(|e| unavailable(key, e))?;
-        let current = cas.current().map_err(|e| unavailable(key, e))?;
-        match f(current)? {
-            Update::Keep(r) => return Ok(r),
-            Update::Write(bytes, r) => match atomics::swap(cas, &bytes) {
-                Ok(()) => return Ok(r),
-                Err(atomics::CasError::CasFailed(_)) => continue,
-                Err(atomics::CasError::StoreError(e)) => return Err(unavailable(key, e)),
-            },
-        }
-    }
-    Err(unavailable(key, "compare-and-swap kept conflicting"))
+    cas::update(&Cas(bucket), key, f)
 }
 
 /// Read-modify-write of one key with compare-and-swap: `f` maps the current

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use spin_sdk::http::{BoxBody, FullBody, box_body};
 use wikiedge_core::Error;
 
-use crate::bindings::wikiedge::api::quota::Decision;
+use crate::bindings::wikiedge::quota::quota::Decision;
 
 /// The response body type of a whole body in one buffer.
 pub type Full = FullBody<Bytes>;

@@ -1,4 +1,4 @@
-//! The metering function: exports `wikiedge:api/metering` (one call per
+//! The metering function: exports `wikiedge:metering/metering` (one call per
 //! request served by a data function) and serves usage reports.
 //!
 //! Routes:
@@ -44,9 +44,9 @@ static COMPONENT: Component = Component::new("wikiedge-metering");
 
 struct Metering;
 
-impl exports::wikiedge::api::metering::Guest for Metering {
+impl exports::wikiedge::metering::metering::Guest for Metering {
     async fn record_usage(
-        event: exports::wikiedge::api::metering::UsageEvent,
+        event: exports::wikiedge::metering::metering::UsageEvent,
     ) -> Result<(), String> {
         wikiedge_fn::init(&COMPONENT);
         record::record(event)

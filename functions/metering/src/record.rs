@@ -1,4 +1,4 @@
-//! The exported `wikiedge:api/metering` interface: `record-usage`.
+//! The exported `wikiedge:metering/metering` interface: `record-usage`.
 //!
 //! Each event becomes the atomic increments of
 //! [`wikiedge_core::metering::increments`]: an admitted request adds 1 to
@@ -26,7 +26,7 @@ use wikiedge_core::metering::index::{accounts_key, merge};
 use wikiedge_core::metering::{MeteredProduct, Outcome, increments};
 use wikiedge_core::quota::Month;
 
-use crate::exports::wikiedge::api::metering::UsageEvent;
+use crate::exports::wikiedge::metering::metering::UsageEvent;
 use wikiedge_fn::kv::{self, Update};
 use wikiedge_fn::now;
 

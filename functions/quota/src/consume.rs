@@ -1,4 +1,4 @@
-//! The exported `wikiedge:api/quota` interface: atomic consumption.
+//! The exported `wikiedge:quota/quota` interface: atomic consumption.
 //!
 //! One `consume` of an included product, in order:
 //!
@@ -25,7 +25,7 @@ use wikiedge_core::quota::headers::headers;
 use wikiedge_core::quota::period::seconds_until_next_month;
 use wikiedge_core::quota::{Decision, Limits, Plans, Product, Window, effective_limits};
 
-use crate::exports::wikiedge::api::quota as wit;
+use crate::exports::wikiedge::quota::quota as wit;
 use crate::{burst, limits};
 use wikiedge_fn::kv::{self, Bucket};
 use wikiedge_fn::now;

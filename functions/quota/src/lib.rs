@@ -1,4 +1,4 @@
-//! The quota function: exports `wikiedge:api/quota` (atomic consumption for
+//! The quota function: exports `wikiedge:quota/quota` (atomic consumption for
 //! the data functions) and serves the quota HTTP routes.
 //!
 //! Routes:
@@ -54,14 +54,16 @@ static COMPONENT: Component = Component::new("wikiedge-quota");
 
 struct Quota;
 
-impl exports::wikiedge::api::quota::Guest for Quota {
+impl exports::wikiedge::quota::quota::Guest for Quota {
     async fn consume(
         account: String,
         plan: String,
         product: String,
         units: u32,
-    ) -> Result<exports::wikiedge::api::quota::Decision, exports::wikiedge::api::quota::QuotaError>
-    {
+    ) -> Result<
+        exports::wikiedge::quota::quota::Decision,
+        exports::wikiedge::quota::quota::QuotaError,
+    > {
         wikiedge_fn::init(&COMPONENT);
         consume::consume(&account, &plan, &product, units).await
     }
@@ -70,8 +72,10 @@ impl exports::wikiedge::api::quota::Guest for Quota {
         account: String,
         plan: String,
         product: String,
-    ) -> Result<exports::wikiedge::api::quota::Decision, exports::wikiedge::api::quota::QuotaError>
-    {
+    ) -> Result<
+        exports::wikiedge::quota::quota::Decision,
+        exports::wikiedge::quota::quota::QuotaError,
+    > {
         wikiedge_fn::init(&COMPONENT);
         consume::peek(&account, &plan, &product).await
     }

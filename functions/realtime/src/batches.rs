@@ -23,7 +23,7 @@ use wikiedge_core::realtime::timestamp::format_millis;
 
 use crate::ingest::now_ms;
 use crate::{gate, log};
-use wikiedge_fn::bindings::wikiedge::api::auth::Principal;
+use wikiedge_fn::bindings::wikiedge::auth::auth::Principal;
 use wikiedge_fn::kv::{self, Bucket};
 use wikiedge_fn::respond::Reply;
 

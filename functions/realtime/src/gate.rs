@@ -14,8 +14,8 @@
 use http::HeaderMap;
 use wikiedge_core::Error;
 use wikiedge_core::auth::verify::admin_key_matches;
-use wikiedge_fn::bindings::wikiedge::api::auth::Principal;
-use wikiedge_fn::bindings::wikiedge::api::quota::Decision;
+use wikiedge_fn::bindings::wikiedge::auth::auth::Principal;
+use wikiedge_fn::bindings::wikiedge::quota::quota::Decision;
 use wikiedge_fn::gate::{self, header};
 use wikiedge_fn::respond::Reply;
 

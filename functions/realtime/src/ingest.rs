@@ -9,8 +9,9 @@
 //!    the title index); a delete removes the stored copy instead. When
 //!    upstream cannot answer, the stored copy (or a minimal article built
 //!    from the event) is published, so the stream never loses a change;
-//! 4. claim `rt-seen:{id}` with create-if-absent (a concurrent ingest of
-//!    the same id loses here and reports a duplicate);
+//! 4. claim the id with an atomic increment of `rt-claim:{id}` (the
+//!    ingest that makes it 1 publishes; a concurrent ingest of the same id
+//!    loses here and reports a duplicate);
 //! 5. append the event to its partition and compact that partition, one
 //!    event at a time in the batch's order.
 //!
@@ -28,7 +29,7 @@ use wikiedge_core::article::title;
 use wikiedge_core::article::transform::ProjectContext;
 use wikiedge_core::realtime::change::{Change, Classified, EventType, classify, parse_batch};
 use wikiedge_core::realtime::event::{Placement, event_document, minimal_article};
-use wikiedge_core::realtime::log::{Meta, partition_of, seen_key};
+use wikiedge_core::realtime::log::{Meta, claim_key, partition_of, seen_key};
 
 use crate::config::{self, Config};
 use crate::{gate, log};
@@ -155,18 +156,18 @@ fn publish(
     change: &Change,
     article: Option<Article>,
 ) -> Result<Outcome, Error> {
-    let seen = seen_key(&change.id);
+    let claim = claim_key(&change.id);
     let Some(article) = article else {
         return Ok(Outcome::Duplicate);
     };
-    if !kv::create(bucket, &seen, b"pending")? {
+    if kv::increment(bucket, &claim, 1)? != 1 {
         return Ok(Outcome::Duplicate);
     }
     match append(config, bucket, change, article) {
         Ok(outcome) => Ok(outcome),
         Err(err) => {
-            if let Err(e) = kv::delete(bucket, &seen) {
-                eprintln!("realtime: releasing {seen} failed: {e:?}");
+            if let Err(e) = kv::delete(bucket, &claim) {
+                eprintln!("realtime: releasing {claim} failed: {e:?}");
             }
             Err(err)
         }

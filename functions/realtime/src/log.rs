@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use wikiedge_core::Error;
 use wikiedge_core::realtime::log::{
-    Meta, TOTAL_KEY, decode_head, event_key, head_key, meta_key, offset_key, seen_key,
+    Meta, TOTAL_KEY, claim_key, decode_head, event_key, head_key, meta_key, offset_key, seen_key,
 };
 
 use wikiedge_fn::kv::{self, Bucket};
@@ -132,6 +132,7 @@ pub fn compact(
         kv::delete(bucket, &meta_key(partition, offset))?;
         if let Some(m) = m {
             kv::delete(bucket, &seen_key(&m.event_id))?;
+            kv::delete(bucket, &claim_key(&m.event_id))?;
         }
     }
     Ok(())

@@ -31,7 +31,7 @@ use wikiedge_core::snapshot::{
 use crate::SNAPSHOT;
 use crate::respond::{Payload, Reply};
 use crate::store::{self, Claim};
-use wikiedge_fn::bindings::wikiedge::api::auth::Principal;
+use wikiedge_fn::bindings::wikiedge::auth::auth::Principal;
 use wikiedge_fn::gate;
 
 /// What is downloaded.

@@ -15,7 +15,7 @@ use wikiedge_core::snapshot::Snapshot;
 
 use crate::respond::Reply;
 use crate::store;
-use wikiedge_fn::bindings::wikiedge::api::auth::Principal;
+use wikiedge_fn::bindings::wikiedge::auth::auth::Principal;
 use wikiedge_fn::gate;
 
 /// Which metadata is asked for.

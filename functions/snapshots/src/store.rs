@@ -3,7 +3,8 @@
 //!
 //! The download marker makes one download cost one unit however many
 //! requests (parallel ranges, resumptions) it takes. The first request of a
-//! download claims the marker with compare-and-swap (`pending:{ms}`),
+//! download claims the marker with compare-and-swap (`pending:{ms}`,
+//! through `wikiedge_fn::kv::update`, exact on Spin's Redis store too),
 //! consumes quota, and sets it to `admitted` (or deletes it when denied).
 //! A request that finds a fresh `pending` marker waits, polling, for that
 //! decision, so five workers starting at once cost one unit and an
@@ -14,10 +15,11 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use spin_sdk::experimental::wasi::keyvalue::{atomics, store as wasi_store};
+use spin_sdk::experimental::wasi::keyvalue::store as wasi_store;
 use spin_sdk::key_value::Store;
 use wikiedge_core::Error;
 use wikiedge_core::snapshot::{INDEX_KEY, MARKER_ADMITTED, MARKER_PENDING, Record, record_key};
+use wikiedge_fn::kv::Update;
 
 /// The store every wikiedge component uses.
 const STORE: &str = "default";
@@ -89,37 +91,39 @@ pub enum Claim {
     Mine,
 }
 
+/// What one look at the marker decided.
+enum Look {
+    Counted,
+    Mine,
+    Wait,
+}
+
 /// Claims the download marker `key` (see the module docs).
 pub async fn claim(key: &str) -> Result<Claim, Error> {
     let bucket = wasi_store::open(STORE).map_err(unavailable)?;
     let deadline = now_ms() + WAIT_MS;
     loop {
-        let cas = atomics::Cas::new(&bucket, key).map_err(unavailable)?;
-        let current = cas.current().map_err(unavailable)?;
         let now = now_ms();
-        let pending_since = current
-            .as_deref()
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.strip_prefix(MARKER_PENDING))
-            .and_then(|ms| ms.parse::<u64>().ok());
-        match (current.as_deref(), pending_since) {
-            (Some(v), _) if v == MARKER_ADMITTED.as_bytes() => return Ok(Claim::Counted),
-            (Some(_), Some(since)) if now.saturating_sub(since) < STALE_PENDING_MS => {
-                if now >= deadline {
-                    return Ok(Claim::Mine);
+        let look = wikiedge_fn::kv::update(&bucket, key, |current| {
+            let pending_since = current
+                .as_deref()
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.strip_prefix(MARKER_PENDING))
+                .and_then(|ms| ms.parse::<u64>().ok());
+            Ok(match (current.as_deref(), pending_since) {
+                (Some(v), _) if v == MARKER_ADMITTED.as_bytes() => Update::Keep(Look::Counted),
+                (Some(_), Some(since)) if now.saturating_sub(since) < STALE_PENDING_MS => {
+                    Update::Keep(Look::Wait)
                 }
-                drop(cas);
-                spin_sdk::time::sleep(POLL).await;
-            }
-            // Absent, stale or unreadable: claim it.
-            _ => {
-                let pending = format!("{MARKER_PENDING}{now}");
-                match atomics::swap(cas, pending.as_bytes()) {
-                    Ok(()) => return Ok(Claim::Mine),
-                    Err(atomics::CasError::CasFailed(_)) => continue,
-                    Err(atomics::CasError::StoreError(e)) => return Err(unavailable(e)),
-                }
-            }
+                // Absent, stale or unreadable: claim it.
+                _ => Update::Write(format!("{MARKER_PENDING}{now}").into_bytes(), Look::Mine),
+            })
+        })?;
+        match look {
+            Look::Counted => return Ok(Claim::Counted),
+            Look::Mine => return Ok(Claim::Mine),
+            Look::Wait if now >= deadline => return Ok(Claim::Mine),
+            Look::Wait => spin_sdk::time::sleep(POLL).await,
         }
     }
 }

@@ -31,12 +31,14 @@ pub fn open(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// The value at `key` in `store`.
+/// The value at `key` in `store` (its payload, when a component wrote it
+/// through `wikiedge_core::cas`).
 pub fn get(conn: &Connection, store: &str, key: &str) -> Result<Option<Vec<u8>>> {
-    Ok(conn
+    let value: Option<Vec<u8>> = conn
         .prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
         .query_row(params![store, key], |row| row.get(0))
-        .optional()?)
+        .optional()?;
+    Ok(value.map(|v| wikiedge_core::cas::payload(&v).to_vec()))
 }
 
 /// Set `key` in `store`.

@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod direct;
+pub mod misreport;
 pub mod redis;
 pub mod sqlite;
 

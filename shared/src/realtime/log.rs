@@ -67,9 +67,16 @@ pub fn meta_key(partition: u32, offset: u64) -> String {
     format!("rt-meta:{partition}:{offset:020}")
 }
 
-/// The idempotency key of an event id.
+/// The idempotency key of an event id: where it was published.
 pub fn seen_key(event_id: &str) -> String {
     format!("rt-seen:{event_id}")
+}
+
+/// The claim counter of an event id: the ingest whose atomic increment
+/// makes it 1 publishes the event (an increment needs no compare-and-swap,
+/// which Spin 4.1's Redis store misreports).
+pub fn claim_key(event_id: &str) -> String {
+    format!("rt-claim:{event_id}")
 }
 
 /// The meta record kept beside each event.

@@ -13,5 +13,8 @@ wit_bindgen::generate!({
 #[http_service]
 async fn handle(req: Request) -> impl IntoResponse {
     let name = req.uri().query().unwrap_or("world").to_string();
+    if req.uri().path().ends_with("/bye") {
+        return wikiedge_test::greet::farewell::bye(name).await;
+    }
     wikiedge_test::greet::greeter::greet(name).await
 }

@@ -25,4 +25,10 @@ impl exports::wikiedge_test::greet::greeter::Guest for Greeter {
     }
 }
 
+impl exports::wikiedge_test::greet::farewell::Guest for Greeter {
+    async fn bye(name: String) -> String {
+        format!("Goodbye, {name}!")
+    }
+}
+
 export!(Greeter);
