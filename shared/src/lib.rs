@@ -13,6 +13,7 @@
 //! - [`projects`]: the project registry built from the site matrix.
 //! - [`realtime`]: page changes, the partitioned event log, stream requests.
 //! - [`snapshot`]: snapshot metadata, key layout, byte ranges, HTTP dates.
+//! - [`sse`]: the Server-Sent Events parser every SSE reader uses.
 
 #![deny(missing_docs)]
 
@@ -26,3 +27,6 @@ pub mod projects;
 pub mod quota;
 pub mod realtime;
 pub mod snapshot;
+pub mod sse;
+#[cfg(test)]
+pub(crate) mod testdata;
