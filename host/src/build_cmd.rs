@@ -25,7 +25,7 @@ pub fn build(manifest: &Manifest, only: &[String]) -> Result<()> {
         }
         match &decl.build {
             Some(build) => selected.push((id, build)),
-            None => eprintln!("Component {id} has no build command: skipping"),
+            None => tracing::info!("Component {id} has no build command: skipping"),
         }
     }
     let mut targets: Vec<String> = Vec::new();
@@ -39,7 +39,7 @@ pub fn build(manifest: &Manifest, only: &[String]) -> Result<()> {
     let tools = Tools::from_env();
     for t in &targets {
         if ensure_target(&tools, t, &manifest.base_dir)? == TargetState::Added {
-            eprintln!("Added the Rust target {t}");
+            tracing::info!("Added the Rust target {t}");
         }
     }
     for (id, build) in selected {
@@ -47,7 +47,7 @@ pub fn build(manifest: &Manifest, only: &[String]) -> Result<()> {
             Some(w) => manifest.base_dir.join(w),
             None => manifest.base_dir.clone(),
         };
-        eprintln!("Building component {id} with `{}`", build.command);
+        tracing::info!("Building component {id} with `{}`", build.command);
         let status = Command::new("sh")
             .arg("-c")
             .arg(&build.command)
@@ -58,7 +58,7 @@ pub fn build(manifest: &Manifest, only: &[String]) -> Result<()> {
             bail!("build command for component `{id}` failed ({status})");
         }
     }
-    eprintln!("Finished building all components");
+    tracing::info!("Finished building all components");
     Ok(())
 }
 
@@ -157,7 +157,7 @@ pub fn ensure_target(tools: &Tools, target: &str, dir: &Path) -> Result<TargetSt
              and run the build again"
         );
     };
-    eprintln!("The Rust target {target} is not installed: running `{add}`");
+    tracing::info!("The Rust target {target} is not installed: running `{add}`");
     let status = Command::new(rustup)
         .args(["target", "add", target])
         .current_dir(dir)
