@@ -2,15 +2,13 @@
 //! (`POST /v1/admin/accounts` with `X-Admin-Key`), so a fresh deployment can
 //! create its first (admin) account from the command line.
 //!
-//! It speaks plain HTTP/1.1 to a `http://` base URL (the usual target is the
-//! local `wikiedge up`); put a TLS-terminating proxy in front for anything
-//! else. The admin key comes from `--admin-key`, `SPIN_VARIABLE_ADMIN_API_KEY`,
+//! It talks HTTP or HTTPS through the same client as `wikiedge follow`
+//! (reqwest with rustls and the webpki roots; `--ca-cert` adds a private
+//! CA). The admin key comes from `--admin-key`, `SPIN_VARIABLE_ADMIN_API_KEY`,
 //! or the development key `wikiedge up` generated into the state dir.
 
 use anyhow::{Context, Result, bail};
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// What to create.
@@ -28,6 +26,8 @@ pub struct CreateAccount {
     pub plan: String,
     /// `user` or `admin`.
     pub role: String,
+    /// A PEM file of extra trusted CA certificates (a private CA).
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// The admin key: explicit, else from the environment, else the development
@@ -56,7 +56,27 @@ pub fn create(req: &CreateAccount) -> Result<serde_json::Value> {
         "role": req.role,
     })
     .to_string();
-    let (status, text) = post(&req.url, "/v1/admin/accounts", &req.admin_key, &body)?;
+    let base = url::Url::parse(&req.url).with_context(|| format!("invalid URL {}", req.url))?;
+    if !matches!(base.scheme(), "http" | "https") {
+        bail!(
+            "{}: give the service's http:// or https:// base URL",
+            req.url
+        );
+    }
+    if base.path() != "/" {
+        bail!("{}: give the service's base URL without a path", req.url);
+    }
+    let url = base.join("/v1/admin/accounts")?;
+    let client = crate::follow::client(req.ca_cert.as_deref(), Duration::from_secs(30))?;
+    let response = client
+        .post(url.clone())
+        .header("content-type", "application/json")
+        .header("x-admin-key", &req.admin_key)
+        .body(body)
+        .send()
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status().as_u16();
+    let text = response.text().context("reading the answer")?;
     let json: serde_json::Value = serde_json::from_str(&text)
         .with_context(|| format!("unexpected answer ({status}): {text}"))?;
     if status != 201 {
@@ -66,75 +86,32 @@ pub fn create(req: &CreateAccount) -> Result<serde_json::Value> {
     Ok(json)
 }
 
-fn post(base: &str, path: &str, admin_key: &str, body: &str) -> Result<(u16, String)> {
-    let rest = base
-        .strip_prefix("http://")
-        .with_context(|| format!("{base}: only http:// URLs are supported"))?;
-    let authority = rest.trim_end_matches('/');
-    if authority.contains('/') {
-        bail!("{base}: give the service's base URL without a path");
-    }
-    let mut stream =
-        TcpStream::connect(authority).with_context(|| format!("cannot connect to {authority}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nX-Admin-Key: {admin_key}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    let text = String::from_utf8_lossy(&response);
-    let (head, payload) = text
-        .split_once("\r\n\r\n")
-        .context("malformed HTTP response")?;
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("malformed status line")?;
-    let chunked = head.lines().any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    let payload = if chunked {
-        dechunk(payload)
-    } else {
-        payload.to_string()
-    };
-    Ok((status, payload))
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn chunked_bodies_are_reassembled() {
-        assert_eq!(
-            dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
-            "hello world"
-        );
+    fn request(url: &str) -> CreateAccount {
+        CreateAccount {
+            url: url.into(),
+            admin_key: "k".into(),
+            username: "someone".into(),
+            password: "a long passphrase".into(),
+            plan: "free".into(),
+            role: "user".into(),
+            ca_cert: None,
+        }
     }
 
     #[test]
-    fn only_plain_http_base_urls_are_accepted() {
-        assert!(post("https://example.org", "/x", "k", "{}").is_err());
-        assert!(post("http://127.0.0.1:1/path", "/x", "k", "{}").is_err());
+    fn only_http_base_urls_without_a_path_are_accepted() {
+        let err = |url: &str| {
+            create(&request(url))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(err("ftp://example.org").contains("http:// or https://"));
+        assert!(err("http://127.0.0.1:1/path").contains("without a path"));
+        assert!(err("http://127.0.0.1:1").contains("cannot reach"));
     }
 }

@@ -90,7 +90,7 @@ impl App {
         let manifest = Manifest::load(&opts.manifest)?;
         let (router, warnings) = Router::build(&manifest);
         for w in warnings {
-            eprintln!("warning: {w}");
+            tracing::warn!("{w}");
         }
 
         let runtime = match &opts.runtime_config {
@@ -249,6 +249,7 @@ impl HandlerState for ComponentHandler {
         );
         store.limiter(|s| &mut s.limits);
         let proxy = self.pre.instantiate_async(&mut store).await?;
+        crate::metrics::metrics().instance_created(&self.id);
         Ok(Instance {
             store,
             proxy,
@@ -321,11 +322,12 @@ impl WorkerState for ReuseState {
 
     fn drop(&self, store: Store<HostState>, result: wasmtime::Result<()>) {
         if let Err(e) = result {
-            eprintln!(
+            tracing::error!(
                 "component `{}`: instance failed and was discarded: {e:?}",
                 self.id
             );
         }
         drop(store);
+        crate::metrics::metrics().instance_dropped(&self.id);
     }
 }

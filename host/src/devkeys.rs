@@ -64,7 +64,7 @@ pub fn dev_defaults(
         std::fs::rename(&tmp, &path)?;
     }
     if wants_keys {
-        eprintln!(
+        tracing::warn!(
             "Using a development token signing key from {} (set SPIN_VARIABLE_JWT_PRIVATE_KEY and SPIN_VARIABLE_JWT_PUBLIC_KEY in production)",
             path.display()
         );
@@ -75,7 +75,7 @@ pub fn dev_defaults(
         }
     }
     if wants_admin {
-        eprintln!(
+        tracing::warn!(
             "Using a development admin API key from {} (key \"admin_api_key\"; set SPIN_VARIABLE_ADMIN_API_KEY in production)",
             path.display()
         );

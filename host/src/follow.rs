@@ -2,11 +2,10 @@
 //! `mediawiki.page_change.v1` events and forward them in batches to the
 //! realtime function's `POST /v1/admin/ingest`.
 //!
-//! - The stream is read over HTTP/1.0 (the body ends when the server
-//!   closes it, so no chunked decoding is needed). Only `http://` URLs are
-//!   supported: the host carries no TLS stack, so the public
-//!   `https://stream.wikimedia.org` stream needs a local TLS-terminating
-//!   proxy (documented as a limitation).
+//! - HTTP and HTTPS through reqwest (rustls, with the Mozilla roots of
+//!   `webpki-roots`, plus `--ca-cert` for a private CA), so the default
+//!   public `https://stream.wikimedia.org` stream works as it is. The
+//!   stream is parsed by the shared [`wikiedge_core::sse`] parser.
 //! - Every event's SSE `id` is remembered; after a batch is accepted by
 //!   ingest, the id of its last event is written to
 //!   `{state_dir}/follow-cursor` (temporary file, fsync, rename), and a
@@ -19,8 +18,7 @@
 //!   failures (connect, non-200, ingest refusing) end the command with an
 //!   error. `max_events` and `max_seconds` bound a run (tests use them).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -37,7 +35,7 @@ pub const FLUSH_AFTER: Duration = Duration::from_millis(200);
 /// What `wikiedge follow` does.
 #[derive(Debug, Clone)]
 pub struct FollowArgs {
-    /// The SSE stream URL (`http://` only).
+    /// The SSE stream URL (`http://` or `https://`).
     pub stream: String,
     /// The wikiedge base URL ingest is posted to.
     pub to: String,
@@ -55,6 +53,8 @@ pub struct FollowArgs {
     pub max_seconds: Option<u64>,
     /// Consecutive failures before giving up.
     pub max_failures: u32,
+    /// A PEM file of extra trusted CA certificates (a private CA).
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl FollowArgs {
@@ -70,6 +70,7 @@ impl FollowArgs {
             max_events: None,
             max_seconds: None,
             max_failures: 20,
+            ca_cert: None,
         }
     }
 }
@@ -97,31 +98,39 @@ impl std::fmt::Display for Summary {
     }
 }
 
-/// An `http://host:port/path` URL, split.
-struct Target {
-    addr: String,
-    path: String,
+/// The HTTP client: rustls with the webpki roots, plus `ca_cert`'s.
+/// `timeout` bounds connecting and each read, so a stalled stream is
+/// noticed and reconnected.
+pub fn client(ca_cert: Option<&Path>, timeout: Duration) -> Result<reqwest::blocking::Client> {
+    let mut builder = reqwest::blocking::Client::builder()
+        .user_agent(concat!(
+            "wikiedge/",
+            env!("CARGO_PKG_VERSION"),
+            " (https://github.com/wikiedge; wikiedge follow)"
+        ))
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(timeout);
+    if let Some(path) = ca_cert {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("cannot read the CA certificate {}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("{}: not a PEM certificate", path.display()))?;
+        if certs.is_empty() {
+            bail!("{}: no PEM certificate in it", path.display());
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().context("building the HTTP client")
 }
 
-fn target(url: &str) -> Result<Target> {
+fn check_url(url: &str) -> Result<()> {
     let parsed = url::Url::parse(url).with_context(|| format!("invalid URL {url}"))?;
-    if parsed.scheme() != "http" {
-        bail!(
-            "{url}: only http:// is supported (wikiedge has no TLS client); \
-             put a TLS-terminating proxy in front of an https stream"
-        );
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        bail!("{url}: give an http:// or https:// URL");
     }
-    let host = parsed.host_str().context("URL without host")?;
-    let port = parsed.port_or_known_default().unwrap_or(80);
-    let mut path = parsed.path().to_string();
-    if let Some(q) = parsed.query() {
-        path.push('?');
-        path.push_str(q);
-    }
-    Ok(Target {
-        addr: format!("{host}:{port}"),
-        path,
-    })
+    Ok(())
 }
 
 /// Reads the saved cursor.
@@ -156,112 +165,81 @@ enum Item {
 }
 
 /// Opens the stream and parses it on a thread; events arrive on the channel.
-fn connect(stream: &Target, cursor: Option<&str>) -> Result<mpsc::Receiver<Item>> {
-    let mut tcp = TcpStream::connect(&stream.addr)
-        .with_context(|| format!("connecting to {}", stream.addr))?;
-    tcp.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let mut head = format!(
-        "GET {} HTTP/1.0\r\nhost: {}\r\naccept: text/event-stream\r\nuser-agent: wikiedge-follow\r\n",
-        stream.path, stream.addr
-    );
+fn connect(
+    client: &reqwest::blocking::Client,
+    url: &str,
+    cursor: Option<&str>,
+) -> Result<mpsc::Receiver<Item>> {
+    let mut request = client.get(url).header("accept", "text/event-stream");
     if let Some(id) = cursor {
-        head.push_str(&format!("last-event-id: {id}\r\n"));
+        request = request.header("last-event-id", id);
     }
-    head.push_str("\r\n");
-    tcp.write_all(head.as_bytes())?;
-    let mut reader = BufReader::new(tcp);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let status = line.split_whitespace().nth(1).unwrap_or("");
-    if status != "200" {
-        bail!("stream answered {}", line.trim());
-    }
-    loop {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
-            break;
-        }
+    let response = request
+        .send()
+        .with_context(|| format!("connecting to {url}"))?;
+    if response.status() != reqwest::StatusCode::OK {
+        bail!("stream answered {}", response.status());
     }
     let (tx, rx) = mpsc::sync_channel(1024);
     std::thread::spawn(move || {
-        let result = parse_sse(reader, &tx);
+        let result = parse_sse(BufReader::new(response), &tx);
         let _ = tx.send(Item::End(result));
     });
     Ok(rx)
 }
 
-/// The SSE parser: `id:` and `data:` fields, comments ignored, an event
-/// dispatched on a blank line when it has data.
+/// Feeds the stream to the shared SSE parser; a block with data is an event.
 fn parse_sse(mut reader: impl BufRead, tx: &mpsc::SyncSender<Item>) -> Result<()> {
-    let (mut id, mut data) = (None::<String>, Vec::<String>::new());
+    let mut parser = wikiedge_core::sse::Parser::new();
     let mut line = String::new();
     loop {
         line.clear();
         if reader.read_line(&mut line)? == 0 {
             return Ok(());
         }
-        let line = line.trim_end_matches(['\r', '\n']);
-        if line.is_empty() {
-            if !data.is_empty() {
-                let item = Item::Event {
-                    id: id.take(),
-                    data: data.join("\n"),
-                };
-                if tx.send(item).is_err() {
-                    return Ok(());
-                }
-            }
-            data.clear();
+        let Some(block) = parser.line(&line) else {
             continue;
-        }
-        if line.starts_with(':') {
+        };
+        let Some(data) = block.data.filter(|d| !d.is_empty()) else {
             continue;
-        }
-        let (field, value) = line.split_once(':').unwrap_or((line, ""));
-        let value = value.strip_prefix(' ').unwrap_or(value);
-        match field {
-            "id" => id = Some(value.to_string()),
-            "data" => data.push(value.to_string()),
-            _ => {}
+        };
+        if tx.send(Item::Event { id: block.id, data }).is_err() {
+            return Ok(());
         }
     }
 }
 
 /// Posts one NDJSON batch to ingest; returns how many were published.
-fn forward(args: &FollowArgs, to: &Target, batch: &[String]) -> Result<u64> {
+fn forward(client: &reqwest::blocking::Client, args: &FollowArgs, batch: &[String]) -> Result<u64> {
     let body: String = batch.iter().map(|e| format!("{e}\n")).collect();
-    let mut tcp =
-        TcpStream::connect(&to.addr).with_context(|| format!("connecting to {}", to.addr))?;
-    tcp.set_read_timeout(Some(Duration::from_secs(120)))?;
-    let path = format!("{}/v1/admin/ingest", to.path.trim_end_matches('/'));
-    let mut head = format!(
-        "POST {path} HTTP/1.0\r\nhost: {}\r\ncontent-type: application/x-ndjson\r\ncontent-length: {}\r\n",
-        to.addr,
-        body.len()
-    );
+    let url = format!("{}/v1/admin/ingest", args.to.trim_end_matches('/'));
+    let mut request = client
+        .post(&url)
+        .header("content-type", "application/x-ndjson")
+        .body(body);
     if let Some(key) = &args.ingest_key {
-        head.push_str(&format!("x-ingest-key: {key}\r\n"));
+        request = request.header("x-ingest-key", key);
     } else if let Some(key) = &args.admin_key {
-        head.push_str(&format!("x-admin-key: {key}\r\n"));
+        request = request.header("x-admin-key", key);
     }
-    head.push_str("\r\n");
-    tcp.write_all(head.as_bytes())?;
-    tcp.write_all(body.as_bytes())?;
-    let mut response = String::new();
-    tcp.read_to_string(&mut response)?;
-    let status = response.split_whitespace().nth(1).unwrap_or("");
-    let json = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    if status != "200" {
-        bail!("ingest answered {status}: {json}");
+    let response = request
+        .send()
+        .with_context(|| format!("posting to {url}"))?;
+    let status = response.status();
+    let text = response.text().context("reading the ingest answer")?;
+    if status != reqwest::StatusCode::OK {
+        bail!("ingest answered {}: {text}", status.as_u16());
     }
-    let report: serde_json::Value = serde_json::from_str(json).context("ingest report")?;
+    let report: serde_json::Value = serde_json::from_str(&text).context("ingest report")?;
     Ok(report["published"].as_u64().unwrap_or(0))
 }
 
 /// Follows the stream until a bound is reached (or forever without bounds).
 pub fn run(args: FollowArgs) -> Result<Summary> {
-    let stream = target(&args.stream)?;
-    let to = target(&args.to)?;
+    check_url(&args.stream)?;
+    check_url(&args.to)?;
+    let stream_client = client(args.ca_cert.as_deref(), Duration::from_secs(60))?;
+    let ingest_client = client(args.ca_cert.as_deref(), Duration::from_secs(120))?;
     let started = Instant::now();
     let deadline = args.max_seconds.map(|s| started + Duration::from_secs(s));
     let mut summary = Summary {
@@ -278,11 +256,11 @@ pub fn run(args: FollowArgs) -> Result<Summary> {
         if failures > args.max_failures {
             bail!("giving up after {failures} consecutive failures");
         }
-        let rx = match connect(&stream, summary.cursor.as_deref()) {
+        let rx = match connect(&stream_client, &args.stream, summary.cursor.as_deref()) {
             Ok(rx) => rx,
             Err(err) => {
                 failures += 1;
-                eprintln!("follow: {err:#}; retrying in {backoff:?}");
+                tracing::warn!("follow: {err:#}; retrying in {backoff:?}");
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
@@ -305,7 +283,7 @@ pub fn run(args: FollowArgs) -> Result<Summary> {
                 }
                 Ok(Item::End(result)) => {
                     if let Err(err) = result {
-                        eprintln!("follow: stream read failed: {err:#}");
+                        tracing::warn!("follow: stream read failed: {err:#}");
                     }
                     ended = true;
                 }
@@ -315,7 +293,7 @@ pub fn run(args: FollowArgs) -> Result<Summary> {
             if batch.is_empty() {
                 continue;
             }
-            match forward(&args, &to, &batch) {
+            match forward(&ingest_client, &args, &batch) {
                 Ok(published) => {
                     summary.forwarded += batch.len() as u64;
                     summary.published += published;
@@ -330,7 +308,7 @@ pub fn run(args: FollowArgs) -> Result<Summary> {
                 Err(err) => {
                     // Reconnect from the saved cursor: the batch is re-read.
                     failures += 1;
-                    eprintln!("follow: forwarding failed: {err:#}; retrying in {backoff:?}");
+                    tracing::warn!("follow: forwarding failed: {err:#}; retrying in {backoff:?}");
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     ended = true;
@@ -348,7 +326,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sse_fields_become_events() -> Result<()> {
+    fn sse_blocks_with_data_become_events() -> Result<()> {
         let text =
             ": hello\nid: 1\ndata: {\"a\":1}\n\nevent: message\ndata: x\ndata: y\n\nid: 3\n\n";
         let (tx, rx) = mpsc::sync_channel(8);
@@ -364,8 +342,26 @@ mod tests {
     }
 
     #[test]
-    fn only_http_urls_are_accepted() {
-        assert!(target(DEFAULT_STREAM).is_err());
-        assert!(target("http://127.0.0.1:3000").is_ok_and(|t| t.addr == "127.0.0.1:3000"));
+    fn http_and_https_urls_are_accepted() {
+        assert!(check_url(DEFAULT_STREAM).is_ok());
+        assert!(check_url("http://127.0.0.1:3000").is_ok());
+        assert!(check_url("ftp://example.org/x").is_err());
+        assert!(check_url("not a url").is_err());
+    }
+
+    #[test]
+    fn a_ca_file_that_is_not_pem_is_refused() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, "not a certificate")?;
+        assert!(client(Some(&path), Duration::from_secs(1)).is_err());
+        assert!(
+            client(
+                Some(&dir.path().join("missing.pem")),
+                Duration::from_secs(1)
+            )
+            .is_err()
+        );
+        Ok(())
     }
 }

@@ -242,7 +242,7 @@ fn project_context(
         (Some(ctx), None) => Ok(ctx),
         (Some(mut ctx), Some(project)) => {
             if ctx.identifier != project {
-                eprintln!(
+                tracing::warn!(
                     "import: the dump says it is {}; importing it as {project}",
                     ctx.identifier
                 );
@@ -291,7 +291,7 @@ impl Importer {
         let article = match article_from_dump(page, &self.ctx, &redirects) {
             Ok(article) => article,
             Err(err) => {
-                eprintln!("import: skipping {}: {err}", page.title);
+                tracing::warn!("import: skipping {}: {err}", page.title);
                 self.summary.skipped += 1;
                 return Ok(());
             }
@@ -386,7 +386,7 @@ pub fn run(args: ImportArgs) -> Result<ImportSummary> {
         },
     };
     let upper = importer.ctx.localisation.first_letter_upper;
-    let mut last_report = Instant::now();
+    let progress = crate::progress::Progress::new("import", args.progress);
     importer.conn.execute_batch("BEGIN")?;
     for page in reader {
         let page = page.map_err(|e| anyhow::anyhow!("{e}")).with_context(|| {
@@ -411,18 +411,17 @@ pub fn run(args: ImportArgs) -> Result<ImportSummary> {
         if importer.summary.pages.is_multiple_of(BATCH_PAGES) {
             importer.conn.execute_batch("COMMIT; BEGIN")?;
         }
-        if args.progress && last_report.elapsed() >= Duration::from_secs(2) {
-            last_report = Instant::now();
+        progress.update(|| {
             let secs = started.elapsed().as_secs_f64();
-            eprintln!(
-                "import: {} pages, {} articles, {} redirects ({:.0} pages/s, {:.1} MB/s)",
+            format!(
+                "{} pages, {} articles, {} redirects ({:.0} pages/s, {:.1} MB/s)",
                 importer.summary.pages,
                 importer.summary.articles,
                 importer.summary.redirects,
                 importer.summary.pages as f64 / secs,
                 xml_bytes.get() as f64 / 1e6 / secs,
-            );
-        }
+            )
+        });
     }
     importer.conn.execute_batch("COMMIT")?;
     importer.fix_up()?;
@@ -430,9 +429,7 @@ pub fn run(args: ImportArgs) -> Result<ImportSummary> {
     summary.file_bytes = file_bytes.get();
     summary.xml_bytes = xml_bytes.get();
     summary.elapsed = started.elapsed();
-    if args.progress {
-        eprintln!("import: done: {summary}");
-    }
+    progress.finish(&summary);
     Ok(summary)
 }
 
@@ -440,10 +437,11 @@ pub fn run(args: ImportArgs) -> Result<ImportSummary> {
 mod tests {
     use super::*;
 
-    const SAMPLE: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/dumps/enwiki-sample-206-pages.xml.bz2"
-    );
+    /// The real 206-page sample of the fixtures; `None` (the test is
+    /// skipped, saying so) without them.
+    fn sample() -> Option<PathBuf> {
+        wikiedge_tests::fixtures_or_skip().map(|f| f.join("dumps/enwiki-sample-206-pages.xml.bz2"))
+    }
 
     /// A temporary state directory, removed on drop.
     struct TempDir(PathBuf);
@@ -466,9 +464,9 @@ mod tests {
         }
     }
 
-    fn import(dir: &TempDir) -> Result<ImportSummary> {
+    fn import(dir: &TempDir, sample: &Path) -> Result<ImportSummary> {
         run(ImportArgs {
-            dump: SAMPLE.into(),
+            dump: sample.into(),
             project: Some("enwiki".into()),
             state_dir: dir.0.clone(),
             progress: false,
@@ -494,8 +492,11 @@ mod tests {
 
     #[test]
     fn imports_the_sample_dump_with_redirects_folded() -> Result<()> {
+        let Some(sample) = sample() else {
+            return Ok(());
+        };
         let dir = TempDir::new();
-        let summary = import(&dir)?;
+        let summary = import(&dir, &sample)?;
         assert_eq!(
             (
                 summary.pages,
@@ -548,10 +549,13 @@ mod tests {
 
     #[test]
     fn importing_twice_leaves_the_same_store() -> Result<()> {
+        let Some(sample) = sample() else {
+            return Ok(());
+        };
         let dir = TempDir::new();
-        let first = import(&dir)?;
+        let first = import(&dir, &sample)?;
         let before = dump_store(&dir)?;
-        let second = import(&dir)?;
+        let second = import(&dir, &sample)?;
         assert_eq!(dump_store(&dir)?, before);
         assert_eq!(
             (
@@ -575,11 +579,14 @@ mod tests {
     #[test]
     #[ignore = "prints throughput; run by hand"]
     fn reports_throughput_on_the_sample() -> Result<()> {
+        let Some(sample) = sample() else {
+            return Ok(());
+        };
         let dir = TempDir::new();
         let state_dir = std::env::var_os("WIKIEDGE_IMPORT_STATE_DIR")
             .map_or_else(|| dir.0.clone(), PathBuf::from);
         let summary =
-            run(ImportArgs::new(SAMPLE, Some("enwiki".into())).with_state_dir(state_dir))?;
+            run(ImportArgs::new(sample, Some("enwiki".into())).with_state_dir(state_dir))?;
         println!("{summary}");
         Ok(())
     }

@@ -16,8 +16,42 @@ use wikiedge_host::server::{ServeOptions, serve};
     about = "Run the wikiedge Spin application without Spin"
 )]
 struct Cli {
+    /// Log lines as `text` or `json` (one JSON object a line). Which lines:
+    /// `RUST_LOG` (default `warn,wikiedge=info`; the access log is target
+    /// `wikiedge::access`).
+    #[arg(
+        long,
+        global = true,
+        env = "WIKIEDGE_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `tracing` to stderr, filtered by `RUST_LOG`.
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,wikiedge=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
 }
 
 #[derive(Subcommand)]
@@ -37,7 +71,7 @@ enum Command {
         #[arg(long)]
         project: Option<String>,
         /// The state directory of the store (`wikiedge up --state-dir`).
-        #[arg(long, default_value = ".spin")]
+        #[arg(long, env = "WIKIEDGE_STATE_DIR", default_value = ".spin")]
         state_dir: PathBuf,
         /// Do not print progress.
         #[arg(long)]
@@ -50,6 +84,15 @@ enum Command {
     },
     /// Follow an EventStreams page_change SSE stream into `/v1/admin/ingest`.
     Follow(FollowArgs),
+    /// Write a small MediaWiki XML dump written by this project (.xml, or .xml.bz2
+    /// compressed), for trying `import` and the API without downloading one.
+    SampleDump {
+        /// Where to write it.
+        out: PathBuf,
+        /// Generated articles to add to the hand-written ones.
+        #[arg(long, default_value_t = 0)]
+        extra_pages: u32,
+    },
     /// Run every component's build command (like `spin build`).
     Build {
         /// The manifest.
@@ -72,7 +115,7 @@ enum SnapshotCommand {
         #[arg(long, default_value_t = 0)]
         namespace: i64,
         /// The state directory of the store (`wikiedge up --state-dir`).
-        #[arg(long, default_value = ".spin")]
+        #[arg(long, env = "WIKIEDGE_STATE_DIR", default_value = ".spin")]
         state_dir: PathBuf,
         /// Bytes of NDJSON per chunk.
         #[arg(long, default_value_t = wikiedge_host::snapshot::DEFAULT_CHUNK_SIZE)]
@@ -106,21 +149,33 @@ enum AccountCommand {
         #[arg(long, env = "SPIN_VARIABLE_ADMIN_API_KEY", hide_env_values = true)]
         admin_key: Option<String>,
         /// The state dir holding the development keys.
-        #[arg(long, default_value = ".spin")]
+        #[arg(long, env = "WIKIEDGE_STATE_DIR", default_value = ".spin")]
         state_dir: PathBuf,
+        /// Also trust the CA certificates in this PEM file (a private CA).
+        #[arg(long)]
+        ca_cert: Option<PathBuf>,
     },
 }
 
 #[derive(clap::Args)]
+#[command(after_help = "\
+TLS: wikiedge up serves plain HTTP. In production keep --listen on loopback \
+and put a TLS-terminating reverse proxy in front, with response buffering off \
+for the realtime streams, e.g. Caddy: `reverse_proxy 127.0.0.1:3000 { flush_interval -1 }`, \
+or nginx: `proxy_pass http://127.0.0.1:3000; proxy_buffering off;`. \
+Full examples: deploy/README.md (\"TLS: behind a reverse proxy\").
+
+Logging: RUST_LOG filters (default warn,wikiedge=info; the access log is \
+target wikiedge::access), --log-format json writes one JSON object a line.")]
 struct UpArgs {
     /// The manifest.
     #[arg(long = "from", short = 'f', default_value = "spin.toml")]
     from: PathBuf,
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:3000")]
+    #[arg(long, env = "WIKIEDGE_LISTEN", default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
     /// Where the key-value data and development keys live (default: .spin next to the manifest).
-    #[arg(long)]
+    #[arg(long, env = "WIKIEDGE_STATE_DIR")]
     state_dir: Option<PathBuf>,
     /// A runtime configuration file (key-value stores).
     #[arg(long)]
@@ -154,6 +209,10 @@ struct UpArgs {
     /// Requests one component works on at once; more wait in line.
     #[arg(long, default_value_t = ServeOptions::default().max_in_flight_per_component)]
     max_in_flight_per_component: usize,
+    /// Also serve Prometheus metrics at http://ADDR/metrics (requests by
+    /// component and status, latency, instances, key-value operations).
+    #[arg(long, env = "WIKIEDGE_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Largest accepted request body, in bytes.
     #[arg(long, default_value_t = 4 << 20)]
     max_body_bytes: usize,
@@ -165,14 +224,17 @@ struct UpArgs {
 
 #[derive(clap::Args)]
 struct FollowArgs {
-    /// The SSE stream (http:// only; put a TLS proxy before the public https one).
+    /// The SSE stream (https:// or http://).
     #[arg(long, default_value = wikiedge_host::follow::DEFAULT_STREAM)]
     stream: String,
+    /// Also trust the CA certificates in this PEM file (a private CA).
+    #[arg(long)]
+    ca_cert: Option<PathBuf>,
     /// The wikiedge base URL whose /v1/admin/ingest receives the events.
     #[arg(long, default_value = "http://127.0.0.1:3000")]
     to: String,
     /// Where the stream cursor is kept.
-    #[arg(long, default_value = ".spin")]
+    #[arg(long, env = "WIKIEDGE_STATE_DIR", default_value = ".spin")]
     state_dir: PathBuf,
     /// Admin key for ingest (`X-Admin-Key`).
     #[arg(long, env = "SPIN_VARIABLE_ADMIN_API_KEY", hide_env_values = true)]
@@ -199,8 +261,36 @@ fn follow(args: FollowArgs) -> Result<()> {
     run.batch = args.batch;
     run.max_events = args.max_events;
     run.max_seconds = args.max_seconds;
+    run.ca_cert = args.ca_cert;
     let summary = wikiedge_host::follow::run(run)?;
     println!("{summary}");
+    Ok(())
+}
+
+fn sample_dump(out: &std::path::Path, extra_pages: u32) -> Result<()> {
+    use std::io::Write;
+    let file =
+        std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let file = std::io::BufWriter::new(file);
+    let counts = if out.extension().is_some_and(|e| e == "bz2") {
+        let mut bz = bzip2::write::BzEncoder::new(file, bzip2::Compression::default());
+        let counts = wikiedge_host::sample::write(&mut bz, extra_pages)?;
+        bz.finish()?.flush()?;
+        counts
+    } else {
+        let mut file = file;
+        let counts = wikiedge_host::sample::write(&mut file, extra_pages)?;
+        file.flush()?;
+        counts
+    };
+    tracing::info!(
+        "Wrote {} ({} pages: {} articles, {} redirects; project {})",
+        out.display(),
+        counts.pages,
+        counts.articles,
+        counts.redirects,
+        wikiedge_host::sample::PROJECT
+    );
     Ok(())
 }
 
@@ -213,6 +303,7 @@ fn default_cache_dir() -> Option<PathBuf> {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     match cli.command {
         Command::Snapshot {
             command:
@@ -240,6 +331,7 @@ fn main() -> Result<()> {
             wikiedge_host::build_cmd::build(&manifest, &components)
         }
         Command::Up(args) => up(args),
+        Command::SampleDump { out, extra_pages } => sample_dump(&out, extra_pages),
         Command::Account {
             command:
                 AccountCommand::Create {
@@ -250,6 +342,7 @@ fn main() -> Result<()> {
                     url,
                     admin_key,
                     state_dir,
+                    ca_cert,
                 },
         } => {
             let req = wikiedge_host::account::CreateAccount {
@@ -259,6 +352,7 @@ fn main() -> Result<()> {
                 password,
                 plan,
                 role,
+                ca_cert,
             };
             let created = wikiedge_host::account::create(&req)?;
             println!("{}", serde_json::to_string_pretty(&created)?);
@@ -324,14 +418,24 @@ fn up(args: UpArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
-        eprintln!("Storing key-value data in {}", state_dir.display());
-        eprintln!(
+        if let Some(metrics_addr) = args.metrics_listen {
+            let metrics = tokio::net::TcpListener::bind(metrics_addr)
+                .await
+                .with_context(|| format!("cannot listen on {metrics_addr} for metrics"))?;
+            tracing::info!(
+                "Serving metrics on http://{}/metrics",
+                metrics.local_addr()?
+            );
+            tokio::spawn(wikiedge_host::metrics::serve(metrics));
+        }
+        tracing::info!("Storing key-value data in {}", state_dir.display());
+        tracing::info!(
             "Serving http://{addr} (ready in {:.0} ms)",
             started.elapsed().as_secs_f64() * 1000.0
         );
-        eprintln!("Available routes:");
+        tracing::info!("Available routes:");
         for (route, component) in app.router.routes() {
-            eprintln!("  {component}: http://{addr}{route}");
+            tracing::info!("  {component}: http://{addr}{route}");
         }
         let app = Arc::new(app);
         let serve_opts = ServeOptions {

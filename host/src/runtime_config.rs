@@ -117,8 +117,8 @@ mod tests {
 
     #[test]
     fn paths_are_relative_to_the_config_file() -> Result<()> {
-        let dir = std::env::temp_dir().join(format!("wikiedge-rc-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
+        let tmp = tempfile::tempdir()?;
+        let dir = tmp.path().to_path_buf();
         let file = dir.join("rc.toml");
         std::fs::write(
             &file,
@@ -146,7 +146,6 @@ mod tests {
         assert!(RuntimeConfig::load(&file, Path::new("/s")).is_err());
         std::fs::write(&file, "[key_value_store.x]\ntype = \"mysql\"\n")?;
         assert!(RuntimeConfig::load(&file, Path::new("/s")).is_err());
-        std::fs::remove_dir_all(&dir)?;
         Ok(())
     }
 }

@@ -105,7 +105,7 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
-                    eprintln!("accept failed: {e}");
+                    tracing::warn!("accept failed: {e}");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 }
@@ -127,12 +127,12 @@ pub async fn serve(
             if let Err(e) = conn.await
                 && !e.is_incomplete_message()
             {
-                eprintln!("connection error: {e}");
+                tracing::debug!("connection error: {e}");
             }
         });
     }
     drop(listener);
-    eprintln!("Shutting down: finishing in-flight requests");
+    tracing::info!("Shutting down: finishing in-flight requests");
     graceful.shutdown().await;
     Ok(())
 }
@@ -149,11 +149,18 @@ async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let log = |component: &str, status: StatusCode| {
+        crate::metrics::metrics().request(component, status.as_u16(), start.elapsed());
         if opts.log_requests {
-            eprintln!(
-                "{method} {path} {component} {} {:.1}ms",
-                status.as_u16(),
-                start.elapsed().as_secs_f64() * 1000.0
+            // The access log: one event per request (RUST_LOG target
+            // `wikiedge::access`), text or JSON as `--log-format` says.
+            tracing::info!(
+                target: "wikiedge::access",
+                method = %method,
+                path = %path,
+                component = %component,
+                status = status.as_u16(),
+                ms = (start.elapsed().as_secs_f64() * 10_000.0).round() / 10.0,
+                "request"
             );
         }
     };
@@ -248,7 +255,7 @@ async fn handle(
         }
         Err(e) => {
             log(&route.component, StatusCode::INTERNAL_SERVER_ERROR);
-            eprintln!(
+            tracing::error!(
                 "component `{}` failed on {method} {path}: {e:?}",
                 route.component
             );

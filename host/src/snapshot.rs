@@ -207,7 +207,7 @@ fn for_each_article(
             Ok(head) => head,
             Err(e) => {
                 let key: String = row.get(0)?;
-                eprintln!("snapshot: skipping unreadable article {key}: {e}");
+                tracing::warn!("snapshot: skipping unreadable article {key}: {e}");
                 continue;
             }
         };
@@ -663,52 +663,41 @@ pub fn run(args: SnapshotArgs) -> Result<Summary> {
     summary.deleted_parts = delete_stale_parts(&writer, &identifier, &record)?;
     summary.elapsed = started.elapsed();
     if args.progress {
-        eprintln!("{summary}");
+        tracing::info!("snapshot: {summary}");
     }
     Ok(summary)
 }
 
-/// A progress line on stderr, redrawn at most every 200 ms.
+/// A pass's progress: articles, megabytes and rate, through
+/// [`crate::progress`] (live on a terminal, periodic lines otherwise).
 struct Progress {
-    on: bool,
-    label: &'static str,
+    inner: crate::progress::Progress,
     started: Instant,
-    last: std::cell::Cell<Instant>,
 }
 
 impl Progress {
     fn new(on: bool, label: &'static str) -> Self {
-        let now = Instant::now();
         Progress {
-            on,
-            label,
-            started: now,
-            last: std::cell::Cell::new(now),
+            inner: crate::progress::Progress::new(label, on),
+            started: Instant::now(),
         }
+    }
+
+    fn line(&self, articles: u64, bytes: u64) -> String {
+        let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+        format!(
+            "{articles} articles, {:.1} MB, {:.0} articles/s",
+            bytes as f64 / 1e6,
+            articles as f64 / secs
+        )
     }
 
     fn tick(&self, articles: u64, bytes: u64) {
-        if self.on && self.last.get().elapsed() >= Duration::from_millis(200) {
-            self.last.set(Instant::now());
-            self.draw(articles, bytes, false);
-        }
+        self.inner.update(|| self.line(articles, bytes));
     }
 
     fn done(&self, articles: u64, bytes: u64) {
-        if self.on {
-            self.draw(articles, bytes, true);
-        }
-    }
-
-    fn draw(&self, articles: u64, bytes: u64, end: bool) {
-        let secs = self.started.elapsed().as_secs_f64().max(1e-9);
-        eprint!(
-            "\r{}: {articles} articles, {:.1} MB, {:.0} articles/s{}",
-            self.label,
-            bytes as f64 / 1e6,
-            articles as f64 / secs,
-            if end { "\n" } else { "" }
-        );
+        self.inner.finish(self.line(articles, bytes));
     }
 }
 
@@ -727,9 +716,8 @@ mod tests {
 
     #[test]
     fn part_sinks_split_at_the_part_size() -> Result<()> {
-        let dir = std::env::temp_dir().join(format!("wikiedge-snap-unit-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let conn = Connection::open(dir.join("kv.db"))?;
+        let dir = tempfile::tempdir()?;
+        let conn = Connection::open(dir.path().join("kv.db"))?;
         conn.execute(
             "CREATE TABLE IF NOT EXISTS spin_key_value (store TEXT NOT NULL, key TEXT NOT NULL, \
              value BLOB NOT NULL, PRIMARY KEY (store, key))",
@@ -741,7 +729,6 @@ mod tests {
         let blob = sink.finish()?;
         assert_eq!((blob.bytes, blob.parts, blob.part_size), (10, 3, 4));
         assert_eq!(get(&conn, "snapshot-blob:s:v:2")?, Some(b"ij".to_vec()));
-        std::fs::remove_dir_all(&dir)?;
         Ok(())
     }
 }

@@ -110,7 +110,7 @@ impl WasiHttpHooks for OutboundHooks {
         let host = uri.host().unwrap_or("").to_string();
         let port = uri.port_u16();
         if !self.policy.allows(&scheme, &host, port) {
-            eprintln!(
+            tracing::warn!(
                 "component `{}`: outbound request to {scheme}://{host}{} denied: not in allowed_outbound_hosts",
                 self.component,
                 port.map(|p| format!(":{p}")).unwrap_or_default()

@@ -14,6 +14,7 @@
 //! - [`realtime`]: page changes, the partitioned event log, stream requests.
 //! - [`snapshot`]: snapshot metadata, key layout, byte ranges, HTTP dates.
 //! - [`cas`]: compare-and-swap updates that stay exact when a store misreports them.
+//! - [`sse`]: the Server-Sent Events parser every SSE reader uses.
 
 #![deny(missing_docs)]
 
@@ -28,3 +29,6 @@ pub mod projects;
 pub mod quota;
 pub mod realtime;
 pub mod snapshot;
+pub mod sse;
+#[cfg(test)]
+pub(crate) mod testdata;

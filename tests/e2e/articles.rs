@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use wikiedge_host::import::{ImportArgs, run as import};
-use wikiedge_tests::{Host, TempDir, fixtures, get, post, repo_root};
+use wikiedge_tests::{Host, TempDir, fixtures_or_skip, get, post, repo_root};
 
 use crate::{ADMIN_KEY, BIN};
 
@@ -40,12 +40,16 @@ pub fn bearer(host: &Host, username: &str) -> Result<String> {
     Ok(format!("Bearer {token}"))
 }
 
-/// Starts the app on a state dir holding the imported sample dump.
-pub fn app_with_sample(env: &[(&str, &str)]) -> Result<(TempDir, Host)> {
+/// Starts the app on a state dir holding the imported real 206-page sample
+/// dump of the fixtures (`None`, after saying so, without the fixtures).
+pub fn app_with_sample(env: &[(&str, &str)]) -> Result<Option<(TempDir, Host)>> {
+    let Some(fixtures) = fixtures_or_skip() else {
+        return Ok(None);
+    };
     let state = TempDir::new("articles")?;
     let summary = import(
         ImportArgs::new(
-            fixtures().join("dumps/enwiki-sample-206-pages.xml.bz2"),
+            fixtures.join("dumps/enwiki-sample-206-pages.xml.bz2"),
             Some("enwiki".into()),
         )
         .with_state_dir(state.path()),
@@ -61,12 +65,14 @@ pub fn app_with_sample(env: &[(&str, &str)]) -> Result<(TempDir, Host)> {
         builder = builder.env(k, v);
     }
     let host = builder.start()?;
-    Ok((state, host))
+    Ok(Some((state, host)))
 }
 
 #[test]
 fn imported_articles_are_served_with_etag_quota_headers_and_metering() -> Result<()> {
-    let (_state, host) = app_with_sample(&[])?;
+    let Some((_state, host)) = app_with_sample(&[])? else {
+        return Ok(());
+    };
     let auth = bearer(&host, "reader")?;
     let auth = auth.as_str();
 
@@ -246,11 +252,14 @@ impl MockWiki {
 fn uncached_articles_come_from_upstream_and_stale_copies_survive_an_outage() -> Result<()> {
     let wiki = MockWiki::start()?;
     let overrides = format!("{{\"enwiki\":\"{}\"}}", wiki.url);
-    let (_state, host) = app_with_sample(&[
+    let Some((_state, host)) = app_with_sample(&[
         ("SPIN_VARIABLE_UPSTREAM_OVERRIDES", &overrides),
         ("SPIN_VARIABLE_ARTICLE_MAX_AGE", "1"),
         ("SPIN_VARIABLE_UPSTREAM_TIMEOUT_MS", "500"),
-    ])?;
+    ])?
+    else {
+        return Ok(());
+    };
     let auth = bearer(&host, "fetcher")?;
     let auth = auth.as_str();
 
@@ -309,7 +318,9 @@ fn uncached_articles_come_from_upstream_and_stale_copies_survive_an_outage() -> 
 
 #[test]
 fn metadata_routes_need_a_token_and_serve_the_site_matrix() -> Result<()> {
-    let (_state, host) = app_with_sample(&[])?;
+    let Some((_state, host)) = app_with_sample(&[])? else {
+        return Ok(());
+    };
     assert_eq!(get(&host.url("/v2/projects"), &[])?.status, 401);
     let auth = bearer(&host, "meta")?;
     let auth = auth.as_str();
@@ -349,7 +360,11 @@ fn metadata_routes_need_a_token_and_serve_the_site_matrix() -> Result<()> {
 /// other error has, under `spin up` and `wikiedge up` alike.
 #[test]
 fn unknown_paths_get_the_apps_json_404() -> Result<()> {
-    let (_state, host) = app_with_sample(&[])?;
+    let state = TempDir::new("fallback")?;
+    let host = Host::builder(BIN, &repo_root().join("spin.toml"))
+        .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
+        .state_dir(state.path())
+        .start()?;
     for path in ["/nothing/here", "/v3/articles/Anarchism", "/"] {
         let r = get(&host.url(path), &[])?;
         assert_eq!(r.status, 404, "{path}");
@@ -361,5 +376,88 @@ fn unknown_paths_get_the_apps_json_404() -> Result<()> {
     }
     // Claimed routes still reach their components.
     assert_eq!(get(&host.url("/v2/articles/Anarchism"), &[])?.status, 401);
+    Ok(())
+}
+
+/// On the project's own sample dump (no downloaded data): import, then
+/// On-demand and Structured Contents answer from it.
+#[test]
+fn the_projects_own_sample_dump_is_imported_and_served() -> Result<()> {
+    let state = TempDir::new("articles-own")?;
+    let dump = wikiedge_tests::sample_dump(BIN, state.path(), 0)?;
+    let mut args = ImportArgs::new(dump, None).with_state_dir(state.path());
+    args.progress = false;
+    let summary = import(args)?;
+    let expected = wikiedge_host::sample::counts(0);
+    assert_eq!(
+        (
+            summary.pages,
+            summary.articles,
+            summary.redirects,
+            summary.skipped
+        ),
+        (
+            expected.pages,
+            expected.articles,
+            expected.redirects,
+            expected.skipped
+        )
+    );
+    assert_eq!(
+        (summary.articles, summary.redirects, summary.skipped),
+        (6, 3, 1)
+    );
+    let host = Host::builder(BIN, &repo_root().join("spin.toml"))
+        .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
+        .state_dir(state.path())
+        .start()?;
+    let auth = bearer(&host, "own-sample")?;
+    let h = [("authorization", auth.as_str())];
+
+    let r = get(&host.url("/v2/articles/Anarchism"), &h)?;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("etag"), Some("\"9012\""));
+    let a = &r.json()?[0];
+    assert_eq!(a["name"], "Anarchism");
+    assert_eq!(a["identifier"], 12);
+    assert_eq!(a["is_part_of"]["identifier"], "enwiki");
+    assert!(
+        a["abstract"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("Anarchism is a political philosophy"),
+        "{}",
+        a["abstract"]
+    );
+    // A redirect before its target and one after are both folded in.
+    let mut redirects: Vec<&str> = a["redirects"]
+        .as_array()
+        .context("redirects")?
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    redirects.sort_unstable();
+    assert_eq!(redirects, ["Anarchist", "Anarchy"]);
+
+    let r = get(
+        &host.url("/v2/structured-contents/Anarchism?fields=article_sections.name"),
+        &h,
+    )?;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json()?;
+    let sections: Vec<&str> = body[0]["article_sections"]
+        .as_array()
+        .map(|s| s.iter().filter_map(|s| s["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(sections.contains(&"History"), "{sections:?}");
+
+    let pear = get(
+        &host.url("/v2/articles/Pear?fields=name,version.identifier"),
+        &h,
+    )?;
+    assert_eq!(
+        pear.json()?,
+        serde_json::json!([{"name": "Pear", "version": {"identifier": 9400}}])
+    );
     Ok(())
 }

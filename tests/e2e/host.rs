@@ -339,7 +339,8 @@ fn every_request_is_logged_once() -> Result<()> {
         .collect();
     assert_eq!(lines.len(), 1, "{log}");
     assert!(
-        lines[0].starts_with("GET /log-me-please sink 200 "),
+        lines[0]
+            .contains(" INFO request method=GET path=/log-me-please component=sink status=200 ms="),
         "{}",
         lines[0]
     );

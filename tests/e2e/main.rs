@@ -11,11 +11,13 @@ mod host;
 mod journey;
 mod metering;
 mod quota;
+mod readme;
 mod realtime;
 mod redis;
 mod scaleout;
 mod schema;
 mod snapshots;
+mod tooling;
 
 /// The freshly built host binary.
 pub const BIN: &str = env!("CARGO_BIN_EXE_wikiedge");

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use wikiedge_host::import::{ImportArgs, run as import};
-use wikiedge_tests::{Host, Resp, TempDir, fixtures, get, post, repo_root, request};
+use wikiedge_tests::{Host, Resp, TempDir, get, post, repo_root, request, sample_dump};
 
 use crate::{ADMIN_KEY, BIN};
 
@@ -30,7 +30,9 @@ pub fn bearer(host: &Host, username: &str, role: &str) -> Result<String> {
     Ok(format!("Bearer {token}"))
 }
 
-/// Starts the app on the imported sample dump with these plans.
+/// Starts the app with these plans on the project's own sample dump
+/// (`wikiedge sample-dump`: quota and metering need an article, not real
+/// data, so they run on a clone alone).
 pub fn app_with_plans(plans: &str) -> Result<(TempDir, Host)> {
     app_with_plans_on(plans, false)
 }
@@ -39,13 +41,10 @@ pub fn app_with_plans(plans: &str) -> Result<(TempDir, Host)> {
 /// is reported failed after it ran, as Spin 4.1's Redis store reports it.
 pub fn app_with_plans_on(plans: &str, misreport: bool) -> Result<(TempDir, Host)> {
     let state = TempDir::new("quota")?;
-    import(
-        ImportArgs::new(
-            fixtures().join("dumps/enwiki-sample-206-pages.xml.bz2"),
-            Some("enwiki".into()),
-        )
-        .with_state_dir(state.path()),
-    )?;
+    let dump = sample_dump(BIN, state.path(), 0)?;
+    let mut args = ImportArgs::new(dump, Some("enwiki".into())).with_state_dir(state.path());
+    args.progress = false;
+    import(args)?;
     let host = Host::builder(BIN, &repo_root().join("spin.toml"))
         .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
         .env("SPIN_VARIABLE_PLANS", plans)

@@ -4,16 +4,21 @@
 use crate::articles::{app_with_sample, bearer};
 use anyhow::{Context, Result};
 use wikiedge_tests::openapi::Spec;
-use wikiedge_tests::{fixtures, get, post};
+use wikiedge_tests::{fixtures_or_skip, get, post};
 
-fn spec() -> Result<Spec> {
-    Spec::load(&fixtures().join("wme/openapi/wme_main_api_openapi_2024-01.yaml"))
+fn spec(fixtures: &std::path::Path) -> Result<Spec> {
+    Spec::load(&fixtures.join("wme/openapi/wme_main_api_openapi_2024-01.yaml"))
 }
 
 #[test]
 fn articles_and_metadata_validate_against_the_official_schemas() -> Result<()> {
-    let spec = spec()?;
-    let (_state, host) = app_with_sample(&[])?;
+    let Some(fixtures) = fixtures_or_skip() else {
+        return Ok(());
+    };
+    let spec = spec(&fixtures)?;
+    let Some((_state, host)) = app_with_sample(&[])? else {
+        return Ok(());
+    };
     let auth = bearer(&host, "schema")?;
     let h = [("authorization", auth.as_str())];
 

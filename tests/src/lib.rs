@@ -23,9 +23,59 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The shared fixtures (`../shared/fixtures` beside the repository).
+/// The real public fixtures: `WIKIEDGE_FIXTURES`, else `../shared/fixtures`
+/// beside the repository. They are not the project's to commit, so a clone
+/// on its own does not have them: tests reading them start with
+/// [`fixtures_or_skip`].
 pub fn fixtures() -> PathBuf {
-    repo_root().join("../shared/fixtures")
+    match std::env::var_os("WIKIEDGE_FIXTURES") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => repo_root().join("../shared/fixtures"),
+    }
+}
+
+/// The fixtures folder when it exists. Otherwise prints why the running test
+/// is skipped, straight to stderr (past the harness's capture, so `cargo
+/// test` lists it), and returns `None`; under `WIKIEDGE_REQUIRE_FIXTURES=1`
+/// (CI) a missing folder fails the test instead.
+pub fn fixtures_or_skip() -> Option<PathBuf> {
+    use std::io::Write;
+    let dir = fixtures();
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let reason = format!(
+        "{test}: skipped: the real-data fixtures are not at {} (put ../shared/fixtures beside the checkout or set WIKIEDGE_FIXTURES)",
+        dir.display()
+    );
+    if std::env::var("WIKIEDGE_REQUIRE_FIXTURES").is_ok_and(|v| v == "1") {
+        panic!("{reason}, and WIKIEDGE_REQUIRE_FIXTURES=1");
+    }
+    let _ = writeln!(std::io::stderr(), "{reason}");
+    None
+}
+
+/// Writes the project's own sample dump (`wikiedge sample-dump`, with
+/// `extra_pages` generated articles) into `dir` and returns its path.
+pub fn sample_dump(bin: &str, dir: &Path, extra_pages: u32) -> Result<PathBuf> {
+    let path = dir.join(format!("sample-{extra_pages}.xml"));
+    let out = Command::new(bin)
+        .arg("sample-dump")
+        .arg(&path)
+        .args(["--extra-pages", &extra_pages.to_string()])
+        .output()
+        .context("running wikiedge sample-dump")?;
+    if !out.status.success() {
+        bail!(
+            "wikiedge sample-dump failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(path)
 }
 
 /// The cargo target directory the components are built into.
@@ -43,30 +93,25 @@ pub fn free_port() -> u16 {
         .unwrap_or(0)
 }
 
-/// A fresh directory under the target dir, removed on drop.
-pub struct TempDir(PathBuf);
+/// A fresh directory under the target dir (`tempfile`), removed on drop.
+/// Under the target dir rather than `/tmp` so that the SQLite stores the
+/// tests write sit on the same disk as the build.
+pub struct TempDir(tempfile::TempDir);
 
 impl TempDir {
-    /// Create one.
+    /// Create one, named after `tag`.
     pub fn new(tag: &str) -> Result<Self> {
-        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let p = target_dir()
-            .join("e2e-tmp")
-            .join(format!("{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p)?;
-        Ok(TempDir(p))
+        let parent = target_dir().join("e2e-tmp");
+        std::fs::create_dir_all(&parent)?;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{tag}-"))
+            .tempdir_in(&parent)
+            .with_context(|| format!("creating a temporary directory in {}", parent.display()))?;
+        Ok(TempDir(dir))
     }
     /// Its path.
     pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path()
     }
 }
 

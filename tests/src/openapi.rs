@@ -15,7 +15,7 @@ use serde_json::Value;
 
 /// A loaded OpenAPI document.
 pub struct Spec {
-    doc: serde_yaml::Value,
+    doc: serde_norway::Value,
 }
 
 /// What validation found besides errors.
@@ -30,7 +30,7 @@ impl Spec {
     pub fn load(path: &std::path::Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
         Ok(Spec {
-            doc: serde_yaml::from_str(&text)?,
+            doc: serde_norway::from_str(&text)?,
         })
     }
 
@@ -42,7 +42,7 @@ impl Spec {
         Ok(report)
     }
 
-    fn schema(&self, name: &str) -> Result<&serde_yaml::Value> {
+    fn schema(&self, name: &str) -> Result<&serde_norway::Value> {
         self.doc
             .get("components")
             .and_then(|c| c.get("schemas"))
@@ -52,7 +52,7 @@ impl Spec {
 
     fn check(
         &self,
-        schema: &serde_yaml::Value,
+        schema: &serde_norway::Value,
         value: &Value,
         path: &str,
         report: &mut Report,
@@ -91,7 +91,7 @@ impl Spec {
                 let props = schema.get("properties").and_then(|p| p.as_mapping());
                 for (key, field) in obj {
                     let field_path = format!("{path}.{key}");
-                    match props.and_then(|p| p.get(serde_yaml::Value::String(key.clone()))) {
+                    match props.and_then(|p| p.get(serde_norway::Value::String(key.clone()))) {
                         Some(field_schema) => {
                             self.check(field_schema, field, &field_path, report, depth + 1)?
                         }
@@ -145,11 +145,11 @@ impl Spec {
     }
 }
 
-fn yaml_eq_json(y: &serde_yaml::Value, j: &Value) -> bool {
+fn yaml_eq_json(y: &serde_norway::Value, j: &Value) -> bool {
     match (y, j) {
-        (serde_yaml::Value::String(a), Value::String(b)) => a == b,
-        (serde_yaml::Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
-        (serde_yaml::Value::Bool(a), Value::Bool(b)) => a == b,
+        (serde_norway::Value::String(a), Value::String(b)) => a == b,
+        (serde_norway::Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (serde_norway::Value::Bool(a), Value::Bool(b)) => a == b,
         _ => false,
     }
 }
@@ -163,14 +163,14 @@ fn looks_like_date_time(s: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn spec() -> Spec {
-        let path = crate::fixtures().join("wme/openapi/wme_main_api_openapi_2024-01.yaml");
-        Spec::load(&path).expect("spec loads")
+    fn spec() -> Option<Spec> {
+        let path = crate::fixtures_or_skip()?.join("wme/openapi/wme_main_api_openapi_2024-01.yaml");
+        Some(Spec::load(&path).expect("spec loads"))
     }
 
     #[test]
     fn the_real_wme_articles_validate() -> Result<()> {
-        let spec = spec();
+        let Some(spec) = spec() else { return Ok(()) };
         let text = std::fs::read_to_string(crate::fixtures().join("wme/responses/articles.json"))?;
         let articles: Value = serde_json::from_str(&text)?;
         for a in articles.as_array().context("array")? {
@@ -181,7 +181,7 @@ mod tests {
 
     #[test]
     fn wrong_types_and_nulls_are_caught() {
-        let spec = spec();
+        let Some(spec) = spec() else { return };
         for bad in [
             serde_json::json!({"name": 5}),
             serde_json::json!({"identifier": "12"}),

@@ -75,6 +75,8 @@ pub struct StoreRegistry {
 impl StoreRegistry {
     /// Add a store under a label.
     pub fn insert(&mut self, label: impl Into<String>, store: Arc<dyn Store>) {
+        // Every operation is counted for `/metrics`.
+        let store: Arc<dyn Store> = Arc::new(crate::metrics::MeteredStore(store));
         self.stores.insert(label.into(), store);
     }
 

@@ -242,7 +242,7 @@ fn wal_sync_loop(wal: &Path, dirty: &std::sync::atomic::AtomicBool, every: std::
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    eprintln!("key-value: fsync of {} failed: {e}", wal.display());
+                    tracing::error!("key-value: fsync of {} failed: {e}", wal.display());
                     dirty.store(true, Ordering::Release);
                 }
             }
@@ -483,34 +483,10 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
-    fn temp_db() -> (tempdir::Dir, Arc<SqliteDatabase>) {
-        let dir = tempdir::Dir::new();
+    fn temp_db() -> (tempfile::TempDir, Arc<SqliteDatabase>) {
+        let dir = tempfile::tempdir().expect("temp dir");
         let db = SqliteDatabase::open(&dir.path().join("kv.db")).expect("open");
         (dir, db)
-    }
-
-    /// A tiny temp-dir helper so the host needs no extra dev-dependency.
-    mod tempdir {
-        pub struct Dir(std::path::PathBuf);
-        impl Dir {
-            pub fn new() -> Self {
-                let p = std::env::temp_dir().join(format!(
-                    "wikiedge-kv-{}-{}",
-                    std::process::id(),
-                    rand::random::<u64>()
-                ));
-                std::fs::create_dir_all(&p).expect("mkdir");
-                Dir(p)
-            }
-            pub fn path(&self) -> &std::path::Path {
-                &self.0
-            }
-        }
-        impl Drop for Dir {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(&self.0);
-            }
-        }
     }
 
     #[tokio::test]
@@ -599,7 +575,7 @@ mod tests {
             Durability::Fsync,
             Durability::Interval(std::time::Duration::from_millis(5)),
         ] {
-            let dir = tempdir::Dir::new();
+            let dir = tempfile::tempdir()?;
             let db = SqliteDatabase::open_with(&dir.path().join("kv.db"), durability)?;
             let s = db.store("default");
             assert_eq!(s.increment("n".into(), 2).await?, 2);
@@ -627,7 +603,7 @@ mod tests {
 
     #[tokio::test]
     async fn data_survives_reopening() -> anyhow::Result<()> {
-        let dir = tempdir::Dir::new();
+        let dir = tempfile::tempdir()?;
         let path = dir.path().join("kv.db");
         {
             let db = SqliteDatabase::open(&path)?;

@@ -223,6 +223,9 @@ mod tests {
 
     #[test]
     fn pear_from_the_dump_has_structured_contents() {
+        if crate::testdata::fixtures_or_skip().is_none() {
+            return;
+        }
         let pages: Vec<_> = open("enwiki-pear-export-0.10.xml")
             .collect::<crate::Result<_>>()
             .expect("reads");
@@ -276,6 +279,9 @@ mod tests {
 
     #[test]
     fn aristotle_infobox_from_the_dump() {
+        if crate::testdata::fixtures_or_skip().is_none() {
+            return;
+        }
         let page = open("enwiki-sample-206-pages.xml.bz2")
             .filter_map(crate::Result::ok)
             .find(|p| p.title == "Aristotle")

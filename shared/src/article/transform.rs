@@ -246,6 +246,9 @@ mod tests {
 
     #[test]
     fn anarchism_becomes_a_wme_article() {
+        if crate::testdata::fixtures_or_skip().is_none() {
+            return;
+        }
         let reader = open("enwiki-sample-206-pages.xml.bz2");
         assert_eq!(reader.language(), Some("en"));
         let language = reader.language().unwrap_or_default().to_string();
@@ -313,6 +316,9 @@ mod tests {
 
     #[test]
     fn pear_abstract_is_plain_prose() {
+        if crate::testdata::fixtures_or_skip().is_none() {
+            return;
+        }
         let pages: Vec<DumpPage> = open("enwiki-pear-export-0.10.xml")
             .collect::<Result<_>>()
             .expect("reads");
@@ -329,6 +335,9 @@ mod tests {
 
     #[test]
     fn suppressed_parts_are_omitted_and_flagged() {
+        if crate::testdata::fixtures_or_skip().is_none() {
+            return;
+        }
         let pages: Vec<DumpPage> = open("simplewiki-history-export-0.11.xml")
             .revisions(crate::article::dump::Revisions::Each)
             .collect::<Result<_>>()
@@ -371,6 +380,9 @@ mod tests {
 
     #[test]
     fn every_real_page_and_every_truncation_transforms_without_panic() {
+        if crate::testdata::fixtures_or_skip().is_none() {
+            return;
+        }
         use crate::article::sections::{infoboxes, section_parts, sections};
         let loc = Localisation::default();
         let mut pages: Vec<DumpPage> = Vec::new();

@@ -317,13 +317,13 @@ pub fn classify(value: &Value) -> Classified {
 mod tests {
     use super::*;
 
-    const EVENTS: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/eventstreams/events/"
-    );
-
     fn fixture(name: &str) -> Vec<Value> {
-        let bytes = std::fs::read(format!("{EVENTS}{name}")).unwrap_or_default();
+        let bytes = std::fs::read(
+            crate::testdata::fixtures()
+                .join("eventstreams/events")
+                .join(name),
+        )
+        .unwrap_or_default();
         parse_batch(&bytes).unwrap_or_default()
     }
 
@@ -345,6 +345,9 @@ mod tests {
 
     #[test]
     fn fixture_events_map_to_wme_event_types() {
+        if crate::testdata::fixtures_or_skip().is_none() {
+            return;
+        }
         check(
             "wdqs_page_change_mediainfo_edit-mediainfo-item.json",
             Some((
@@ -406,6 +409,9 @@ mod tests {
 
     #[test]
     fn hidden_comments_and_editors_are_left_out() {
+        if crate::testdata::fixtures_or_skip().is_none() {
+            return;
+        }
         let events = fixture("wdqs_page_change_wikibase_item-visibility-change.json");
         let Classified::Publish(change) = classify(&events[0]) else {
             panic!("not published");

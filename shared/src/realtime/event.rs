@@ -122,10 +122,9 @@ mod tests {
     use crate::realtime::change::{Classified, classify, parse_batch};
 
     fn change(name: &str) -> Change {
-        let path = format!(
-            "{}/../../shared/fixtures/eventstreams/events/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = crate::testdata::fixtures()
+            .join("eventstreams/events")
+            .join(name);
         let bytes = std::fs::read(path).unwrap_or_default();
         let events = parse_batch(&bytes).unwrap_or_default();
         match events.first().map(classify) {
@@ -136,6 +135,9 @@ mod tests {
 
     #[test]
     fn a_delete_is_a_minimal_article_with_its_event() {
+        if crate::testdata::fixtures_or_skip().is_none() {
+            return;
+        }
         let c = change("wdqs_page_change_wikibase_item-delete.json");
         let at = Placement {
             partition: 3,
@@ -159,6 +161,9 @@ mod tests {
 
     #[test]
     fn commons_files_carry_their_image() {
+        if crate::testdata::fixtures_or_skip().is_none() {
+            return;
+        }
         let c = change("wdqs_page_change_mediainfo_edit-mediainfo-item.json");
         let at = Placement {
             partition: 0,

@@ -5,11 +5,10 @@ use std::io::{BufReader, Cursor};
 use super::*;
 use crate::Error;
 
-const DUMPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/dumps");
-
 /// Opens a fixture dump, decompressing `.bz2` as the host would.
 pub(crate) fn open(name: &str) -> DumpReader<Box<dyn std::io::BufRead>> {
-    let file = std::fs::File::open(format!("{DUMPS}/{name}")).expect("dump fixture");
+    let file = std::fs::File::open(crate::testdata::fixtures().join("dumps").join(name))
+        .expect("dump fixture");
     let input: Box<dyn std::io::BufRead> = if name.ends_with(".bz2") {
         Box::new(BufReader::new(bzip2::read::MultiBzDecoder::new(file)))
     } else {
@@ -26,6 +25,9 @@ fn pages(name: &str) -> Vec<DumpPage> {
 
 #[test]
 fn enwiki_sample_has_106_articles_and_100_redirects() {
+    if crate::testdata::fixtures_or_skip().is_none() {
+        return;
+    }
     let reader = open("enwiki-sample-206-pages.xml.bz2");
     let info = reader.siteinfo().expect("siteinfo").clone();
     assert_eq!(info.dbname.as_deref(), Some("enwiki"));
@@ -64,6 +66,9 @@ fn enwiki_sample_has_106_articles_and_100_redirects() {
 
 #[test]
 fn pear_is_one_export_0_10_page() {
+    if crate::testdata::fixtures_or_skip().is_none() {
+        return;
+    }
     let pages = pages("enwiki-pear-export-0.10.xml");
     assert_eq!(pages.len(), 1);
     let rev = pages[0].revision.as_ref().expect("revision");
@@ -76,6 +81,9 @@ fn pear_is_one_export_0_10_page() {
 
 #[test]
 fn table_markup_dump_without_siteinfo_reads() {
+    if crate::testdata::fixtures_or_skip().is_none() {
+        return;
+    }
     let reader = open("enwiki-table-markup-5-pages.xml.bz2");
     assert!(reader.siteinfo().is_none());
     let pages: Vec<DumpPage> = reader.collect::<Result<_, _>>().expect("dump reads");
@@ -98,6 +106,9 @@ fn table_markup_dump_without_siteinfo_reads() {
 
 #[test]
 fn simplewiki_history_keeps_suppressed_revisions_apart() {
+    if crate::testdata::fixtures_or_skip().is_none() {
+        return;
+    }
     let latest = pages("simplewiki-history-export-0.11.xml");
     assert_eq!(latest.len(), 2);
     assert_eq!(latest[0].revision.as_ref().map(|r| r.id), Some(5566832));
@@ -128,6 +139,9 @@ fn simplewiki_history_keeps_suppressed_revisions_apart() {
 
 #[test]
 fn commons_multi_slot_revisions_keep_the_main_slot() {
+    if crate::testdata::fixtures_or_skip().is_none() {
+        return;
+    }
     let reader = open("commonswiki-mediainfo-export-0.11.xml").revisions(Revisions::Each);
     assert_eq!(
         reader.siteinfo().and_then(|s| s.dbname.as_deref()),
