@@ -8,12 +8,14 @@
 //! - [`plaintext`]: wikitext to plain text (abstracts, paragraphs).
 //! - [`sections`]: sections and infoboxes for structured contents.
 //! - [`dump`]: the streaming MediaWiki XML dump reader.
+//! - [`maintenance`]: `version.maintenance_tags`, counted as WME counts them.
 //! - [`transform`]: dump page -> article, redirect folding.
 //! - [`upstream`]: REST + Action API responses -> article.
 //! - [`projection`]: `fields` and `filters` on JSON documents by dot paths.
 //! - [`request`]: the On-demand request (`fields`, `filters`, `limit`).
 
 pub mod dump;
+pub mod maintenance;
 pub mod plaintext;
 pub mod projection;
 pub mod request;
