@@ -16,6 +16,7 @@ mod redis;
 mod scaleout;
 mod schema;
 mod snapshots;
+mod wme_import;
 
 /// The freshly built host binary.
 pub const BIN: &str = env!("CARGO_BIN_EXE_wikiedge");
