@@ -32,7 +32,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use rusqlite::Connection;
-use serde::Deserialize;
+use wikiedge_core::article::schema::Article;
 use wikiedge_core::article::title;
 
 use crate::import::{
@@ -70,29 +70,6 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-/// What identifies a document; the rest is stored untouched.
-#[derive(Deserialize)]
-struct Head {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    is_part_of: Option<Part>,
-    #[serde(default)]
-    version: Option<Rev>,
-}
-
-#[derive(Deserialize)]
-struct Part {
-    #[serde(default)]
-    identifier: String,
-}
-
-#[derive(Deserialize)]
-struct Rev {
-    #[serde(default)]
-    identifier: Option<u64>,
-}
-
 /// The state of one run.
 struct Run<'a> {
     conn: Connection,
@@ -124,20 +101,18 @@ impl Run<'_> {
             return Ok(());
         }
         self.summary.pages += 1;
-        // Shape check: the whole line must be a WME Article.
-        if let Err(e) = serde_json::from_slice::<wikiedge_core::article::schema::Article>(text) {
-            self.malformed(source, &format!("not a WME article: {e}"));
-            return Ok(());
-        }
-        let head: Head = match serde_json::from_slice(text) {
-            Ok(head) => head,
+        // One parse checks the shape (the whole line must be a WME Article)
+        // and finds what identifies it; the bytes are stored as read.
+        let article: Article = match serde_json::from_slice(text) {
+            Ok(article) => article,
             Err(e) => {
                 self.malformed(source, &format!("not a WME article: {e}"));
                 return Ok(());
             }
         };
-        let project = head.is_part_of.map(|p| p.identifier).unwrap_or_default();
-        if head.name.is_empty() || project.is_empty() {
+        let project = article.is_part_of.map(|p| p.identifier).unwrap_or_default();
+        let name = article.name;
+        if name.is_empty() || project.is_empty() {
             self.malformed(source, "no name or no is_part_of.identifier");
             return Ok(());
         }
@@ -146,11 +121,11 @@ impl Run<'_> {
             return Ok(());
         }
         let upper = !project.ends_with("wiktionary");
-        let Ok(name) = title::normalize(&head.name, upper) else {
-            self.malformed(source, &format!("invalid title {:?}", head.name));
+        let Ok(name) = title::normalize(&name, upper) else {
+            self.malformed(source, &format!("invalid title {name:?}"));
             return Ok(());
         };
-        let rev = head.version.and_then(|v| v.identifier).unwrap_or(0);
+        let rev = article.version.and_then(|v| v.identifier).unwrap_or(0);
         let key = title::storage_key(&project, &name);
         let ikey = index_key(&name);
         let mut index: Index = get(&self.conn, &ikey)?
