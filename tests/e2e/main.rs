@@ -9,6 +9,7 @@ mod auth;
 mod common;
 mod host;
 mod journey;
+mod live_fields;
 mod metering;
 mod quota;
 mod realtime;
