@@ -14,6 +14,8 @@
 //! - [`projection`]: `fields` and `filters` on JSON documents by dot paths.
 //! - [`request`]: the On-demand request (`fields`, `filters`, `limit`).
 
+#[cfg(test)]
+mod coverage;
 pub mod dump;
 pub mod maintenance;
 pub mod plaintext;
