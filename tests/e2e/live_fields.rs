@@ -56,14 +56,24 @@ const FIRST: &str = r#"{"continue": {"rvcontinue": "20011009175509|284620", "con
     "query": {"pages": [{"pageid": 28492, "ns": 0, "title": "Squirrel",
     "revisions": [{"revid": 284620, "parentid": 0, "timestamp": "2001-10-09T17:55:09Z"}]}]}}"#;
 
-/// A fake MediaWiki on loopback counting the requests by kind.
+/// The Lift Wing revert-risk answer (language-agnostic model).
+const REVERTRISK: &str = r#"{"model_name": "revertrisk-language-agnostic", "model_version": "3",
+    "wiki_db": "enwiki", "revision_id": 1171934824,
+    "output": {"prediction": false, "probabilities": {"true": 0.1187, "false": 0.8813}}}"#;
+
+/// The path the fake serves the revert-risk model on.
+const REVERTRISK_PATH: &str =
+    "/service/lw/inference/v1/models/revertrisk-language-agnostic:predict";
+
+/// A fake MediaWiki (and Lift Wing) on loopback counting the requests by kind.
 struct FakeWiki {
     url: String,
     calls: Arc<Mutex<BTreeMap<&'static str, usize>>>,
 }
 
 impl FakeWiki {
-    fn start() -> Result<Self> {
+    /// Starts it; `revertrisk_ok: false` makes the model answer 500.
+    fn start(revertrisk_ok: bool) -> Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let url = format!("http://{}", listener.local_addr()?);
         let calls: Arc<Mutex<BTreeMap<&'static str, usize>>> = Arc::default();
@@ -76,19 +86,48 @@ impl FakeWiki {
                     let mut buf = [0u8; 8192];
                     let n = stream.read(&mut buf).unwrap_or(0);
                     let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                    // Read a POST body to its end, so closing never resets
+                    // the connection under the client.
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    let body_start = head.find("\r\n\r\n").map_or(n, |i| i + 4);
+                    let mut remaining = length.saturating_sub(n - body_start.min(n));
+                    while remaining > 0 {
+                        match stream.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(k) => remaining = remaining.saturating_sub(k),
+                        }
+                    }
                     let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
                     let api = path.starts_with("/w/api.php?") && path.ends_with("&titles=Squirrel");
-                    let (kind, status, body) = if path == "/w/rest.php/v1/page/Squirrel/with_html" {
-                        ("with_html", "200 OK", WITH_HTML)
-                    } else if path == "/w/rest.php/v1/page/Squirrel" {
-                        ("source", "200 OK", SOURCE)
-                    } else if api && path.contains("rvdir=newer") {
-                        ("first_revision", "200 OK", FIRST)
-                    } else if api && path.contains("prop=categories") {
-                        ("page_query", "200 OK", ACTION)
-                    } else {
-                        ("other", "404 Not Found", r#"{"httpCode": 404}"#)
-                    };
+                    let (kind, status, body) =
+                        if head.starts_with("POST ") && path == REVERTRISK_PATH {
+                            if revertrisk_ok {
+                                ("revertrisk", "200 OK", REVERTRISK)
+                            } else {
+                                (
+                                    "revertrisk",
+                                    "500 Internal Server Error",
+                                    r#"{"error": "boom"}"#,
+                                )
+                            }
+                        } else if path == "/w/rest.php/v1/page/Squirrel/with_html" {
+                            ("with_html", "200 OK", WITH_HTML)
+                        } else if path == "/w/rest.php/v1/page/Squirrel" {
+                            ("source", "200 OK", SOURCE)
+                        } else if api && path.contains("rvdir=newer") {
+                            ("first_revision", "200 OK", FIRST)
+                        } else if api && path.contains("prop=categories") {
+                            ("page_query", "200 OK", ACTION)
+                        } else {
+                            ("other", "404 Not Found", r#"{"httpCode": 404}"#)
+                        };
                     *calls.lock().expect("lock").entry(kind).or_default() += 1;
                     let _ = write!(
                         stream,
@@ -108,7 +147,7 @@ impl FakeWiki {
 
 #[test]
 fn a_live_article_has_editor_history_image_watchers_and_description_in_four_calls() -> Result<()> {
-    let wiki = FakeWiki::start()?;
+    let wiki = FakeWiki::start(true)?;
     let state = TempDir::new("live-fields")?;
     let overrides = format!("{{\"enwiki\":\"{}\"}}", wiki.url);
     let host = Host::builder(BIN, &repo_root().join("spin.toml"))
@@ -161,6 +200,8 @@ fn a_live_article_has_editor_history_image_watchers_and_description_in_four_call
         json!({"citation_needed_count": 1, "clarification_needed_count": 1, "update_count": 1})
     );
     assert_eq!(version["has_tag_needs_citation"], true);
+    // Revert risk is off by default: no scores, no model call.
+    assert!(version.get("scores").is_none());
     assert_eq!(doc["license"][0]["identifier"], "CC-BY-SA-4.0");
 
     // Four upstream calls for the article, one of each kind, all answered.
@@ -181,5 +222,52 @@ fn a_live_article_has_editor_history_image_watchers_and_description_in_four_call
     assert_eq!(r.status, 200);
     assert_eq!(r.json()?[0]["watchers_count"], 343);
     assert_eq!(wiki.calls().values().sum::<usize>(), 4);
+    Ok(())
+}
+
+/// Starts the app against the fake wiki with revert risk enabled.
+fn app_with_revertrisk(wiki: &FakeWiki, tag: &str) -> Result<(TempDir, Host)> {
+    let state = TempDir::new(tag)?;
+    let overrides = format!("{{\"enwiki\":\"{}\"}}", wiki.url);
+    let model = format!("{}{REVERTRISK_PATH}", wiki.url);
+    let host = Host::builder(BIN, &repo_root().join("spin.toml"))
+        .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
+        .env("SPIN_VARIABLE_UPSTREAM_OVERRIDES", &overrides)
+        .env("SPIN_VARIABLE_REVERTRISK_URL", &model)
+        .state_dir(state.path())
+        .start()?;
+    Ok((state, host))
+}
+
+#[test]
+fn revert_risk_comes_from_lift_wing_when_enabled_and_never_fails_the_answer() -> Result<()> {
+    let wiki = FakeWiki::start(true)?;
+    let (_state, host) = app_with_revertrisk(&wiki, "revertrisk")?;
+    let auth = bearer(&host, "risk-reader", "user")?;
+    let r = get(
+        &host.url("/v2/articles/Squirrel"),
+        &[("authorization", auth.as_str())],
+    )?;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()?[0]["version"]["scores"],
+        json!({"revertrisk": {"prediction": false, "probability": {"false": 0.8813, "true": 0.1187}}})
+    );
+    assert_eq!(wiki.calls().get("revertrisk"), Some(&1));
+    assert_eq!(wiki.calls().values().sum::<usize>(), 5);
+
+    // A failing model: the article is still served, without scores.
+    let broken = FakeWiki::start(false)?;
+    let (_state, host) = app_with_revertrisk(&broken, "revertrisk-down")?;
+    let auth = bearer(&host, "risk-reader", "user")?;
+    let r = get(
+        &host.url("/v2/articles/Squirrel"),
+        &[("authorization", auth.as_str())],
+    )?;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let doc = &r.json()?[0];
+    assert_eq!(doc["version"]["identifier"], 1171934824);
+    assert!(doc["version"].get("scores").is_none());
+    assert_eq!(broken.calls().get("revertrisk"), Some(&1));
     Ok(())
 }

@@ -12,6 +12,7 @@ use futures::future::{Either, join4, select};
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{EmptyBody, Request};
 use wikiedge_core::Error;
+use wikiedge_core::article::revertrisk;
 use wikiedge_core::article::schema::Article;
 use wikiedge_core::article::transform::ProjectContext;
 use wikiedge_core::article::upstream::{
@@ -99,6 +100,54 @@ async fn fetch_unbounded(
         info.created = first_revision_timestamp(&body);
     }
     article_from_upstream(&rest, &info, ctx)
+}
+
+/// The time bound of the revert-risk call: the article is answered without
+/// scores rather than wait longer.
+pub const REVERTRISK_TIMEOUT: Duration = Duration::from_millis(1_000);
+
+/// Sets `version.scores` from the Lift Wing revert-risk model at `url`
+/// (core `article::revertrisk`), within [`REVERTRISK_TIMEOUT`]; on any
+/// failure the article stays as it is. One more upstream call per fetched
+/// article, made only when the operator enabled it.
+pub async fn add_revertrisk(article: &mut Article, url: &str) {
+    let Some(rev_id) = article.version.as_ref().and_then(|v| v.identifier) else {
+        return;
+    };
+    let lang = article
+        .in_language
+        .as_ref()
+        .map(|l| l.identifier.clone())
+        .unwrap_or_default();
+    let work = async {
+        let body = bytes::Bytes::from(revertrisk::request_body(rev_id, &lang));
+        let request = Request::post(url)
+            .header("user-agent", USER_AGENT)
+            .header("content-type", "application/json")
+            .body(spin_sdk::http::FullBody::new(body))
+            .ok()?;
+        let response = spin_sdk::http::send(request).await.ok()?;
+        if response.status().as_u16() != 200 {
+            return None;
+        }
+        let body = response.into_body().bytes().await.ok()?;
+        revertrisk::scores(&body, rev_id)
+    };
+    let work = std::pin::pin!(work);
+    let timer = std::pin::pin!(spin_sdk::time::sleep(REVERTRISK_TIMEOUT));
+    match select(work, timer).await {
+        Either::Left((Some(scores), _)) => {
+            if let Some(version) = article.version.as_mut() {
+                version.scores = Some(scores);
+            }
+        }
+        Either::Left((None, _)) => eprintln!("{}: no revert risk for {rev_id}", crate::name()),
+        Either::Right(((), _)) => eprintln!(
+            "{}: revert risk for {rev_id} took over {} ms",
+            crate::name(),
+            REVERTRISK_TIMEOUT.as_millis()
+        ),
+    }
 }
 
 /// Fetches an article, giving up after `timeout` with `GatewayTimeout`.

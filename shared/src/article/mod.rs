@@ -12,6 +12,7 @@
 //! - [`transform`]: dump page -> article, redirect folding.
 //! - [`upstream`]: REST + Action API responses -> article.
 //! - [`projection`]: `fields` and `filters` on JSON documents by dot paths.
+//! - [`revertrisk`]: `version.scores.revertrisk` from Lift Wing (opt-in).
 //! - [`request`]: the On-demand request (`fields`, `filters`, `limit`).
 
 #[cfg(test)]
@@ -21,6 +22,7 @@ pub mod maintenance;
 pub mod plaintext;
 pub mod projection;
 pub mod request;
+pub mod revertrisk;
 pub mod schema;
 pub mod sections;
 pub mod structured;
