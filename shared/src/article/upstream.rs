@@ -296,7 +296,8 @@ pub struct PageInfo {
     pub last_revision: Option<u64>,
     /// The page content language, e.g. `en`.
     pub language: Option<String>,
-    /// Whether the answer was cut short (`continue` present): lists may be partial.
+    /// Whether a list was cut short (a `continue` other than the expected
+    /// `rvcontinue`): categories, templates or redirects may be partial.
     pub incomplete: bool,
     /// The latest revisions, newest first: the current one and its parent.
     pub revisions: Vec<RevisionInfo>,
@@ -374,7 +375,12 @@ impl PageInfo {
                 .get("pagelanguage")
                 .and_then(Value::as_str)
                 .map(str::to_string),
-            incomplete: root.get("continue").is_some(),
+            // More revisions (`rvcontinue`) are expected: only the newest
+            // two are asked for. Any other continuation cuts a list short.
+            incomplete: root
+                .get("continue")
+                .and_then(Value::as_object)
+                .is_some_and(|c| c.keys().any(|k| k != "continue" && k != "rvcontinue")),
             revisions: page
                 .get("revisions")
                 .and_then(Value::as_array)
@@ -658,6 +664,14 @@ pub(crate) mod tests {
         );
         assert_eq!(json["watchers_count"], 343);
         assert_eq!(json["description"], "Family of rodents");
+        // Only `rvcontinue`: the lists are complete.
+        assert!(!info.incomplete);
+        let cut = PageInfo::parse(
+            br#"{"continue": {"clcontinue": "28492|X", "continue": "||"},
+            "query": {"pages": [{"pageid": 1, "ns": 0, "title": "T"}]}}"#,
+        )
+        .expect("info");
+        assert!(cut.incomplete);
         assert_eq!(
             json["image"],
             serde_json::json!({"content_url": "https://upload.wikimedia.org/wikipedia/commons/6/68/Sciuridae.jpg",
