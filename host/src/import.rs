@@ -532,6 +532,15 @@ mod tests {
         assert_eq!(article["name"], "Anarchism");
         assert_eq!(article["version"]["identifier"], 716551092);
         assert_eq!(article["is_part_of"]["identifier"], "enwiki");
+        // What the dump knows beyond the text: maintenance tags, the
+        // licences of a 2016 revision, the parent revision's id.
+        assert_eq!(
+            article["version"]["maintenance_tags"],
+            serde_json::json!({"citation_needed_count": 3})
+        );
+        assert_eq!(article["license"][0]["identifier"], "CC-BY-SA-3.0");
+        assert_eq!(article["license"][1]["identifier"], "GFDL");
+        assert_eq!(article["previous_version"]["identifier"], 714146352);
         // None of Anarchism's redirects is among the sample's 206 pages.
         assert!(redirects_of(&article).is_empty());
         let index: Index =
