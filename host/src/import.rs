@@ -1,6 +1,8 @@
 //! `wikiedge import DUMP.xml[.bz2] --project enwiki [--state-dir .spin]`:
 //! loads a MediaWiki XML dump into the key-value store the host serves, so
-//! an offline machine answers `/v2/articles` with real articles.
+//! an offline machine answers `/v2/articles` with real articles. The same
+//! command reads Wikimedia Enterprise NDJSON (`.ndjson`, `.ndjson.gz`,
+//! `.tar.gz` of NDJSON), recognised by content: see [`crate::import_wme`].
 //!
 //! It writes the layout the articles component reads (see
 //! `functions/articles/src/store.rs`), into store `default` of
@@ -99,19 +101,38 @@ pub struct ImportSummary {
     pub written: u64,
     /// Redirect pages folded into their targets.
     pub redirects: u64,
-    /// Pages neither imported nor folded (other namespaces, unreadable).
+    /// Pages neither imported nor folded (other namespaces, unreadable;
+    /// for WME NDJSON: documents of another project than `--project`).
     pub skipped: u64,
+    /// WME NDJSON lines skipped because they are not a WME article.
+    pub malformed: u64,
     /// Targets whose redirect list was completed after they were written.
     pub fixed_up: u64,
     /// Bytes of the dump file read.
     pub file_bytes: u64,
-    /// Bytes of XML parsed (after decompression).
+    /// Bytes of XML (or NDJSON) parsed (after decompression).
     pub xml_bytes: u64,
     /// Wall time.
     pub elapsed: Duration,
 }
 
 impl ImportSummary {
+    /// A summary of nothing yet.
+    pub fn empty() -> Self {
+        ImportSummary {
+            pages: 0,
+            articles: 0,
+            written: 0,
+            redirects: 0,
+            skipped: 0,
+            malformed: 0,
+            fixed_up: 0,
+            file_bytes: 0,
+            xml_bytes: 0,
+            elapsed: Duration::ZERO,
+        }
+    }
+
     /// Pages per second.
     pub fn pages_per_sec(&self) -> f64 {
         self.pages as f64 / self.elapsed.as_secs_f64().max(1e-9)
@@ -128,13 +149,14 @@ impl std::fmt::Display for ImportSummary {
         write!(
             f,
             "pages {}, articles {} ({} written), redirects {} ({} targets fixed up), skipped {}, \
-             elapsed {:.2}s, {:.0} pages/s, {:.1} MB/s of XML ({:.1} MB file)",
+             malformed {}, elapsed {:.2}s, {:.0} pages/s, {:.1} MB/s of input ({:.1} MB file)",
             self.pages,
             self.articles,
             self.written,
             self.redirects,
             self.fixed_up,
             self.skipped,
+            self.malformed,
             self.elapsed.as_secs_f64(),
             self.pages_per_sec(),
             self.mb_per_sec(),
@@ -146,20 +168,20 @@ impl std::fmt::Display for ImportSummary {
 /// One project's entry in the title index; the same JSON as the articles
 /// component's `store::Entry`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-struct Entry {
-    rev: u64,
-    fetched: u64,
+pub(crate) struct Entry {
+    pub(crate) rev: u64,
+    pub(crate) fetched: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
-    retry_at: u64,
+    pub(crate) retry_at: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-type Index = BTreeMap<String, Entry>;
+pub(crate) type Index = BTreeMap<String, Entry>;
 
-fn index_key(display_title: &str) -> String {
+pub(crate) fn index_key(display_title: &str) -> String {
     format!("article-projects:{}", title::key_form(display_title))
 }
 
@@ -214,17 +236,17 @@ fn open_dump(path: &Path) -> Result<Opened> {
 }
 
 /// Opens (creating) the key-value database in Spin's layout.
-fn open_db(state_dir: &Path) -> Result<Connection> {
+pub(crate) fn open_db(state_dir: &Path) -> Result<Connection> {
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("creating {}", state_dir.display()))?;
     crate::kv::direct::open(&state_dir.join(crate::kv::direct::FILE_NAME))
 }
 
-fn get(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
+pub(crate) fn get(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
     crate::kv::direct::get(conn, STORE, key)
 }
 
-fn set(conn: &Connection, key: &str, value: &[u8]) -> Result<()> {
+pub(crate) fn set(conn: &Connection, key: &str, value: &[u8]) -> Result<()> {
     crate::kv::direct::set(conn, STORE, key, value)
 }
 
@@ -354,6 +376,9 @@ impl Importer {
 
 /// Runs an import; see the module docs.
 pub fn run(args: ImportArgs) -> Result<ImportSummary> {
+    if crate::import_wme::is_wme(&args.dump)? {
+        return crate::import_wme::run(&args);
+    }
     let started = Instant::now();
     let Opened {
         input,
@@ -373,17 +398,7 @@ pub fn run(args: ImportArgs) -> Result<ImportSummary> {
         ctx,
         now,
         redirects: BTreeMap::new(),
-        summary: ImportSummary {
-            pages: 0,
-            articles: 0,
-            written: 0,
-            redirects: 0,
-            skipped: 0,
-            fixed_up: 0,
-            file_bytes: 0,
-            xml_bytes: 0,
-            elapsed: Duration::ZERO,
-        },
+        summary: ImportSummary::empty(),
     };
     let upper = importer.ctx.localisation.first_letter_upper;
     let progress = crate::progress::Progress::new("import", args.progress);
@@ -518,6 +533,15 @@ mod tests {
         assert_eq!(article["name"], "Anarchism");
         assert_eq!(article["version"]["identifier"], 716551092);
         assert_eq!(article["is_part_of"]["identifier"], "enwiki");
+        // What the dump knows beyond the text: maintenance tags, the
+        // licences of a 2016 revision, the parent revision's id.
+        assert_eq!(
+            article["version"]["maintenance_tags"],
+            serde_json::json!({"citation_needed_count": 3})
+        );
+        assert_eq!(article["license"][0]["identifier"], "CC-BY-SA-3.0");
+        assert_eq!(article["license"][1]["identifier"], "GFDL");
+        assert_eq!(article["previous_version"]["identifier"], 714146352);
         // None of Anarchism's redirects is among the sample's 206 pages.
         assert!(redirects_of(&article).is_empty());
         let index: Index =

@@ -17,6 +17,7 @@ pub mod devkeys;
 pub mod engine;
 pub mod follow;
 pub mod import;
+pub mod import_wme;
 pub mod kv;
 pub mod kv_host;
 pub mod manifest;

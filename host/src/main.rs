@@ -63,11 +63,13 @@ enum Command {
         #[command(subcommand)]
         command: AccountCommand,
     },
-    /// Load a MediaWiki XML dump (.xml or .xml.bz2) into the article store.
+    /// Load a MediaWiki XML dump (.xml or .xml.bz2), or Wikimedia Enterprise NDJSON
+    /// (.ndjson, .ndjson.gz, .tar.gz of NDJSON), into the article store.
     Import {
-        /// The dump file.
+        /// The dump or NDJSON file.
         dump: PathBuf,
         /// The project id (dbname), e.g. enwiki; defaults to the dump's siteinfo.
+        /// For NDJSON: import only this project's documents.
         #[arg(long)]
         project: Option<String>,
         /// The state directory of the store (`wikiedge up --state-dir`).

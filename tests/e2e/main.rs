@@ -9,6 +9,7 @@ mod auth;
 mod common;
 mod host;
 mod journey;
+mod live_fields;
 mod metering;
 mod quota;
 mod readme;
@@ -18,6 +19,7 @@ mod scaleout;
 mod schema;
 mod snapshots;
 mod tooling;
+mod wme_import;
 
 /// The freshly built host binary.
 pub const BIN: &str = env!("CARGO_BIN_EXE_wikiedge");

@@ -482,8 +482,17 @@ fn replayed_fixture_events_are_published_once_with_full_articles() -> Result<()>
         &[("authorization", &auth)],
     )?;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()?[0]["version"]["identifier"], 1_245_305_770);
+    let stored = &r.json()?[0];
+    assert_eq!(stored["version"]["identifier"], 1_245_305_770);
     assert_eq!(wiki.hits.load(Ordering::SeqCst), before);
+    // The stored copy carries what the event knew and the fake wiki did
+    // not say (its answers have no revisions): editor details and event.
+    assert_eq!(stored["version"]["editor"], moved["version"]["editor"]);
+    assert_eq!(stored["version"]["editor"]["name"], "Svidrigayloff");
+    assert!(stored["version"]["editor"]["groups"].is_array(), "{stored}");
+    assert_eq!(stored["event"]["identifier"], moved["event"]["identifier"]);
+    assert_eq!(stored["event"]["type"], "move");
+    assert!(stored["event"].get("partition").is_none());
     Ok(())
 }
 

@@ -255,7 +255,11 @@ async fn refresh(
                 localisation: Default::default(),
             }
         });
-        upstream::fetch(&base, &c.title, &ctx, config.timeout).await
+        let mut article = upstream::fetch(&base, &c.title, &ctx, config.timeout).await?;
+        if let Some(url) = &config.revertrisk_url {
+            upstream::add_revertrisk(&mut article, url).await;
+        }
+        Ok(article)
     }
     .await;
     match result {
@@ -629,6 +633,7 @@ mod tests {
             overrides: Default::default(),
             max_age: 100,
             timeout: std::time::Duration::from_millis(10),
+            revertrisk_url: None,
         };
         let entry = |fetched, retry_at| {
             Some(Entry {

@@ -20,6 +20,9 @@ pub struct Config {
     pub max_age: u64,
     /// The time bound of one upstream fetch (`upstream_timeout_ms`).
     pub timeout: Duration,
+    /// The Lift Wing revert-risk model URL (`revertrisk_url`); `None` (the
+    /// default) leaves `version.scores` out.
+    pub revertrisk_url: Option<String>,
 }
 
 impl Config {
@@ -51,6 +54,10 @@ pub async fn config() -> &'static Config {
             overrides: upstream_overrides().await,
             max_age: number(variable("article_max_age").await, 86_400),
             timeout: Duration::from_millis(number(variable("upstream_timeout_ms").await, 5_000)),
+            revertrisk_url: variable("revertrisk_url")
+                .await
+                .map(|u| u.trim().to_string())
+                .filter(|u| !u.is_empty()),
         }
     })
     .await

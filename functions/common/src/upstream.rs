@@ -1,19 +1,23 @@
 //! Fetching one article from its MediaWiki: the REST page with HTML, the
 //! REST page source (for the wikitext behind abstracts and structured
-//! contents; optional) and the Action API query, sent concurrently and
-//! joined by the core's `article_from_upstream`. The whole fetch races a
+//! contents; optional), the Action API query (page facts and the two latest
+//! revisions) and the Action API first-revision query (`date_created`;
+//! optional) — four requests, sent concurrently and joined by the core's
+//! `article_from_upstream` (docs/upstream.md). The whole fetch races a
 //! timer so a slow upstream never hangs the request.
 
 use std::time::Duration;
 
-use futures::future::{Either, join3, select};
+use futures::future::{Either, join4, select};
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{EmptyBody, Request};
 use wikiedge_core::Error;
+use wikiedge_core::article::revertrisk;
 use wikiedge_core::article::schema::Article;
 use wikiedge_core::article::transform::ProjectContext;
 use wikiedge_core::article::upstream::{
-    PageInfo, RestPage, action_api_url, article_from_upstream, rest_with_html_url,
+    PageInfo, RestPage, action_api_url, article_from_upstream, first_revision_timestamp,
+    first_revision_url, rest_with_html_url,
 };
 
 /// The User-Agent Wikimedia asks API clients to send.
@@ -67,7 +71,14 @@ async fn fetch_unbounded(
     let html_url = rest_with_html_url(base_url, title);
     let source_url = html_url.trim_end_matches("/with_html").to_string();
     let action_url = action_api_url(base_url, title);
-    let (html, source, action) = join3(get(&html_url), get(&source_url), get(&action_url)).await;
+    let first_url = first_revision_url(base_url, title);
+    let (html, source, action, first) = join4(
+        get(&html_url),
+        get(&source_url),
+        get(&action_url),
+        get(&first_url),
+    )
+    .await;
     let (status, body) = html?;
     check(status, "REST page")?;
     let mut rest = RestPage::parse(&body)?;
@@ -83,8 +94,60 @@ async fn fetch_unbounded(
     }
     let (status, body) = action?;
     check(status, "Action API")?;
-    let info = PageInfo::parse(&body)?;
+    let mut info = PageInfo::parse(&body)?;
+    // Best effort too: without it the article has no `date_created`.
+    if let Ok((200, body)) = first {
+        info.created = first_revision_timestamp(&body);
+    }
     article_from_upstream(&rest, &info, ctx)
+}
+
+/// The time bound of the revert-risk call: the article is answered without
+/// scores rather than wait longer.
+pub const REVERTRISK_TIMEOUT: Duration = Duration::from_millis(1_000);
+
+/// Sets `version.scores` from the Lift Wing revert-risk model at `url`
+/// (core `article::revertrisk`), within [`REVERTRISK_TIMEOUT`]; on any
+/// failure the article stays as it is. One more upstream call per fetched
+/// article, made only when the operator enabled it.
+pub async fn add_revertrisk(article: &mut Article, url: &str) {
+    let Some(rev_id) = article.version.as_ref().and_then(|v| v.identifier) else {
+        return;
+    };
+    let lang = article
+        .in_language
+        .as_ref()
+        .map(|l| l.identifier.clone())
+        .unwrap_or_default();
+    let work = async {
+        let body = bytes::Bytes::from(revertrisk::request_body(rev_id, &lang));
+        let request = Request::post(url)
+            .header("user-agent", USER_AGENT)
+            .header("content-type", "application/json")
+            .body(spin_sdk::http::FullBody::new(body))
+            .ok()?;
+        let response = spin_sdk::http::send(request).await.ok()?;
+        if response.status().as_u16() != 200 {
+            return None;
+        }
+        let body = response.into_body().bytes().await.ok()?;
+        revertrisk::scores(&body, rev_id)
+    };
+    let work = std::pin::pin!(work);
+    let timer = std::pin::pin!(spin_sdk::time::sleep(REVERTRISK_TIMEOUT));
+    match select(work, timer).await {
+        Either::Left((Some(scores), _)) => {
+            if let Some(version) = article.version.as_mut() {
+                version.scores = Some(scores);
+            }
+        }
+        Either::Left((None, _)) => eprintln!("{}: no revert risk for {rev_id}", crate::name()),
+        Either::Right(((), _)) => eprintln!(
+            "{}: revert risk for {rev_id} took over {} ms",
+            crate::name(),
+            REVERTRISK_TIMEOUT.as_millis()
+        ),
+    }
 }
 
 /// Fetches an article, giving up after `timeout` with `GatewayTimeout`.

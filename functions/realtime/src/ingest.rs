@@ -28,7 +28,7 @@ use wikiedge_core::article::schema::Article;
 use wikiedge_core::article::title;
 use wikiedge_core::article::transform::ProjectContext;
 use wikiedge_core::realtime::change::{Change, Classified, EventType, classify, parse_batch};
-use wikiedge_core::realtime::event::{Placement, event_document, minimal_article};
+use wikiedge_core::realtime::event::{Placement, event_document, minimal_article, stored_document};
 use wikiedge_core::realtime::log::{Meta, claim_key, partition_of, seen_key};
 
 use crate::config::{self, Config};
@@ -245,7 +245,9 @@ async fn refresh(config: &Config, bucket: &Bucket, change: &Change) -> Article {
     };
     match fetched {
         Ok(article) => {
-            if let Err(err) = store(bucket, change, &article) {
+            // On-demand gets the fetched document with what the event
+            // knows laid over it (editor details, comment, event).
+            if let Err(err) = store(bucket, change, &stored_document(article.clone(), change)) {
                 eprintln!(
                     "realtime: storing {}:{}: {err:?}",
                     change.project, change.title

@@ -26,6 +26,10 @@ pub struct Article {
     /// The plain text of the lead section.
     #[serde(rename = "abstract", default, skip_serializing_if = "Option::is_none")]
     pub abstract_text: Option<String>,
+    /// The page's short description (as WME's newer documents and its
+    /// structured contents carry it), e.g. `Family of rodents`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     /// When the page was created (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date_created: Option<String>,
@@ -290,7 +294,44 @@ impl License {
             url: "https://creativecommons.org/licenses/by-sa/4.0/".to_string(),
         }
     }
+
+    /// CC BY-SA 3.0, spelled exactly as WME's documents spell it.
+    pub fn cc_by_sa_3() -> Self {
+        License {
+            name: "Creative Commons Attribution Share Alike 3.0 Unported".to_string(),
+            identifier: "CC-BY-SA-3.0".to_string(),
+            url: "https://creativecommons.org/licenses/by-sa/3.0/".to_string(),
+        }
+    }
+
+    /// The GNU FDL that Wikimedia text was dual-licensed under with CC BY-SA
+    /// 3.0 until June 2023 ("unversioned" in the Terms of Use, hence no
+    /// version in the identifier).
+    pub fn gfdl() -> Self {
+        License {
+            name: "GNU Free Documentation License".to_string(),
+            identifier: "GFDL".to_string(),
+            url: "https://www.gnu.org/copyleft/fdl.html".to_string(),
+        }
+    }
+
+    /// The licences of a revision saved at `timestamp` (RFC 3339, UTC):
+    /// CC BY-SA 4.0 from [`CC_BY_SA_4_SINCE`] on, CC BY-SA 3.0 and the GFDL
+    /// before. An empty or unreadable timestamp gets today's licence.
+    pub fn for_revision(timestamp: &str) -> Vec<License> {
+        let dated =
+            timestamp.len() >= 10 && timestamp.as_bytes()[..4].iter().all(u8::is_ascii_digit);
+        if dated && timestamp < CC_BY_SA_4_SINCE {
+            vec![License::cc_by_sa_3(), License::gfdl()]
+        } else {
+            vec![License::cc_by_sa_4()]
+        }
+    }
 }
+
+/// When Wikimedia text moved to CC BY-SA 4.0 (the Terms of Use update
+/// announced for 29 June 2023): revisions saved from then on are 4.0 only.
+pub const CC_BY_SA_4_SINCE: &str = "2023-06-29T00:00:00Z";
 
 /// The event that produced a document (create, update, delete, ...).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -397,6 +438,28 @@ mod tests {
             .collect();
         assert_eq!(lines.len(), 3);
         lines.iter().for_each(check_round_trip);
+    }
+
+    #[test]
+    fn licence_follows_the_revision_date() {
+        if crate::testdata::fixtures_or_skip().is_none() {
+            return;
+        }
+        let ids = |t: &str| -> Vec<String> {
+            License::for_revision(t)
+                .into_iter()
+                .map(|l| l.identifier)
+                .collect()
+        };
+        assert_eq!(ids("2016-04-22T10:19:33Z"), ["CC-BY-SA-3.0", "GFDL"]);
+        assert_eq!(ids("2023-06-28T23:59:59Z"), ["CC-BY-SA-3.0", "GFDL"]);
+        assert_eq!(ids("2023-06-29T00:00:00Z"), ["CC-BY-SA-4.0"]);
+        assert_eq!(ids("2024-09-12T08:00:00Z"), ["CC-BY-SA-4.0"]);
+        assert_eq!(ids(""), ["CC-BY-SA-4.0"]);
+        // The 3.0 object is spelled exactly as in WME's own documents.
+        let all: Vec<Value> = serde_json::from_str(&read("articles.json")).expect("json");
+        let wme: License = serde_json::from_value(all[0]["license"][0].clone()).expect("license");
+        assert_eq!(wme, License::cc_by_sa_3());
     }
 
     #[test]

@@ -2,19 +2,24 @@
 //!
 //! A dump has no HTML, scores, editor statistics or Wikidata links, so the
 //! article built here carries what the dump knows: identity, URL, project,
-//! language, the revision (id, comment, minor flag, editor, size), the
-//! modification date, the abstract, categories and templates parsed from the
-//! wikitext, the wikitext itself, the license and the redirects the caller
-//! folded in. Hidden revision parts (revision deletion) are left out and
+//! language, the revision (id, comment, minor flag, editor id/name or IP,
+//! size, maintenance tags counted as WME counts them), the modification
+//! date, the abstract, categories and templates parsed from the wikitext,
+//! the wikitext itself, the licences by revision date and the redirects the
+//! caller folded in. When the dump carries the page's history, the creation
+//! date and the parent revision (`previous_version`,
+//! `date_previously_modified`); a current-only dump still gives the parent's
+//! id from `<parentid>`. Hidden revision parts (revision deletion) are left out and
 //! reported in `visibility`.
 
 use std::collections::BTreeMap;
 
 use super::dump::{Contributor, DumpPage, SiteInfo};
+use super::maintenance;
 use super::plaintext::abstract_text;
 use super::schema::{
-    Article, ArticleBody, Editor, Language, License, NamedLink, Namespace, Project, Size, Version,
-    Visibility,
+    Article, ArticleBody, Editor, Language, License, NamedLink, Namespace, PreviousVersion,
+    Project, Size, Version, Visibility,
 };
 use super::title;
 use super::wikitext::{self, Localisation};
@@ -108,8 +113,15 @@ pub fn article_from_dump(
             comment: Some(!revision.comment_deleted),
             user: Some(!user_hidden),
         });
+    let maintenance = wikitext
+        .filter(|_| is_wikitext)
+        .map(maintenance::maintenance_tags);
     let version = Version {
         identifier: Some(revision.id),
+        has_tag_needs_citation: maintenance
+            .as_ref()
+            .and_then(maintenance::has_tag_needs_citation),
+        maintenance_tags: maintenance,
         comment: revision
             .comment
             .clone()
@@ -141,8 +153,14 @@ pub fn article_from_dump(
         name: page.title.clone(),
         identifier: Some(page.id),
         abstract_text: abstract_value,
+        date_created: page.created.clone(),
         date_modified: Some(revision.timestamp.clone()).filter(|t| !t.is_empty()),
+        date_previously_modified: page.previous.as_ref().and_then(|p| p.timestamp.clone()),
         version: Some(version),
+        previous_version: page.previous.as_ref().map(|p| PreviousVersion {
+            identifier: Some(p.id),
+            number_of_characters: p.number_of_characters,
+        }),
         url: Some(title::page_url(&ctx.base_url, &page.title)),
         namespace: Some(Namespace {
             identifier: page.namespace,
@@ -164,7 +182,7 @@ pub fn article_from_dump(
             html: None,
             wikitext: Some(t.to_string()),
         }),
-        license: vec![License::cc_by_sa_4()],
+        license: License::for_revision(&revision.timestamp),
         visibility,
         ..Article::default()
     })
@@ -303,7 +321,36 @@ mod tests {
             json["is_part_of"],
             serde_json::json!({"identifier": "enwiki", "url": "https://en.wikipedia.org"})
         );
-        assert_eq!(json["license"][0]["identifier"], "CC-BY-SA-4.0");
+        // Saved in 2016: CC BY-SA 3.0 and the GFDL, not 4.0.
+        assert_eq!(
+            json["license"],
+            serde_json::json!([
+                {"name": "Creative Commons Attribution Share Alike 3.0 Unported",
+                 "identifier": "CC-BY-SA-3.0",
+                 "url": "https://creativecommons.org/licenses/by-sa/3.0/"},
+                {"name": "GNU Free Documentation License", "identifier": "GFDL",
+                 "url": "https://www.gnu.org/copyleft/fdl.html"}
+            ])
+        );
+        // Three `{{Citation needed|…}}` in the 2016 text (counted with
+        // WME's regex by Python's `re` over the raw dump).
+        assert_eq!(
+            json["version"]["maintenance_tags"],
+            serde_json::json!({"citation_needed_count": 3})
+        );
+        assert_eq!(json["version"]["has_tag_needs_citation"], true);
+        assert_eq!(
+            json["version"]["editor"],
+            serde_json::json!({"name": "85.193.216.88", "is_anonymous": true})
+        );
+        // A current-only dump: the parent's id from <parentid>, but neither
+        // its date nor the page's creation date.
+        assert_eq!(
+            json["previous_version"],
+            serde_json::json!({"identifier": 714146352})
+        );
+        assert!(json.get("date_previously_modified").is_none());
+        assert!(json.get("date_created").is_none());
         assert_eq!(json["date_modified"], "2016-04-22T10:19:33Z");
         assert!(json.get("visibility").is_none());
         let wikitext = json["article_body"]["wikitext"].as_str().expect("wikitext");
@@ -363,6 +410,111 @@ mod tests {
         assert_eq!(
             json["url"],
             "https://simple.wikipedia.org/wiki/User:Ryulong"
+        );
+    }
+
+    #[test]
+    fn maintenance_tags_of_real_pages_match_wmes_regexes() {
+        if crate::testdata::fixtures_or_skip().is_none() {
+            return;
+        }
+        let pages: Vec<DumpPage> = open("enwiki-sample-206-pages.xml.bz2")
+            .collect::<Result<_>>()
+            .expect("reads");
+        let tags = |name: &str| {
+            let page = pages.iter().find(|p| p.title == name).expect("page");
+            let article = article_from_dump(page, &enwiki(), &[]).expect("article");
+            serde_json::to_value(article.version.expect("version").maintenance_tags).expect("json")
+        };
+        // Expected counts from WME's four regexes run by Python's `re`.
+        assert_eq!(
+            tags("Andorra"),
+            serde_json::json!({"clarification_needed_count": 3, "update_count": 1})
+        );
+        assert_eq!(
+            tags("Aruba"),
+            serde_json::json!({"citation_needed_count": 13, "clarification_needed_count": 2})
+        );
+        assert_eq!(
+            tags("Autism"),
+            serde_json::json!({"clarification_needed_count": 1})
+        );
+        assert_eq!(tags("AccessibleComputing"), serde_json::json!({}));
+    }
+
+    #[test]
+    fn history_gives_creation_and_the_parent_revision() {
+        if crate::testdata::fixtures_or_skip().is_none() {
+            return;
+        }
+        let pages: Vec<DumpPage> = open("simplewiki-history-export-0.11.xml")
+            .collect::<Result<_>>()
+            .expect("reads");
+        let ctx = ProjectContext {
+            identifier: "simplewiki".into(),
+            base_url: "https://simple.wikipedia.org".into(),
+            ..enwiki()
+        };
+        let json = |i: usize| {
+            serde_json::to_value(article_from_dump(&pages[i], &ctx, &[]).expect("article"))
+                .expect("json")
+        };
+        let ryulong = json(0);
+        assert_eq!(ryulong["name"], "User:Ryulong");
+        assert_eq!(ryulong["version"]["identifier"], 5566832);
+        assert_eq!(ryulong["date_created"], "2006-12-13T03:07:14Z");
+        assert_eq!(ryulong["date_modified"], "2017-01-12T02:07:18Z");
+        assert_eq!(ryulong["date_previously_modified"], "2015-01-27T18:38:51Z");
+        assert_eq!(
+            ryulong["previous_version"],
+            serde_json::json!({"identifier": 4997179, "number_of_characters": 33})
+        );
+        assert_eq!(
+            ryulong["version"]["editor"],
+            serde_json::json!({"name": "206.255.40.218", "is_anonymous": true})
+        );
+        let talk = json(1);
+        assert_eq!(talk["date_created"], "2011-01-24T16:37:27Z");
+        assert_eq!(talk["date_previously_modified"], "2022-09-26T02:54:16Z");
+        assert_eq!(
+            talk["previous_version"],
+            serde_json::json!({"identifier": 8458564, "number_of_characters": 1025})
+        );
+        // 2023-03-30 is before the move to 4.0.
+        assert_eq!(talk["license"][0]["identifier"], "CC-BY-SA-3.0");
+        assert_eq!(talk["license"][1]["identifier"], "GFDL");
+    }
+
+    #[test]
+    fn each_revision_carries_the_history_before_it() {
+        if crate::testdata::fixtures_or_skip().is_none() {
+            return;
+        }
+        let revisions: Vec<DumpPage> = open("simplewiki-history-export-0.11.xml")
+            .revisions(crate::article::dump::Revisions::Each)
+            .collect::<Result<_>>()
+            .expect("reads");
+        assert_eq!(revisions.len(), 33);
+        let first = &revisions[0];
+        assert_eq!(first.created.as_deref(), Some("2006-12-13T03:07:14Z"));
+        assert_eq!(first.previous, None);
+        let second = &revisions[1];
+        assert_eq!(second.revision.as_ref().map(|r| r.id), Some(360821));
+        assert_eq!(
+            second
+                .previous
+                .as_ref()
+                .map(|p| (p.id, p.timestamp.as_deref())),
+            Some((266092, Some("2006-12-13T03:07:14Z")))
+        );
+        // A registered editor keeps the user id.
+        let json = serde_json::to_value(
+            article_from_dump(&revisions[0], &enwiki(), &[]).expect("article"),
+        )
+        .expect("json");
+        assert_eq!(
+            json["version"]["editor"],
+            serde_json::json!({"identifier": 6629, "name": "Ryulong"})
         );
     }
 

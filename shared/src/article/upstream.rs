@@ -1,33 +1,51 @@
-//! Live MediaWiki responses -> WME [`Article`]: the REST page with HTML plus
-//! one Action API query for categories, templates, redirects, page props
-//! and protection.
+//! Live MediaWiki responses -> WME [`Article`]: the REST page with HTML (and
+//! its source for the wikitext), one Action API query for everything else
+//! about the page and its two latest revisions, and one more for its first
+//! revision (docs/upstream.md lists the calls).
 //!
-//! The fetcher (a component) sends the two requests built by
-//! [`rest_with_html_url`] and [`action_api_url`] and hands the bodies to
-//! [`RestPage::parse`] and [`PageInfo::parse`]; [`article_from_upstream`]
-//! joins them. Both parsers accept `formatversion=1` and `=2` shapes, since
+//! The fetcher (a component) sends the requests built by
+//! [`rest_with_html_url`], [`action_api_url`] and [`first_revision_url`]
+//! and hands the bodies to [`RestPage::parse`], [`PageInfo::parse`] and
+//! [`first_revision_timestamp`]; [`article_from_upstream`] joins them. Both parsers accept `formatversion=1` and `=2` shapes, since
 //! wikis and proxies differ, and turn an upstream that answers garbage into
 //! `BadGateway` and a missing page into `NotFound`.
 
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::maintenance;
 use super::plaintext::abstract_text;
 use super::schema::{
-    Article, ArticleBody, Entity, Language, License, Namespace, Project, Protection, Size, Version,
+    Article, ArticleBody, Editor, Entity, Image, Language, License, Namespace, PreviousVersion,
+    Project, Protection, Size, Version, Visibility,
 };
 use super::title;
 use super::transform::ProjectContext;
 use super::wikitext;
 use crate::{Error, Result};
 
-/// The Action API query string (without `titles=`) the fetcher sends:
-/// categories (hidden ones too, as WME lists them), templates, the
-/// redirects pointing to the page, the Wikidata item, and page info with
-/// protection. `|` is sent as `%7C`, which every URL parser accepts.
+/// The Action API query string (without `titles=`) the fetcher sends, one
+/// query for all of: categories (hidden ones too, as WME lists them),
+/// templates, the redirects pointing to the page, the Wikidata item, page
+/// info with protection and watchers (MediaWiki discloses the count only
+/// above the wiki's threshold), the lead image (`pageimages`, original
+/// size), the short description (`description`), and the two latest
+/// revisions with their editor, comment, flags, tags and size — the
+/// current one and its parent. `|` is sent as `%7C`, which every URL
+/// parser accepts.
 pub const ACTION_API_QUERY: &str = "action=query&format=json&formatversion=2\
-&prop=categories%7Ctemplates%7Credirects%7Cpageprops%7Cinfo&inprop=protection\
-&ppprop=wikibase_item&cllimit=max&tllimit=max&rdlimit=max&rdprop=title";
+&prop=categories%7Ctemplates%7Credirects%7Cpageprops%7Cinfo%7Crevisions%7Cpageimages%7Cdescription\
+&inprop=protection%7Cwatchers&ppprop=wikibase_item\
+&cllimit=max&tllimit=max&rdlimit=max&rdprop=title\
+&rvprop=ids%7Ctimestamp%7Cflags%7Ccomment%7Cuser%7Cuserid%7Ctags%7Csize&rvlimit=2\
+&piprop=original";
+
+/// The Action API query string (without `titles=`) for the page's first
+/// revision, whose timestamp is `date_created`. A page's revisions can be
+/// listed in one direction per query, so this cannot join
+/// [`ACTION_API_QUERY`], which needs the newest two.
+pub const FIRST_REVISION_QUERY: &str = "action=query&format=json&formatversion=2\
+&prop=revisions&rvdir=newer&rvlimit=1&rvprop=ids%7Ctimestamp";
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
 fn encode_component(text: &str) -> String {
@@ -50,6 +68,123 @@ pub fn action_api_url(base_url: &str, title: &str) -> String {
         base_url.trim_end_matches('/'),
         encode_component(&title::key_form(title))
     )
+}
+
+/// The Action API URL of a title's first revision (see [`FIRST_REVISION_QUERY`]).
+pub fn first_revision_url(base_url: &str, title: &str) -> String {
+    format!(
+        "{}/w/api.php?{FIRST_REVISION_QUERY}&titles={}",
+        base_url.trim_end_matches('/'),
+        encode_component(&title::key_form(title))
+    )
+}
+
+/// The timestamp of the first revision in an answer to
+/// [`FIRST_REVISION_QUERY`]; `None` for anything else (the field is then
+/// left out, never an error).
+pub fn first_revision_timestamp(json: &[u8]) -> Option<String> {
+    let root: Value = serde_json::from_slice(json).ok()?;
+    let page = first_page(&root)?;
+    let revision = page.get("revisions")?.as_array()?.first()?;
+    // Only a revision without a parent is the page's first.
+    if revision
+        .get("parentid")
+        .and_then(Value::as_u64)
+        .is_some_and(|p| p != 0)
+    {
+        return None;
+    }
+    revision
+        .get("timestamp")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// The first page of an `action=query` answer (formatversion 2: an array;
+/// 1: an object keyed by page id).
+fn first_page(root: &Value) -> Option<&Value> {
+    match root.pointer("/query/pages") {
+        Some(Value::Array(list)) => list.first(),
+        Some(Value::Object(map)) => map.values().next(),
+        _ => None,
+    }
+}
+
+/// One revision of `prop=revisions`, in either format version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RevisionInfo {
+    /// The revision id.
+    pub id: u64,
+    /// The parent revision id (0 or absent for a page's first revision).
+    pub parent_id: Option<u64>,
+    /// When it was saved.
+    pub timestamp: Option<String>,
+    /// The user name or IP address; `None` when hidden.
+    pub user: Option<String>,
+    /// The user id (0 for anonymous editors).
+    pub user_id: Option<u64>,
+    /// Whether the editor had no account.
+    pub anonymous: bool,
+    /// Whether the user is hidden (revision deletion).
+    pub user_hidden: bool,
+    /// The edit summary; `None` when hidden or absent.
+    pub comment: Option<String>,
+    /// Whether the comment is hidden.
+    pub comment_hidden: bool,
+    /// Whether the edit is marked minor.
+    pub minor: bool,
+    /// The change tags.
+    pub tags: Vec<String>,
+    /// The size in bytes.
+    pub size: Option<u64>,
+}
+
+impl RevisionInfo {
+    /// Reads one revision object; `None` without a revision id.
+    fn parse(v: &Value) -> Option<Self> {
+        // formatversion=2 flags are booleans; formatversion=1 flags are
+        // present (as "") when set and absent otherwise.
+        let flag = |key: &str| v.get(key).is_some_and(|f| f.as_bool() != Some(false));
+        Some(RevisionInfo {
+            id: v.get("revid").and_then(Value::as_u64)?,
+            parent_id: v.get("parentid").and_then(Value::as_u64),
+            timestamp: v
+                .get("timestamp")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            user: v.get("user").and_then(Value::as_str).map(str::to_string),
+            user_id: v.get("userid").and_then(Value::as_u64),
+            anonymous: flag("anon"),
+            user_hidden: flag("userhidden"),
+            comment: v.get("comment").and_then(Value::as_str).map(str::to_string),
+            comment_hidden: flag("commenthidden"),
+            minor: flag("minor"),
+            tags: v
+                .get("tags")
+                .and_then(Value::as_array)
+                .map(|t| {
+                    t.iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            size: v.get("size").and_then(Value::as_u64),
+        })
+    }
+
+    /// The WME editor; `None` when the user is hidden.
+    fn editor(&self) -> Option<Editor> {
+        if self.user_hidden {
+            return None;
+        }
+        let name = self.user.clone()?;
+        Some(Editor {
+            identifier: self.user_id.filter(|id| *id != 0 && !self.anonymous),
+            name: Some(name),
+            is_anonymous: self.anonymous.then_some(true),
+            ..Editor::default()
+        })
+    }
 }
 
 /// The REST URL of the page with its HTML, e.g.
@@ -161,8 +296,20 @@ pub struct PageInfo {
     pub last_revision: Option<u64>,
     /// The page content language, e.g. `en`.
     pub language: Option<String>,
-    /// Whether the answer was cut short (`continue` present): lists may be partial.
+    /// Whether a list was cut short (a `continue` other than the expected
+    /// `rvcontinue`): categories, templates or redirects may be partial.
     pub incomplete: bool,
+    /// The latest revisions, newest first: the current one and its parent.
+    pub revisions: Vec<RevisionInfo>,
+    /// How many users watch the page, when the wiki discloses it.
+    pub watchers: Option<u64>,
+    /// The lead image (`pageimages`, original size).
+    pub image: Option<Image>,
+    /// The short description.
+    pub description: Option<String>,
+    /// When the page was created; set by the fetcher from the answer to
+    /// [`FIRST_REVISION_QUERY`] (see [`first_revision_timestamp`]).
+    pub created: Option<String>,
 }
 
 impl PageInfo {
@@ -179,14 +326,8 @@ impl PageInfo {
                 .unwrap_or("unknown error");
             return Err(Error::BadGateway(format!("Action API error: {info}")));
         }
-        let pages = root.pointer("/query/pages");
-        // formatversion=2 gives an array; formatversion=1 an object keyed by page id.
-        let page = match pages {
-            Some(Value::Array(list)) => list.first(),
-            Some(Value::Object(map)) => map.values().next(),
-            _ => None,
-        }
-        .ok_or_else(|| Error::BadGateway("Action API response has no pages".into()))?;
+        let page = first_page(&root)
+            .ok_or_else(|| Error::BadGateway("Action API response has no pages".into()))?;
         // `missing`/`invalid` are `true` in formatversion=2 and `""` in 1.
         if page.get("missing").is_some() || page.get("invalid").is_some() {
             return Err(Error::NotFound("article not found".into()));
@@ -234,7 +375,32 @@ impl PageInfo {
                 .get("pagelanguage")
                 .and_then(Value::as_str)
                 .map(str::to_string),
-            incomplete: root.get("continue").is_some(),
+            // More revisions (`rvcontinue`) are expected: only the newest
+            // two are asked for. Any other continuation cuts a list short.
+            incomplete: root
+                .get("continue")
+                .and_then(Value::as_object)
+                .is_some_and(|c| c.keys().any(|k| k != "continue" && k != "rvcontinue")),
+            revisions: page
+                .get("revisions")
+                .and_then(Value::as_array)
+                .map(|list| list.iter().filter_map(RevisionInfo::parse).collect())
+                .unwrap_or_default(),
+            watchers: page.get("watchers").and_then(Value::as_u64),
+            image: page.get("original").and_then(|o| {
+                Some(Image {
+                    content_url: Some(o.get("source")?.as_str()?.to_string()),
+                    width: o.get("width").and_then(Value::as_u64),
+                    height: o.get("height").and_then(Value::as_u64),
+                    ..Image::default()
+                })
+            }),
+            description: page
+                .get("description")
+                .and_then(Value::as_str)
+                .filter(|d| !d.is_empty())
+                .map(str::to_string),
+            created: None,
         })
     }
 }
@@ -255,8 +421,65 @@ pub fn article_from_upstream(
     }
     let wikitext = rest.source.as_deref();
     let is_wikitext = rest.content_model == "wikitext";
+    // The revision metadata counts only if it is about the REST page's
+    // revision (an edit can land between the two requests).
+    let current = info.revisions.first().filter(|r| r.id == rest.latest.id);
+    let parent = current.and_then(|c| {
+        let parent_id = c.parent_id.filter(|p| *p != 0)?;
+        Some(
+            info.revisions
+                .get(1)
+                .filter(|p| p.id == parent_id)
+                .cloned()
+                .unwrap_or(RevisionInfo {
+                    id: parent_id,
+                    ..RevisionInfo::default()
+                }),
+        )
+    });
+    let maintenance = wikitext
+        .filter(|_| is_wikitext)
+        .map(maintenance::maintenance_tags);
+    let visibility = current
+        .filter(|c| c.user_hidden || c.comment_hidden)
+        .map(|c| Visibility {
+            text: Some(true),
+            comment: Some(!c.comment_hidden),
+            user: Some(!c.user_hidden),
+        });
+    // A page whose only revision is the current one was created by it.
+    let created = info.created.clone().or_else(|| {
+        current
+            .filter(|c| c.parent_id.is_none_or(|p| p == 0))
+            .and_then(|c| c.timestamp.clone())
+    });
+    let timestamp = rest
+        .latest
+        .timestamp
+        .clone()
+        .or_else(|| current.and_then(|c| c.timestamp.clone()));
+    let license = if rest
+        .license
+        .url
+        .as_deref()
+        .is_some_and(|u| u.contains("by-sa"))
+    {
+        License::for_revision(timestamp.as_deref().unwrap_or_default())
+    } else {
+        vec![rest.license.to_wme()]
+    };
     let version = Version {
         identifier: Some(rest.latest.id),
+        comment: current
+            .filter(|c| !c.comment_hidden)
+            .and_then(|c| c.comment.clone()),
+        tags: current.map(|c| c.tags.clone()).unwrap_or_default(),
+        is_minor_edit: current.and_then(|c| c.minor.then_some(true)),
+        editor: current.and_then(RevisionInfo::editor),
+        has_tag_needs_citation: maintenance
+            .as_ref()
+            .and_then(maintenance::has_tag_needs_citation),
+        maintenance_tags: maintenance,
         number_of_characters: wikitext.map(|t| t.chars().count() as u64),
         size: wikitext.map(|t| Size {
             value: t.len() as u64,
@@ -281,9 +504,17 @@ pub fn article_from_upstream(
         name: rest.title.clone(),
         identifier: Some(rest.id),
         abstract_text: abstract_value,
-        date_modified: rest.latest.timestamp.clone(),
+        description: info.description.clone(),
+        date_created: created,
+        date_modified: timestamp,
+        date_previously_modified: parent.as_ref().and_then(|p| p.timestamp.clone()),
         protection: info.protection.clone(),
         version: Some(version),
+        previous_version: parent.as_ref().map(|p| PreviousVersion {
+            identifier: Some(p.id),
+            number_of_characters: None,
+        }),
+        watchers_count: info.watchers,
         url: Some(title::page_url(&ctx.base_url, &rest.title)),
         namespace: Some(Namespace {
             identifier: info.namespace.unwrap_or(0),
@@ -309,13 +540,15 @@ pub fn article_from_upstream(
             html: rest.html.clone(),
             wikitext: wikitext.map(str::to_string),
         }),
-        license: vec![rest.license.to_wme()],
+        license,
+        image: info.image.clone(),
+        visibility,
         ..Article::default()
     })
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::article::wikitext::Localisation;
 
@@ -323,7 +556,7 @@ mod tests {
         crate::testdata::fixtures().join("mediawiki-api").join(name)
     }
 
-    fn enwiki() -> ProjectContext {
+    pub(crate) fn enwiki() -> ProjectContext {
         ProjectContext {
             identifier: "enwiki".into(),
             base_url: "https://en.wikipedia.org".into(),
@@ -333,7 +566,7 @@ mod tests {
     }
 
     /// A with_html body in the ExistingPageHtml schema's shape.
-    const REST: &str = r#"{"id": 28492, "key": "Squirrel", "title": "Squirrel",
+    pub(crate) const REST: &str = r#"{"id": 28492, "key": "Squirrel", "title": "Squirrel",
         "latest": {"id": 1171934824, "timestamp": "2023-08-24T01:14:42Z"}, "content_model": "wikitext",
         "license": {"url": "https://creativecommons.org/licenses/by-sa/4.0/", "title": "Creative Commons Attribution-Share Alike 4.0"},
         "html": "<!DOCTYPE html><html><body><p>Squirrels are members of the family Sciuridae.</p></body></html>"}"#;
@@ -382,6 +615,164 @@ mod tests {
                 .is_some_and(|h| h.contains("Sciuridae"))
         );
         assert!(json["article_body"].get("wikitext").is_none());
+    }
+
+    /// A formatversion=2 answer to the full ACTION_API_QUERY in the shapes
+    /// MediaWiki documents (ApiQueryRevisions, ApiQueryInfo inprop=watchers,
+    /// PageImages piprop=original, ShortDescription prop=description), with
+    /// the values of WME's own Squirrel document.
+    pub(crate) const ACTION_FULL: &str = r#"{"continue": {"rvcontinue": "20230818071350|1170965821", "continue": "||categories|templates|redirects|pageprops|info|pageimages|description"},
+        "query": {"pages": [{"pageid": 28492, "ns": 0, "title": "Squirrel", "contentmodel": "wikitext",
+        "pagelanguage": "en", "lastrevid": 1171934824, "length": 34723,
+        "protection": [{"type": "edit", "level": "autoconfirmed", "expiry": "infinity"}],
+        "restrictiontypes": ["edit", "move"], "watchers": 343,
+        "categories": [{"ns": 14, "title": "Category:Sciuridae"}],
+        "templates": [{"ns": 10, "title": "Template:Automatic taxobox"}],
+        "redirects": [{"pageid": 63522, "ns": 0, "title": "Sciuridae"}],
+        "original": {"source": "https://upload.wikimedia.org/wikipedia/commons/6/68/Sciuridae.jpg", "width": 600, "height": 600},
+        "pageimage": "Sciuridae.jpg",
+        "description": "Family of rodents", "descriptionsource": "local",
+        "pageprops": {"wikibase_item": "Q9482"},
+        "revisions": [
+          {"revid": 1171934824, "parentid": 1170965821, "minor": true, "user": "OAbot", "userid": 28481209,
+           "timestamp": "2023-08-24T01:14:42Z", "size": 34723,
+           "comment": "[[Wikipedia:OABOT|Open access bot]]: pmc, doi updated in citation with #oabot.",
+           "tags": ["mw-reverted"]},
+          {"revid": 1170965821, "parentid": 1170000000, "minor": false, "user": "203.0.113.7", "anon": true, "userid": 0,
+           "timestamp": "2023-08-18T07:13:50Z", "size": 34675, "comment": "", "tags": []}]}]}}"#;
+
+    pub(crate) const FIRST: &str = r#"{"continue": {"rvcontinue": "20011009175509|1", "continue": "||"},
+        "query": {"pages": [{"pageid": 28492, "ns": 0, "title": "Squirrel",
+        "revisions": [{"revid": 284620, "parentid": 0, "timestamp": "2001-10-09T17:55:09Z"}]}]}}"#;
+
+    #[test]
+    fn live_answers_fill_revision_history_image_watchers_and_description() {
+        let mut rest = RestPage::parse(REST.as_bytes()).expect("rest");
+        rest.source = Some("Squirrels{{Citation needed|date=May 2023}} are {{POV}}.".into());
+        let mut info = PageInfo::parse(ACTION_FULL.as_bytes()).expect("info");
+        info.created = first_revision_timestamp(FIRST.as_bytes());
+        let json =
+            serde_json::to_value(article_from_upstream(&rest, &info, &enwiki()).expect("article"))
+                .expect("json");
+        assert_eq!(json["date_created"], "2001-10-09T17:55:09Z");
+        assert_eq!(json["date_modified"], "2023-08-24T01:14:42Z");
+        assert_eq!(json["date_previously_modified"], "2023-08-18T07:13:50Z");
+        assert_eq!(
+            json["previous_version"],
+            serde_json::json!({"identifier": 1170965821})
+        );
+        assert_eq!(json["watchers_count"], 343);
+        assert_eq!(json["description"], "Family of rodents");
+        // Only `rvcontinue`: the lists are complete.
+        assert!(!info.incomplete);
+        let cut = PageInfo::parse(
+            br#"{"continue": {"clcontinue": "28492|X", "continue": "||"},
+            "query": {"pages": [{"pageid": 1, "ns": 0, "title": "T"}]}}"#,
+        )
+        .expect("info");
+        assert!(cut.incomplete);
+        assert_eq!(
+            json["image"],
+            serde_json::json!({"content_url": "https://upload.wikimedia.org/wikipedia/commons/6/68/Sciuridae.jpg",
+                               "width": 600, "height": 600})
+        );
+        let version = &json["version"];
+        assert_eq!(
+            version["editor"],
+            serde_json::json!({"identifier": 28481209, "name": "OAbot"})
+        );
+        assert_eq!(
+            version["comment"],
+            "[[Wikipedia:OABOT|Open access bot]]: pmc, doi updated in citation with #oabot."
+        );
+        assert_eq!(version["is_minor_edit"], true);
+        assert_eq!(version["tags"], serde_json::json!(["mw-reverted"]));
+        assert_eq!(
+            version["maintenance_tags"],
+            serde_json::json!({"citation_needed_count": 1, "pov_count": 1})
+        );
+        assert_eq!(version["has_tag_needs_citation"], true);
+        assert!(json.get("visibility").is_none());
+        // Saved after 2023-06-29: CC BY-SA 4.0 only.
+        assert_eq!(json["license"].as_array().map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn revision_metadata_of_another_revision_is_not_used() {
+        // An edit landed between the REST and Action API requests.
+        let mut rest = RestPage::parse(REST.as_bytes()).expect("rest");
+        rest.latest.id = 1171999999;
+        let info = PageInfo::parse(ACTION_FULL.as_bytes()).expect("info");
+        let json =
+            serde_json::to_value(article_from_upstream(&rest, &info, &enwiki()).expect("article"))
+                .expect("json");
+        assert_eq!(
+            json["version"],
+            serde_json::json!({"identifier": 1171999999})
+        );
+        assert!(json.get("previous_version").is_none());
+        assert!(json.get("date_previously_modified").is_none());
+        // Page-level facts still hold.
+        assert_eq!(json["watchers_count"], 343);
+    }
+
+    #[test]
+    fn hidden_users_and_comments_and_anonymous_editors() {
+        let body = r#"{"query": {"pages": [{"pageid": 28492, "ns": 0, "title": "Squirrel",
+            "revisions": [{"revid": 1171934824, "parentid": 0, "userhidden": true, "commenthidden": true,
+              "timestamp": "2019-01-01T00:00:00Z", "tags": []}]}]}}"#;
+        let rest = RestPage::parse(REST.as_bytes()).expect("rest");
+        let info = PageInfo::parse(body.as_bytes()).expect("info");
+        let json =
+            serde_json::to_value(article_from_upstream(&rest, &info, &enwiki()).expect("article"))
+                .expect("json");
+        assert!(json["version"].get("editor").is_none());
+        assert!(json["version"].get("comment").is_none());
+        assert_eq!(
+            json["visibility"],
+            serde_json::json!({"text": true, "comment": false, "user": false})
+        );
+        // The only revision (no parent) dates the page's creation.
+        assert_eq!(json["date_created"], "2019-01-01T00:00:00Z");
+        let anon = RevisionInfo::parse(&serde_json::json!(
+            {"revid": 1, "user": "203.0.113.7", "anon": "", "userid": 0, "minor": ""}
+        ))
+        .expect("revision");
+        assert!(anon.minor && anon.anonymous);
+        assert_eq!(
+            anon.editor(),
+            Some(Editor {
+                name: Some("203.0.113.7".into()),
+                is_anonymous: Some(true),
+                ..Editor::default()
+            })
+        );
+        // A first-revision answer whose revision has a parent is not a creation.
+        assert_eq!(
+            first_revision_timestamp(
+                br#"{"query": {"pages": [{"revisions": [{"revid": 5, "parentid": 4, "timestamp": "x"}]}]}}"#
+            ),
+            None
+        );
+        assert_eq!(first_revision_timestamp(b"<html>"), None);
+    }
+
+    #[test]
+    fn reads_the_recorded_pageimages_and_description_answer() {
+        if crate::testdata::fixtures_or_skip().is_none() {
+            return;
+        }
+        let body = std::fs::read(api("android_reading_list_page_info.json")).expect("fixture");
+        let info = PageInfo::parse(&body).expect("info");
+        // The first page of the recorded answer: thumbnail only (no
+        // `original`, so no image), a local description.
+        assert_eq!(info.title.as_deref(), Some("Joe Biden"));
+        assert_eq!(
+            info.description.as_deref(),
+            Some("47th Vice President of the United States")
+        );
+        assert_eq!(info.image, None);
+        assert!(info.revisions.is_empty() && info.watchers.is_none());
     }
 
     #[test]
@@ -477,6 +868,11 @@ mod tests {
             "https://en.wikipedia.org/w/api.php?action=query&format=json&formatversion=2&prop="
         ));
         assert!(url.ends_with("&titles=AC%2FDC"), "{url}");
-        assert!(ACTION_API_QUERY.contains("inprop=protection"));
+        assert!(ACTION_API_QUERY.contains("inprop=protection%7Cwatchers"));
+        assert!(ACTION_API_QUERY.contains("rvlimit=2"));
+        assert_eq!(
+            first_revision_url("https://en.wikipedia.org", "AC/DC"),
+            format!("https://en.wikipedia.org/w/api.php?{FIRST_REVISION_QUERY}&titles=AC%2FDC")
+        );
     }
 }

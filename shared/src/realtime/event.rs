@@ -68,11 +68,33 @@ pub fn minimal_article(change: &Change, base_url: Option<&str>, language: Option
     }
 }
 
-/// The event document: `article` with the change's revision facts
-/// (comment, editor, minor flag, visibility), the Commons `image` of a
-/// `File:` page, and `event{identifier,type,date_created,date_published,
-/// partition,offset}`.
-pub fn event_document(mut article: Article, change: &Change, at: Placement) -> Article {
+/// The event's editor laid over the fetched one: the event knows the
+/// groups, edit count, bot flag and registration date, the fetch may know
+/// the id or name where the event leaves them out.
+fn merged_editor(fetched: Option<Editor>, event: Option<Editor>) -> Option<Editor> {
+    match (fetched, event) {
+        (Some(fetched), Some(event)) => Some(Editor {
+            identifier: event.identifier.or(fetched.identifier),
+            name: event.name.or(fetched.name),
+            edit_count: event.edit_count.or(fetched.edit_count),
+            groups: if event.groups.is_empty() {
+                fetched.groups
+            } else {
+                event.groups
+            },
+            is_bot: event.is_bot.or(fetched.is_bot),
+            is_anonymous: event.is_anonymous.or(fetched.is_anonymous),
+            date_started: event.date_started.or(fetched.date_started),
+        }),
+        (fetched, event) => event.or(fetched),
+    }
+}
+
+/// Lays the change's revision facts (comment, editor, minor flag) over the
+/// article's version when both are about the same revision; the fetched
+/// document keeps what the event does not say (tags, scores, maintenance
+/// tags, the editor's id when the event lacks it).
+fn apply_revision_facts(article: &mut Article, change: &Change) {
     let version = article.version.get_or_insert_with(Version::default);
     if version.identifier.is_none() {
         version.identifier = change.rev_id;
@@ -81,10 +103,42 @@ pub fn event_document(mut article: Article, change: &Change, at: Placement) -> A
         .rev_id
         .is_none_or(|id| version.identifier == Some(id))
     {
-        version.comment = change.comment.clone();
-        version.editor = change.editor.as_ref().map(editor);
-        version.is_minor_edit = change.is_minor_edit.filter(|m| *m);
+        if change.comment.is_some() || !change.comment_visible {
+            version.comment = change.comment.clone();
+        }
+        version.editor = if change.editor_visible {
+            merged_editor(version.editor.take(), change.editor.as_ref().map(editor))
+        } else {
+            None
+        };
+        if let Some(minor) = change.is_minor_edit {
+            version.is_minor_edit = minor.then_some(true);
+        }
     }
+}
+
+/// The copy of a fetched article that realtime ingest stores for
+/// On-demand: the article with the change's revision facts and the
+/// `event{identifier,type,date_created}` On-demand documents carry (the
+/// log placement — partition, offset, publication — belongs to the
+/// published event only).
+pub fn stored_document(mut article: Article, change: &Change) -> Article {
+    apply_revision_facts(&mut article, change);
+    article.event = Some(Event {
+        identifier: Some(change.id.clone()),
+        kind: Some(change.kind.as_str().to_string()),
+        date_created: change.date_created.clone(),
+        ..Event::default()
+    });
+    article
+}
+
+/// The event document: `article` with the change's revision facts
+/// (comment, editor, minor flag, visibility), the Commons `image` of a
+/// `File:` page, and `event{identifier,type,date_created,date_published,
+/// partition,offset}`.
+pub fn event_document(mut article: Article, change: &Change, at: Placement) -> Article {
+    apply_revision_facts(&mut article, change);
     if change.kind == EventType::VisibilityChange
         || !change.comment_visible
         || !change.editor_visible
@@ -157,6 +211,67 @@ mod tests {
         assert_eq!(json["event"]["offset"], 7);
         assert_eq!(json["event"]["date_created"], "2024-10-04T15:26:14Z");
         assert!(json.get("article_body").is_none());
+    }
+
+    #[test]
+    fn the_stored_copy_merges_the_event_into_the_fetched_article() {
+        if crate::testdata::fixtures_or_skip().is_none() {
+            return;
+        }
+        let c = change("wdqs_page_change_wikibase_item-edit.json");
+        let rev = c.rev_id.expect("revision");
+        let fetched = Article {
+            name: c.title.clone(),
+            version: Some(Version {
+                identifier: Some(rev),
+                comment: Some("fetched comment".into()),
+                tags: vec!["mobile edit".into()],
+                editor: Some(Editor {
+                    identifier: Some(1),
+                    name: Some("Fetched".into()),
+                    ..Editor::default()
+                }),
+                ..Version::default()
+            }),
+            ..Article::default()
+        };
+        let stored = serde_json::to_value(stored_document(fetched, &c)).expect("json");
+        let event_editor = c.editor.clone().expect("event editor");
+        let version = &stored["version"];
+        // The event's editor details win, the fetched tags stay.
+        assert_eq!(
+            version["editor"]["name"].as_str(),
+            event_editor.user_text.as_deref()
+        );
+        assert_eq!(version["tags"], serde_json::json!(["mobile edit"]));
+        assert_eq!(version["comment"].as_str(), c.comment.as_deref());
+        assert_eq!(
+            version["editor"]["groups"],
+            serde_json::json!(["bureaucrat", "suppress", "sysop", "*", "user"])
+        );
+        assert_eq!(version["editor"]["identifier"], 2490);
+        assert_eq!(version["editor"]["edit_count"], 27);
+        assert_eq!(version["editor"]["date_started"], "2017-09-28T06:49:13Z");
+        assert!(version.get("is_minor_edit").is_none());
+        assert_eq!(stored["event"]["identifier"], c.id.as_str());
+        assert_eq!(stored["event"]["type"], c.kind.as_str());
+        assert!(stored["event"].get("partition").is_none());
+        assert!(stored["event"].get("offset").is_none());
+
+        // An event about another revision leaves the fetched facts alone.
+        let older = Article {
+            version: Some(Version {
+                identifier: Some(rev - 1),
+                comment: Some("older".into()),
+                ..Version::default()
+            }),
+            ..Article::default()
+        };
+        let stored = stored_document(older, &c);
+        assert_eq!(
+            stored.version.and_then(|v| v.comment).as_deref(),
+            Some("older")
+        );
     }
 
     #[test]

@@ -151,4 +151,34 @@ pub struct DumpPage {
     pub redirect: Option<String>,
     /// The revision: the latest one, or each in turn.
     pub revision: Option<DumpRevision>,
+    /// When the page was created: the timestamp of its first revision, known
+    /// only when the dump carries that revision (the first `<revision>` of
+    /// the page has no `<parentid>`).
+    pub created: Option<String>,
+    /// The parent of [`DumpPage::revision`]: the revision before it in the
+    /// dump when that is its parent (or the dump has no `<parentid>`s), else
+    /// just the `<parentid>`.
+    pub previous: Option<PreviousRevision>,
+}
+
+/// The revision before the current one, in brief.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PreviousRevision {
+    /// The revision id.
+    pub id: u64,
+    /// When it was saved, when the dump carries it.
+    pub timestamp: Option<String>,
+    /// The length of its main-slot text in characters, when the dump carries it.
+    pub number_of_characters: Option<u64>,
+}
+
+impl PreviousRevision {
+    /// The summary of a revision the dump carries.
+    pub fn of(revision: &DumpRevision) -> Self {
+        PreviousRevision {
+            id: revision.id,
+            timestamp: Some(revision.timestamp.clone()).filter(|t| !t.is_empty()),
+            number_of_characters: revision.text.as_deref().map(|t| t.chars().count() as u64),
+        }
+    }
 }

@@ -5,7 +5,7 @@ use std::io::BufRead;
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
-use super::{Contributor, DumpNamespace, DumpPage, DumpRevision, SiteInfo, Slot};
+use super::{Contributor, DumpNamespace, DumpPage, DumpRevision, PreviousRevision, SiteInfo, Slot};
 use crate::{Error, Result};
 
 /// Which revisions of a page the reader yields.
@@ -28,10 +28,38 @@ enum Ev {
     Eof,
 }
 
-/// The page being read: header fields seen so far and its latest revision.
+/// The page being read: header fields seen so far, its latest revision and
+/// what the history before it tells.
 #[derive(Default)]
 struct OpenPage {
     page: DumpPage,
+    /// How many revisions of the page were read.
+    revisions_read: u64,
+    /// The summary of the revision read last.
+    last: Option<PreviousRevision>,
+}
+
+impl OpenPage {
+    /// Records `revision` as the page's current one, with the creation date
+    /// and parent revision the history read so far gives.
+    fn push(&mut self, revision: DumpRevision) {
+        if self.revisions_read == 0 && revision.parent_id.is_none() {
+            self.page.created = Some(revision.timestamp.clone()).filter(|t| !t.is_empty());
+        }
+        let last = self.last.take();
+        self.page.previous = match (last, revision.parent_id) {
+            (Some(last), Some(parent)) if last.id == parent => Some(last),
+            (Some(last), None) => Some(last),
+            (_, Some(parent)) => Some(PreviousRevision {
+                id: parent,
+                ..PreviousRevision::default()
+            }),
+            (None, None) => None,
+        };
+        self.last = Some(PreviousRevision::of(&revision));
+        self.revisions_read += 1;
+        self.page.revision = Some(revision);
+    }
 }
 
 /// A streaming reader of MediaWiki XML dumps; an iterator of pages.
@@ -359,12 +387,15 @@ impl<R: BufRead> DumpReader<R> {
                     }
                     "revision" => {
                         let revision = self.revision_body()?;
+                        let open = self.open.get_or_insert_with(OpenPage::default);
+                        open.push(revision);
                         if self.revisions == Revisions::Each {
-                            let mut page = self.page_mut().clone();
-                            page.revision = Some(revision);
+                            // Hand the revision over rather than copy its text.
+                            let revision = open.page.revision.take();
+                            let mut page = open.page.clone();
+                            page.revision = revision;
                             return Ok(Some(page));
                         }
-                        self.page_mut().revision = Some(revision);
                     }
                     _ => self.skip()?,
                 },

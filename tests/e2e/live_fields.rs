@@ -1,0 +1,273 @@
+//! The live-wiki path: an article fetched from a fake MediaWiki that
+//! answers in the shapes MediaWiki documents (REST `with_html` and source,
+//! Action API `formatversion=2`), with every field the APIs give asserted
+//! and the upstream calls per article counted.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Result;
+use serde_json::json;
+use wikiedge_tests::{Host, TempDir, get, repo_root};
+
+use crate::quota::bearer;
+use crate::{ADMIN_KEY, BIN};
+
+/// `GET /w/rest.php/v1/page/Squirrel/with_html` (ExistingPageHtml).
+const WITH_HTML: &str = r#"{"id": 28492, "key": "Squirrel", "title": "Squirrel",
+    "latest": {"id": 1171934824, "timestamp": "2023-08-24T01:14:42Z"}, "content_model": "wikitext",
+    "license": {"url": "https://creativecommons.org/licenses/by-sa/4.0/", "title": "Creative Commons Attribution-Share Alike 4.0"},
+    "html_url": "https://en.wikipedia.org/w/rest.php/v1/page/Squirrel/html",
+    "html": "<p>Squirrels are members of the family Sciuridae.</p>"}"#;
+
+/// `GET /w/rest.php/v1/page/Squirrel` (ExistingPageSource).
+const SOURCE: &str = r#"{"id": 28492, "key": "Squirrel", "title": "Squirrel",
+    "latest": {"id": 1171934824, "timestamp": "2023-08-24T01:14:42Z"}, "content_model": "wikitext",
+    "license": {"url": "https://creativecommons.org/licenses/by-sa/4.0/", "title": "Creative Commons Attribution-Share Alike 4.0"},
+    "source": "{{Short description|Family of rodents}}\n'''Squirrels''' are members of the family [[Sciuridae]].{{Citation needed|date=May 2023}}{{Clarify|reason=which?}}\n\n== Etymology ==\nFrom Greek.{{Update|date=2020}}\n[[Category:Sciuridae]]"}"#;
+
+/// The answer to the page query (categories ... revisions, rvlimit=2).
+const ACTION: &str = r#"{"continue": {"rvcontinue": "20230818071350|1170965821", "continue": "||categories|templates|redirects|pageprops|info|pageimages|description"},
+    "query": {"pages": [{"pageid": 28492, "ns": 0, "title": "Squirrel", "contentmodel": "wikitext",
+    "pagelanguage": "en", "pagelanguagehtmlcode": "en", "pagelanguagedir": "ltr",
+    "touched": "2023-08-29T14:19:05Z", "lastrevid": 1171934824, "length": 34723,
+    "protection": [{"type": "edit", "level": "autoconfirmed", "expiry": "infinity"},
+                   {"type": "move", "level": "autoconfirmed", "expiry": "infinity"}],
+    "restrictiontypes": ["edit", "move"], "watchers": 343,
+    "categories": [{"ns": 14, "title": "Category:Sciuridae"}],
+    "templates": [{"ns": 10, "title": "Template:Citation needed"}],
+    "redirects": [{"pageid": 63522, "ns": 0, "title": "Sciuridae"}],
+    "pageprops": {"wikibase_item": "Q9482"},
+    "original": {"source": "https://upload.wikimedia.org/wikipedia/commons/6/68/Sciuridae.jpg", "width": 600, "height": 600},
+    "pageimage": "Sciuridae.jpg",
+    "description": "Family of rodents", "descriptionsource": "local",
+    "revisions": [
+      {"revid": 1171934824, "parentid": 1170965821, "minor": true, "user": "OAbot", "userid": 28481209,
+       "timestamp": "2023-08-24T01:14:42Z", "size": 34723,
+       "comment": "[[Wikipedia:OABOT|Open access bot]]: pmc, doi updated in citation with #oabot.",
+       "tags": ["mw-manual-revert"]},
+      {"revid": 1170965821, "parentid": 1169000000, "minor": false, "user": "Example", "userid": 42,
+       "timestamp": "2023-08-18T07:13:50Z", "size": 34675, "comment": "copyedit", "tags": []}]}]}}"#;
+
+/// The answer to the first-revision query (rvdir=newer, rvlimit=1).
+const FIRST: &str = r#"{"continue": {"rvcontinue": "20011009175509|284620", "continue": "||"},
+    "query": {"pages": [{"pageid": 28492, "ns": 0, "title": "Squirrel",
+    "revisions": [{"revid": 284620, "parentid": 0, "timestamp": "2001-10-09T17:55:09Z"}]}]}}"#;
+
+/// The Lift Wing revert-risk answer (language-agnostic model).
+const REVERTRISK: &str = r#"{"model_name": "revertrisk-language-agnostic", "model_version": "3",
+    "wiki_db": "enwiki", "revision_id": 1171934824,
+    "output": {"prediction": false, "probabilities": {"true": 0.1187, "false": 0.8813}}}"#;
+
+/// The path the fake serves the revert-risk model on.
+const REVERTRISK_PATH: &str =
+    "/service/lw/inference/v1/models/revertrisk-language-agnostic:predict";
+
+/// A fake MediaWiki (and Lift Wing) on loopback counting the requests by kind.
+struct FakeWiki {
+    url: String,
+    calls: Arc<Mutex<BTreeMap<&'static str, usize>>>,
+}
+
+impl FakeWiki {
+    /// Starts it; `revertrisk_ok: false` makes the model answer 500.
+    fn start(revertrisk_ok: bool) -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let calls: Arc<Mutex<BTreeMap<&'static str, usize>>> = Arc::default();
+        let counted = calls.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let calls = counted.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 8192];
+                    let n = stream.read(&mut buf).unwrap_or(0);
+                    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                    // Read a POST body to its end, so closing never resets
+                    // the connection under the client.
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    let body_start = head.find("\r\n\r\n").map_or(n, |i| i + 4);
+                    let mut remaining = length.saturating_sub(n - body_start.min(n));
+                    while remaining > 0 {
+                        match stream.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(k) => remaining = remaining.saturating_sub(k),
+                        }
+                    }
+                    let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                    let api = path.starts_with("/w/api.php?") && path.ends_with("&titles=Squirrel");
+                    let (kind, status, body) =
+                        if head.starts_with("POST ") && path == REVERTRISK_PATH {
+                            if revertrisk_ok {
+                                ("revertrisk", "200 OK", REVERTRISK)
+                            } else {
+                                (
+                                    "revertrisk",
+                                    "500 Internal Server Error",
+                                    r#"{"error": "boom"}"#,
+                                )
+                            }
+                        } else if path == "/w/rest.php/v1/page/Squirrel/with_html" {
+                            ("with_html", "200 OK", WITH_HTML)
+                        } else if path == "/w/rest.php/v1/page/Squirrel" {
+                            ("source", "200 OK", SOURCE)
+                        } else if api && path.contains("rvdir=newer") {
+                            ("first_revision", "200 OK", FIRST)
+                        } else if api && path.contains("prop=categories") {
+                            ("page_query", "200 OK", ACTION)
+                        } else {
+                            ("other", "404 Not Found", r#"{"httpCode": 404}"#)
+                        };
+                    *calls.lock().expect("lock").entry(kind).or_default() += 1;
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                });
+            }
+        });
+        Ok(FakeWiki { url, calls })
+    }
+
+    fn calls(&self) -> BTreeMap<&'static str, usize> {
+        self.calls.lock().expect("lock").clone()
+    }
+}
+
+#[test]
+fn a_live_article_has_editor_history_image_watchers_and_description_in_four_calls() -> Result<()> {
+    let wiki = FakeWiki::start(true)?;
+    let state = TempDir::new("live-fields")?;
+    let overrides = format!("{{\"enwiki\":\"{}\"}}", wiki.url);
+    let host = Host::builder(BIN, &repo_root().join("spin.toml"))
+        .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
+        .env("SPIN_VARIABLE_UPSTREAM_OVERRIDES", &overrides)
+        .env("SPIN_VARIABLE_UPSTREAM_TIMEOUT_MS", "5000")
+        .state_dir(state.path())
+        .start()?;
+    let auth = bearer(&host, "live-reader", "user")?;
+    let a = [("authorization", auth.as_str())];
+
+    let r = get(&host.url("/v2/articles/Squirrel"), &a)?;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let doc = &r.json()?[0];
+    assert_eq!(doc["identifier"], 28492);
+    assert_eq!(doc["date_created"], "2001-10-09T17:55:09Z");
+    assert_eq!(doc["date_modified"], "2023-08-24T01:14:42Z");
+    assert_eq!(doc["date_previously_modified"], "2023-08-18T07:13:50Z");
+    assert_eq!(doc["previous_version"], json!({"identifier": 1170965821}));
+    assert_eq!(doc["watchers_count"], 343);
+    assert_eq!(doc["description"], "Family of rodents");
+    assert_eq!(
+        doc["image"],
+        json!({"content_url": "https://upload.wikimedia.org/wikipedia/commons/6/68/Sciuridae.jpg",
+               "width": 600, "height": 600})
+    );
+    assert_eq!(
+        doc["protection"],
+        json!([{"type": "edit", "level": "autoconfirmed", "expiry": "infinity"},
+               {"type": "move", "level": "autoconfirmed", "expiry": "infinity"}])
+    );
+    assert_eq!(
+        doc["main_entity"],
+        json!({"identifier": "Q9482", "url": "https://www.wikidata.org/entity/Q9482"})
+    );
+    let version = &doc["version"];
+    assert_eq!(version["identifier"], 1171934824);
+    assert_eq!(
+        version["editor"],
+        json!({"identifier": 28481209, "name": "OAbot"})
+    );
+    assert_eq!(
+        version["comment"],
+        "[[Wikipedia:OABOT|Open access bot]]: pmc, doi updated in citation with #oabot."
+    );
+    assert_eq!(version["is_minor_edit"], true);
+    assert_eq!(version["tags"], json!(["mw-manual-revert"]));
+    assert_eq!(
+        version["maintenance_tags"],
+        json!({"citation_needed_count": 1, "clarification_needed_count": 1, "update_count": 1})
+    );
+    assert_eq!(version["has_tag_needs_citation"], true);
+    // Revert risk is off by default: no scores, no model call.
+    assert!(version.get("scores").is_none());
+    assert_eq!(doc["license"][0]["identifier"], "CC-BY-SA-4.0");
+
+    // Four upstream calls for the article, one of each kind, all answered.
+    let calls = wiki.calls();
+    assert_eq!(
+        calls,
+        BTreeMap::from([
+            ("first_revision", 1),
+            ("page_query", 1),
+            ("source", 1),
+            ("with_html", 1)
+        ]),
+        "{calls:?}"
+    );
+
+    // Served again from the store: no further upstream call.
+    let r = get(&host.url("/v2/articles/Squirrel"), &a)?;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()?[0]["watchers_count"], 343);
+    assert_eq!(wiki.calls().values().sum::<usize>(), 4);
+    Ok(())
+}
+
+/// Starts the app against the fake wiki with revert risk enabled.
+fn app_with_revertrisk(wiki: &FakeWiki, tag: &str) -> Result<(TempDir, Host)> {
+    let state = TempDir::new(tag)?;
+    let overrides = format!("{{\"enwiki\":\"{}\"}}", wiki.url);
+    let model = format!("{}{REVERTRISK_PATH}", wiki.url);
+    let host = Host::builder(BIN, &repo_root().join("spin.toml"))
+        .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
+        .env("SPIN_VARIABLE_UPSTREAM_OVERRIDES", &overrides)
+        .env("SPIN_VARIABLE_REVERTRISK_URL", &model)
+        .state_dir(state.path())
+        .start()?;
+    Ok((state, host))
+}
+
+#[test]
+fn revert_risk_comes_from_lift_wing_when_enabled_and_never_fails_the_answer() -> Result<()> {
+    let wiki = FakeWiki::start(true)?;
+    let (_state, host) = app_with_revertrisk(&wiki, "revertrisk")?;
+    let auth = bearer(&host, "risk-reader", "user")?;
+    let r = get(
+        &host.url("/v2/articles/Squirrel"),
+        &[("authorization", auth.as_str())],
+    )?;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()?[0]["version"]["scores"],
+        json!({"revertrisk": {"prediction": false, "probability": {"false": 0.8813, "true": 0.1187}}})
+    );
+    assert_eq!(wiki.calls().get("revertrisk"), Some(&1));
+    assert_eq!(wiki.calls().values().sum::<usize>(), 5);
+
+    // A failing model: the article is still served, without scores.
+    let broken = FakeWiki::start(false)?;
+    let (_state, host) = app_with_revertrisk(&broken, "revertrisk-down")?;
+    let auth = bearer(&host, "risk-reader", "user")?;
+    let r = get(
+        &host.url("/v2/articles/Squirrel"),
+        &[("authorization", auth.as_str())],
+    )?;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let doc = &r.json()?[0];
+    assert_eq!(doc["version"]["identifier"], 1171934824);
+    assert!(doc["version"].get("scores").is_none());
+    assert_eq!(broken.calls().get("revertrisk"), Some(&1));
+    Ok(())
+}
