@@ -208,3 +208,57 @@ fn a_looping_guest_is_stopped_at_its_deadline_and_neighbours_are_served() -> Res
     );
     Ok(())
 }
+
+#[test]
+fn if_none_match_star_never_buys_upstream_traffic_beyond_the_quota() -> Result<()> {
+    use std::sync::atomic::Ordering;
+    let wiki = crate::articles::MockWiki::start()?;
+    let overrides = format!("{{\"enwiki\":\"{}\"}}", wiki.url);
+    let plans = r#"[{"name":"free","monthly":{"ondemand":5,"snapshot":30,"chunk":1500},"burst_per_second":1000}]"#;
+    let (_state, host) = app_with_sample(&[
+        ("SPIN_VARIABLE_UPSTREAM_OVERRIDES", &overrides),
+        ("SPIN_VARIABLE_PLANS", plans),
+    ])?;
+    let auth = bearer(&host, "star-gazer")?;
+    let star = [("authorization", auth.as_str()), ("if-none-match", "*")];
+
+    // Twelve uncached titles with `If-None-Match: *`: each one that goes
+    // upstream is charged first, so at most 5 (the quota) reach it.
+    let before = wiki.hits.load(Ordering::SeqCst);
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let r = get(&host.url(&format!("/v2/articles/Uncached_{i}")), &star)?;
+        statuses.push(r.status);
+    }
+    let upstream = wiki.hits.load(Ordering::SeqCst) - before;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        7,
+        "{statuses:?}"
+    );
+    assert!(!statuses.contains(&304), "{statuses:?}");
+    // One article fetch is at most three upstream requests.
+    assert!(
+        upstream <= 5 * 3,
+        "{upstream} upstream requests for {statuses:?}"
+    );
+    let (admitted, denied) = crate::common::usage_today(&host, &auth, "ondemand")?;
+    assert_eq!((admitted, denied), (5, 7));
+
+    // A fresh cached copy does match `*`, and the 304 is charged too.
+    let other = bearer(&host, "star-gazer-2")?;
+    let star = [("authorization", other.as_str()), ("if-none-match", "*")];
+    let r = get(&host.url("/v2/articles/Squirrel"), &star)?;
+    assert_eq!(r.status, 200, "fetched, so not a match: {}", r.text());
+    let hits = wiki.hits.load(Ordering::SeqCst);
+    let r = get(&host.url("/v2/articles/Squirrel"), &star)?;
+    assert_eq!(r.status, 304);
+    assert_eq!(
+        wiki.hits.load(Ordering::SeqCst),
+        hits,
+        "served from the cache"
+    );
+    let (admitted, _) = crate::common::usage_today(&host, &other, "ondemand")?;
+    assert_eq!(admitted, 2);
+    Ok(())
+}
