@@ -262,3 +262,81 @@ fn if_none_match_star_never_buys_upstream_traffic_beyond_the_quota() -> Result<(
     assert_eq!(admitted, 2);
     Ok(())
 }
+
+/// A mock MediaWiki on loopback serving one page, `Hostile`, whose wikitext
+/// is `source`.
+fn hostile_wiki(source: String) -> Result<String> {
+    use std::net::TcpListener;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let page = |extra: serde_json::Value| {
+        let mut v = serde_json::json!({"id": 4242, "key": "Hostile", "title": "Hostile",
+            "latest": {"id": 777, "timestamp": "2026-01-01T00:00:00Z"}, "content_model": "wikitext",
+            "license": {"url": "https://creativecommons.org/licenses/by-sa/4.0/", "title": "CC BY-SA 4.0"}});
+        if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        v.to_string()
+    };
+    let rest = page(serde_json::json!({"html": "<p>Hostile.</p>"}));
+    let src = page(serde_json::json!({ "source": source }));
+    let action = serde_json::json!({"batchcomplete": true, "query": {"pages": [{"pageid": 4242,
+        "ns": 0, "title": "Hostile", "pagelanguage": "en", "lastrevid": 777}]}})
+    .to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let (rest, src, action) = (rest.clone(), src.clone(), action.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                let n = stream.read(&mut buf).unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                let body = if path == "/w/rest.php/v1/page/Hostile/with_html" {
+                    rest
+                } else if path == "/w/rest.php/v1/page/Hostile" {
+                    src
+                } else {
+                    action
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    Ok(url)
+}
+
+#[test]
+fn a_poisoned_page_from_upstream_is_served_without_a_trap() -> Result<()> {
+    // 200,000 nested links (1.2 MB of wikitext) after a readable lead.
+    let nested = format!("{}x{}", "[[a|".repeat(200_000), "]]".repeat(200_000));
+    let url = hostile_wiki(format!(
+        "'''Hostile''' lead.\n\n{nested}\n\n== Later ==\nText."
+    ))?;
+    let overrides = format!("{{\"enwiki\":\"{url}\"}}");
+    let (_state, host) = app_with_sample(&[("SPIN_VARIABLE_UPSTREAM_OVERRIDES", &overrides)])?;
+    let auth = bearer(&host, "poison-reader")?;
+    let r = get(
+        &host.url("/v2/articles/Hostile?fields=name,abstract"),
+        &[("authorization", auth.as_str())],
+    )?;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()?[0]["abstract"], "Hostile lead.");
+    let r = get(
+        &host.url("/v2/structured-contents/Hostile"),
+        &[("authorization", auth.as_str())],
+    )?;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let doc = &r.json()?[0];
+    let names: Vec<&str> = doc["article_sections"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["Abstract", "Later"]);
+    assert!(!host.log().contains("failed"), "{}", host.log());
+    Ok(())
+}
