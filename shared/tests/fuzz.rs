@@ -230,7 +230,7 @@ fn range_headers_give_in_bounds_ranges_or_none() {
     let mut g = Gen(0x5eed_0004);
     for _ in 0..cases() {
         let header = g.text(RANGE, 12);
-        let len = (g.next() % 5000) as u64;
+        let len = g.next() % 5000;
         if let RangeRequest::Partial { start, end } = parse_range(Some(&header), len) {
             assert!(
                 start <= end && end < len,
