@@ -21,11 +21,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, GuestTaskId, Linker};
-use wasmtime::{Engine, Store, StoreContextMut};
+use wasmtime::{Engine, Store, StoreContextMut, UpdateDeadline};
 use wasmtime_wasi_http::handler::{
     HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
     WorkerStatus,
@@ -58,6 +59,10 @@ pub struct ReuseLimits {
     pub max_concurrent: usize,
     /// How long an idle instance is kept.
     pub idle_timeout: Duration,
+    /// The CPU time (guest code running, sampled every epoch tick) a request
+    /// may use before its response head is ready. A request past it traps
+    /// its instance and is answered 503; see [`RequestClock`].
+    pub cpu_limit: Duration,
 }
 
 impl Default for ReuseLimits {
@@ -66,6 +71,7 @@ impl Default for ReuseLimits {
             max_requests: 1024,
             max_concurrent: 16,
             idle_timeout: Duration::from_secs(10),
+            cpu_limit: Duration::from_secs(10),
         }
     }
 }
@@ -248,6 +254,13 @@ impl HandlerState for ComponentHandler {
             ),
         );
         store.limiter(|s| &mut s.limits);
+        let meter: Arc<Meter> = Arc::default();
+        let limit_ticks = (self.reuse.cpu_limit.as_millis()
+            / crate::engine::EPOCH_TICK.as_millis().max(1))
+        .max(1) as u64;
+        let charged = meter.clone();
+        store.epoch_deadline_callback(move |_| charged.tick(limit_ticks));
+        store.set_epoch_deadline(1);
         let proxy = self.pre.instantiate_async(&mut store).await?;
         crate::metrics::metrics().instance_created(&self.id);
         Ok(Instance {
@@ -261,6 +274,7 @@ impl HandlerState for ComponentHandler {
             state: ReuseState {
                 id: self.id.clone(),
                 reuse: self.reuse,
+                meter,
             },
         })
     }
@@ -291,15 +305,109 @@ impl WorkerExpiration for IdleExpiration {
     }
 }
 
+/// The CPU time one request has used, shared between the server (which
+/// marks it done once the response head is ready) and its instance's epoch
+/// callback (which charges every tick during which the instance runs guest
+/// code to each of the instance's unfinished requests, and traps the
+/// instance when one of them is over the limit).
+///
+/// Charging every unfinished request of the instance errs on the side of
+/// the neighbours: a request is never charged less than it used, so a guest
+/// that loops cannot hide behind requests that wait on I/O; the price is
+/// that a request waiting on I/O next to a long busy one is charged too.
+#[derive(Debug, Default)]
+pub struct RequestClock {
+    ticks: AtomicU64,
+    done: AtomicBool,
+    timed_out: AtomicBool,
+}
+
+impl RequestClock {
+    /// The response head is ready (or the request failed): stop charging.
+    pub fn finish(&self) {
+        self.done.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether this request used up its CPU budget.
+    pub fn timed_out(&self) -> bool {
+        self.timed_out.load(Ordering::Relaxed)
+    }
+
+    /// CPU time charged so far (in epoch ticks).
+    pub fn charged(&self) -> Duration {
+        crate::engine::EPOCH_TICK * self.ticks.load(Ordering::Relaxed) as u32
+    }
+}
+
+/// The CPU accounting of one instance: its unfinished requests, and the
+/// ticks it has run guest code with none (streaming bodies, or a guest
+/// spinning after its responses).
+#[derive(Debug, Default)]
+struct Meter {
+    active: Mutex<Vec<Arc<RequestClock>>>,
+    background: AtomicU64,
+}
+
+/// Background ticks allowed per request CPU budget: streaming a large body
+/// may legitimately take a while; spinning forever may not.
+const BACKGROUND_FACTOR: u64 = 10;
+
+impl Meter {
+    /// The epoch callback: charge this tick, trap if over budget, else
+    /// yield to the executor and come back at the next tick.
+    fn tick(&self, limit_ticks: u64) -> wasmtime::Result<UpdateDeadline> {
+        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        active.retain(|c| !c.done.load(Ordering::Relaxed));
+        if active.is_empty() {
+            let used = self.background.fetch_add(1, Ordering::Relaxed) + 1;
+            if used > limit_ticks.saturating_mul(BACKGROUND_FACTOR) {
+                return Err(CpuLimitExceeded.into());
+            }
+            return Ok(UpdateDeadline::Yield(1));
+        }
+        let mut over = false;
+        for clock in active.iter() {
+            if clock.ticks.fetch_add(1, Ordering::Relaxed) + 1 > limit_ticks {
+                clock.timed_out.store(true, Ordering::Relaxed);
+                over = true;
+            }
+        }
+        if over {
+            return Err(CpuLimitExceeded.into());
+        }
+        Ok(UpdateDeadline::Yield(1))
+    }
+
+    fn start(&self, clock: Arc<RequestClock>) {
+        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        active.retain(|c| !c.done.load(Ordering::Relaxed));
+        active.push(clock);
+        self.background.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The trap raised in an instance whose request ran past its CPU budget.
+#[derive(Debug)]
+pub struct CpuLimitExceeded;
+
+impl std::fmt::Display for CpuLimitExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("request exceeded its CPU time limit")
+    }
+}
+
+impl std::error::Error for CpuLimitExceeded {}
+
 /// Decides whether an instance takes another request.
 pub struct ReuseState {
     id: String,
     reuse: ReuseLimits,
+    meter: Arc<Meter>,
 }
 
 impl WorkerState for ReuseState {
     type StoreData = HostState;
-    type RequestData = ();
+    type RequestData = Arc<RequestClock>;
 
     fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
         if total >= self.reuse.max_requests {
@@ -314,9 +422,10 @@ impl WorkerState for ReuseState {
     fn on_request_start(
         &self,
         _store: StoreContextMut<'_, HostState>,
-        _data: (),
+        clock: Arc<RequestClock>,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + 'static + Send + Sync>> {
+        self.meter.start(clock);
         Box::pin(std::future::pending())
     }
 

@@ -58,9 +58,11 @@ pub fn dev_defaults(
     }
     if changed {
         std::fs::create_dir_all(state_dir)?;
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&stored)?)?;
-        restrict_permissions(&tmp);
+        let tmp = path.with_extension(format!("json.tmp-{}", std::process::id()));
+        // A leftover from a crashed run of this same process id is ours.
+        let _ = std::fs::remove_file(&tmp);
+        write_private(&tmp, &serde_json::to_vec_pretty(&stored)?)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
         std::fs::rename(&tmp, &path)?;
     }
     if wants_keys {
@@ -86,11 +88,43 @@ pub fn dev_defaults(
     Ok(out)
 }
 
-#[cfg(unix)]
-fn restrict_permissions(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+/// Writes a new file readable by its owner only: created with mode 0600
+/// and `create_new` (never through an existing file or symlink), so the
+/// secret is never readable by others, not even between write and chmod.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
-#[cfg(not(unix))]
-fn restrict_permissions(_: &Path) {}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_files_are_created_owner_only_and_never_through_an_existing_path() {
+        let dir = std::env::temp_dir().join(format!("wikiedge-devkeys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("secret");
+        write_private(&path, b"s3cret").expect("written");
+        assert_eq!(std::fs::read(&path).expect("read"), b"s3cret");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let err = write_private(&path, b"again").expect_err("exists");
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -5,9 +5,17 @@
 //! warm cache skips compilation. Instances come from the pooling allocator
 //! when the machine's address space allows it, which makes instantiation a
 //! few microseconds; otherwise the on-demand allocator is used.
+//!
+//! Guest code is compiled with epoch checks: a ticker thread advances the
+//! engine's epoch every [`EPOCH_TICK`], and each store's epoch callback
+//! (see `app.rs`) charges the tick to the requests its instance is working
+//! on, yields to the async executor (so a busy guest never holds a runtime
+//! thread for longer than one tick) and traps the instance once a request
+//! has used up its CPU budget.
 
 use anyhow::Result;
 use std::path::Path;
+use std::time::Duration;
 use wasmtime::{
     Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
 };
@@ -15,11 +23,18 @@ use wasmtime::{
 /// The largest linear memory a guest may grow to.
 pub const MAX_MEMORY: usize = 256 << 20;
 
+/// How often the epoch advances: the granularity of the CPU budget and the
+/// longest a guest runs before yielding its runtime thread.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
 /// Build the engine. `cache_dir` enables the on-disk compilation cache.
+///
+/// Starts the epoch ticker thread, which stops once the engine is dropped.
 pub fn engine(cache_dir: Option<&Path>) -> Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.wasm_component_model_async(true);
+    config.epoch_interruption(true);
     if let Some(dir) = cache_dir {
         std::fs::create_dir_all(dir)?;
         let mut cache = CacheConfig::new();
@@ -38,7 +53,27 @@ pub fn engine(cache_dir: Option<&Path>) -> Result<Engine> {
         pool.max_core_instances_per_component(256);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
-    Ok(Engine::new(&config)?)
+    let engine = Engine::new(&config)?;
+    start_epoch_ticker(&engine);
+    Ok(engine)
+}
+
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new()
+        .name("wikiedge-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        });
+    if let Err(e) = spawned {
+        // Without the ticker no deadline fires, but nothing hangs either:
+        // stores start with a deadline far in the future.
+        eprintln!("warning: cannot start the epoch ticker thread: {e}");
+    }
 }
 
 /// Whether the pooling allocator's virtual-memory reservation will succeed

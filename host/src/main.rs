@@ -222,6 +222,35 @@ struct UpArgs {
     /// Spin 4.1's Redis store does (for testing the app against that).
     #[arg(long, env = "WIKIEDGE_EMULATE_SPIN_REDIS_CAS")]
     emulate_spin_redis_cas: bool,
+    /// Open connections at most; more clients wait in the listen backlog.
+    #[arg(long, env = "WIKIEDGE_MAX_CONNECTIONS", default_value_t = ServeOptions::default().max_connections)]
+    max_connections: usize,
+    /// Seconds a client has to send a request's headers (also the idle
+    /// keep-alive timeout).
+    #[arg(long, env = "WIKIEDGE_HEADER_READ_TIMEOUT", default_value_t = ServeOptions::default().header_read_timeout.as_secs_f64())]
+    header_read_timeout: f64,
+    /// Seconds a client has to send a request's body (408 after it).
+    #[arg(long, env = "WIKIEDGE_BODY_READ_TIMEOUT", default_value_t = ServeOptions::default().body_read_timeout.as_secs_f64())]
+    body_read_timeout: f64,
+    /// Request body bytes buffered at once across all connections (503 beyond).
+    #[arg(long, env = "WIKIEDGE_MAX_BUFFERED_BODY_BYTES", default_value_t = ServeOptions::default().max_buffered_body_bytes)]
+    max_buffered_body_bytes: usize,
+    /// Seconds a client may refuse response bytes before its connection is closed.
+    #[arg(long, env = "WIKIEDGE_SEND_TIMEOUT", default_value_t = ServeOptions::default().send_timeout.as_secs_f64())]
+    send_timeout: f64,
+    /// Milliseconds of guest CPU time a request may use before its response
+    /// head is ready (503 after it).
+    #[arg(long, env = "WIKIEDGE_REQUEST_CPU_LIMIT_MS", default_value_t = ReuseLimits::default().cpu_limit.as_millis() as u64)]
+    request_cpu_limit_ms: u64,
+}
+
+/// A positive number of seconds from the command line.
+fn seconds(name: &str, value: f64) -> Result<std::time::Duration> {
+    anyhow::ensure!(
+        value.is_finite() && value > 0.0,
+        "--{name} must be a positive number of seconds"
+    );
+    Ok(std::time::Duration::from_secs_f64(value))
 }
 
 #[derive(clap::Args)]
@@ -414,6 +443,7 @@ fn up(args: UpArgs) -> Result<()> {
             max_requests: args.max_instance_reuse_count.max(1),
             max_concurrent: args.max_instance_concurrent_reuse_count.max(1),
             idle_timeout: std::time::Duration::from_secs(args.idle_instance_timeout),
+            cpu_limit: std::time::Duration::from_millis(args.request_cpu_limit_ms.max(1)),
         };
         let app = App::load(&opts, engine, reuse)?;
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -444,6 +474,11 @@ fn up(args: UpArgs) -> Result<()> {
             max_body: args.max_body_bytes,
             log_requests: !args.quiet,
             max_in_flight_per_component: args.max_in_flight_per_component,
+            max_connections: args.max_connections.max(1),
+            header_read_timeout: seconds("header-read-timeout", args.header_read_timeout)?,
+            body_read_timeout: seconds("body-read-timeout", args.body_read_timeout)?,
+            max_buffered_body_bytes: args.max_buffered_body_bytes,
+            send_timeout: seconds("send-timeout", args.send_timeout)?,
         };
         serve(app, listener, serve_opts, shutdown_signal()).await
     })

@@ -10,8 +10,19 @@
 //! request, with a 500 whose body carries no internals; the cause is logged.
 //! One log line per request: method, path, component, status, duration.
 //! On shutdown the listener closes and in-flight requests finish.
+//!
+//! Limits (docs/limits.md): at most `max_connections` open connections
+//! (more wait in the listen backlog); request headers must arrive within
+//! `header_read_timeout` (hyper's timer, which also closes keep-alive
+//! connections idle for that long); a request body is read in full, within
+//! `body_read_timeout` and under both `max_body` and the global
+//! `max_buffered_body_bytes`, *before* the request waits for its component's
+//! permit, so a slow sender costs a socket and a little memory but never a
+//! component slot; a connection whose client accepts no response bytes for
+//! `send_timeout` is closed; a guest request that uses more than its CPU
+//! budget is answered 503 (app.rs, `RequestClock`).
 
-use crate::app::App;
+use crate::app::{App, RequestClock};
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -20,7 +31,7 @@ use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use wasmtime_wasi_http::WasiBody;
 
@@ -37,6 +48,20 @@ pub struct ServeOptions {
     /// while keeping both cores busy (the work is CPU-bound or waits only
     /// briefly on the key-value store).
     pub max_in_flight_per_component: usize,
+    /// Open connections at most; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers; also how long an idle
+    /// keep-alive connection is kept.
+    pub header_read_timeout: Duration,
+    /// Time a client has to send a request's whole body (408 after it).
+    pub body_read_timeout: Duration,
+    /// Request body bytes held in memory at once across all connections
+    /// (bodies are read in full before a component sees them); a request
+    /// whose body does not fit gets 503.
+    pub max_buffered_body_bytes: usize,
+    /// How long a connection may refuse to take response bytes before it is
+    /// closed (a stalled reader).
+    pub send_timeout: Duration,
 }
 
 impl Default for ServeOptions {
@@ -45,6 +70,11 @@ impl Default for ServeOptions {
             max_body: 4 << 20,
             log_requests: true,
             max_in_flight_per_component: 16,
+            max_connections: 4096,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_buffered_body_bytes: 256 << 20,
+            send_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -58,6 +88,14 @@ fn plain(status: StatusCode, body: &'static str) -> Response<WasiBody> {
     );
     *resp.status_mut() = status;
     resp
+}
+
+/// Shared per-server limits.
+struct Limits {
+    /// One semaphore per component: requests it works on at once.
+    components: std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>,
+    /// Buffered request body memory, in KiB.
+    body_kib: Arc<tokio::sync::Semaphore>,
 }
 
 fn json_error(status: StatusCode, message: &str) -> Response<WasiBody> {
@@ -85,8 +123,9 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let limits: Arc<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>> = Arc::new(
-        app.components
+    let limits = Arc::new(Limits {
+        components: app
+            .components
             .keys()
             .map(|id| {
                 (
@@ -97,9 +136,21 @@ pub async fn serve(
                 )
             })
             .collect(),
-    );
+        body_kib: Arc::new(tokio::sync::Semaphore::new(
+            (opts.max_buffered_body_bytes / 1024).clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+        )),
+    });
+    let connections = Arc::new(tokio::sync::Semaphore::new(opts.max_connections.max(1)));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        // A connection slot first: at the cap, clients wait in the backlog.
+        let slot = tokio::select! {
+            _ = &mut shutdown => break,
+            slot = connections.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
         let (stream, client) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -121,11 +172,18 @@ pub async fn serve(
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), service);
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(opts.header_read_timeout)
+            .serve_connection(
+                TokioIo::new(SendTimeout::new(stream, opts.send_timeout)),
+                service,
+            );
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
+            let _slot = slot;
             if let Err(e) = conn.await
                 && !e.is_incomplete_message()
+                && !e.is_timeout()
             {
                 tracing::debug!("connection error: {e}");
             }
@@ -139,7 +197,7 @@ pub async fn serve(
 
 async fn handle(
     app: &App,
-    limits: &std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>,
+    limits: &Limits,
     mut req: Request<Incoming>,
     client: SocketAddr,
     local: SocketAddr,
@@ -232,26 +290,95 @@ async fn handle(
         }
     }
 
-    let max = opts.max_body;
-    let req = req.map(move |body| {
-        Limited::new(body, max)
-            .map_err(move |e| match e.downcast::<hyper::Error>() {
-                Ok(e) => wasmtime_wasi_http::Error::from(*e),
-                Err(_) => wasmtime_wasi_http::Error::HttpRequestBodySize(Some(max as u64)),
-            })
-            .boxed_unsync()
-    });
+    // Read the whole body before waiting for the component: a slow sender
+    // holds its socket and its share of the body budget, never a permit.
+    let (parts, body) = req.into_parts();
+    let mut _body_budget = None;
+    let body = if hyper::body::Body::is_end_stream(&body) {
+        Bytes::new()
+    } else {
+        let declared = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(opts.max_body);
+        let kib = (declared.div_ceil(1024)).clamp(1, u32::MAX as usize) as u32;
+        match limits.body_kib.clone().try_acquire_many_owned(kib) {
+            Ok(p) => _body_budget = Some(p),
+            Err(_) => {
+                log(&route.component, StatusCode::SERVICE_UNAVAILABLE);
+                let mut resp = json_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Too many request bodies in progress; retry shortly",
+                );
+                resp.headers_mut()
+                    .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return resp;
+            }
+        }
+        let read = tokio::time::timeout(
+            opts.body_read_timeout,
+            Limited::new(body, opts.max_body).collect(),
+        )
+        .await;
+        match read {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                log(&route.component, StatusCode::PAYLOAD_TOO_LARGE);
+                return json_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("Request body is larger than {} bytes", opts.max_body),
+                );
+            }
+            Ok(Err(_)) => {
+                log(&route.component, StatusCode::BAD_REQUEST);
+                return json_error(StatusCode::BAD_REQUEST, "Malformed request body");
+            }
+            Err(_) => {
+                log(&route.component, StatusCode::REQUEST_TIMEOUT);
+                return json_error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &format!(
+                        "Request body not received within {} s",
+                        opts.body_read_timeout.as_secs_f64()
+                    ),
+                );
+            }
+        }
+    };
+    let req = Request::from_parts(
+        parts,
+        Full::new(body)
+            .map_err(|e: Infallible| match e {})
+            .boxed_unsync(),
+    );
 
     // Wait for a turn; the permit is held until the response head is ready
     // (streamed bodies continue without it).
-    let _permit = match limits.get(&route.component) {
+    let _permit = match limits.components.get(&route.component) {
         Some(sem) => sem.clone().acquire_owned().await.ok(),
         None => None,
     };
-    match handler.handle((), req).await {
+    let clock = Arc::new(RequestClock::default());
+    let result = handler.handle(clock.clone(), req).await;
+    clock.finish();
+    match result {
         Ok(resp) => {
             log(&route.component, resp.status());
             resp
+        }
+        Err(e) if clock.timed_out() => {
+            log(&route.component, StatusCode::SERVICE_UNAVAILABLE);
+            eprintln!(
+                "component `{}` stopped on {method} {path}: over its CPU time limit ({:?} used): {e}",
+                route.component,
+                clock.charged()
+            );
+            json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The request used more than its CPU time limit",
+            )
         }
         Err(e) => {
             log(&route.component, StatusCode::INTERNAL_SERVER_ERROR);
@@ -262,5 +389,101 @@ async fn handle(
             // Spin: `internal_error(None, ..)`, an empty-bodied 500.
             plain(StatusCode::INTERNAL_SERVER_ERROR, "")
         }
+    }
+}
+
+/// A connection whose writes may not stall for longer than a timeout: a
+/// client that stops reading its response (a full TCP window) has its
+/// connection closed instead of holding a response stream forever.
+struct SendTimeout {
+    inner: tokio::net::TcpStream,
+    timeout: Duration,
+    stalled: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl SendTimeout {
+    fn new(inner: tokio::net::TcpStream, timeout: Duration) -> Self {
+        SendTimeout {
+            inner,
+            timeout,
+            stalled: None,
+        }
+    }
+
+    /// Track a write-side poll: clear the stall timer on progress, start it
+    /// when blocked, fail once it fires.
+    fn watch<T>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        poll: std::task::Poll<std::io::Result<T>>,
+    ) -> std::task::Poll<std::io::Result<T>> {
+        use std::task::Poll;
+        if poll.is_ready() {
+            self.stalled = None;
+            return poll;
+        }
+        let timeout = self.timeout;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if stalled.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "client stopped reading the response",
+            )));
+        }
+        Poll::Pending
+    }
+}
+
+impl tokio::io::AsyncRead for SendTimeout {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for SendTimeout {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let me = self.get_mut();
+        let poll = std::pin::Pin::new(&mut me.inner).poll_write(cx, buf);
+        me.watch(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let me = self.get_mut();
+        let poll = std::pin::Pin::new(&mut me.inner).poll_write_vectored(cx, bufs);
+        me.watch(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let me = self.get_mut();
+        let poll = std::pin::Pin::new(&mut me.inner).poll_flush(cx);
+        me.watch(cx, poll)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }

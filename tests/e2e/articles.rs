@@ -184,7 +184,8 @@ pub struct MockWiki {
     /// Its base URL.
     pub url: String,
     down: Arc<AtomicBool>,
-    hits: Arc<AtomicUsize>,
+    /// Requests it has received.
+    pub hits: Arc<AtomicUsize>,
 }
 
 const REST: &str = r#"{"id": 28492, "key": "Squirrel", "title": "Squirrel",

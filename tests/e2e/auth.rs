@@ -478,3 +478,77 @@ fn change_password_needs_the_previous_one_and_replaces_it() -> Result<()> {
     check(&get_user(&host, &access)?, 200)?;
     Ok(())
 }
+
+#[test]
+fn thirty_two_parallel_wrong_passwords_are_throttled_and_an_admin_unlocks() -> Result<()> {
+    let host = auth_app()?;
+    check(&create(&host, "ivan", "ivan-password", "user")?, 201)?;
+    let wrong = r#"{"username":"ivan","password":"not-his-password"}"#;
+    // Every attempt reserves itself before the password is hashed, so
+    // parallel guesses cannot slip through as one.
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..32)
+            .map(|_| s.spawn(|| post_json(&host, "/v1/login", &[], wrong).map(|r| r.status)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().ok().and_then(Result::ok).unwrap_or(0))
+            .collect()
+    });
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert!(throttled >= 27, "{statuses:?}");
+    assert_eq!(throttled + checked, 32, "{statuses:?}");
+    // The right password is refused too while locked...
+    let right = r#"{"username":"ivan","password":"ivan-password"}"#;
+    check(&post_json(&host, "/v1/login", &[], right)?, 429)?;
+    // ... until an admin unlocks the username.
+    let unlock = |name: &str, headers: &[(&str, &str)]| {
+        request(
+            "POST",
+            &host.url(&format!("/v1/admin/accounts/{name}/unlock")),
+            headers,
+            None,
+        )
+    };
+    check(&unlock("ivan", &[])?, 401)?;
+    check(&unlock("nobody", &[ADMIN])?, 404)?;
+    assert_eq!(unlock("Ivan", &[ADMIN])?.status, 204);
+    login(&host, "ivan", "ivan-password")?;
+    Ok(())
+}
+
+#[test]
+fn an_admin_password_reset_ends_every_session_of_the_account() -> Result<()> {
+    let host = auth_app()?;
+    check(&create(&host, "jane", "jane-password", "user")?, 201)?;
+    let first = field(&login(&host, "jane", "jane-password")?, "access_token")?;
+    let second = login(&host, "jane", "jane-password")?;
+    check(&get_user(&host, &first)?, 200)?;
+    let reset = request(
+        "PATCH",
+        &host.url("/v1/admin/accounts/jane"),
+        &[JSON, ADMIN],
+        Some(br#"{"password":"new-jane-password"}"#),
+    )?;
+    check(&reset, 200)?;
+    // Whoever knew the old password is logged out everywhere.
+    check(&get_user(&host, &first)?, 401)?;
+    check(&get_user(&host, &field(&second, "access_token")?)?, 401)?;
+    let refresh =
+        serde_json::json!({"username": "jane", "refresh_token": field(&second, "refresh_token")?})
+            .to_string();
+    check(&post_json(&host, "/v1/token-refresh", &[], &refresh)?, 401)?;
+    let fresh = field(&login(&host, "jane", "new-jane-password")?, "access_token")?;
+    check(&get_user(&host, &fresh)?, 200)?;
+    // A change that is not a password change leaves sessions alone.
+    let plan = request(
+        "PATCH",
+        &host.url("/v1/admin/accounts/jane"),
+        &[JSON, ADMIN],
+        Some(br#"{"plan":"free"}"#),
+    )?;
+    check(&plan, 200)?;
+    check(&get_user(&host, &fresh)?, 200)?;
+    Ok(())
+}

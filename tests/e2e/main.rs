@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use wikiedge_tests::{Host, repo_root};
 
+mod abuse;
 mod articles;
 mod auth;
 mod common;

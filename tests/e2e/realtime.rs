@@ -1266,3 +1266,54 @@ fn concurrent_ingests(extra: &[(&str, &str)]) -> Result<()> {
     assert_eq!((events.len(), ids.len()), (40, 40));
     Ok(())
 }
+
+/// Opens a stream on a raw connection and returns it with its status line,
+/// leaving the body unread.
+fn open_raw_stream(host: &Host, auth: &str) -> Result<(TcpStream, String)> {
+    let addr = host.base.trim_start_matches("http://").to_string();
+    let mut s = TcpStream::connect(&addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    write!(
+        s,
+        "GET /realtime/v2/articles HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\n\r\n"
+    )?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
+        if s.read(&mut byte)? == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let status = head.lines().next().unwrap_or_default().to_string();
+    Ok((s, status))
+}
+
+#[test]
+fn the_ninth_concurrent_stream_of_an_account_is_refused() -> Result<()> {
+    let wiki = Wiki::start()?;
+    let host = app(&wiki, "30", &[])?;
+    let auth = account(&host, "greedy", "paid")?;
+    let mut open = Vec::new();
+    for _ in 0..8 {
+        let (s, status) = open_raw_stream(&host, &auth)?;
+        ensure!(status.starts_with("HTTP/1.1 200"), "{status}");
+        open.push(s);
+    }
+    let (_ninth, status) = open_raw_stream(&host, &auth)?;
+    ensure!(status.starts_with("HTTP/1.1 429"), "{status}");
+    let r = get(
+        &host.url("/realtime/v2/articles"),
+        &[("authorization", auth.as_str())],
+    )?;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.json()?["status"], 429);
+    assert!(r.header("retry-after").is_some());
+    // The cap is per account: another account still gets its stream.
+    let other = account(&host, "modest", "paid")?;
+    let (_s, status) = open_raw_stream(&host, &other)?;
+    ensure!(status.starts_with("HTTP/1.1 200"), "{status}");
+    drop(open);
+    Ok(())
+}

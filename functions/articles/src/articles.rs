@@ -6,12 +6,15 @@
 //!    (`article-projects:{Title}`); else, for a title nobody has cached, the
 //!    projects of `upstream_overrides` (or `enwiki`).
 //! 2. Read the index (one key-value get) for revisions and fetch times.
-//! 3. A conditional request (`If-None-Match`) whose answer is known from
-//!    the index alone gets 304 without consuming quota (RateLimit headers
-//!    from `quota.peek`; not metered: nothing was served).
+//! 3. A conditional request (`If-None-Match`) whose ETag matches a copy
+//!    known from the index alone (no refresh due) gets 304 without
+//!    consuming quota (RateLimit headers from `quota.peek`; not metered:
+//!    nothing was served). `If-None-Match: *` matches only fresh cached
+//!    copies and is charged (and metered) like any other request.
 //! 4. Otherwise consume one unit of quota (429 when denied, metered as
-//!    denied). A conditional request that needs an upstream refresh only
-//!    peeks first, so a 304 never costs quota.
+//!    denied). Every request that needs an upstream refresh is charged
+//!    before the refresh, conditional or not: upstream traffic is never
+//!    free, whatever `If-None-Match` says.
 //! 5. Refresh missing or stale (older than `article_max_age`) copies from
 //!    upstream within `upstream_timeout_ms`. When upstream fails, a stale
 //!    copy is served with `Warning: 110 - "Response is Stale"` and upstream
@@ -308,12 +311,18 @@ async fn refresh(
     }
 }
 
-/// Whether an `If-None-Match` value matches the ETag.
+/// Whether an `If-None-Match` value names the ETag (`*` is handled
+/// apart: see [`is_wildcard`]).
 fn etag_matches(if_none_match: &str, etag: &str) -> bool {
-    if_none_match.split(',').any(|tag| {
-        let tag = tag.trim();
-        tag == "*" || tag.trim_start_matches("W/") == etag
-    })
+    if_none_match
+        .split(',')
+        .any(|tag| tag.trim().trim_start_matches("W/") == etag)
+}
+
+/// Whether an `If-None-Match` value is (or lists) `*`, which matches any
+/// current copy: answered 304 only for fresh cached copies, and charged.
+fn is_wildcard(if_none_match: &str) -> bool {
+    if_none_match.split(',').any(|tag| tag.trim() == "*")
 }
 
 fn etag<'a>(revs: impl IntoIterator<Item = &'a Candidate>) -> String {
@@ -421,34 +430,41 @@ async fn pipeline(principal: &Principal, query: &ArticleQuery) -> Outcome {
     let fetch_needed = found.iter().any(|c| needs_fetch(config, c.entry, now));
 
     // Step 3: a conditional request answered from the index alone.
-    let mut peeked: Option<Decision> = None;
     if let Some(inm) = &query.if_none_match
         && !fetch_needed
         && doc_filters.is_empty()
         && !found.is_empty()
     {
         let tag = etag(&found);
+        let any_stale = found
+            .iter()
+            .any(|c| c.entry.is_some_and(|e| is_stale(config, e, now)));
         if etag_matches(inm, &tag) {
             let decision = gate::peek(principal, product).await;
             let mut reply = Reply::not_modified(&tag).rate_limit(decision.as_ref());
-            if found
-                .iter()
-                .any(|c| c.entry.is_some_and(|e| is_stale(config, e, now)))
-            {
+            if any_stale {
                 reply = reply.header("warning", STALE_WARNING);
             }
             return Outcome::Free(reply);
         }
+        if is_wildcard(inm) && !any_stale && found.iter().all(|c| c.entry.is_some()) {
+            // `*`: a fresh copy exists. Charged like any other answer.
+            return match consume(principal, product).await {
+                Ok(d) => Outcome::Metered {
+                    admitted: true,
+                    reply: Reply::not_modified(&tag).rate_limit(Some(&d)),
+                },
+                Err(outcome) => outcome,
+            };
+        }
     }
 
-    // Step 4: quota. A conditional request defers consumption so a 304 is free.
+    // Step 4: quota. A conditional request that needs no upstream refresh
+    // defers consumption so a matching 304 is free; anything that goes
+    // upstream is charged first.
     let mut decision: Option<Decision> = None;
-    let deferred = query.if_none_match.is_some();
-    if deferred && fetch_needed {
-        peeked = gate::peek(principal, product).await;
-    }
-    let exhausted = peeked.as_ref().is_some_and(|d| d.remaining == 0);
-    if !deferred || exhausted {
+    let deferred = query.if_none_match.is_some() && !fetch_needed;
+    if !deferred {
         match consume(principal, product).await {
             Ok(d) => decision = Some(d),
             Err(outcome) => return outcome,
@@ -520,10 +536,7 @@ async fn pipeline(principal: &Principal, query: &ArticleQuery) -> Outcome {
         && decision.is_none()
         && etag_matches(inm, &tag)
     {
-        let headers = match peeked {
-            Some(d) => Some(d),
-            None => gate::peek(principal, product).await,
-        };
+        let headers = gate::peek(principal, product).await;
         let mut reply = Reply::not_modified(&tag).rate_limit(headers.as_ref());
         if stale {
             reply = reply.header("warning", STALE_WARNING);
@@ -598,7 +611,8 @@ mod tests {
     fn if_none_match_lists_and_weak_tags_match() {
         assert!(etag_matches("\"1\"", "\"1\""));
         assert!(etag_matches("W/\"1\", \"2\"", "\"2\""));
-        assert!(etag_matches("*", "\"7\""));
+        assert!(!etag_matches("*", "\"7\""));
+        assert!(is_wildcard("*") && is_wildcard("\"1\", *") && !is_wildcard("\"*\""));
         assert!(!etag_matches("\"1\"", "\"1-2\""));
     }
 

@@ -84,18 +84,26 @@ async fn handle(req: Request) -> impl IntoResponse {
         )))
         .header("allow", "GET, POST")
     } else {
-        let body = if parts.method == Method::POST {
-            web::read_body(body.bytes().await, MAX_BODY_BYTES)
-        } else {
-            Ok(Vec::new())
+        // Read only once the caller is authenticated (see `dispatch`).
+        let is_post = parts.method == Method::POST;
+        let body = async move {
+            if is_post {
+                web::read_body(body.bytes().await, MAX_BODY_BYTES)
+            } else {
+                Ok(Vec::new())
+            }
         };
         dispatch(&parts, body).await
     };
     reply.into_response()
 }
 
-/// Authenticates, then hands the request to its route.
-async fn dispatch(parts: &http::request::Parts, body: Result<Vec<u8>, Error>) -> Reply {
+/// Authenticates, then reads the body (an anonymous client cannot make a
+/// component read one), then hands the request to its route.
+async fn dispatch(
+    parts: &http::request::Parts,
+    body: impl Future<Output = Result<Vec<u8>, Error>>,
+) -> Reply {
     let path = parts.uri.path();
     let Some(route) = route(path) else {
         return Reply::error(&Error::NotFound(format!("no route for {path}")));
@@ -104,7 +112,7 @@ async fn dispatch(parts: &http::request::Parts, body: Result<Vec<u8>, Error>) ->
         Ok(principal) => principal,
         Err(err) => return Reply::error(&err),
     };
-    let body = match body {
+    let body = match body.await {
         Ok(body) => body,
         Err(err) => return gate::unmetered_error(&principal, ON_DEMAND, &err).await,
     };

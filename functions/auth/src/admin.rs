@@ -1,5 +1,6 @@
 //! The admin API: `POST|GET /v1/admin/accounts`,
-//! `GET|PATCH /v1/admin/accounts/{username}`.
+//! `GET|PATCH /v1/admin/accounts/{username}`,
+//! `POST /v1/admin/accounts/{username}/unlock`.
 //!
 //! Authorised by `X-Admin-Key` (compared in constant time; a wrong key is a
 //! 401 and no Bearer fallback is tried) or by the Bearer token of an account
@@ -80,9 +81,21 @@ pub async fn get(name: &str) -> Result<Reply> {
     Ok(respond::json(200, &view(&account, plans, records::now())))
 }
 
+/// `POST /v1/admin/accounts/{username}/unlock`: clears the username's login
+/// throttle (204; 404 for an unknown account).
+pub async fn unlock(name: &str) -> Result<Reply> {
+    let name = username::validate(name).map_err(|_| not_found())?;
+    let kv = Kv::open().await?;
+    records::account(&kv, &name).await?.ok_or_else(not_found)?;
+    crate::login::unlock(&kv, &name, records::now()).await?;
+    Ok(respond::no_content())
+}
+
 /// `PATCH /v1/admin/accounts/{username}`: changes the account, then copies
 /// `disabled`, role and plan into every live session of it, so tokens
-/// already issued see the change on their next verification.
+/// already issued see the change on their next verification. A new
+/// password ends every session of the account: whoever knew the old one is
+/// logged out.
 pub async fn patch(name: &str, body: Vec<u8>) -> Result<Reply> {
     let name = username::validate(name).map_err(|_| not_found())?;
     let plans = config::plans().await?;
@@ -98,5 +111,8 @@ pub async fn patch(name: &str, body: Vec<u8>) -> Result<Reply> {
         Ok(())
     })?;
     records::propagate(&mut kv, &account, now).await?;
+    if request.password.is_some() {
+        records::revoke_other_sessions(&mut kv, &name, "", now).await?;
+    }
     Ok(respond::json(200, &view(&account, plans, now)))
 }

@@ -81,6 +81,13 @@ impl Kv {
             .ok_or_else(|| Error::Internal("bucket vanished".into()))
     }
 
+    /// Adds `delta` to a counter atomically (`wasi:keyvalue/atomics`) and
+    /// returns the new value; an absent counter counts from 0.
+    pub fn increment(&mut self, key: &str, delta: i64) -> Result<i64> {
+        let bucket = self.bucket()?;
+        atomics::increment(bucket, key, delta).map_err(|e| unavailable("increment", e))
+    }
+
     /// Updates a key atomically: `f` sees the current value (`None` when
     /// absent) and decides; on a concurrent change it runs again with the
     /// new value. An error from `f` aborts the update and is returned.

@@ -4,7 +4,9 @@
 //! It is two things in one component:
 //! - an HTTP handler (`#[http_service]`) for `/v1/login`,
 //!   `/v1/token-refresh`, `/v1/token-revoke`, `/v1/change-password`,
-//!   `/v1/get-user` and the admin API under `/v1/admin/accounts`;
+//!   `/v1/get-user` and the admin API under `/v1/admin/accounts` (including
+//!   `POST /v1/admin/accounts/{username}/unlock`, which clears the login
+//!   throttle of a username);
 //! - the export `wikiedge:auth/auth@0.1.0` (world `auth-provider`), whose
 //!   `verify` is also what the HTTP routes use for their Bearer checks.
 //!
@@ -96,10 +98,16 @@ async fn route(req: Request) -> Result<Reply> {
         "/v1/login" | "/v1/token-refresh" | "/v1/token-revoke" | "/v1/change-password" if !post => {
             Ok(respond::method_not_allowed("POST"))
         }
-        "/v1/login" => login::login(respond::json_body(req).await?).await,
+        "/v1/login" => {
+            let client = respond::header(&req, "spin-client-addr").map(str::to_string);
+            login::login(respond::json_body(req).await?, client.as_deref()).await
+        }
         "/v1/token-refresh" => tokens::refresh(respond::json_body(req).await?).await,
         "/v1/token-revoke" => tokens::revoke(respond::json_body(req).await?).await,
-        "/v1/change-password" => user::change_password(respond::json_body(req).await?).await,
+        "/v1/change-password" => {
+            let client = respond::header(&req, "spin-client-addr").map(str::to_string);
+            user::change_password(respond::json_body(req).await?, client.as_deref()).await
+        }
         "/v1/get-user" if post || method == Method::GET => {
             user::get_user(respond::header(&req, "authorization")).await
         }
@@ -116,6 +124,17 @@ async fn route(req: Request) -> Result<Reply> {
             }
         }
         other => match other.strip_prefix("/v1/admin/accounts/") {
+            Some(rest)
+                if rest
+                    .strip_suffix("/unlock")
+                    .is_some_and(|n| !n.contains('/')) =>
+            {
+                if !post {
+                    return Ok(respond::method_not_allowed("POST"));
+                }
+                authorize_admin(&req).await?;
+                admin::unlock(rest.trim_end_matches("/unlock")).await
+            }
             Some(name) if !name.contains('/') => {
                 if method != Method::GET && method != Method::PATCH {
                     return Ok(respond::method_not_allowed("GET, PATCH"));

@@ -8,7 +8,8 @@
 //! | `account-directory` | [`Directory`] JSON: every username | admin create (CAS) |
 //! | `session:{id}` | [`SessionRecord`] JSON: the refresh-token record plus copies of the account's `disabled`, `role` and `plan` | login (set), refresh, revoke, admin patch (CAS) |
 //! | `sessions:{username}` | [`SessionIndex`] JSON: the account's sessions | login (CAS) |
-//! | `login-throttle:{username}` | [`LoginThrottle`](wikiedge_core::auth::LoginThrottle) JSON | login and change-password failures (set), login success (delete) |
+//! | `login-attempts:{user:NAME\|client:IP}:{window}` | counter (`wasi:keyvalue` atomics) | every login and change-password attempt (increment before hashing; decrement when refused; user's deleted on success or admin unlock) |
+//! | `login-last-attempt:{user:NAME\|client:IP}` | unix seconds, decimal | each attempt let through (set) |
 //!
 //! Verifying an access token reads only `session:{sid}`: the copies in the
 //! session record tell revocation, expiry, disabling, role and plan. To keep

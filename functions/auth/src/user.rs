@@ -36,7 +36,7 @@ pub async fn get_user(authorization: Option<&str>) -> Result<Reply> {
 /// body). A wrong previous password counts against the login throttle.
 /// Every other session of the account is revoked: whoever knew the old
 /// password is logged out; the caller's own session stays.
-pub async fn change_password(body: Vec<u8>) -> Result<Reply> {
+pub async fn change_password(body: Vec<u8>, client: Option<&str>) -> Result<Reply> {
     let request = ChangePasswordRequest::parse(&body)?;
     let principal = verify::verify_token(&request.access_token)
         .await
@@ -44,15 +44,14 @@ pub async fn change_password(body: Vec<u8>) -> Result<Reply> {
     let name = principal.account;
     let now = records::now();
     let mut kv = Kv::open().await?;
-    let (state, _) = login::throttle(&kv, &name).await?;
-    state.check(now)?;
+    let reservation = login::reserve(&mut kv, login::dimensions(&name, client), now).await?;
     let account = records::account(&kv, &name)
         .await?
         .ok_or_else(|| Error::Unauthorized("Unauthorized".into()))?;
     if !password::verify(&request.previous_password, &account.password_hash)? {
-        login::record_failure(&kv, &name, state, now).await?;
         return Err(Error::Unauthorized("Incorrect previous password".into()));
     }
+    reservation.succeeded(&mut kv).await?;
     let new_hash = password::hash(&request.proposed_password, &records::random::<16>()?)?;
     records::update_account(&mut kv, &name, |stored| {
         // Refuse if the password changed since we checked the old one.

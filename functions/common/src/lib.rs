@@ -24,6 +24,7 @@ pub mod config;
 pub mod gate;
 pub mod kv;
 pub mod respond;
+pub mod slots;
 pub mod upstream;
 pub mod web;
 

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use futures::future::{Either, join4, select};
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{EmptyBody, Request};
@@ -27,7 +28,13 @@ const USER_AGENT: &str = concat!(
     " (open Wikimedia Enterprise API implementation)"
 );
 
-/// One GET: the status and body, or a `BadGateway` when it failed to arrive.
+/// The most bytes read from one upstream answer. The largest Wikipedia
+/// pages' HTML is a few MB; anything past this is refused (502) instead of
+/// being buffered.
+pub const MAX_UPSTREAM_BODY_BYTES: usize = 16 << 20;
+
+/// One GET: the status and body, or a `BadGateway` when it failed to arrive
+/// or is larger than [`MAX_UPSTREAM_BODY_BYTES`].
 async fn get(url: &str) -> Result<(u16, Vec<u8>), Error> {
     let request = Request::get(url)
         .header("user-agent", USER_AGENT)
@@ -38,12 +45,32 @@ async fn get(url: &str) -> Result<(u16, Vec<u8>), Error> {
         .await
         .map_err(|e| unreachable(format!("upstream request to {url} failed: {e:?}")))?;
     let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .bytes()
-        .await
-        .map_err(|e| unreachable(format!("upstream body from {url} failed: {e:?}")))?;
-    Ok((status, body.to_vec()))
+    let too_large = || {
+        eprintln!(
+            "{}: upstream body from {url} is larger than {MAX_UPSTREAM_BODY_BYTES} bytes",
+            crate::name()
+        );
+        Error::BadGateway("the upstream answer is too large".into())
+    };
+    let declared = response
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_UPSTREAM_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let mut stream = response.into_body().stream();
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| unreachable(format!("upstream body from {url} failed: {e:?}")))?;
+        if body.len() + chunk.len() > MAX_UPSTREAM_BODY_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((status, body))
 }
 
 /// A `BadGateway` whose detail (URLs, socket errors) goes to the log only.

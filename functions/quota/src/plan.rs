@@ -95,7 +95,8 @@ fn validate_grant(g: GrantInput, now: i64) -> Result<Grant, Error> {
     })
 }
 
-/// Copies the new plan into the account's live session records (the auth
+/// Copies the new plan — and only the plan: `disabled` and role belong to
+/// the admin API — into the account's live session records (the auth
 /// component's verification reads the plan from there). Best effort: quota
 /// itself reads the account record, so a failure is logged, not reported.
 fn sync_sessions(bucket: &kv::Bucket, account: &Account, now: i64) {
@@ -109,7 +110,7 @@ fn sync_sessions(bucket: &kv::Bucket, account: &Account, now: i64) {
                     return Ok(Update::Keep(()));
                 };
                 let mut record = SessionRecord::from_json(&bytes)?;
-                Ok(if record.sync(account) {
+                Ok(if record.sync_plan(&account.plan) {
                     Update::Write(record.to_json(), ())
                 } else {
                     Update::Keep(())

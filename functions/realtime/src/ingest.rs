@@ -32,7 +32,7 @@ use wikiedge_core::realtime::event::{Placement, event_document, minimal_article,
 use wikiedge_core::realtime::log::{Meta, claim_key, partition_of, seen_key};
 
 use crate::config::{self, Config};
-use crate::{gate, log};
+use crate::log;
 use wikiedge_fn::kv::{self, Bucket};
 use wikiedge_fn::respond::Reply;
 use wikiedge_fn::upstream;
@@ -55,11 +55,9 @@ enum Outcome {
     Duplicate,
 }
 
-/// Handles one ingest request.
-pub async fn serve(headers: &http::HeaderMap, body: Result<Vec<u8>, Error>) -> Reply {
-    if let Err(err) = gate::authorize_ingest(headers).await {
-        return Reply::error(&err);
-    }
+/// Handles one ingest request whose caller the router has authorised
+/// (`gate::authorize_ingest`, before the body was read).
+pub async fn serve(body: Result<Vec<u8>, Error>) -> Reply {
     let body = match body {
         Ok(body) => body,
         Err(err) => return Reply::error(&err),
@@ -78,7 +76,10 @@ pub async fn serve(headers: &http::HeaderMap, body: Result<Vec<u8>, Error>) -> R
         Err(err) => return Reply::error(&err),
     };
     let config = config::config().await;
-    let classified: Vec<Classified> = values.iter().map(classify).collect();
+    let classified: Vec<Classified> = values
+        .iter()
+        .map(|v| known_project(config, classify(v)))
+        .collect();
     // Step 3 for the whole batch, FETCH_CONCURRENCY pages at a time (one
     // page's changes in order, so its stored copy ends as the last change
     // left it); the appends below then run one by one in the batch's order.
@@ -204,6 +205,26 @@ fn append(
         eprintln!("realtime: compacting partition {partition} failed: {err:?}");
     }
     Ok(Outcome::Published { partition, offset })
+}
+
+/// Skips a change whose `wiki_id` is neither in the project registry (the
+/// site matrix) nor configured as an upstream override: an ingest key
+/// cannot create article keys, index entries or partitions for projects
+/// that do not exist.
+fn known_project(config: &Config, classified: Classified) -> Classified {
+    let Classified::Publish(change) = classified else {
+        return classified;
+    };
+    let known = config.overrides.contains_key(&change.project)
+        || wikiedge_fn::config::registry().is_ok_and(|r| r.project(&change.project).is_ok());
+    if known {
+        Classified::Publish(change)
+    } else {
+        Classified::Skip {
+            id: Some(change.id.clone()),
+            reason: "unknown wiki_id".into(),
+        }
+    }
 }
 
 /// The project context of a change: the registry's, else one built from

@@ -67,10 +67,12 @@ async fn handle(req: Request) -> impl IntoResponse {
         if parts.method != Method::POST {
             return not_allowed(&parts.method, "POST");
         }
+        // Authorise before reading the body.
+        if let Err(err) = gate::authorize_ingest(&parts.headers).await {
+            return Reply::error(&err).into_box_response();
+        }
         let body = read_body(body.bytes().await, MAX_INGEST_BYTES);
-        return ingest::serve(&parts.headers, body)
-            .await
-            .into_box_response();
+        return ingest::serve(body).await.into_box_response();
     }
     if let Some(rest) = parts.uri.path().strip_prefix(BATCHES) {
         let principal = match gate::authenticate(&parts.headers).await {

@@ -66,8 +66,28 @@ fn positions(bucket: &Bucket, query: &StreamQuery) -> Result<Cursor, Error> {
     Ok(Cursor(cursor))
 }
 
+/// Streams one account may hold open at the same time.
+pub const MAX_CONCURRENT_STREAMS: u64 = 8;
+
 /// Answers a stream request.
 pub async fn serve(principal: Principal, query: StreamQuery) -> http::Response<BoxBody> {
+    // At most MAX_CONCURRENT_STREAMS per account; refused before quota.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let slot = match wikiedge_fn::slots::acquire(
+        "streams",
+        &principal.account,
+        MAX_CONCURRENT_STREAMS,
+        now,
+    ) {
+        Ok(slot) => slot,
+        Err(err) => {
+            return gate::unmetered_error(&principal, &err)
+                .await
+                .into_box_response();
+        }
+    };
     let decision = match gate::consume(&principal).await {
         Ok(decision) => decision,
         Err(err) => return Reply::error(&err).into_box_response(),
@@ -106,7 +126,7 @@ pub async fn serve(principal: Principal, query: StreamQuery) -> http::Response<B
         ("ratelimit-policy", decision.ratelimit_policy.clone()),
     ];
     let (tx, body) = spin_sdk::http::body::stream::<Bytes>();
-    spin_sdk::wasip3::spawn(pump(tx, principal, query, cursor, config));
+    spin_sdk::wasip3::spawn(pump(tx, principal, query, cursor, config, slot));
     response(200, &headers, box_body(body))
 }
 
@@ -199,6 +219,8 @@ async fn pump(
     query: StreamQuery,
     mut cursor: Cursor,
     config: &'static Config,
+    // The account's stream slot, given back when the stream ends.
+    _slot: wikiedge_fn::slots::Slot,
 ) {
     let mut sink = Sink {
         tx,

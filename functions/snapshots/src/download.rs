@@ -34,6 +34,9 @@ use crate::store::{self, Claim};
 use wikiedge_fn::bindings::wikiedge::auth::auth::Principal;
 use wikiedge_fn::gate;
 
+/// Download bodies one account may be receiving at the same time.
+pub const MAX_CONCURRENT_DOWNLOADS: u64 = 10;
+
 /// What is downloaded.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
@@ -171,6 +174,23 @@ pub async fn serve(principal: &Principal, target: Target<'_>, ask: Ask) -> Reply
         return reply.rate_limit(decision.as_ref());
     }
 
+    // At most MAX_CONCURRENT_DOWNLOADS bodies per account at a time (the
+    // WME SDKs download in a few parallel ranges); refused before quota.
+    let slot = if base.is_empty() {
+        let now = store::now_ms() / 1000;
+        match wikiedge_fn::slots::acquire(
+            "downloads",
+            &principal.account,
+            MAX_CONCURRENT_DOWNLOADS,
+            now,
+        ) {
+            Ok(slot) => Some(std::sync::Arc::new(slot)),
+            Err(err) => return gate::unmetered_error(principal, SNAPSHOT, &err).await,
+        }
+    } else {
+        None
+    };
+
     // Count the download once per account, version and month.
     let month = Month::from_unix((store::now_ms() / 1000) as i64);
     let key = marker_key(&principal.account, &file.identifier, &file.version, month);
@@ -221,6 +241,7 @@ pub async fn serve(principal: &Principal, target: Target<'_>, ask: Ask) -> Reply
             } else {
                 part_slices(&file.blob, start, end)
             },
+            slot,
         };
         reply
     } else {

@@ -107,10 +107,14 @@ async fn handle(req: Request) -> impl IntoResponse {
         ))
         .header("allow", route.allow()),
         Some(route) => {
-            let body = if parts.method == Method::POST {
-                web::read_body(body.bytes().await, MAX_BODY_BYTES)
-            } else {
-                Ok(Vec::new())
+            // Read only once the caller is authenticated (see `dispatch`).
+            let is_post = parts.method == Method::POST;
+            let body = async move {
+                if is_post {
+                    web::read_body(body.bytes().await, MAX_BODY_BYTES)
+                } else {
+                    Ok(Vec::new())
+                }
             };
             dispatch(&parts, route, body).await
         }
@@ -118,17 +122,18 @@ async fn handle(req: Request) -> impl IntoResponse {
     respond::into_response(reply)
 }
 
-/// Authenticates, then hands the request to its route.
+/// Authenticates, then reads the body (an anonymous client cannot make a
+/// component read one), then hands the request to its route.
 async fn dispatch(
     parts: &http::request::Parts,
     route: Route<'_>,
-    body: Result<Vec<u8>, Error>,
+    body: impl Future<Output = Result<Vec<u8>, Error>>,
 ) -> Reply {
     let principal = match gate::authenticate(&parts.headers).await {
         Ok(principal) => principal,
         Err(err) => return Reply::error(&err),
     };
-    let body = match body {
+    let body = match body.await {
         Ok(body) => body,
         Err(err) => return gate::unmetered_error(&principal, SNAPSHOT, &err).await,
     };

@@ -30,6 +30,9 @@ pub enum Payload {
         version: String,
         /// The slices to send.
         slices: Vec<PartSlice>,
+        /// The account's concurrent-download slot, given back when the
+        /// body has been sent (or the client went away).
+        slot: Option<std::sync::Arc<wikiedge_fn::slots::Slot>>,
     },
 }
 
@@ -52,7 +55,8 @@ pub fn into_response(mut reply: Reply) -> http::Response<BoxBody> {
             identifier,
             version,
             slices,
-        } => stream_parts(identifier, version, slices),
+            slot,
+        } => stream_parts(identifier, version, slices, slot),
     };
     reply.into_response_with(body, || {
         box_body(http_body_util::Full::new(Bytes::from(
@@ -67,9 +71,16 @@ type Chunk = Result<Bytes, anyhow::Error>;
 /// part that is missing (the version was replaced mid-download) or
 /// unreadable ends the body with an error, so the client sees a failed
 /// transfer rather than wrong bytes.
-fn stream_parts(identifier: String, version: String, slices: Vec<PartSlice>) -> BoxBody {
+fn stream_parts(
+    identifier: String,
+    version: String,
+    slices: Vec<PartSlice>,
+    slot: Option<std::sync::Arc<wikiedge_fn::slots::Slot>>,
+) -> BoxBody {
     let (mut tx, rx) = mpsc::channel::<Chunk>(STREAM_BUFFER);
     spin_sdk::wasip3::spawn(async move {
+        // Held until this task ends.
+        let _slot = slot;
         let store = match spin_sdk::key_value::Store::open_default().await {
             Ok(store) => store,
             Err(err) => {

@@ -5,7 +5,11 @@
 //! keeps link labels (`[[a|b]]` -> `b`, `[[a]]` -> `a`, `[http://x label]`
 //! -> `label`). The output is one line with whitespace collapsed.
 
-use super::wikitext::{Localisation, matching, strip_comments};
+use super::wikitext::{Localisation, NextMatch, Pairs, capped, matching, strip_comments};
+
+/// Links nested deeper than this inside link labels (`[[a|[[b|...]]]]`)
+/// contribute no text: real pages nest a handful of levels at most.
+pub const MAX_LINK_DEPTH: usize = 32;
 
 /// Tags whose content is not prose and is removed with them.
 const DROPPED_ELEMENTS: &[&str] = &[
@@ -49,7 +53,7 @@ pub fn is_heading(line: &str) -> Option<(usize, &str)> {
 
 /// Converts a wikitext fragment to one line of plain text.
 pub fn plain_text(wikitext: &str, loc: &Localisation) -> String {
-    let text = strip_comments(wikitext);
+    let text = strip_comments(capped(wikitext));
     let text = drop_elements(&text);
     let text = strip_markup(&text, loc);
     let text = strip_tags(&text);
@@ -95,24 +99,59 @@ fn drop_elements(text: &str) -> String {
 }
 
 /// Removes templates and tables, resolves links, drops quote markup.
+///
+/// One left-to-right pass. A link label is read in place (its range pushed
+/// on an explicit stack, at most [`MAX_LINK_DEPTH`] deep) rather than by
+/// recursion, and the ends of links come from a [`Pairs`] index, so nested
+/// links cost no rescans and no call stack.
 fn strip_markup(text: &str, loc: &Localisation) -> String {
+    let links = Pairs::new(text, "[[", "]]");
+    let mut next_bracket = NextMatch::new("]");
     let mut out = String::with_capacity(text.len());
+    // The range being read (the whole text, or a link label) and, for each
+    // enclosing range, where to resume and its bounds.
+    let (mut from, mut to) = (0usize, text.len());
+    let mut outer: Vec<(usize, usize, usize)> = Vec::new();
     let mut i = 0;
-    while i < text.len() {
-        let rest = &text[i..];
+    loop {
+        if i >= to {
+            match outer.pop() {
+                Some((resume, f, t)) => {
+                    (i, from, to) = (resume, f, t);
+                    continue;
+                }
+                None => break,
+            }
+        }
+        let range = &text[..to];
+        let rest = &text[i..to];
         if rest.starts_with("{{") {
-            i = matching(text, i, "{{", "}}");
-        } else if rest.starts_with("{|") && (i == 0 || text[..i].ends_with('\n')) {
-            i = matching(text, i, "{|", "|}");
+            i = matching(range, i, "{{", "}}");
+        } else if rest.starts_with("{|") && (i == from || text[..i].ends_with('\n')) {
+            i = matching(range, i, "{|", "|}");
         } else if rest.starts_with("[[") {
-            let end = matching(text, i, "[[", "]]");
+            let end = links.end(text, i).min(to);
             let inner = text[i + 2..end]
                 .strip_suffix("]]")
                 .unwrap_or(&text[i + 2..end]);
-            out.push_str(&link_label(inner, loc));
+            match link_text(inner, loc) {
+                LinkText::Nothing => {}
+                LinkText::Target(t) => out.push_str(t),
+                LinkText::Label(label) => {
+                    if outer.len() < MAX_LINK_DEPTH {
+                        let start = i + 2 + (inner.len() - label.len());
+                        outer.push((end, from, to));
+                        (i, from, to) = (start, start, start + label.len());
+                        continue;
+                    }
+                }
+            }
             i = end;
         } else if rest.starts_with('[') && is_external(&rest[1..]) {
-            let end = rest.find(']').map_or(text.len(), |e| i + e + 1);
+            let end = next_bracket
+                .at_or_after(text, i)
+                .filter(|&e| e < to)
+                .map_or(to, |e| e + 1);
             let inner = text[i + 1..end].trim_end_matches(']');
             if let Some((_, label)) = inner.split_once(' ') {
                 out.push_str(label);
@@ -140,6 +179,47 @@ fn strip_markup(text: &str, loc: &Localisation) -> String {
     out
 }
 
+/// What an internal link shows.
+enum LinkText<'a> {
+    /// Nothing (file, category and interlanguage links).
+    Nothing,
+    /// Its target, as is.
+    Target(&'a str),
+    /// Its label, which is wikitext itself.
+    Label(&'a str),
+}
+
+/// The visible part of an internal link's inner text (`target|label`).
+fn link_text<'a>(inner: &'a str, loc: &Localisation) -> LinkText<'a> {
+    let (target, label) = match inner.split_once('|') {
+        Some((t, l)) => (t, Some(l)),
+        None => (inner, None),
+    };
+    // No title contains brackets or braces: this is markup debris (say,
+    // `[[[[x]]` or an unclosed link swallowing the page), not a link.
+    if target.contains(['[', ']', '{', '}']) {
+        return LinkText::Nothing;
+    }
+    if let Some((prefix, _)) = target.split_once(':').filter(|_| !target.starts_with(':')) {
+        let is_language = prefix.len() <= 12
+            && !prefix.is_empty()
+            && prefix.chars().all(|c| c.is_ascii_lowercase() || c == '-');
+        if loc.is_file(prefix) || loc.is_category(prefix) || is_language {
+            return LinkText::Nothing;
+        }
+    }
+    match label {
+        Some(label) if label.chars().any(|c| !c.is_whitespace()) => LinkText::Label(label),
+        _ => LinkText::Target(
+            target
+                .trim_start_matches(':')
+                .split('#')
+                .next()
+                .unwrap_or_default(),
+        ),
+    }
+}
+
 /// Whether the text after `[` starts an external link.
 fn is_external(rest: &str) -> bool {
     let lower: String = rest
@@ -150,46 +230,22 @@ fn is_external(rest: &str) -> bool {
     lower.starts_with("http://") || lower.starts_with("https://") || lower.starts_with("//")
 }
 
-/// The visible text of an internal link, or nothing for file, category and
-/// interlanguage links.
-fn link_label(inner: &str, loc: &Localisation) -> String {
-    let mut parts = inner.splitn(2, '|');
-    let target = parts.next().unwrap_or_default();
-    let label = parts.next();
-    if let Some((prefix, _)) = target.split_once(':').filter(|_| !target.starts_with(':')) {
-        let is_language = prefix.len() <= 12
-            && !prefix.is_empty()
-            && prefix.chars().all(|c| c.is_ascii_lowercase() || c == '-');
-        if loc.is_file(prefix) || loc.is_category(prefix) || is_language {
-            return String::new();
-        }
-    }
-    match label {
-        Some(label) if !label.trim().is_empty() => strip_markup(label, loc),
-        _ => target
-            .trim_start_matches(':')
-            .split('#')
-            .next()
-            .unwrap_or_default()
-            .to_string(),
-    }
-}
-
 /// Removes HTML-like tags (`<br />`, `<span ...>`, `</small>`), keeping text.
 fn strip_tags(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    let mut closes = NextMatch::new(">");
     let mut i = 0;
     while let Some(pos) = text[i..].find('<') {
         let start = i + pos;
         out.push_str(&text[i..start]);
         let next = text[start + 1..].chars().next();
         let is_tag = next.is_some_and(|c| c.is_ascii_alphabetic() || c == '/');
-        match text[start..].find('>') {
-            Some(end) if is_tag => {
+        match is_tag.then(|| closes.at_or_after(text, start)).flatten() {
+            Some(end) => {
                 if text[start + 1..].starts_with("br") {
                     out.push(' ');
                 }
-                i = start + end + 1;
+                i = end + 1;
             }
             _ => {
                 out.push('<');
@@ -286,5 +342,148 @@ mod tests {
         assert_eq!(is_heading("== =="), Some((2, "")));
         assert_eq!(is_heading("a == b =="), None);
         assert_eq!(is_heading("===="), None);
+    }
+
+    /// The recursive, rescanning implementation this module had before it
+    /// was made linear, kept to prove the rewrite reads real pages the same.
+    mod before {
+        use super::super::*;
+
+        pub fn plain_text(wikitext: &str, loc: &Localisation) -> String {
+            let text = strip_comments(wikitext);
+            let text = drop_elements(&text);
+            let text = strip_markup(&text, loc);
+            let text = strip_tags(&text);
+            let text = decode_entities(&text);
+            collapse(&text)
+        }
+
+        fn strip_markup(text: &str, loc: &Localisation) -> String {
+            let mut out = String::with_capacity(text.len());
+            let mut i = 0;
+            while i < text.len() {
+                let rest = &text[i..];
+                if rest.starts_with("{{") {
+                    i = matching(text, i, "{{", "}}");
+                } else if rest.starts_with("{|") && (i == 0 || text[..i].ends_with('\n')) {
+                    i = matching(text, i, "{|", "|}");
+                } else if rest.starts_with("[[") {
+                    let end = matching(text, i, "[[", "]]");
+                    let inner = text[i + 2..end]
+                        .strip_suffix("]]")
+                        .unwrap_or(&text[i + 2..end]);
+                    out.push_str(&link_label(inner, loc));
+                    i = end;
+                } else if rest.starts_with('[') && is_external(&rest[1..]) {
+                    let end = rest.find(']').map_or(text.len(), |e| i + e + 1);
+                    let inner = text[i + 1..end].trim_end_matches(']');
+                    if let Some((_, label)) = inner.split_once(' ') {
+                        out.push_str(label);
+                    }
+                    i = end;
+                } else if rest.starts_with("''") {
+                    let run = rest.bytes().take_while(|&b| b == b'\'').count();
+                    if run == 4 {
+                        out.push('\'');
+                    }
+                    i += run;
+                } else if rest.starts_with("__")
+                    && rest[2..].find("__").is_some_and(|e| {
+                        rest[2..2 + e].chars().all(|c| c.is_ascii_uppercase()) && e > 0
+                    })
+                {
+                    i += 2 + rest[2..].find("__").unwrap_or(0) + 2;
+                } else {
+                    let c = rest.chars().next().unwrap_or(' ');
+                    out.push(c);
+                    i += c.len_utf8();
+                }
+            }
+            out
+        }
+
+        fn link_label(inner: &str, loc: &Localisation) -> String {
+            match link_text(inner, loc) {
+                LinkText::Nothing => String::new(),
+                LinkText::Target(t) => t.to_string(),
+                LinkText::Label(l) => strip_markup(l, loc),
+            }
+        }
+
+        fn strip_tags(text: &str) -> String {
+            let mut out = String::with_capacity(text.len());
+            let mut i = 0;
+            while let Some(pos) = text[i..].find('<') {
+                let start = i + pos;
+                out.push_str(&text[i..start]);
+                let next = text[start + 1..].chars().next();
+                let is_tag = next.is_some_and(|c| c.is_ascii_alphabetic() || c == '/');
+                match text[start..].find('>') {
+                    Some(end) if is_tag => {
+                        if text[start + 1..].starts_with("br") {
+                            out.push(' ');
+                        }
+                        i = start + end + 1;
+                    }
+                    _ => {
+                        out.push('<');
+                        i = start + 1;
+                    }
+                }
+            }
+            out.push_str(&text[i..]);
+            out
+        }
+    }
+
+    #[test]
+    fn the_linear_rewrite_reads_real_pages_as_before() {
+        let loc = Localisation::default();
+        let mut compared = 0;
+        for dump in [
+            "enwiki-sample-206-pages.xml.bz2",
+            "enwiki-table-markup-5-pages.xml.bz2",
+        ] {
+            for page in crate::article::dump::tests::open(dump) {
+                let page = page.expect("dump reads");
+                let Some(text) = page.revision.and_then(|r| r.text) else {
+                    continue;
+                };
+                assert_eq!(
+                    plain_text(&text, &loc),
+                    before::plain_text(&text, &loc),
+                    "{}",
+                    page.title
+                );
+                // And every paragraph-sized piece, cut anywhere.
+                for (cut, _) in text.char_indices().step_by(1999) {
+                    let Some(piece) = text.get(cut..text.len().min(cut + 3000)) else {
+                        continue;
+                    };
+                    assert_eq!(
+                        plain_text(piece, &loc),
+                        before::plain_text(piece, &loc),
+                        "{} at {cut}",
+                        page.title
+                    );
+                }
+                compared += 1;
+            }
+        }
+        assert!(compared > 100, "{compared}");
+        // Nesting within the depth limit reads the same, too.
+        for text in [
+            "[[a|b [[c|d [[e|f]] g]] h]] i",
+            "[[a|{{x|[[b|c]]}} [http://e f] ''g'' __NOTOC__]]",
+            "x[[[y]]] [[[[z]]]] [[a|]] [[ |b]] [[:fr:c|d]] [[File:x|[[y|z]]]]",
+            "<b>[[a|<i>b</i>]]</b> <1<2<a>",
+            "[[a|\n{|\n|t\n|}\nq]]",
+        ] {
+            assert_eq!(
+                plain_text(text, &loc),
+                before::plain_text(text, &loc),
+                "{text:?}"
+            );
+        }
     }
 }

@@ -10,7 +10,7 @@
 use super::plaintext::{is_heading, plain_text};
 use super::schema::Article;
 use super::structured::{Part, StructuredContent};
-use super::wikitext::{Localisation, matching, split_top_level, strip_comments};
+use super::wikitext::{Localisation, capped, matching, split_top_level, strip_comments};
 
 /// A flat section: heading level (1 for the lead), name and paragraphs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +25,7 @@ pub struct Section {
 
 /// Splits wikitext into flat sections by heading lines.
 pub fn sections(wikitext: &str, loc: &Localisation) -> Vec<Section> {
-    let text = strip_comments(wikitext);
+    let text = strip_comments(capped(wikitext));
     let mut out = Vec::new();
     let mut current = (1usize, "Abstract".to_string(), String::new());
     for line in text.split_inclusive('\n') {
@@ -118,7 +118,7 @@ fn close(stack: &mut Vec<(usize, Part)>, top: &mut Vec<Part>) {
 
 /// The top-level `{{Infobox ...}}` templates as WME infobox parts.
 pub fn infoboxes(wikitext: &str, loc: &Localisation) -> Vec<Part> {
-    let text = strip_comments(wikitext);
+    let text = strip_comments(capped(wikitext));
     let mut out = Vec::new();
     let mut i = 0;
     while let Some(pos) = text[i..].find("{{") {
@@ -301,5 +301,142 @@ mod tests {
         assert_eq!(field("image"), Some("Aristotle Altemps Inv8575.jpg"));
         // The caption is wrapped in a template, which plain text drops.
         assert_eq!(field("caption"), None);
+    }
+
+    /// Every wikitext transform on one page, the way an import, the upstream
+    /// fetch and realtime ingest run them (article, then structured contents).
+    fn every_transform(text: &str) -> (crate::article::schema::Article, StructuredContent) {
+        use crate::article::dump::{DumpPage, DumpRevision};
+        use crate::article::wikitext::{categories, redirect_target, templates};
+        let loc = Localisation::default();
+        let _ = categories(text, &loc);
+        let _ = templates(text, &loc);
+        let _ = redirect_target(text, &[]);
+        let _ = crate::article::plaintext::plain_text(text, &loc);
+        let _ = section_parts(&sections(text, &loc));
+        let _ = infoboxes(text, &loc);
+        let page = DumpPage {
+            title: "Hostile".into(),
+            id: 1,
+            revision: Some(DumpRevision {
+                id: 2,
+                text: Some(text.to_string()),
+                ..DumpRevision::default()
+            }),
+            ..DumpPage::default()
+        };
+        let ctx = ProjectContext {
+            identifier: "enwiki".into(),
+            base_url: "https://en.wikipedia.org".into(),
+            language: "en".into(),
+            localisation: loc.clone(),
+        };
+        let article = article_from_dump(&page, &ctx, &[]).expect("article");
+        let doc = structured_content(article.clone(), &loc);
+        (article, doc)
+    }
+
+    fn nested_links(depth: usize) -> String {
+        format!("{}x{}", "[[a|".repeat(depth), "]]".repeat(depth))
+    }
+
+    #[test]
+    fn two_hundred_thousand_nested_links_go_through_every_transform() {
+        // 1 MB of `[[a|[[a|...x]]...]]`: quadratic and recursive before.
+        let page = format!("Lead [[b|c]] text. {}\n\nAfter.", nested_links(200_000));
+        let (article, doc) = every_transform(&page);
+        // Labels nested deeper than MAX_LINK_DEPTH contribute nothing, the
+        // text around them survives and no markup leaks into prose.
+        assert_eq!(
+            article.abstract_text.as_deref(),
+            Some("Lead c text. After.")
+        );
+        assert!(article.templates.is_empty() && article.categories.is_empty());
+        let lead = &doc.article_sections[0];
+        assert_eq!(lead.has_parts.len(), 2);
+        assert_eq!(lead.has_parts[0].value.as_deref(), Some("Lead c text."));
+        // Shallow nesting still reads the innermost label.
+        let (article, _) = every_transform(&format!("Deep {} end.", nested_links(20)));
+        assert_eq!(article.abstract_text.as_deref(), Some("Deep x end."));
+    }
+
+    #[test]
+    fn two_hundred_thousand_unclosed_templates_go_through_every_transform() {
+        let page = format!("Lead text.\n\n{}", "{{".repeat(200_000));
+        let (article, doc) = every_transform(&page);
+        assert_eq!(article.abstract_text.as_deref(), Some("Lead text."));
+        assert!(article.templates.is_empty());
+        assert!(doc.infobox.is_empty());
+        assert_eq!(doc.article_sections[0].has_parts.len(), 1);
+        // Unclosed templates with names: each one is listed once.
+        let page = format!("Lead.\n{}", "{{Foo|".repeat(200_000));
+        let (article, _) = every_transform(&page);
+        assert_eq!(article.templates.len(), 1);
+        assert_eq!(article.abstract_text.as_deref(), Some("Lead."));
+    }
+
+    #[test]
+    fn other_hostile_shapes_go_through_every_transform() {
+        let n = 100_000;
+        let shapes = [
+            // Many distinct templates and categories (deduplication).
+            (0..n).map(|i| format!("{{{{T{i}}}}}")).collect::<String>(),
+            (0..n)
+                .map(|i| format!("[[Category:C{i}]]"))
+                .collect::<String>(),
+            // Openings whose close is far away or missing.
+            "[[Category:".repeat(n),
+            format!("{}]]", "[[".repeat(n)),
+            "[http://x ".repeat(n),
+            "<a".repeat(n),
+            "<ref>".repeat(n),
+            "{|\n".repeat(n),
+            "__A".repeat(n),
+            "''".repeat(n),
+            "=".repeat(n),
+            "<!--".repeat(n),
+            "[[a|{{b|".repeat(n),
+        ];
+        for (k, page) in shapes.iter().enumerate() {
+            let (article, _) = every_transform(page);
+            if let Some(a) = &article.abstract_text {
+                assert!(
+                    !a.contains("[[") && !a.contains("{{"),
+                    "shape {k}: {}",
+                    a.chars().take(80).collect::<String>()
+                );
+            }
+        }
+        let (article, _) = every_transform(&shapes[0]);
+        assert_eq!(article.templates.len(), n);
+        let (article, _) = every_transform(&shapes[1]);
+        assert_eq!(article.categories.len(), n);
+    }
+
+    #[test]
+    fn transforms_read_at_most_the_page_size_limit() {
+        use crate::article::wikitext::{MAX_WIKITEXT_BYTES, categories};
+        let loc = Localisation::default();
+        let filler = "word ".repeat(MAX_WIKITEXT_BYTES / 5);
+        let page = format!("{filler}[[Category:Past the limit]]");
+        assert!(page.len() > MAX_WIKITEXT_BYTES);
+        assert!(categories(&page, &loc).is_empty());
+        let page = format!("[[Category:Within]]{filler}");
+        assert_eq!(categories(&page, &loc), ["Category:Within"]);
+    }
+
+    /// `cargo test -p wikiedge-core --release -- --ignored hostile_timing --nocapture`
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn hostile_timing() {
+        for (name, page) in [
+            ("200k nested links", nested_links(200_000)),
+            ("200k unclosed {{", "{{".repeat(200_000)),
+            ("200k [[a|{{b|", "[[a|{{b|".repeat(200_000)),
+        ] {
+            let start = std::time::Instant::now();
+            let _ = every_transform(&page);
+            eprintln!("{name}: {:?}", start.elapsed());
+        }
     }
 }

@@ -3,7 +3,36 @@
 //! an article document needs and tolerates anything it does not understand
 //! (unbalanced braces end a construct at the end of the text, never panic).
 
+//!
+//! Wikitext comes from anyone who can edit a page, so every scan here (and
+//! in `plaintext.rs` and `sections.rs`) is iterative and linear (or
+//! `n log n`) in the input: no recursion on nesting, no rescanning the rest
+//! of the page per construct, and no transform reads more than
+//! [`MAX_WIKITEXT_BYTES`] of a page.
+
 use super::title;
+use std::collections::HashSet;
+
+/// The most wikitext any transform reads: MediaWiki's own page size limit
+/// (`$wgMaxArticleSize`, 2 MiB). Anything after it is ignored.
+pub const MAX_WIKITEXT_BYTES: usize = 2 << 20;
+
+/// The longest link target or template name worth resolving (a title is at
+/// most 255 bytes; namespace and fragment come on top). Longer ones are not
+/// titles and are skipped without being looked at.
+const MAX_TARGET_BYTES: usize = 1024;
+
+/// `text` cut to [`MAX_WIKITEXT_BYTES`] at a character boundary.
+pub fn capped(text: &str) -> &str {
+    if text.len() <= MAX_WIKITEXT_BYTES {
+        return text;
+    }
+    let mut end = MAX_WIKITEXT_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
 
 /// The localised namespace names a project uses in wikitext.
 ///
@@ -98,6 +127,91 @@ pub(crate) fn matching(text: &str, start: usize, open: &str, close: &str) -> usi
     text.len()
 }
 
+/// Every `open ... close` pair of one kind in a text, matched in one pass
+/// with a stack, so that finding the end of each of many (nested)
+/// constructs costs a lookup instead of a scan. Tokenises exactly as
+/// [`matching`] does; an open without a close ends at the end of the text.
+pub(crate) struct Pairs {
+    /// `(start of open, just past its close)`, sorted by start.
+    ends: Vec<(usize, usize)>,
+    open: &'static str,
+    close: &'static str,
+}
+
+impl Pairs {
+    /// Index `text`. `open` and `close` are two ASCII bytes each.
+    pub(crate) fn new(text: &str, open: &'static str, close: &'static str) -> Self {
+        let bytes = text.as_bytes();
+        let (o, c) = (open.as_bytes(), close.as_bytes());
+        let mut ends = Vec::new();
+        let mut stack = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i..].starts_with(o) {
+                stack.push(i);
+                i += o.len();
+            } else if bytes[i..].starts_with(c) {
+                if let Some(start) = stack.pop() {
+                    ends.push((start, i + c.len()));
+                }
+                i += c.len();
+            } else {
+                // Both markers are ASCII, so stepping bytes finds the same
+                // tokens as stepping characters.
+                i += 1;
+            }
+        }
+        ends.extend(stack.into_iter().map(|start| (start, text.len())));
+        ends.sort_unstable();
+        Pairs { ends, open, close }
+    }
+
+    /// What [`matching`]`(text, start, open, close)` returns, for the text
+    /// this index was built on.
+    pub(crate) fn end(&self, text: &str, start: usize) -> usize {
+        match self.ends.binary_search_by_key(&start, |&(s, _)| s) {
+            Ok(k) => self.ends[k].1,
+            // Not a token start of the one-pass scan (cannot happen for the
+            // positions the transforms ask about; kept correct anyway).
+            Err(_) => matching(text, start, self.open, self.close),
+        }
+    }
+}
+
+/// The first position at or after `from` where `needle` occurs, remembered
+/// so that a left-to-right caller asking again and again scans the text
+/// once in total.
+pub(crate) struct NextMatch {
+    needle: &'static str,
+    /// The position last asked about and the answer then (`None`: nothing
+    /// at or after it); `None` before the first question.
+    last: Option<(usize, Option<usize>)>,
+}
+
+impl NextMatch {
+    pub(crate) fn new(needle: &'static str) -> Self {
+        NextMatch { needle, last: None }
+    }
+
+    /// The first occurrence in `text` at or after `from`. Asked with
+    /// non-decreasing positions (as the transforms do), all questions
+    /// together scan the text once; a smaller position is answered by a
+    /// fresh scan.
+    pub(crate) fn at_or_after(&mut self, text: &str, from: usize) -> Option<usize> {
+        match self.last {
+            Some((asked, Some(p))) if asked <= from && p >= from => return Some(p),
+            Some((asked, None)) if asked <= from => return None,
+            _ => {}
+        }
+        let found = text
+            .get(from..)
+            .and_then(|rest| rest.find(self.needle))
+            .map(|p| from + p);
+        self.last = Some((from, found));
+        found
+    }
+}
+
 /// Splits at top-level `|` (outside nested `{{ }}` and `[[ ]]`).
 pub(crate) fn split_top_level(text: &str) -> Vec<&str> {
     let mut parts = Vec::new();
@@ -133,20 +247,37 @@ pub(crate) fn split_top_level(text: &str) -> Vec<&str> {
 /// `{local category namespace}:{Name}` without the sort key, deduplicated.
 /// `[[:Category:X]]` is a link to a category, not a membership, and is skipped.
 pub fn categories(text: &str, loc: &Localisation) -> Vec<String> {
-    let text = strip_comments(text);
+    let text = strip_comments(capped(text));
     let mut out: Vec<String> = Vec::new();
-    let mut rest = text.as_str();
-    while let Some(start) = rest.find("[[") {
-        let inner_start = start + 2;
-        let Some(end) = rest[inner_start..].find("]]") else {
+    let mut seen: HashSet<String> = HashSet::new();
+    let (mut closes, mut pipes, mut colons) = (
+        NextMatch::new("]]"),
+        NextMatch::new("|"),
+        NextMatch::new(":"),
+    );
+    let mut pos = 0;
+    while let Some(start) = text[pos..].find("[[") {
+        let inner_start = pos + start + 2;
+        // The first `]]` after the opening ends the link (as before; the
+        // lookup is shared by all the `[[` before that `]]`).
+        let Some(end) = closes.at_or_after(&text, inner_start) else {
             break;
         };
-        let inner = &rest[inner_start..inner_start + end];
-        rest = &rest[inner_start..];
-        let target = inner.split('|').next().unwrap_or_default();
-        let Some((prefix, name)) = target.split_once(':') else {
+        pos = inner_start;
+        let target_end = pipes
+            .at_or_after(&text, inner_start)
+            .map_or(end, |p| p.min(end));
+        if target_end - inner_start > MAX_TARGET_BYTES {
+            continue;
+        }
+        let target = &text[inner_start..target_end];
+        let Some(colon) = colons
+            .at_or_after(&text, inner_start)
+            .filter(|&c| c < target_end)
+        else {
             continue;
         };
+        let (prefix, name) = (&text[inner_start..colon], &text[colon + 1..target_end]);
         if !loc.is_category(prefix) || target.trim_start().starts_with(':') {
             continue;
         }
@@ -154,7 +285,7 @@ pub fn categories(text: &str, loc: &Localisation) -> Vec<String> {
             continue;
         };
         let full = format!("{}:{name}", loc.category);
-        if !out.contains(&full) {
+        if seen.insert(full.clone()) {
             out.push(full);
         }
     }
@@ -242,8 +373,9 @@ fn template_page(raw: &str, loc: &Localisation) -> Option<String> {
 /// (The Action API's `prop=templates` also lists templates transcluded by
 /// templates; wikitext alone cannot know those.)
 pub fn templates(text: &str, loc: &Localisation) -> Vec<String> {
-    let text = strip_comments(text);
+    let text = strip_comments(capped(text));
     let mut out: Vec<String> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
     let mut i = 0;
     while let Some(pos) = text[i..].find("{{") {
         let start = i + pos;
@@ -257,8 +389,11 @@ pub fn templates(text: &str, loc: &Localisation) -> Vec<String> {
         let name_end = text[name_start..]
             .find(['|', '}', '{', '\n'])
             .map_or(text.len(), |e| name_start + e);
-        if let Some(page) = template_page(&text[name_start..name_end], loc)
-            && !out.contains(&page)
+        // The name scan stops at the next `{`, so it never passes the next
+        // template: all of them together read the text once.
+        if name_end - name_start <= MAX_TARGET_BYTES
+            && let Some(page) = template_page(&text[name_start..name_end], loc)
+            && seen.insert(page.clone())
         {
             out.push(page);
         }

@@ -19,11 +19,6 @@ pub fn revocation(session_id: &str) -> String {
     format!("revoked:{session_id}")
 }
 
-/// The login throttle state: `login-throttle:{username}`.
-pub fn throttle(username: &str) -> String {
-    format!("login-throttle:{username}")
-}
-
 /// An exceptional-access request: `access-request:{id}`.
 pub fn access_request(id: &str) -> String {
     format!("access-request:{id}")
@@ -38,7 +33,6 @@ mod tests {
         assert_eq!(account("alice"), "account:alice");
         assert_eq!(session("ab12"), "session:ab12");
         assert_eq!(revocation("ab12"), "revoked:ab12");
-        assert_eq!(throttle("alice"), "login-throttle:alice");
         assert_eq!(access_request("ar-1"), "access-request:ar-1");
     }
 }

@@ -13,7 +13,7 @@
 //! - [`token`]: the WME token set, sessions and opaque refresh tokens.
 //! - [`account`]: the account record and the get-user response.
 //! - [`requests`]: the auth request bodies and their validation.
-//! - [`throttle`]: per-username login throttling.
+//! - [`throttle`]: login throttling per username and per client address.
 //! - [`keys`]: key-value key names.
 //! - [`session_record`]: the stored session with the account state verification needs.
 //! - [`session_index`]: an account's sessions, to propagate account changes.
@@ -41,5 +41,4 @@ pub use requests::{
     ChangePasswordRequest, CreateAccountRequest, LoginRequest, PatchAccountRequest, RefreshRequest,
     RevokeRequest, parse_body,
 };
-pub use throttle::LoginThrottle;
 pub use token::{Issuer, LoginResponse, RefreshResponse, Session};

@@ -80,6 +80,17 @@ impl SessionRecord {
         changed
     }
 
+    /// Copies only the account's plan (a plan change must not write back a
+    /// `disabled` or role it read earlier: that would race a disable).
+    /// Returns whether the plan changed.
+    pub fn sync_plan(&mut self, plan: &str) -> bool {
+        let changed = self.plan != plan;
+        if changed {
+            self.plan = plan.to_string();
+        }
+        changed
+    }
+
     /// Parses a stored record; a corrupt one is our fault (500).
     pub fn from_json(bytes: &[u8]) -> Result<SessionRecord> {
         serde_json::from_slice(bytes)
@@ -168,6 +179,19 @@ mod tests {
         account.role = Role::User;
         assert!(r.sync(&account));
         assert_eq!(r.role, Role::User);
+    }
+
+    #[test]
+    fn a_plan_sync_touches_only_the_plan() {
+        let mut r = record();
+        // A disable the plan writer has not seen must survive it.
+        r.account_disabled = true;
+        let role = r.role;
+        assert!(r.sync_plan("exceptional"));
+        assert_eq!(r.plan, "exceptional");
+        assert!(r.account_disabled);
+        assert_eq!(r.role, role);
+        assert!(!r.sync_plan("exceptional"));
     }
 
     #[test]

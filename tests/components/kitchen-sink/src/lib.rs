@@ -2,7 +2,7 @@
 //!
 //! Each path is one probe: `/kv/...` key-value, `/atomic/...` wasi:keyvalue
 //! atomics, `/var/{name}` variables, `/outbound?url=` outbound HTTP,
-//! `/trap` and `/panic` failures, anything else echoes the request and its
+//! `/trap` and `/panic` failures, `/loop` (never answers), anything else echoes the request and its
 //! `spin-*` headers as JSON.
 
 use spin_sdk::experimental::wasi::keyvalue::{atomics, store as wkv};
@@ -173,6 +173,13 @@ async fn handle(req: Request) -> impl IntoResponse {
             }
         }
         "/panic" => panic!("the kitchen sink panicked on purpose"),
+        "/loop" => {
+            // A guest that never answers: only the host's CPU limit stops it.
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
         "/sleep" => {
             let ms: u64 = query(&req, "ms")
                 .and_then(|d| d.parse().ok())

@@ -1,0 +1,351 @@
+//! Hostile traffic against the real host (issue 16): slow senders, guests
+//! that never answer. Every test talks only to 127.0.0.1, opens a bounded
+//! number of sockets and stops by itself; waits are bounded ("answered
+//! within 2 s"), never exact timings.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use wikiedge_tests::{Host, get};
+
+use crate::articles::{app_with_sample, bearer};
+use crate::{BIN, host_test_manifest};
+
+/// Opens `n` connections that each send `prefix` and then nothing more.
+fn stalled_connections(host: &Host, n: usize, prefix: &str) -> Result<Vec<TcpStream>> {
+    let addr = host.base.trim_start_matches("http://").to_string();
+    (0..n)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).context("connect")?;
+            s.write_all(prefix.as_bytes())?;
+            Ok(s)
+        })
+        .collect()
+}
+
+/// How many of `conns` the server has closed (a read sees EOF or an error
+/// instead of timing out). A 408 answer followed by a close counts.
+fn closed_by_server(conns: &[TcpStream]) -> usize {
+    conns
+        .iter()
+        .filter(|s| {
+            let mut s: &TcpStream = s;
+            let _ = s.set_read_timeout(Some(Duration::from_millis(5)));
+            let mut buf = [0u8; 512];
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) => return true,
+                    Ok(_) => continue,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        return false;
+                    }
+                    Err(_) => return true,
+                }
+            }
+        })
+        .count()
+}
+
+#[test]
+fn slow_senders_do_not_delay_an_authenticated_reader() -> Result<()> {
+    let (_state, host) = app_with_sample(&[])?;
+    let auth = bearer(&host, "abuse-reader")?;
+    let url = host.url("/v2/articles/Anarchism");
+    // Warm: the article is served (and its instances exist) before the attack.
+    let r = get(&url, &[("authorization", auth.as_str())])?;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let host_header = host.base.trim_start_matches("http://").to_string();
+    // 200 requests whose body never arrives (each would hold a component
+    // permit if the host waited for the body inside the component)...
+    let slow_bodies = stalled_connections(
+        &host,
+        200,
+        &format!(
+            "POST /v2/articles/x HTTP/1.1\r\nHost: {host_header}\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n{{"
+        ),
+    )?;
+    // ... and 200 whose headers never end.
+    let slow_headers = stalled_connections(
+        &host,
+        200,
+        &format!("GET /v2/articles/Anarchism HTTP/1.1\r\nHost: {host_header}\r\nX-Slow: "),
+    )?;
+    // Let the host accept them all before measuring.
+    std::thread::sleep(Duration::from_millis(300));
+
+    for i in 0..10 {
+        // Stay under the free plan's burst rate (10 per second).
+        std::thread::sleep(Duration::from_millis(150));
+        let start = Instant::now();
+        let r = get(&url, &[("authorization", auth.as_str())])?;
+        let took = start.elapsed();
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+        assert!(
+            took < Duration::from_secs(2),
+            "request {i} took {took:?} while 400 slow clients were connected"
+        );
+        assert_eq!(r.json()?[0]["name"], "Anarchism");
+    }
+    // The attack was still in place while the reader was served: the
+    // header and body timeouts (10 s, 30 s by default) had not fired.
+    assert!(
+        closed_by_server(&slow_headers) < 200,
+        "the slow-header connections were all gone before the measurement ended"
+    );
+    assert!(
+        closed_by_server(&slow_bodies) < 200,
+        "the slow-body connections were all gone before the measurement ended"
+    );
+    Ok(())
+}
+
+#[test]
+fn slow_headers_and_bodies_are_cut_at_their_timeouts() -> Result<()> {
+    let host = Host::builder(BIN, &host_test_manifest())
+        .env("SPIN_VARIABLE_SECRET_WORD", "x")
+        .arg("--header-read-timeout")
+        .arg("3")
+        .arg("--body-read-timeout")
+        .arg("3")
+        .start()?;
+    let host_header = host.base.trim_start_matches("http://").to_string();
+    let slow_headers = stalled_connections(
+        &host,
+        20,
+        &format!("GET /exact HTTP/1.1\r\nHost: {host_header}\r\n"),
+    )?;
+    let slow_bodies = stalled_connections(
+        &host,
+        20,
+        &format!(
+            "POST /kv/set?key=slow HTTP/1.1\r\nHost: {host_header}\r\nContent-Length: 100\r\n\r\nabc"
+        ),
+    )?;
+    // Well within the (3 s) timeouts nothing is cut...
+    assert_eq!(closed_by_server(&slow_headers), 0);
+    assert_eq!(closed_by_server(&slow_bodies), 0);
+    // ... and the 20 bodies that never arrive (more than the component's 16
+    // slots) hold no slot of the component they are for: it still answers.
+    let start = Instant::now();
+    assert_eq!(get(&host.url("/var/message"), &[])?.text(), "hello, world");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        start.elapsed()
+    );
+
+    // ... and within a few seconds of them everything is.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let closed = closed_by_server(&slow_headers) + closed_by_server(&slow_bodies);
+        if closed == 40 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {closed} of 40 slow connections were closed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // A slow body is answered 408 before the connection closes, and the
+    // component never saw it.
+    let mut s = TcpStream::connect(&host_header)?;
+    s.write_all(
+        format!(
+            "POST /kv/set?key=late HTTP/1.1\r\nHost: {host_header}\r\nContent-Length: 10\r\n\r\nab"
+        )
+        .as_bytes(),
+    )?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"status\":408"), "{answer}");
+    assert_eq!(get(&host.url("/kv/exists?key=late"), &[])?.text(), "false");
+    Ok(())
+}
+
+#[test]
+fn a_looping_guest_is_stopped_at_its_deadline_and_neighbours_are_served() -> Result<()> {
+    let host = Host::builder(BIN, &host_test_manifest())
+        .env("SPIN_VARIABLE_SECRET_WORD", "x")
+        .arg("--request-cpu-limit-ms")
+        .arg("1000")
+        .start()?;
+    let loop_url = host.url("/loop");
+    let looping = std::thread::spawn(move || {
+        let start = Instant::now();
+        get(&loop_url, &[]).map(|r| (r, start.elapsed()))
+    });
+    // While the guest loops, the same component keeps answering.
+    std::thread::sleep(Duration::from_millis(200));
+    let start = Instant::now();
+    let r = get(&host.url("/var/message"), &[])?;
+    assert_eq!(r.text(), "hello, world");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "a neighbour took {:?}",
+        start.elapsed()
+    );
+
+    let (r, took) = looping
+        .join()
+        .map_err(|_| anyhow::anyhow!("client panicked"))??;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()?["status"], 503);
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(10),
+        "stopped after {took:?} with a 1 s limit"
+    );
+    // The trapped instance is gone; the next requests get a fresh one.
+    for _ in 0..3 {
+        assert_eq!(get(&host.url("/var/message"), &[])?.text(), "hello, world");
+    }
+    assert!(
+        host.log().contains("CPU time limit"),
+        "the cause is logged:\n{}",
+        host.log()
+    );
+    Ok(())
+}
+
+#[test]
+fn if_none_match_star_never_buys_upstream_traffic_beyond_the_quota() -> Result<()> {
+    use std::sync::atomic::Ordering;
+    let wiki = crate::articles::MockWiki::start()?;
+    let overrides = format!("{{\"enwiki\":\"{}\"}}", wiki.url);
+    let plans = r#"[{"name":"free","monthly":{"ondemand":5,"snapshot":30,"chunk":1500},"burst_per_second":1000}]"#;
+    let (_state, host) = app_with_sample(&[
+        ("SPIN_VARIABLE_UPSTREAM_OVERRIDES", &overrides),
+        ("SPIN_VARIABLE_PLANS", plans),
+    ])?;
+    let auth = bearer(&host, "star-gazer")?;
+    let star = [("authorization", auth.as_str()), ("if-none-match", "*")];
+
+    // Twelve uncached titles with `If-None-Match: *`: each one that goes
+    // upstream is charged first, so at most 5 (the quota) reach it.
+    let before = wiki.hits.load(Ordering::SeqCst);
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let r = get(&host.url(&format!("/v2/articles/Uncached_{i}")), &star)?;
+        statuses.push(r.status);
+    }
+    let upstream = wiki.hits.load(Ordering::SeqCst) - before;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        7,
+        "{statuses:?}"
+    );
+    assert!(!statuses.contains(&304), "{statuses:?}");
+    // One article fetch is at most three upstream requests.
+    assert!(
+        upstream <= 5 * 3,
+        "{upstream} upstream requests for {statuses:?}"
+    );
+    let (admitted, denied) = crate::common::usage_today(&host, &auth, "ondemand")?;
+    assert_eq!((admitted, denied), (5, 7));
+
+    // A fresh cached copy does match `*`, and the 304 is charged too.
+    let other = bearer(&host, "star-gazer-2")?;
+    let star = [("authorization", other.as_str()), ("if-none-match", "*")];
+    let r = get(&host.url("/v2/articles/Squirrel"), &star)?;
+    assert_eq!(r.status, 200, "fetched, so not a match: {}", r.text());
+    let hits = wiki.hits.load(Ordering::SeqCst);
+    let r = get(&host.url("/v2/articles/Squirrel"), &star)?;
+    assert_eq!(r.status, 304);
+    assert_eq!(
+        wiki.hits.load(Ordering::SeqCst),
+        hits,
+        "served from the cache"
+    );
+    let (admitted, _) = crate::common::usage_today(&host, &other, "ondemand")?;
+    assert_eq!(admitted, 2);
+    Ok(())
+}
+
+/// A mock MediaWiki on loopback serving one page, `Hostile`, whose wikitext
+/// is `source`.
+fn hostile_wiki(source: String) -> Result<String> {
+    use std::net::TcpListener;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let page = |extra: serde_json::Value| {
+        let mut v = serde_json::json!({"id": 4242, "key": "Hostile", "title": "Hostile",
+            "latest": {"id": 777, "timestamp": "2026-01-01T00:00:00Z"}, "content_model": "wikitext",
+            "license": {"url": "https://creativecommons.org/licenses/by-sa/4.0/", "title": "CC BY-SA 4.0"}});
+        if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        v.to_string()
+    };
+    let rest = page(serde_json::json!({"html": "<p>Hostile.</p>"}));
+    let src = page(serde_json::json!({ "source": source }));
+    let action = serde_json::json!({"batchcomplete": true, "query": {"pages": [{"pageid": 4242,
+        "ns": 0, "title": "Hostile", "pagelanguage": "en", "lastrevid": 777}]}})
+    .to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let (rest, src, action) = (rest.clone(), src.clone(), action.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                let n = stream.read(&mut buf).unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                let body = if path == "/w/rest.php/v1/page/Hostile/with_html" {
+                    rest
+                } else if path == "/w/rest.php/v1/page/Hostile" {
+                    src
+                } else {
+                    action
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    Ok(url)
+}
+
+#[test]
+fn a_poisoned_page_from_upstream_is_served_without_a_trap() -> Result<()> {
+    // 200,000 nested links (1.2 MB of wikitext) after a readable lead.
+    let nested = format!("{}x{}", "[[a|".repeat(200_000), "]]".repeat(200_000));
+    let url = hostile_wiki(format!(
+        "'''Hostile''' lead.\n\n{nested}\n\n== Later ==\nText."
+    ))?;
+    let overrides = format!("{{\"enwiki\":\"{url}\"}}");
+    let (_state, host) = app_with_sample(&[("SPIN_VARIABLE_UPSTREAM_OVERRIDES", &overrides)])?;
+    let auth = bearer(&host, "poison-reader")?;
+    let r = get(
+        &host.url("/v2/articles/Hostile?fields=name,abstract"),
+        &[("authorization", auth.as_str())],
+    )?;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()?[0]["abstract"], "Hostile lead.");
+    let r = get(
+        &host.url("/v2/structured-contents/Hostile"),
+        &[("authorization", auth.as_str())],
+    )?;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let doc = &r.json()?[0];
+    let names: Vec<&str> = doc["article_sections"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["Abstract", "Later"]);
+    assert!(!host.log().contains("failed"), "{}", host.log());
+    Ok(())
+}
