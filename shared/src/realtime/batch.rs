@@ -37,6 +37,18 @@ pub fn hour_range(date: &str, hour: &str) -> Result<(i64, i64)> {
 
 pub use crate::snapshot::{Ref, Size};
 
+/// A batch's version (also its download's ETag): the MD5 of its NDJSON, 32
+/// hex characters like WME's.
+pub fn version(ndjson: &[u8]) -> String {
+    super::media::md5_hex(ndjson)
+}
+
+/// The key that marks a batch download counted for an account and month:
+/// one quota unit per batch version, however many ranges fetch it.
+pub fn download_marker_key(account: &str, version: &str, month: &str) -> String {
+    format!("batch-download:{account}:{version}:{month}")
+}
+
 /// The metadata of one batch, as `/v2/batches/...` serves it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Batch {
@@ -100,5 +112,14 @@ mod tests {
         assert_eq!(u32::from_str_radix(stored, 8).ok(), Some(sum));
         assert_eq!(&tar[512..515], b"{}\n");
         assert_eq!(identifier("enwiki", 0), "enwiki_namespace_0");
+    }
+
+    #[test]
+    fn versions_are_32_hex_characters_of_the_content() {
+        let v = version(b"{}\n");
+        assert_eq!(v.len(), 32);
+        assert!(v.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(v, version(b"{}\n{}\n"));
+        assert_eq!(version(b""), "d41d8cd98f00b204e9800998ecf8427e");
     }
 }
