@@ -1015,3 +1015,63 @@ fn batch_methods_of_the_python_sdk_list_head_and_download_an_hour() -> Result<()
     );
     Ok(())
 }
+
+#[test]
+fn batch_methods_of_the_go_sdk_read_the_daily_form() -> Result<()> {
+    let spec = main_spec()?;
+    let (_state, _wiki, host, token) = app()?;
+    ingest_synthetic(&host, 0..5)?;
+    let (_, text) = stream(
+        &host,
+        "/v2/articles",
+        &token,
+        Kit::Go,
+        &json!({"since": "2000-01-01T00:00:00Z"}),
+    )?;
+    let events = ndjson(&text)?;
+    let published = events
+        .first()
+        .and_then(|e| e["event"]["date_published"].as_str())
+        .context("an event")?;
+    // GetBatches formats the date with Go's DateFormat "2006-01-02": no hour.
+    let (date, _) = hour_of(published)?;
+    let sdk = Sdk::new(&host, &token, Kit::Go);
+
+    // GetBatches(ctx, &dte, nil) and with a Request.
+    for req in [
+        None,
+        Some(json!({"filters": [{"field": "is_part_of.identifier", "value": "enwiki"}]})),
+    ] {
+        let v = sdk.get_entity(&format!("batches/{date}"), req.as_ref())?;
+        let items = v.as_array().context("batches: a list")?;
+        ensure!(
+            items
+                .iter()
+                .any(|b| b["identifier"] == "enwiki_namespace_0"),
+            "{v}"
+        );
+        for b in items {
+            spec.validate("batch", b)?;
+            reads(b, SNAPSHOT_MODEL)?;
+        }
+    }
+    // GetBatch, HeadBatch, ReadBatch, DownloadBatch.
+    let id = "enwiki_namespace_0";
+    let b = sdk.get_entity(&format!("batches/{date}/{id}"), Some(&json!({})))?;
+    spec.validate("batch", &b)?;
+    reads(&b, SNAPSHOT_MODEL)?;
+    let path = format!("batches/{date}/{id}/download");
+    let head = sdk.head_entity(&path)?;
+    ensure!(head.etag == b["version"].as_str().unwrap_or(""), "{head:?}");
+    ensure!(head.content_type == "application/gzip", "{head:?}");
+    let read = sdk.read_entity(&path)?;
+    let docs = read_all(&read)?;
+    ensure!(docs.len() == 5, "{} events in the day's batch", docs.len());
+    let downloaded = sdk.download_entity(&path, 0)?;
+    ensure!(downloaded == read, "Go's ranged download equals the read");
+    // The hour form is still answered beside the day form.
+    let hour = &published[11..13];
+    let hourly = sdk.get_entity(&format!("batches/{date}/{hour}/{id}"), None)?;
+    ensure!(hourly["identifier"] == id, "{hourly}");
+    Ok(())
+}

@@ -1,5 +1,7 @@
 //! `/v2/batches/{YYYY-MM-DD}/{HH}[/{identifier}[/download]]`: hourly
-//! batches built from the log on request (core `realtime::batch`).
+//! batches built from the log on request (core `realtime::batch`); the
+//! daily form `/v2/batches/{YYYY-MM-DD}[/{identifier}[/download]]` (WME's
+//! 2024-01 spec, the Go SDK's paths) holds the day's events so far.
 //!
 //! - The list and the metadata (GET, or POST with a JSON body as the
 //!   official SDKs send) need a token whose plan includes `realtime`
@@ -28,7 +30,8 @@ use wikiedge_core::article::projection::{matches_all, project};
 use wikiedge_core::article::request::ArticlesRequest;
 use wikiedge_core::quota::period::Month;
 use wikiedge_core::realtime::batch::{
-    Batch, Ref, Size, download_marker_key, hour_range, identifier, tar_one, version,
+    Batch, Ref, Size, day_range, download_marker_key, hour_range, identifier, is_hour, tar_one,
+    version,
 };
 use wikiedge_core::realtime::log::PARTITIONS;
 use wikiedge_core::realtime::timestamp::format_millis;
@@ -183,13 +186,20 @@ fn reply_json(items: Vec<Value>, one: bool, ndjson: bool) -> Reply {
 pub async fn serve(principal: &Principal, ask: Ask<'_>) -> Reply {
     let method = ask.method;
     let segments: Vec<&str> = ask.rest.trim_end_matches('/').split('/').collect();
-    let (date, hour, want) = match segments.as_slice() {
-        [date, hour] => (*date, *hour, Want::List),
-        [date, hour, id] => (*date, *hour, Want::Meta(id)),
-        [date, hour, id, "download"] => (*date, *hour, Want::Download(id)),
+    // Hourly `{date}/{HH}[/{id}[/download]]`, or the daily form
+    // `{date}[/{id}[/download]]` of WME's 2024-01 spec (the Go SDK's paths).
+    let (range, want) = match segments.as_slice() {
+        [date, hour] if is_hour(hour) => (hour_range(date, hour), Want::List),
+        [date, hour, id] if is_hour(hour) => (hour_range(date, hour), Want::Meta(id)),
+        [date, hour, id, "download"] if is_hour(hour) => {
+            (hour_range(date, hour), Want::Download(id))
+        }
+        [date] => (day_range(date), Want::List),
+        [date, id] => (day_range(date), Want::Meta(id)),
+        [date, id, "download"] => (day_range(date), Want::Download(id)),
         _ => {
             return Reply::error(&Error::NotFound(
-                "expected /v2/batches/{YYYY-MM-DD}/{HH}[/{identifier}[/download]]".into(),
+                "expected /v2/batches/{YYYY-MM-DD}[/{HH}][/{identifier}[/download]]".into(),
             ));
         }
     };
@@ -221,7 +231,7 @@ pub async fn serve(principal: &Principal, ask: Ask<'_>) -> Reply {
         ))
         .rate_limit(peeked.as_ref());
     }
-    let (start, end) = match hour_range(date, hour) {
+    let (start, end) = match range {
         Ok(range) => range,
         Err(err) => return Reply::error(&err).rate_limit(peeked.as_ref()),
     };
@@ -265,7 +275,7 @@ pub async fn serve(principal: &Principal, ask: Ask<'_>) -> Reply {
                     .unwrap_or_default();
                 return reply_json(vec![one], true, ask.ndjson).rate_limit(peeked.as_ref());
             }
-            download(principal, is_head, ask.range, start, built).await
+            download(principal, is_head, ask.range, end, built).await
         }
     }
 }
@@ -325,7 +335,7 @@ async fn download(
     principal: &Principal,
     is_head: bool,
     range: Option<&str>,
-    start: i64,
+    end: i64,
     built: Built,
 ) -> Reply {
     let len = built.archive.len() as u64;
@@ -337,7 +347,7 @@ async fn download(
             )
             .header("etag", format!("\"{}\"", built.meta.version))
             .header("accept-ranges", "bytes")
-            .header("last-modified", httpdate(start + 3_600_000))
+            .header("last-modified", httpdate(end))
     };
     let mut reply = headers(Reply {
         status: 200,
