@@ -524,6 +524,41 @@ fn metadata_methods_of_both_sdks_get_what_their_models_read() -> Result<()> {
                 "{p}"
             );
         }
+        // `limit` cuts a list; NDJSON `Accept` gets the whole list by lines.
+        let all = sdk.get_entity("projects", None)?;
+        let all = all.as_array().context("projects")?;
+        let v = sdk.get_entity("projects", Some(&json!({"limit": 3})))?;
+        ensure!(v.as_array().map(Vec::len) == Some(3), "limit 3: {v}");
+        ensure!(v[0] == all[0], "the first three: {v}");
+        let r = sdk.send(
+            "POST",
+            "projects",
+            &[("accept", "application/x-ndjson")],
+            Some(b"{}"),
+        )?;
+        ensure!(r.status == 200, "{}", r.text());
+        ensure!(
+            r.header("content-type") == Some("application/x-ndjson"),
+            "{:?}",
+            r.header("content-type")
+        );
+        let lines = ndjson(&r.text())?;
+        ensure!(lines.len() == all.len(), "{} lines", lines.len());
+        for p in &lines {
+            spec.validate("project", p)?;
+        }
+        let r = sdk.send(
+            "POST",
+            "codes/wiki",
+            &[("accept", "application/x-ndjson")],
+            None,
+        )?;
+        let lines = ndjson(&r.text())?;
+        ensure!(
+            lines.len() == 1 && lines[0]["identifier"] == "wiki",
+            "{}",
+            r.text()
+        );
     }
     Ok(())
 }
