@@ -20,7 +20,7 @@ use crate::{ADMIN_KEY, BIN};
 /// the table get their id and revision from it, any other title a
 /// deterministic page. It counts the requests it answers.
 pub(crate) struct Wiki {
-    url: String,
+    pub(crate) url: String,
     hits: Arc<AtomicUsize>,
 }
 

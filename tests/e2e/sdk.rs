@@ -1110,3 +1110,69 @@ fn batch_methods_of_the_go_sdk_read_the_daily_form() -> Result<()> {
     ensure!(hourly["identifier"] == id, "{hourly}");
     Ok(())
 }
+
+#[test]
+fn get_articles_with_a_language_or_project_filter_fetches_a_title_nobody_fetched() -> Result<()> {
+    let spec = main_spec()?;
+    // Every open English project answers from the mock wiki (whose pages
+    // say `pagelanguage: en`).
+    let matrix = std::fs::read(repo_root().join("functions/articles/data/sitematrix.json"))?;
+    let registry = wikiedge_core::projects::Registry::from_sitematrix(&matrix)?;
+    let english: Vec<String> = registry
+        .projects()
+        .into_iter()
+        .filter(|p| p.in_language.as_ref().is_some_and(|l| l.identifier == "en"))
+        .filter(|p| !registry.is_closed(&p.identifier))
+        .map(|p| p.identifier)
+        .collect();
+    ensure!(english.len() > 3, "{english:?}");
+    let wiki = Wiki::start()?;
+    // Two other projects also answer (as English pages: the mock says so),
+    // so a lookup that asked every configured upstream would show them.
+    let overrides: serde_json::Map<String, Value> = english
+        .iter()
+        .chain(&["dewiki".to_string(), "afwiki".to_string()])
+        .map(|p| (p.clone(), Value::String(wiki.url.clone())))
+        .collect();
+    let host = Host::builder(BIN, &repo_root().join("spin.toml"))
+        .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
+        .env(
+            "SPIN_VARIABLE_UPSTREAM_OVERRIDES",
+            &Value::Object(overrides).to_string(),
+        )
+        .arg("--quiet")
+        .start()?;
+    let auth = account(&host, "sdk-filters", "paid")?;
+    let token = auth.trim_start_matches("Bearer ").to_string();
+    let sdk = Sdk::new(&host, &token, Kit::Python);
+
+    // in_language.identifier: every English project is asked, up to `limit`.
+    let req = json!({"limit": 10, "filters": [{"field": "in_language.identifier", "value": "en"}]});
+    let v = sdk.get_entity("articles/A_new_title", Some(&req))?;
+    let items = v.as_array().context("a list")?;
+    ensure!(
+        items.len() == english.len().min(10),
+        "{} of {} English projects: {v}",
+        items.len(),
+        english.len()
+    );
+    for a in items {
+        spec.validate("article", a)?;
+        reads(a, ARTICLE_MODEL)?;
+        ensure!(a["in_language"]["identifier"] == "en", "{a}");
+        let project = a["is_part_of"]["identifier"].as_str().unwrap_or("");
+        ensure!(english.iter().any(|g| g == project), "{project}");
+    }
+
+    // is_part_of.identifier: that project only, fetched on the miss.
+    let project = english.last().context("an English project")?;
+    let req = json!({"filters": [{"field": "is_part_of.identifier", "value": project}]});
+    let v = sdk.get_entity("articles/Another_new_title", Some(&req))?;
+    let items = v.as_array().context("a list")?;
+    ensure!(items.len() == 1, "{v}");
+    ensure!(
+        items[0]["is_part_of"]["identifier"] == project.as_str(),
+        "{v}"
+    );
+    Ok(())
+}
