@@ -185,7 +185,8 @@ impl Router {
     }
 
     /// The rank of a route for these path segments, if it matches: one entry
-    /// per segment (2 literal, 1 named, 0 wildcard), compared lexically.
+    /// per segment (2 literal, 1 named, 0 wildcard), then 3 for an exact
+    /// route, compared lexically.
     fn match_entry(e: &Entry, parts: &[&str]) -> Option<(Rank, Params)> {
         if parts.len() < e.segments.len() || (!e.wildcard && parts.len() != e.segments.len()) {
             return None;
@@ -202,9 +203,10 @@ impl Router {
                 }
             }
         }
-        if e.wildcard {
-            rank.push(0);
-        }
+        // An exact route ends above any wildcard, so it beats a wildcard
+        // with the same prefix (`/a` over `/a/...` for `/a`), as Spin's
+        // "exact matches take precedence" rule says.
+        rank.push(if e.wildcard { 0 } else { 3 });
         Some((rank, params))
     }
 
@@ -276,6 +278,24 @@ mod tests {
         check(&r, "/one/two/x", Some(("two", "/x")));
         let r = router("/", &[("/...", "wild"), ("/one", "exact")]);
         check(&r, "/one", Some(("exact", "")));
+    }
+
+    #[test]
+    fn an_exact_route_beats_a_wildcard_of_the_same_prefix() {
+        for routes in [
+            [
+                ("/v2/articles/...", "articles"),
+                ("/v2/articles", "realtime"),
+            ],
+            [
+                ("/v2/articles", "realtime"),
+                ("/v2/articles/...", "articles"),
+            ],
+        ] {
+            let r = router("/", &routes);
+            check(&r, "/v2/articles", Some(("realtime", "")));
+            check(&r, "/v2/articles/Earth", Some(("articles", "/Earth")));
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod realtime;
 mod redis;
 mod scaleout;
 mod schema;
+mod sdk;
 mod snapshots;
 mod tooling;
 mod wme_import;

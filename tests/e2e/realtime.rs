@@ -19,8 +19,8 @@ use crate::{ADMIN_KEY, BIN};
 /// A mock MediaWiki on loopback that serves every title: pages named in
 /// the table get their id and revision from it, any other title a
 /// deterministic page. It counts the requests it answers.
-struct Wiki {
-    url: String,
+pub(crate) struct Wiki {
+    pub(crate) url: String,
     hits: Arc<AtomicUsize>,
 }
 
@@ -97,7 +97,7 @@ fn wiki_answer(path: &str) -> String {
 }
 
 impl Wiki {
-    fn start() -> Result<Self> {
+    pub(crate) fn start() -> Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let url = format!("http://{}", listener.local_addr()?);
         let hits = Arc::new(AtomicUsize::new(0));
@@ -124,7 +124,7 @@ impl Wiki {
         Ok(Wiki { url, hits })
     }
 
-    fn overrides(&self) -> String {
+    pub(crate) fn overrides(&self) -> String {
         json!({"enwiki": self.url, "commonswiki": self.url, "testwikidatawiki": self.url})
             .to_string()
     }
@@ -148,7 +148,7 @@ fn app(wiki: &Wiki, max_connection_seconds: &str, extra: &[(&str, &str)]) -> Res
 }
 
 /// Creates an account on `plan` and returns its `Authorization` value.
-fn account(host: &Host, username: &str, plan: &str) -> Result<String> {
+pub(crate) fn account(host: &Host, username: &str, plan: &str) -> Result<String> {
     let password = "correct horse battery staple";
     let body = json!({"username": username, "password": password, "plan": plan}).to_string();
     let created = post(
@@ -173,7 +173,7 @@ fn account(host: &Host, username: &str, plan: &str) -> Result<String> {
     Ok(format!("Bearer {token}"))
 }
 
-fn ingest(host: &Host, body: &[u8]) -> Result<Resp> {
+pub(crate) fn ingest(host: &Host, body: &[u8]) -> Result<Resp> {
     post(
         &host.url("/v1/admin/ingest"),
         &[("x-admin-key", ADMIN_KEY)],
@@ -715,7 +715,7 @@ fn invalid_parameters_and_plans_without_realtime_are_refused() -> Result<()> {
 }
 
 /// A page-change event for a synthetic page.
-fn synthetic_event(n: usize, page: usize) -> Value {
+pub(crate) fn synthetic_event(n: usize, page: usize) -> Value {
     json!({
         "$schema": "/mediawiki/page/change/1.2.0",
         "changelog_kind": "update",

@@ -3,7 +3,9 @@
 //! The pipeline, after authentication:
 //! 1. Normalise the title and pick candidate projects: the project of an
 //!    `is_part_of.identifier` filter; else every project in the title index
-//!    (`article-projects:{Title}`); else, for a title nobody has cached, the
+//!    (`article-projects:{Title}`), plus, with an `in_language.identifier`
+//!    filter, every open project of that language (fetched from its own
+//!    upstream on a miss); else, for a title nobody has cached, the
 //!    projects of `upstream_overrides` (or `enwiki`).
 //! 2. Read the index (one key-value get) for revisions and fetch times.
 //! 3. A conditional request (`If-None-Match`) whose ETag matches a copy
@@ -63,6 +65,8 @@ use wikiedge_fn::{gate, upstream};
 
 /// The filter field that selects projects without parsing documents.
 const PROJECT_FIELD: &str = "is_part_of.identifier";
+/// The document filter that names a language.
+const LANGUAGE_FIELD: &str = "in_language.identifier";
 
 /// The `Warning` header of a stale answer (RFC 7234 warn-code 110).
 const STALE_WARNING: &str = "110 - \"Response is Stale\"";
@@ -152,12 +156,41 @@ fn split_filters(request: &ArticlesRequest) -> (Option<Option<String>>, Vec<Filt
     (project, rest)
 }
 
+/// The language an `in_language.identifier` document filter names.
+fn language_filter(filters: &[Filter]) -> Option<String> {
+    filters
+        .iter()
+        .find(|f| f.field == LANGUAGE_FIELD)
+        .and_then(|f| f.value.as_str())
+        .map(str::to_string)
+}
+
+/// The projects of a language that can be fetched from: open ones, and
+/// closed ones with an upstream override.
+fn projects_of_language(config: &Config, language: &str) -> Result<Vec<String>, Error> {
+    let registry = wikiedge_fn::config::registry()?;
+    Ok(registry
+        .projects()
+        .into_iter()
+        .filter(|p| {
+            p.in_language
+                .as_ref()
+                .is_some_and(|l| l.identifier == language)
+        })
+        .filter(|p| {
+            !registry.is_closed(&p.identifier) || config.overrides.contains_key(&p.identifier)
+        })
+        .map(|p| p.identifier)
+        .collect())
+}
+
 /// Step 1 and 2: the candidate projects with their index entries.
 async fn candidates(
     config: &Config,
     kv: &spin_sdk::key_value::Store,
     raw_name: &str,
     project_filter: Option<Option<String>>,
+    language: Option<String>,
 ) -> Result<Vec<Candidate>, Error> {
     let decoded = title::decode_path_segment(raw_name)?;
     let candidate = |project: &str, title: &str, entry: Option<Entry>| Candidate {
@@ -201,7 +234,16 @@ async fn candidates(
                     }
                 }
             }
-            if out.is_empty() {
+            if let Some(language) = language {
+                // A language filter: every project of that language is a
+                // candidate, fetched from its upstream when no one has yet.
+                for project in projects_of_language(config, &language)? {
+                    if !out.iter().any(|c| c.project == project) {
+                        let name = title::normalize(&decoded, first_letter_upper(&project))?;
+                        out.push(candidate(&project, &name, None));
+                    }
+                }
+            } else if out.is_empty() {
                 for project in config.default_projects() {
                     let name = title::normalize(&decoded, first_letter_upper(&project))?;
                     out.push(candidate(&project, &name, None));
@@ -419,7 +461,8 @@ async fn pipeline(principal: &Principal, query: &ArticleQuery) -> Outcome {
     let (project_filter, doc_filters) = split_filters(&query.request);
     let fields = query.request.fields.clone().unwrap_or_default();
     let limit = query.request.limit();
-    let mut found = match candidates(config, &kv, &query.raw_name, project_filter).await {
+    let language = language_filter(&doc_filters);
+    let mut found = match candidates(config, &kv, &query.raw_name, project_filter, language).await {
         Ok(found) => found,
         Err(err) => return free_error(err).await,
     };

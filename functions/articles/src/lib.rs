@@ -120,7 +120,18 @@ async fn dispatch(
     let is_post = parts.method == Method::POST;
     match route {
         Route::Metadata(kind, id) => {
-            metadata::serve(&principal, kind, id, is_post, query, &body).await
+            let ndjson = parts
+                .headers
+                .get("accept")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.contains("application/x-ndjson"));
+            let ask = metadata::Ask {
+                is_post,
+                query,
+                body: &body,
+                ndjson,
+            };
+            metadata::serve(&principal, kind, id, ask).await
         }
         Route::Articles(product, raw_name) => {
             let request = if is_post {

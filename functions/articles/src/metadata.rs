@@ -5,8 +5,9 @@
 //! Choices: these routes require authentication (WME does) but consume no
 //! quota and are not metered: WME counts only On-demand article calls
 //! against the plan. They carry the `RateLimit` headers of a peek at the
-//! on-demand quota, like every authenticated response. `fields` and
-//! `filters` apply (`limit` is accepted and ignored, as lists are small).
+//! on-demand quota, like every authenticated response. `fields`, `filters`
+//! and `limit` (when given; lists are whole without it) apply to lists;
+//! `Accept: application/x-ndjson` gets one object per line.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -83,39 +84,71 @@ fn one(kind: Kind, id: &str) -> Result<Value, Error> {
     value.map_err(|e| Error::Internal(e.to_string()))
 }
 
-fn answer(kind: Kind, raw_id: &str, request: &ArticlesRequest) -> Result<Vec<u8>, Error> {
+fn answer(kind: Kind, raw_id: &str, request: &ArticlesRequest) -> Result<Value, Error> {
     let fields = request.fields.as_deref().unwrap_or_default();
-    let body = if raw_id.is_empty() {
+    if raw_id.is_empty() {
         let filters = request.filters.as_deref().unwrap_or_default();
+        let limit = request.limit.map_or(usize::MAX, |l| l as usize);
         let items: Vec<Value> = list(kind)?
             .iter()
             .filter(|item| matches_all(item, filters))
+            .take(limit)
             .map(|item| project(item, fields))
             .collect();
-        Value::Array(items)
+        Ok(Value::Array(items))
     } else {
         let id = decode_path_segment(raw_id)
             .map_err(|_| Error::NotFound(format!("'{raw_id}' not found")))?;
-        project(&one(kind, &id)?, fields)
+        Ok(project(&one(kind, &id)?, fields))
+    }
+}
+
+/// JSON, or NDJSON with one object (or list item) per line.
+fn encode(body: Value, ndjson: bool) -> Result<Vec<u8>, Error> {
+    let internal = |e: serde_json::Error| Error::Internal(e.to_string());
+    if !ndjson {
+        return serde_json::to_vec(&body).map_err(internal);
+    }
+    let items = match body {
+        Value::Array(items) => items,
+        one => vec![one],
     };
-    serde_json::to_vec(&body).map_err(|e| Error::Internal(e.to_string()))
+    let mut out = Vec::new();
+    for item in items {
+        serde_json::to_writer(&mut out, &item).map_err(internal)?;
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
+/// What the request asks besides the route.
+pub struct Ask<'a> {
+    /// POST (a JSON body) rather than GET (the query).
+    pub is_post: bool,
+    /// The query string.
+    pub query: &'a str,
+    /// The body.
+    pub body: &'a [u8],
+    /// `Accept: application/x-ndjson`.
+    pub ndjson: bool,
 }
 
 /// Serves a metadata request for an authenticated caller.
-pub async fn serve(
-    principal: &Principal,
-    kind: Kind,
-    raw_id: &str,
-    is_post: bool,
-    query: &str,
-    body: &[u8],
-) -> Reply {
-    let request = if is_post {
-        ArticlesRequest::from_json(body)
+pub async fn serve(principal: &Principal, kind: Kind, raw_id: &str, ask: Ask<'_>) -> Reply {
+    let request = if ask.is_post {
+        ArticlesRequest::from_json(ask.body)
     } else {
-        ArticlesRequest::from_query(query)
+        ArticlesRequest::from_query(ask.query)
     };
-    let reply = match request.and_then(|request| answer(kind, raw_id, &request)) {
+    let reply = match request
+        .and_then(|request| answer(kind, raw_id, &request))
+        .and_then(|body| encode(body, ask.ndjson))
+    {
+        Ok(bytes) if ask.ndjson => Reply {
+            status: 200,
+            headers: vec![("content-type", "application/x-ndjson".into())],
+            body: bytes,
+        },
         Ok(json) => Reply::json(200, json),
         Err(err) => Reply::error(&err),
     };

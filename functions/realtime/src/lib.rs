@@ -1,4 +1,5 @@
-//! The Realtime API of wikiedge: `GET|POST /realtime/v2/articles` streams
+//! The Realtime API of wikiedge: `GET|POST /v2/articles` (also at
+//! `/realtime/v2/articles`) streams
 //! WME events (SSE or NDJSON) from a partitioned log that
 //! `POST /v1/admin/ingest` fills from EventStreams page changes;
 //! `/v2/batches/{YYYY-MM-DD}/{HH}[...]` serves the log's hours as tar.gz.
@@ -48,6 +49,9 @@ const MAX_STREAM_BODY_BYTES: usize = 64 * 1024;
 
 const INGEST: &str = "/v1/admin/ingest";
 const STREAM: &str = "/realtime/v2/articles";
+/// WME's own path of the stream: the exact route `/v2/articles` (On-demand
+/// keeps `/v2/articles/{name}`), so one base URL serves both.
+const STREAM_WME: &str = "/v2/articles";
 const BATCHES: &str = "/v2/batches/";
 
 fn not_allowed(method: &Method, allow: &str) -> http::Response<BoxBody> {
@@ -79,11 +83,22 @@ async fn handle(req: Request) -> impl IntoResponse {
             Ok(principal) => principal,
             Err(err) => return Reply::error(&err).into_box_response(),
         };
-        return batches::serve(&principal, &parts.method, rest)
-            .await
-            .into_box_response();
+        let body = match read_body(body.bytes().await, MAX_STREAM_BODY_BYTES) {
+            Ok(body) => body,
+            Err(err) => return Reply::error(&err).into_box_response(),
+        };
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let ask = batches::Ask {
+            method: &parts.method,
+            rest,
+            query: parts.uri.query().unwrap_or_default(),
+            body: &body,
+            ndjson: header("accept").is_some_and(|a| a.contains("application/x-ndjson")),
+            range: header("range"),
+        };
+        return batches::serve(&principal, ask).await.into_box_response();
     }
-    if path != STREAM {
+    if path != STREAM && path != STREAM_WME {
         return Reply::error(&Error::NotFound(format!("no route for {path}"))).into_box_response();
     }
     if parts.method != Method::GET && parts.method != Method::POST {
@@ -93,13 +108,14 @@ async fn handle(req: Request) -> impl IntoResponse {
         Ok(principal) => principal,
         Err(err) => return Reply::error(&err).into_box_response(),
     };
-    let request = if parts.method == Method::POST {
-        match read_body(body.bytes().await, MAX_STREAM_BODY_BYTES) {
-            Ok(body) => StreamRequest::from_json(&body),
-            Err(err) => Err(err),
+    // WME reads the parameters from a JSON body on POST and on GET (the
+    // official SDKs send a body with GET); a GET without one uses the query.
+    let request = match read_body(body.bytes().await, MAX_STREAM_BODY_BYTES) {
+        Ok(body) if parts.method == Method::POST || !body.iter().all(u8::is_ascii_whitespace) => {
+            StreamRequest::from_json(&body)
         }
-    } else {
-        StreamRequest::from_query(parts.uri.query().unwrap_or_default())
+        Ok(_) => StreamRequest::from_query(parts.uri.query().unwrap_or_default()),
+        Err(err) => Err(err),
     };
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let resume = match header("last-event-id").map(str::trim) {

@@ -1,4 +1,5 @@
-//! Structured contents from wikitext: sections of paragraphs and infoboxes,
+//! Structured contents from wikitext: sections of paragraphs, infoboxes and
+//! the `{{Short description}}` as `description`,
 //! in WME's `article_sections` and `infobox` part shapes.
 //!
 //! Sections nest by heading level: a `===` heading becomes a part of the
@@ -152,6 +153,32 @@ pub fn infoboxes(wikitext: &str, loc: &Localisation) -> Vec<Part> {
     out
 }
 
+/// The page's own short description: the first positional parameter of a
+/// top-level `{{Short description|...}}` (the English Wikipedia template
+/// that WME's `description` carries there); `none` means "no description".
+pub fn short_description(wikitext: &str, loc: &Localisation) -> Option<String> {
+    let text = strip_comments(wikitext);
+    let mut i = 0;
+    while let Some(pos) = text[i..].find("{{") {
+        let start = i + pos;
+        let end = matching(&text, start, "{{", "}}");
+        let inner = text[start + 2..end]
+            .strip_suffix("}}")
+            .unwrap_or(&text[start + 2..end]);
+        let mut params = split_top_level(inner).into_iter();
+        let name = params.next().unwrap_or_default().trim().replace('_', " ");
+        if name.eq_ignore_ascii_case("short description") {
+            let value = params.find(|p| !p.contains('='))?;
+            let value = plain_text(value, loc);
+            let value = value.trim();
+            return (!value.is_empty() && !value.eq_ignore_ascii_case("none"))
+                .then(|| value.to_string());
+        }
+        i = end;
+    }
+    None
+}
+
 /// The structured-contents document of an article: its fields plus the
 /// infoboxes and sections parsed from its wikitext (none without wikitext).
 /// The wikitext body itself is dropped, as in WME's structured contents.
@@ -165,7 +192,7 @@ pub fn structured_content(mut article: Article, loc: &Localisation) -> Structure
         infobox: infoboxes(&wikitext, loc),
         article_sections: section_parts(&sections(&wikitext, loc)),
         article,
-        description: None,
+        description: short_description(&wikitext, loc),
     }
 }
 
@@ -206,6 +233,18 @@ mod tests {
                 {"type": "paragraph", "value": "Pear is a tree."},
                 {"type": "paragraph", "value": "It has fruits."}]})
         );
+    }
+
+    #[test]
+    fn the_short_description_template_is_the_description() {
+        let loc = Localisation::default();
+        let text = "<!-- x -->{{Short description|Political [[philosophy]] and movement}}\n{{Other uses}}\n'''A''' is.";
+        assert_eq!(
+            short_description(text, &loc).as_deref(),
+            Some("Political philosophy and movement")
+        );
+        assert_eq!(short_description("{{short_description|none}}", &loc), None);
+        assert_eq!(short_description("{{Infobox x|a=b}} text", &loc), None);
     }
 
     #[test]

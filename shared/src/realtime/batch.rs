@@ -35,7 +35,33 @@ pub fn hour_range(date: &str, hour: &str) -> Result<(i64, i64)> {
     Ok((start, start + 3_600_000))
 }
 
+/// The day `{YYYY-MM-DD}` as `[start, end)` Unix milliseconds: the daily
+/// form `/v2/batches/{date}` of WME's 2024-01 spec, which the Go SDK calls.
+pub fn day_range(date: &str) -> Result<(i64, i64)> {
+    let start = Date::parse(date)?.start() * 1000;
+    Ok((start, start + 86_400_000))
+}
+
+/// Whether a path segment is an hour (`00`..`23` shape: two digits), which
+/// tells `/v2/batches/{date}/{HH}` from `/v2/batches/{date}/{identifier}`
+/// (identifiers are `{project}_namespace_{n}`).
+pub fn is_hour(segment: &str) -> bool {
+    segment.len() == 2 && segment.bytes().all(|b| b.is_ascii_digit())
+}
+
 pub use crate::snapshot::{Ref, Size};
+
+/// A batch's version (also its download's ETag): the MD5 of its NDJSON, 32
+/// hex characters like WME's.
+pub fn version(ndjson: &[u8]) -> String {
+    super::media::md5_hex(ndjson)
+}
+
+/// The key that marks a batch download counted for an account and month:
+/// one quota unit per batch version, however many ranges fetch it.
+pub fn download_marker_key(account: &str, version: &str, month: &str) -> String {
+    format!("batch-download:{account}:{version}:{month}")
+}
 
 /// The metadata of one batch, as `/v2/batches/...` serves it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,5 +126,25 @@ mod tests {
         assert_eq!(u32::from_str_radix(stored, 8).ok(), Some(sum));
         assert_eq!(&tar[512..515], b"{}\n");
         assert_eq!(identifier("enwiki", 0), "enwiki_namespace_0");
+    }
+
+    #[test]
+    fn days_are_utc_ranges_and_hours_are_two_digits() {
+        assert_eq!(
+            day_range("2024-10-04").ok(),
+            Some((1_728_000_000_000, 1_728_086_400_000))
+        );
+        assert!(day_range("2024-10-32").is_err());
+        assert!(is_hour("07") && is_hour("23"));
+        assert!(!is_hour("enwiki_namespace_0") && !is_hour("7") && !is_hour("download"));
+    }
+
+    #[test]
+    fn versions_are_32_hex_characters_of_the_content() {
+        let v = version(b"{}\n");
+        assert_eq!(v.len(), 32);
+        assert!(v.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(v, version(b"{}\n{}\n"));
+        assert_eq!(version(b""), "d41d8cd98f00b204e9800998ecf8427e");
     }
 }

@@ -25,6 +25,12 @@ pub fn commons_content_url(page_title: &str) -> Option<String> {
     ))
 }
 
+/// The MD5 of `input` as 32 lower-case hex characters (the shape of WME's
+/// content versions). Not for security.
+pub fn md5_hex(input: &[u8]) -> String {
+    hex(&md5(input))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
