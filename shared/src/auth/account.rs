@@ -35,6 +35,13 @@ pub struct Account {
     /// Expiring raises of the plan's limits (exceptional or paid access).
     #[serde(default)]
     pub grants: Vec<Grant>,
+    /// The address codes are mailed to (self-service accounts only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// A signed-up account that has not entered its emailed code yet: it
+    /// cannot log in ([`super::signup`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unconfirmed: bool,
 }
 
 impl Account {
@@ -48,6 +55,8 @@ impl Account {
             disabled: false,
             created: now,
             grants: Vec::new(),
+            email: None,
+            unconfirmed: false,
         }
     }
 
