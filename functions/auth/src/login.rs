@@ -62,6 +62,9 @@ pub async fn login(body: Vec<u8>) -> Result<Reply> {
     if account.disabled {
         return Err(Error::Forbidden("The account is disabled".into()));
     }
+    if account.unconfirmed {
+        return Err(Error::Unauthorized("User is not confirmed.".into()));
+    }
     if throttled_before {
         kv.delete(&keys::throttle(&name)).await?;
     }
