@@ -15,6 +15,7 @@ mod realtime;
 mod redis;
 mod scaleout;
 mod schema;
+mod signup;
 mod snapshots;
 
 /// The freshly built host binary.
