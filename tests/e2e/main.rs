@@ -10,6 +10,7 @@ mod common;
 mod host;
 mod journey;
 mod metering;
+mod portal;
 mod quota;
 mod realtime;
 mod redis;
