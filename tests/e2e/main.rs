@@ -6,6 +6,7 @@ use wikiedge_tests::{Host, repo_root};
 
 mod articles;
 mod auth;
+mod browser;
 mod common;
 mod host;
 mod journey;

@@ -12,6 +12,7 @@ const state = {
   refresh: sessionStorage.getItem("wikiedge.refresh"),
   username: sessionStorage.getItem("wikiedge.username"),
   adminKey: "",
+  role: null,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -181,6 +182,7 @@ onSubmit("resend-form", async (data) => {
 onSubmit("login-form", async (data, form) => {
   const tokens = await api("POST", "/v1/login", data);
   saveLogin(data.username.trim().toLowerCase(), tokens);
+  state.role = (await api("POST", "/v1/get-user", undefined, "user")).role;
   form.reset();
   say("Logged in.");
   go("dashboard");
@@ -241,13 +243,14 @@ function chart(rows, from, days) {
 loaders.dashboard = async () => {
   if (!state.access) { say("Log in to see your dashboard."); return; }
   const [user, quota] = await Promise.all([api("POST", "/v1/get-user", undefined, "user"), api("GET", "/v1/quota", undefined, "user")]);
+  state.role = user.role;
   const dl = $("account");
   dl.replaceChildren();
   [["Username", user.username], ["Plan", quota.plan], ["Role", user.role], ["Month", quota.month], ["Burst limit", quota.burst_per_second + " requests/s"]].forEach(([k, v]) => {
     dl.append(el("dt", k), el("dd", v));
   });
   const body = $("quota-table").querySelector("tbody");
-  body.replaceChildren(...quota.products.map((p) => row([p.product, p.limit, p.used, p.remaining, when(p.reset)])));
+  body.replaceChildren(...quota.products.map((p) => row([p.product, p.limit, p.used, p.remaining, when(Date.now() / 1000 + p.reset)])));
   const grants = $("grants");
   grants.replaceChildren(...(quota.grants.length ? quota.grants.map((g) => el("li",
     Object.entries(g.monthly || {}).map(([k, v]) => k + ": " + v + "/month").join(", ") +
@@ -291,7 +294,7 @@ onSubmit("access-form", async (data, form) => {
 });
 
 // ---- admin
-$("admin-key").addEventListener("change", (ev) => { state.adminKey = ev.target.value; loaders.admin().catch((e) => say(e.message, true)); });
+$("admin-key").addEventListener("change", (ev) => { state.adminKey = ev.target.value; say(state.adminKey ? "Using the admin key." : ""); loaders.admin().catch((e) => say(e.message, true)); });
 let accounts = [];
 
 function renderAccounts() {
@@ -315,7 +318,9 @@ function reviewCard(r) {
   const li = el("li", null, { class: "card", "data-request": r.id });
   li.append(el("h4", r.account + " — " + r.id));
   const dl = el("dl");
-  Object.entries(r.answers || {}).forEach(([k, v]) => dl.append(el("dt", k.replace(/_/g, " ")), el("dd", v)));
+  ["who", "purpose", "need", "obligation", "mission_alignment", "values_alignment"].forEach((k) => {
+    if (r[k]) dl.append(el("dt", k.replace(/_/g, " ")), el("dd", r[k]));
+  });
   li.append(dl);
   const form = el("form", null, { "aria-label": "Decide on " + r.id });
   const id = (s) => "rv-" + r.id + "-" + s;
@@ -354,7 +359,7 @@ function reviewCard(r) {
 }
 
 loaders.admin = async () => {
-  if (!state.access && !state.adminKey) { say("Log in as an admin, or paste the admin key."); return; }
+  if (!state.adminKey && !(state.access && state.role === "admin")) { say("Log in as an admin, or paste the admin key."); return; }
   const queue = await api("GET", "/v1/admin/access-requests?status=pending", undefined, "admin");
   const items = Array.isArray(queue) ? queue : (queue.requests || []);
   $("review-queue").replaceChildren(...(items.length ? items.map(reviewCard) : [el("li", "Nothing to review")]));
