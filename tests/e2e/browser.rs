@@ -1,9 +1,10 @@
 //! The portal in a real browser: Debian's Chromium, headless, driven over
 //! WebDriver (plain HTTP to `chromedriver`) against the whole application.
 //! A visitor signs up (the proof of work solved in the page), reads the code
-//! from the dev outbox, confirms, logs in, sees the dashboard, asks for
-//! exceptional access; the admin approves it in the review queue; the
-//! visitor's dashboard then shows the grant with its expiry. Screenshots go
+//! from the dev outbox, confirms, logs in, sees the quota drop after an
+//! article request made with their token, asks for exceptional access; the
+//! admin approves it with a higher limit in the review queue; the visitor's
+//! dashboard then shows the higher limit and the grant's expiry. Screenshots go
 //! to `target/browser-screenshots/`.
 //!
 //! Needs `chromium` and `chromium-driver` (`.ci/run` installs them); without
@@ -17,7 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use wikiedge_tests::{Host, TempDir, free_port, get, repo_root, request, target_dir};
+use wikiedge_host::import::{ImportArgs, run as import};
+use wikiedge_tests::{Host, TempDir, fixtures, free_port, get, repo_root, request, target_dir};
 
 use crate::{ADMIN_KEY, BIN};
 
@@ -209,9 +211,19 @@ fn a_visitor_signs_up_asks_for_access_and_the_admin_approves_it() -> Result<()> 
     }
     let shots = target_dir().join("browser-screenshots");
     std::fs::create_dir_all(&shots)?;
+    // The sample dump, so an article request is served from the store.
+    let state = TempDir::new("browser")?;
+    import(
+        ImportArgs::new(
+            fixtures().join("dumps/enwiki-sample-206-pages.xml.bz2"),
+            Some("enwiki".into()),
+        )
+        .with_state_dir(state.path()),
+    )?;
     let host = Host::builder(BIN, &repo_root().join("spin.toml"))
         .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
         .env("SPIN_VARIABLE_SIGNUP_POW_DIFFICULTY", "12")
+        .state_dir(state.path())
         .start()?;
     let driver = Driver::start()?;
     let portal = host.url("/portal");
@@ -237,11 +249,41 @@ fn a_visitor_signs_up_asks_for_access_and_the_admin_approves_it() -> Result<()> 
     anyhow::ensure!(!quota.contains("1970"), "{quota}");
     driver.wait_text("#usage-caption", "Requests denied", 30)?;
     anyhow::ensure!(driver.text("#account")?.contains("free"), "free plan");
-    driver.screenshot(&shots, "dashboard.png")?;
     anyhow::ensure!(
         driver.text("#grants")?.contains("None"),
         "no grant yet: {quota}"
     );
+    let used = "#quota-table tbody tr:first-child td:nth-child(3)";
+    anyhow::ensure!(driver.text(used)? == "0", "nothing used yet: {quota}");
+
+    // An article request with the visitor's token (read from the page's
+    // sessionStorage); after a reload the dashboard shows the quota used.
+    let token = driver.call(
+        "POST",
+        "/execute/sync",
+        Some(json!({"script": "return sessionStorage.getItem('wikiedge.access');", "args": []})),
+    )?;
+    let bearer = format!(
+        "Bearer {}",
+        token.as_str().context("token in sessionStorage")?
+    );
+    let article = get(
+        &host.url("/v2/articles/Anarchism"),
+        &[("authorization", &bearer)],
+    )?;
+    anyhow::ensure!(article.status == 200, "article: {}", article.status);
+    driver.call("POST", "/refresh", Some(json!({})))?;
+    driver.wait_text("#who", "Logged in as ada", 30)?;
+    let after = driver.wait_text(used, "1", 30)?;
+    anyhow::ensure!(after == "1", "one on-demand request used: {after}");
+    let left = driver.text("#quota-table tbody tr:first-child td:nth-child(4)")?;
+    let limit = driver.text("#quota-table tbody tr:first-child td:nth-child(2)")?;
+    anyhow::ensure!(
+        left.parse::<u64>()? + 1 == limit.parse::<u64>()?,
+        "{left} of {limit}"
+    );
+    driver.wait_text("#usage-caption", "Requests denied", 30)?;
+    driver.screenshot(&shots, "dashboard.png")?;
 
     // Ask for exceptional access.
     driver.open(&format!("{portal}#access"))?;
@@ -265,6 +307,10 @@ fn a_visitor_signs_up_asks_for_access_and_the_admin_approves_it() -> Result<()> 
     driver.wait_text("#review-queue", "Studying citation practice", 30)?;
     driver.wait_text("#accounts-table", "ada", 30)?;
     driver.screenshot(&shots, "review-queue.png")?;
+    // Approve with a higher on-demand limit than the free plan's.
+    let field = driver.find("#review-queue input[name=ondemand]")?;
+    driver.call("POST", &format!("/element/{field}/clear"), Some(json!({})))?;
+    driver.type_into("#review-queue input[name=ondemand]", "250000")?;
     driver.click("#review-queue form button[value=approve]")?;
     driver.wait_text("#status", "Approved", 30)?;
     driver.wait_text("#review-queue", "Nothing to review", 30)?;
@@ -272,7 +318,12 @@ fn a_visitor_signs_up_asks_for_access_and_the_admin_approves_it() -> Result<()> 
     // The visitor's dashboard shows the grant and its expiry.
     driver.open(&format!("{portal}#dashboard"))?;
     let grants = driver.wait_text("#grants", "until", 30)?;
-    anyhow::ensure!(grants.contains("ondemand: 50000/month"), "{grants}");
+    anyhow::ensure!(grants.contains("ondemand: 250000/month"), "{grants}");
+    let limit = driver.wait_text("#quota-table tbody tr:first-child", "250000", 30)?;
+    anyhow::ensure!(
+        limit.contains("249999"),
+        "the higher limit, one used: {limit}"
+    );
     driver.screenshot(&shots, "dashboard-approved.png")?;
     Ok(())
 }
