@@ -305,7 +305,8 @@ fn a_visitor_signs_up_asks_for_access_and_the_admin_approves_it() -> Result<()> 
     driver.open(&format!("{portal}#admin"))?;
     driver.type_into("#admin-key", &format!("{ADMIN_KEY}\u{E004}"))?;
     driver.wait_text("#review-queue", "Studying citation practice", 30)?;
-    driver.wait_text("#accounts-table", "ada", 30)?;
+    let accounts = driver.wait_text("#accounts-table", "ada", 30)?;
+    anyhow::ensure!(accounts.contains("active"), "{accounts}");
     driver.screenshot(&shots, "review-queue.png")?;
     // Approve with a higher on-demand limit than the free plan's.
     let field = driver.find("#review-queue input[name=ondemand]")?;

@@ -186,7 +186,17 @@ fn sign_up_confirm_log_in_and_reset_the_password() -> Result<()> {
         "the text names the code"
     );
 
+    let admin_view = |name: &str| -> Result<Value> {
+        get(&host.url(&format!("/v1/admin/accounts/{name}")), &[ADMIN])?.json()
+    };
+    let before = admin_view("walter")?;
+    anyhow::ensure!(
+        before["unconfirmed"] == true && before["plan"] == "free",
+        "{before}"
+    );
     check(&confirm(&host, "walter", &code)?, 204)?;
+    let after = admin_view("walter")?;
+    anyhow::ensure!(after.get("unconfirmed").is_none(), "{after}");
     let tokens = login(&host, "walter", PASSWORD)?;
     check(&tokens, 200)?;
     let access = tokens.json()?["access_token"]

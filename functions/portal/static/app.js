@@ -300,7 +300,7 @@ let accounts = [];
 function renderAccounts() {
   const q = $("account-search").value.trim().toLowerCase();
   const body = $("accounts-table").querySelector("tbody");
-  body.replaceChildren(...accounts.filter((a) => a.username.includes(q)).map((a) => {
+  body.replaceChildren(...accounts.filter((a) => a.username.includes(q) || a.plan.includes(q)).map((a) => {
     const b = el("button", a.disabled ? "Enable" : "Disable", { type: "button" });
     b.addEventListener("click", async () => {
       try {
@@ -309,7 +309,19 @@ function renderAccounts() {
         await loaders.admin();
       } catch (e) { say(e.message, true); }
     });
-    return row([a.username, a.plan, a.role, a.disabled ? "disabled" : "active", b]);
+    const plan = el("input", null, { value: a.plan, "aria-label": "Plan of " + a.username, size: "10" });
+    const set = el("button", "Set plan", { type: "button" });
+    set.addEventListener("click", async () => {
+      try {
+        await api("PATCH", "/v1/admin/accounts/" + encodeURIComponent(a.username), { plan: plan.value.trim() }, "admin");
+        say("Plan of " + a.username + " is now " + plan.value.trim());
+        await loaders.admin();
+      } catch (e) { say(e.message, true); }
+    });
+    const actions = el("span");
+    actions.append(b, " ", plan, " ", set);
+    const st = a.disabled ? "disabled" : (a.unconfirmed ? "unconfirmed" : "active");
+    return row([a.username, a.plan, a.role, st, actions]);
   }));
 }
 $("account-search").addEventListener("input", renderAccounts);

@@ -105,6 +105,10 @@ pub struct GetUserResponse {
     pub created: i64,
     /// The effective limits (see [`crate::quota::Limits::to_json`]).
     pub limits: serde_json::Value,
+    /// A signed-up account still waiting for its emailed code (shown only
+    /// when true).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unconfirmed: bool,
 }
 
 impl GetUserResponse {
@@ -117,6 +121,7 @@ impl GetUserResponse {
             disabled: account.disabled,
             created: account.created,
             limits,
+            unconfirmed: account.unconfirmed,
         }
     }
 }
@@ -160,5 +165,11 @@ mod tests {
         .expect("json");
         assert!(!json.contains("secret-hash"));
         assert!(json.contains(r#""limits":{"burst_per_second":10}"#));
+        assert!(!json.contains("unconfirmed"), "shown only when true");
+        let mut pending = account.clone();
+        pending.unconfirmed = true;
+        let json = serde_json::to_string(&GetUserResponse::new(&pending, serde_json::Value::Null))
+            .expect("json");
+        assert!(json.contains(r#""unconfirmed":true"#), "{json}");
     }
 }
