@@ -27,11 +27,16 @@ const ADMIN: (&str, &str) = ("x-admin-key", ADMIN_KEY);
 const PASSWORD: &str = "a long enough password";
 
 /// `spin.toml` up to the quota section, with absolute component paths.
+/// Written once per run (`get_or_init` makes concurrent tests wait for the
+/// first writer, so none reads a half-written file).
 fn auth_manifest() -> Result<PathBuf> {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    if let Some(path) = PATH.get() {
-        return Ok(path.clone());
-    }
+    static PATH: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+    PATH.get_or_init(|| write_auth_manifest().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(|e| anyhow::anyhow!(e))
+}
+
+fn write_auth_manifest() -> Result<PathBuf> {
     let manifest = std::fs::read_to_string(repo_root().join("spin.toml"))?;
     let auth_part = manifest
         .split("# ---- quota")
@@ -44,8 +49,10 @@ fn auth_manifest() -> Result<PathBuf> {
     let dir = target_dir().join("e2e-tmp");
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("signup-auth-only.toml");
-    std::fs::write(&path, auth_part)?;
-    Ok(PATH.get_or_init(|| path).clone())
+    let partial = dir.join(format!("signup-auth-only.toml.{}", std::process::id()));
+    std::fs::write(&partial, auth_part)?;
+    std::fs::rename(&partial, &path)?;
+    Ok(path)
 }
 
 /// Starts the auth app with extra variables (`SPIN_VARIABLE_*` names).
@@ -496,4 +503,42 @@ fn codes_go_to_the_mail_webhook_signed() -> Result<()> {
     check(&confirm(&host, "hooked", code)?, 204)?;
     check(&login(&host, "hooked", PASSWORD)?, 200)?;
     Ok(())
+}
+
+/// Eight clients race to spend one code; on a store that misreports every
+/// swap (as Spin 4.1's Redis store does) as well as on an honest one,
+/// exactly one wins.
+fn racing_confirmations(misreport: bool) -> Result<()> {
+    let host = app(&[(
+        "WIKIEDGE_EMULATE_SPIN_REDIS_CAS",
+        if misreport { "true" } else { "false" },
+    )])?;
+    sign_up(&host, "racer")?;
+    let code = latest_code(&host, "racer", "confirm")?;
+    let url = host.url("/v1/confirm-user");
+    let body = json!({"username": "racer", "confirmation_code": code}).to_string();
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| post(&url, &[JSON], body.as_bytes()).map(|r| r.status)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| anyhow::anyhow!("panicked"))?)
+            .collect::<Result<Vec<u16>>>()
+    })?;
+    let won = statuses.iter().filter(|s| **s == 204).count();
+    let refused = statuses.iter().filter(|s| **s == 422).count();
+    anyhow::ensure!(won == 1 && refused == 7, "statuses {statuses:?}");
+    check(&login(&host, "racer", PASSWORD)?, 200)?;
+    Ok(())
+}
+
+#[test]
+fn racing_confirmations_spend_a_code_once() -> Result<()> {
+    racing_confirmations(false)
+}
+
+#[test]
+fn racing_confirmations_spend_a_code_once_where_swaps_are_misreported() -> Result<()> {
+    racing_confirmations(true)
 }
