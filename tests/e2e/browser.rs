@@ -285,6 +285,17 @@ fn a_visitor_signs_up_asks_for_access_and_the_admin_approves_it() -> Result<()> 
     driver.wait_text("#usage-caption", "Requests denied", 30)?;
     driver.screenshot(&shots, "dashboard.png")?;
 
+    // The data view lists snapshots (none are built here) without an error.
+    driver.open(&format!("{portal}#data"))?;
+    driver.wait_text("#snapshots-table", "Identifier", 30)?;
+    std::thread::sleep(Duration::from_millis(1500));
+    let class = driver.call(
+        "POST",
+        "/execute/sync",
+        Some(json!({"script": "return document.getElementById('status').className;", "args": []})),
+    )?;
+    anyhow::ensure!(class != "error", "data view: {}", driver.text("#status")?);
+
     // Ask for exceptional access.
     driver.open(&format!("{portal}#access"))?;
     for (id, text) in [

@@ -293,6 +293,71 @@ onSubmit("access-form", async (data, form) => {
   await loaders.access();
 });
 
+// ---- data: snapshots and the realtime stream
+// Downloads need the token in a header, so they are fetched and offered as
+// local blob: files (a link would have to carry the token in its URL).
+async function download(path, name) {
+  const headers = { authorization: "Bearer " + state.access };
+  const resp = await fetch(path, { headers, credentials: "omit" });
+  if (!resp.ok) throw new Error("Download failed: HTTP " + resp.status);
+  const a = el("a", null, { href: URL.createObjectURL(await resp.blob()), download: name });
+  document.body.append(a); a.click(); a.remove();
+}
+
+loaders.data = async () => {
+  if (!state.access) { say("Log in to see the data."); return; }
+  const list = await api("GET", "/v2/snapshots", undefined, "user");
+  const body = $("snapshots-table").querySelector("tbody");
+  body.replaceChildren(...(list || []).map((snap) => {
+    const b = el("button", "Download", { type: "button", "aria-label": "Download " + snap.identifier });
+    b.addEventListener("click", () => {
+      say("Downloading " + snap.identifier + "…");
+      download("/v2/snapshots/" + encodeURIComponent(snap.identifier) + "/download", snap.identifier + ".tar.gz")
+        .then(() => say("Downloaded " + snap.identifier)).catch((e) => say(e.message, true));
+    });
+    const size = snap.size ? snap.size.value + " " + (snap.size.unit_text || "") : "";
+    return row([snap.identifier, snap.date_modified || "", size, b]);
+  }));
+};
+
+let stream = null;
+onSubmit("stream-form", async (data) => {
+  if (stream) stream.abort();
+  stream = new AbortController();
+  const filters = [];
+  if (data.project.trim()) filters.push({ field: "is_part_of.identifier", value: data.project.trim() });
+  if (data.event.trim()) filters.push({ field: "event.type", value: data.event.trim() });
+  const resp = await fetch("/realtime/v2/articles", {
+    method: "POST", signal: stream.signal, credentials: "omit",
+    headers: { authorization: "Bearer " + state.access, accept: "application/x-ndjson", "content-type": "application/json" },
+    body: JSON.stringify(filters.length ? { filters } : {}),
+  });
+  if (!resp.ok) { const e = await resp.json().catch(() => ({})); throw new Error(e.message || "HTTP " + resp.status); }
+  say("Listening to the realtime stream…");
+  const list = $("stream-events");
+  const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  (async () => {
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        const lines = buffer.split("\n");
+        buffer = lines.pop();
+        lines.filter((l) => l.trim()).forEach((line) => {
+          const ev = JSON.parse(line);
+          const text = (ev.event && ev.event.type ? ev.event.type + " " : "") + (ev.is_part_of ? ev.is_part_of.identifier + ": " : "") + (ev.name || "");
+          list.prepend(el("li", text));
+          while (list.children.length > 50) list.lastChild.remove();
+        });
+      }
+      say("The stream ended; start it again to resume.");
+    } catch (e) { if (e.name !== "AbortError") say(e.message, true); }
+  })();
+});
+$("stream-stop").addEventListener("click", () => { if (stream) stream.abort(); stream = null; say("Stopped."); });
+
 // ---- admin
 $("admin-key").addEventListener("change", (ev) => { state.adminKey = ev.target.value; say(state.adminKey ? "Using the admin key." : ""); loaders.admin().catch((e) => say(e.message, true)); });
 let accounts = [];
