@@ -55,7 +55,9 @@ fn closed_by_server(conns: &[TcpStream]) -> usize {
 
 #[test]
 fn slow_senders_do_not_delay_an_authenticated_reader() -> Result<()> {
-    let (_state, host) = app_with_sample(&[])?;
+    let Some((_state, host)) = app_with_sample(&[])? else {
+        return Ok(());
+    };
     let auth = bearer(&host, "abuse-reader")?;
     let url = host.url("/v2/articles/Anarchism");
     // Warm: the article is served (and its instances exist) before the attack.
@@ -224,10 +226,13 @@ fn if_none_match_star_never_buys_upstream_traffic_beyond_the_quota() -> Result<(
     let wiki = crate::articles::MockWiki::start()?;
     let overrides = format!("{{\"enwiki\":\"{}\"}}", wiki.url);
     let plans = r#"[{"name":"free","monthly":{"ondemand":5,"snapshot":30,"chunk":1500},"burst_per_second":1000}]"#;
-    let (_state, host) = app_with_sample(&[
+    let Some((_state, host)) = app_with_sample(&[
         ("SPIN_VARIABLE_UPSTREAM_OVERRIDES", &overrides),
         ("SPIN_VARIABLE_PLANS", plans),
-    ])?;
+    ])?
+    else {
+        return Ok(());
+    };
     let auth = bearer(&host, "star-gazer")?;
     let star = [("authorization", auth.as_str()), ("if-none-match", "*")];
 
@@ -246,9 +251,9 @@ fn if_none_match_star_never_buys_upstream_traffic_beyond_the_quota() -> Result<(
         "{statuses:?}"
     );
     assert!(!statuses.contains(&304), "{statuses:?}");
-    // One article fetch is at most three upstream requests.
+    // One article fetch is at most four upstream requests (docs/upstream.md).
     assert!(
-        upstream <= 5 * 3,
+        upstream <= 5 * 4,
         "{upstream} upstream requests for {statuses:?}"
     );
     let (admitted, denied) = crate::common::usage_today(&host, &auth, "ondemand")?;
@@ -327,7 +332,11 @@ fn a_poisoned_page_from_upstream_is_served_without_a_trap() -> Result<()> {
         "'''Hostile''' lead.\n\n{nested}\n\n== Later ==\nText."
     ))?;
     let overrides = format!("{{\"enwiki\":\"{url}\"}}");
-    let (_state, host) = app_with_sample(&[("SPIN_VARIABLE_UPSTREAM_OVERRIDES", &overrides)])?;
+    let Some((_state, host)) =
+        app_with_sample(&[("SPIN_VARIABLE_UPSTREAM_OVERRIDES", &overrides)])?
+    else {
+        return Ok(());
+    };
     let auth = bearer(&host, "poison-reader")?;
     let r = get(
         &host.url("/v2/articles/Hostile?fields=name,abstract"),

@@ -316,8 +316,11 @@ fn read_all(tar_gz: &[u8]) -> Result<Vec<Value>> {
 
 /// The app on the imported sample with its snapshot built, the mock wiki as
 /// upstream, short stream connections; and a `paid` account's token.
-fn app() -> Result<(TempDir, Wiki, Host, String)> {
-    let (state, _summary) = crate::snapshots::build_sample(CHUNK_SIZE)?;
+/// `None` (skipped, saying so) without the real-data fixtures.
+fn app() -> Result<Option<(TempDir, Wiki, Host, String)>> {
+    let Some((state, _summary)) = crate::snapshots::build_sample(CHUNK_SIZE)? else {
+        return Ok(None);
+    };
     let wiki = Wiki::start()?;
     let host = Host::builder(BIN, &repo_root().join("spin.toml"))
         .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
@@ -329,7 +332,7 @@ fn app() -> Result<(TempDir, Wiki, Host, String)> {
         .start()?;
     let auth = account(&host, "sdk-user", "paid")?;
     let token = auth.trim_start_matches("Bearer ").to_string();
-    Ok((state, wiki, host, token))
+    Ok(Some((state, wiki, host, token)))
 }
 
 #[test]
@@ -423,7 +426,9 @@ type MetadataCase = (
 #[test]
 fn metadata_methods_of_both_sdks_get_what_their_models_read() -> Result<()> {
     let spec = main_spec()?;
-    let (_state, _wiki, host, token) = app()?;
+    let Some((_state, _wiki, host, token)) = app()? else {
+        return Ok(());
+    };
     for kit in [Kit::Python, Kit::Go] {
         let sdk = Sdk::new(&host, &token, kit);
         // (path, schema, list?, model fields). `None`, `{}` and a request
@@ -566,7 +571,9 @@ fn metadata_methods_of_both_sdks_get_what_their_models_read() -> Result<()> {
 #[test]
 fn on_demand_methods_of_both_sdks_get_articles_and_structured_contents() -> Result<()> {
     let spec = main_spec()?;
-    let (_state, _wiki, host, token) = app()?;
+    let Some((_state, _wiki, host, token)) = app()? else {
+        return Ok(());
+    };
     for kit in [Kit::Python, Kit::Go] {
         let sdk = Sdk::new(&host, &token, kit);
         // get_articles / GetArticles.
@@ -627,7 +634,9 @@ fn on_demand_methods_of_both_sdks_get_articles_and_structured_contents() -> Resu
 #[test]
 fn snapshot_and_chunk_methods_of_both_sdks_list_head_read_and_download() -> Result<()> {
     let spec = main_spec()?;
-    let (_state, _wiki, host, token) = app()?;
+    let Some((_state, _wiki, host, token)) = app()? else {
+        return Ok(());
+    };
     let mut whole: Option<Vec<u8>> = None;
     for kit in [Kit::Python, Kit::Go] {
         let sdk = Sdk::new(&host, &token, kit);
@@ -818,7 +827,9 @@ fn ndjson(text: &str) -> Result<Vec<Value>> {
 #[test]
 fn stream_articles_of_both_sdks_reads_the_stream_at_v2_articles_with_a_json_body() -> Result<()> {
     let spec = realtime_spec()?;
-    let (_state, _wiki, host, token) = app()?;
+    let Some((_state, _wiki, host, token)) = app()? else {
+        return Ok(());
+    };
     ingest_synthetic(&host, 0..12)?;
     for kit in [Kit::Python, Kit::Go] {
         // `since` as each SDK formats it: Python's isoformat() of an aware
@@ -951,7 +962,9 @@ fn hour_of(published: &str) -> Result<(String, String)> {
 #[test]
 fn batch_methods_of_the_python_sdk_list_head_and_download_an_hour() -> Result<()> {
     let spec = main_spec()?;
-    let (_state, _wiki, host, token) = app()?;
+    let Some((_state, _wiki, host, token)) = app()? else {
+        return Ok(());
+    };
     ingest_synthetic(&host, 0..6)?;
     let (_, text) = stream(
         &host,
@@ -1054,7 +1067,9 @@ fn batch_methods_of_the_python_sdk_list_head_and_download_an_hour() -> Result<()
 #[test]
 fn batch_methods_of_the_go_sdk_read_the_daily_form() -> Result<()> {
     let spec = main_spec()?;
-    let (_state, _wiki, host, token) = app()?;
+    let Some((_state, _wiki, host, token)) = app()? else {
+        return Ok(());
+    };
     ingest_synthetic(&host, 0..5)?;
     let (_, text) = stream(
         &host,

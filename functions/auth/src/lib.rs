@@ -21,6 +21,8 @@
 //! - [`verify`]: access-token verification (one KV read).
 //! - [`respond`]: body limits, content types, error bodies.
 //! - [`login`], [`tokens`], [`user`], [`admin`]: the routes.
+//! - [`selfserve`], [`mail`]: sign-up, confirmation, password reset and
+//!   the delivery of their codes (docs/signup.md).
 
 use respond::Reply;
 use spin_sdk::http::{Method, Request};
@@ -31,8 +33,10 @@ pub mod admin;
 pub mod config;
 pub mod kv;
 pub mod login;
+pub mod mail;
 pub mod records;
 pub mod respond;
+pub mod selfserve;
 pub mod tokens;
 pub mod user;
 pub mod verify;
@@ -112,6 +116,11 @@ async fn route(req: Request) -> Result<Reply> {
             user::get_user(respond::header(&req, "authorization")).await
         }
         "/v1/get-user" => Ok(respond::method_not_allowed("POST, GET")),
+        "/v1/admin/outbox" if method == Method::GET => {
+            authorize_admin(&req).await?;
+            selfserve::outbox().await
+        }
+        p if selfserve::PATHS.contains(&p) => selfserve::route(p, req).await,
         "/v1/admin/accounts" => {
             if !post && method != Method::GET {
                 return Ok(respond::method_not_allowed("GET, POST"));

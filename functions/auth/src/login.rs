@@ -130,6 +130,9 @@ pub async fn login(body: Vec<u8>, client: Option<&str>) -> Result<Reply> {
     if account.disabled {
         return Err(Error::Forbidden("The account is disabled".into()));
     }
+    if account.unconfirmed {
+        return Err(Error::Unauthorized("User is not confirmed.".into()));
+    }
     let (record, refresh_token) = records::start_session(&mut kv, &account, now).await?;
     let tokens = verifier
         .issuer

@@ -35,6 +35,13 @@ pub struct Account {
     /// Expiring raises of the plan's limits (exceptional or paid access).
     #[serde(default)]
     pub grants: Vec<Grant>,
+    /// The address codes are mailed to (self-service accounts only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// A signed-up account that has not entered its emailed code yet: it
+    /// cannot log in ([`super::signup`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unconfirmed: bool,
 }
 
 impl Account {
@@ -48,6 +55,8 @@ impl Account {
             disabled: false,
             created: now,
             grants: Vec::new(),
+            email: None,
+            unconfirmed: false,
         }
     }
 
@@ -96,6 +105,10 @@ pub struct GetUserResponse {
     pub created: i64,
     /// The effective limits (see [`crate::quota::Limits::to_json`]).
     pub limits: serde_json::Value,
+    /// A signed-up account still waiting for its emailed code (shown only
+    /// when true).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unconfirmed: bool,
 }
 
 impl GetUserResponse {
@@ -108,6 +121,7 @@ impl GetUserResponse {
             disabled: account.disabled,
             created: account.created,
             limits,
+            unconfirmed: account.unconfirmed,
         }
     }
 }
@@ -151,5 +165,11 @@ mod tests {
         .expect("json");
         assert!(!json.contains("secret-hash"));
         assert!(json.contains(r#""limits":{"burst_per_second":10}"#));
+        assert!(!json.contains("unconfirmed"), "shown only when true");
+        let mut pending = account.clone();
+        pending.unconfirmed = true;
+        let json = serde_json::to_string(&GetUserResponse::new(&pending, serde_json::Value::Null))
+            .expect("json");
+        assert!(json.contains(r#""unconfirmed":true"#), "{json}");
     }
 }

@@ -15,6 +15,8 @@
 //! - [`requests`]: the auth request bodies and their validation.
 //! - [`throttle`]: login throttling per username and per client address.
 //! - [`keys`]: key-value key names.
+//! - [`signup`]: self-service sign-up, confirmation and reset codes, rate windows, mail.
+//! - [`pow`]: the sign-up proof-of-work challenge.
 //! - [`session_record`]: the stored session with the account state verification needs.
 //! - [`session_index`]: an account's sessions, to propagate account changes.
 //! - [`directory`]: the list of usernames, for the admin listing.
@@ -25,10 +27,12 @@ pub mod directory;
 pub mod jwt;
 pub mod keys;
 pub mod password;
+pub mod pow;
 pub mod requests;
 pub mod session_index;
 pub mod session_record;
 pub mod signing;
+pub mod signup;
 pub mod throttle;
 pub mod token;
 pub mod username;
