@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use wikiedge_host::import::{ImportArgs, run as import};
-use wikiedge_tests::{Host, TempDir, fixtures, free_port, get, repo_root, request, target_dir};
+use wikiedge_tests::{Host, TempDir, free_port, get, repo_root, request, target_dir};
 
 use crate::{ADMIN_KEY, BIN};
 
@@ -211,15 +211,11 @@ fn a_visitor_signs_up_asks_for_access_and_the_admin_approves_it() -> Result<()> 
     }
     let shots = target_dir().join("browser-screenshots");
     std::fs::create_dir_all(&shots)?;
-    // The sample dump, so an article request is served from the store.
+    // The project's own sample dump (no downloaded data needed), so an
+    // article request is served from the store.
     let state = TempDir::new("browser")?;
-    import(
-        ImportArgs::new(
-            fixtures().join("dumps/enwiki-sample-206-pages.xml.bz2"),
-            Some("enwiki".into()),
-        )
-        .with_state_dir(state.path()),
-    )?;
+    let dump = wikiedge_tests::sample_dump(BIN, state.path(), 0)?;
+    import(ImportArgs::new(dump, Some("enwiki".into())).with_state_dir(state.path()))?;
     let host = Host::builder(BIN, &repo_root().join("spin.toml"))
         .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
         .env("SPIN_VARIABLE_SIGNUP_POW_DIFFICULTY", "12")
