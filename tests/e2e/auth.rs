@@ -24,14 +24,17 @@ const SEED: [u8; 32] = [42; 32];
 const JSON: (&str, &str) = ("content-type", "application/json");
 const ADMIN: (&str, &str) = ("x-admin-key", ADMIN_KEY);
 
-/// The auth-only manifest: `spin.toml` up to the quota section, with an
-/// absolute component path. Written once per run to a fixed path, so the
-/// harness builds the component once.
-fn auth_manifest() -> Result<PathBuf> {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    if let Some(path) = PATH.get() {
-        return Ok(path.clone());
-    }
+/// `spin.toml` up to the quota section, with absolute component paths.
+/// Written once per run (`get_or_init` makes concurrent tests wait for the
+/// first writer, so none reads a half-written file).
+pub(crate) fn auth_manifest() -> Result<PathBuf> {
+    static PATH: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+    PATH.get_or_init(|| write_auth_manifest().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(|e| anyhow::anyhow!(e))
+}
+
+fn write_auth_manifest() -> Result<PathBuf> {
     let manifest = std::fs::read_to_string(repo_root().join("spin.toml"))?;
     let auth_part = manifest
         .split("# ---- quota")
@@ -44,8 +47,10 @@ fn auth_manifest() -> Result<PathBuf> {
     let dir = target_dir().join("e2e-tmp");
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("auth-only.toml");
-    std::fs::write(&path, auth_part)?;
-    Ok(PATH.get_or_init(|| path).clone())
+    let partial = dir.join(format!("auth-only.toml.{}", std::process::id()));
+    std::fs::write(&partial, auth_part)?;
+    std::fs::rename(&partial, &path)?;
+    Ok(path)
 }
 
 /// Starts the auth app with a fresh state dir and the tests' signing key.

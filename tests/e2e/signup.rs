@@ -12,12 +12,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use wikiedge_core::auth::{pow, signing};
 
-use wikiedge_tests::{Host, Resp, get, post, repo_root, target_dir};
+use wikiedge_tests::{Host, Resp, get, post};
 
 use crate::{ADMIN_KEY, BIN};
 
@@ -26,39 +24,10 @@ const JSON: (&str, &str) = ("content-type", "application/json");
 const ADMIN: (&str, &str) = ("x-admin-key", ADMIN_KEY);
 const PASSWORD: &str = "a long enough password";
 
-/// `spin.toml` up to the quota section, with absolute component paths.
-/// Written once per run (`get_or_init` makes concurrent tests wait for the
-/// first writer, so none reads a half-written file).
-fn auth_manifest() -> Result<PathBuf> {
-    static PATH: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
-    PATH.get_or_init(|| write_auth_manifest().map_err(|e| format!("{e:#}")))
-        .clone()
-        .map_err(|e| anyhow::anyhow!(e))
-}
-
-fn write_auth_manifest() -> Result<PathBuf> {
-    let manifest = std::fs::read_to_string(repo_root().join("spin.toml"))?;
-    let auth_part = manifest
-        .split("# ---- quota")
-        .next()
-        .context("spin.toml has no quota section")?
-        .replace(
-            "source = \"target/",
-            &format!("source = \"{}/", target_dir().display()),
-        );
-    let dir = target_dir().join("e2e-tmp");
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join("signup-auth-only.toml");
-    let partial = dir.join(format!("signup-auth-only.toml.{}", std::process::id()));
-    std::fs::write(&partial, auth_part)?;
-    std::fs::rename(&partial, &path)?;
-    Ok(path)
-}
-
 /// Starts the auth app with extra variables (`SPIN_VARIABLE_*` names).
 fn app(vars: &[(&str, &str)]) -> Result<Host> {
     let key = signing::generate(SEED);
-    let mut builder = Host::builder(BIN, &auth_manifest()?)
+    let mut builder = Host::builder(BIN, &crate::auth::auth_manifest()?)
         .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
         .env(
             "SPIN_VARIABLE_JWT_PRIVATE_KEY",
