@@ -8,12 +8,12 @@
 //! many (and, for WASI 0.3 components, concurrent) requests, as Spin 4 does.
 
 use crate::compose;
-use crate::kv::StoreRegistry;
+use crate::kv::open::{OpenStores, StoreOptions, open_stores};
 use crate::kv::sqlite::SqliteDatabase;
 use crate::manifest::Manifest;
 use crate::outbound::OutboundPolicy;
 use crate::router::Router;
-use crate::runtime_config::{RuntimeConfig, StoreConfig};
+use crate::runtime_config::RuntimeConfig;
 use crate::state::HostState;
 use crate::variables::{ComponentVariables, Resolver};
 use anyhow::{Context, Result, anyhow, bail};
@@ -48,6 +48,21 @@ pub struct AppOptions {
     /// Report every compare-and-swap as failed after doing it, as Spin
     /// 4.1's Redis store does ([`crate::kv::misreport`]).
     pub emulate_spin_redis_cas: bool,
+    /// Values for variables the manifest declares and nothing sets (the
+    /// embedding tool's development secrets, say); below `SPIN_VARIABLE_*`
+    /// and above the manifest's own defaults.
+    pub variable_defaults: VariableDefaults,
+}
+
+/// Fallback variable values. Its `Debug` names the variables, never a value:
+/// these are typically secrets.
+#[derive(Clone, Default)]
+pub struct VariableDefaults(pub BTreeMap<String, String>);
+
+impl std::fmt::Debug for VariableDefaults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 /// Instance reuse limits, as Spin 4 / `wasmtime serve` apply to WASI 0.3.
@@ -104,47 +119,25 @@ impl App {
             None => RuntimeConfig::defaults(&opts.state_dir),
         };
 
-        // Open each distinct database file once.
-        let mut registry = StoreRegistry::default();
-        let mut databases: BTreeMap<PathBuf, Arc<SqliteDatabase>> = BTreeMap::new();
-        let used: std::collections::BTreeSet<&String> = manifest
+        let used: std::collections::BTreeSet<&str> = manifest
             .components
             .values()
-            .flat_map(|c| c.key_value_stores.iter())
+            .flat_map(|c| c.key_value_stores.iter().map(String::as_str))
             .collect();
-        for label in &used {
-            let config = runtime.key_value_stores.get(*label).ok_or_else(|| {
-                anyhow!(
-                    "key-value store \"{label}\" is used by a component but not defined; define [key_value_store.{label}] in a runtime config file"
-                )
-            })?;
-            match config {
-                StoreConfig::Sqlite(path) => {
-                    let db = match databases.get(path) {
-                        Some(db) => db.clone(),
-                        None => {
-                            let db = SqliteDatabase::open_with(path, opts.kv_durability)
-                                .with_context(|| {
-                                    format!("cannot open key-value store {}", path.display())
-                                })?;
-                            databases.insert(path.clone(), db.clone());
-                            db
-                        }
-                    };
-                    registry.insert(label.as_str(), misreport(opts, db.store(label)));
-                }
-                StoreConfig::Redis(url) => {
-                    let store = crate::kv::redis::RedisStore::new(url).with_context(|| {
-                        format!("key-value store \"{label}\": invalid Redis URL")
-                    })?;
-                    registry.insert(label.as_str(), misreport(opts, Arc::new(store)));
-                }
-            }
-        }
+        let OpenStores {
+            registry,
+            databases,
+        } = open_stores(
+            &runtime,
+            used,
+            StoreOptions {
+                durability: opts.kv_durability,
+                emulate_spin_redis_cas: opts.emulate_spin_redis_cas,
+            },
+        )?;
 
         let env_lookup = |k: &str| std::env::var(k).ok();
-        let dev = crate::devkeys::dev_defaults(&manifest, &opts.state_dir, &env_lookup)?;
-        let resolver = Resolver::new(&manifest, &env_lookup, &dev);
+        let resolver = Resolver::new(&manifest, &env_lookup, &opts.variable_defaults.0);
         resolver.validate()?;
 
         let mut linker: Linker<HostState> = Linker::new(&engine);
@@ -199,20 +192,12 @@ impl App {
             router,
             components,
             engine,
-            databases: databases.into_values().collect(),
+            databases,
         })
     }
 }
 
 /// The store, wrapped in [`crate::kv::misreport::Misreporting`] when asked.
-fn misreport(opts: &AppOptions, store: Arc<dyn crate::kv::Store>) -> Arc<dyn crate::kv::Store> {
-    if opts.emulate_spin_redis_cas {
-        Arc::new(crate::kv::misreport::Misreporting(store))
-    } else {
-        store
-    }
-}
-
 /// Creates instances of one component for the request handler.
 pub struct ComponentHandler {
     id: String,

@@ -1,33 +1,34 @@
-//! The wikiedge host: runs a Spin application (`spin.toml` and its `.wasm`
-//! components) on wasmtime with the Spin behaviour the app relies on.
+//! wikiedge-host: a Spin-compatible runtime on wasmtime, as a library.
+//!
+//! It runs a Spin application (`spin.toml` and its `.wasm` components) with
+//! the Spin behaviour such an application relies on, and knows nothing of
+//! what the application does: no articles, no accounts. The `wikiedge`
+//! command (crate `cli/`) puts the app's own operator commands on top.
 //!
 //! Layout:
-//! - [`manifest`]: parsing `spin.toml` (manifest v2).
+//! - [`manifest`] (with its Spin rules) and [`compose`]: loading `spin.toml`
+//!   and composing component dependencies as `spin up` does.
 //! - [`router`]: Spin's route matching.
 //! - [`variables`]: application/component variables and `SPIN_VARIABLE_*`.
 //! - [`outbound`]: the `allowed_outbound_hosts` allow-list.
-//! - [`kv`]: key-value stores (SQLite, in Spin's layout, with group commit).
-//! - [`kv_host`]: the component-facing bindings of key-value and variables.
+//! - [`kv`]: key-value stores (SQLite in Spin's layout, Redis), and
+//!   [`kv_host`], the component-facing bindings of key-value and variables.
+//! - [`engine`], [`app`], [`state`], [`server`]: compiling, instantiating
+//!   and serving components over HTTP, with the limits in `docs/limits.md`.
+//! - [`build_cmd`]: the manifest's build commands (`spin build`).
+//! - [`runtime_config`], [`metrics`].
 
-pub mod account;
 pub mod app;
 pub mod build_cmd;
 pub mod compose;
-pub mod devkeys;
 pub mod engine;
-pub mod follow;
-pub mod import;
-pub mod import_wme;
 pub mod kv;
 pub mod kv_host;
 pub mod manifest;
 pub mod metrics;
 pub mod outbound;
-pub mod progress;
 pub mod router;
 pub mod runtime_config;
-pub mod sample;
 pub mod server;
-pub mod snapshot;
 pub mod state;
 pub mod variables;

@@ -3,7 +3,7 @@
 //! pieces of serving them (byte ranges, part spans, HTTP dates).
 //!
 //! Key layout (store `default`), written by `wikiedge snapshot build`
-//! (host/src/snapshot.rs) and read by `functions/snapshots`:
+//! (cli/src/snapshot.rs) and read by `functions/snapshots`:
 //! - `snapshot-blob:{identifier}:{version}:{n}`: part `n` (from 0) of the
 //!   tar.gz of a snapshot or of one of its chunks, [`Blob::part_size`]
 //!   bytes each except the last. The version in the key means a new build

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use wikiedge_host::import::{ImportArgs, run as import};
+use wikiedge_cli::import::{ImportArgs, run as import};
 use wikiedge_tests::{Host, TempDir, fixtures_or_skip, get, post, repo_root};
 
 use crate::{ADMIN_KEY, BIN};
@@ -389,7 +389,7 @@ fn the_projects_own_sample_dump_is_imported_and_served() -> Result<()> {
     let mut args = ImportArgs::new(dump, None).with_state_dir(state.path());
     args.progress = false;
     let summary = import(args)?;
-    let expected = wikiedge_host::sample::counts(0);
+    let expected = wikiedge_cli::sample::counts(0);
     assert_eq!(
         (
             summary.pages,

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use wikiedge_host::import::{ImportArgs, run as import};
+use wikiedge_cli::import::{ImportArgs, run as import};
 use wikiedge_tests::{Host, TempDir, free_port, get, repo_root, request, target_dir};
 
 use crate::{ADMIN_KEY, BIN};

@@ -2,7 +2,7 @@
 //! quota report, plan and grant changes, and exceptional-access requests.
 
 use anyhow::{Context, Result};
-use wikiedge_host::import::{ImportArgs, run as import};
+use wikiedge_cli::import::{ImportArgs, run as import};
 use wikiedge_tests::{Host, Resp, TempDir, get, post, repo_root, request, sample_dump};
 
 use crate::{ADMIN_KEY, BIN};

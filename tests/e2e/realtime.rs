@@ -1058,7 +1058,7 @@ fn follow_forwards_a_stream_and_resumes_after_a_cut() -> Result<()> {
     let Some(fixtures) = fixtures_or_skip() else {
         return Ok(());
     };
-    use wikiedge_host::follow::{FollowArgs, load_cursor, run};
+    use wikiedge_cli::follow::{FollowArgs, load_cursor, run};
     let wiki = Wiki::start()?;
     let host = app(&wiki, "1", &[])?;
     let auth = account(&host, "follower", "paid")?;

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
-use wikiedge_host::import::{ImportArgs, run as import};
-use wikiedge_host::snapshot::{SnapshotArgs, Summary, run as build};
+use wikiedge_cli::import::{ImportArgs, run as import};
+use wikiedge_cli::snapshot::{SnapshotArgs, Summary, run as build};
 use wikiedge_tests::{
     Host, Resp, TempDir, fixtures_or_skip, get, post, repo_root, request, sample_dump,
 };

@@ -9,8 +9,8 @@ use std::io::Read;
 
 use anyhow::{Context, Result, ensure};
 use serde_json::Value;
-use wikiedge_host::import::{ImportArgs, run as import};
-use wikiedge_host::snapshot::{SnapshotArgs, run as build};
+use wikiedge_cli::import::{ImportArgs, run as import};
+use wikiedge_cli::snapshot::{SnapshotArgs, run as build};
 use wikiedge_tests::{Host, TempDir, fixtures_or_skip, get, repo_root};
 
 use crate::quota::bearer;

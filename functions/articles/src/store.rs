@@ -9,7 +9,7 @@
 //!   `"retry_at"` (Unix seconds) after an upstream failure. It answers
 //!   "which projects have this title", the ETag and the freshness check in
 //!   one read. Every article write updates it (`wikiedge import` writes the
-//!   same layout: host/src/import.rs).
+//!   same layout: cli/src/import.rs).
 //!
 //! The title in both keys is the display title normalised with the
 //! project's case rule, in key form (underscores).

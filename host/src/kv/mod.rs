@@ -6,8 +6,8 @@
 //! component. Every write a backend acknowledges is durable.
 
 pub mod cache;
-pub mod direct;
 pub mod misreport;
+pub mod open;
 pub mod redis;
 pub mod sqlite;
 

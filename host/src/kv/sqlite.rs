@@ -34,6 +34,17 @@ use std::sync::{Arc, Mutex, mpsc};
 use tokio::sync::oneshot;
 
 /// The most operations committed in one transaction.
+/// The store file's name inside a state directory, as `spin up` names it.
+pub const FILE_NAME: &str = "sqlite_key_value.db";
+
+/// Spin's table: every store of the file in one table, keyed by label.
+pub const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS spin_key_value (
+    store TEXT NOT NULL,
+    key   TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (store, key)
+)";
+
 const MAX_BATCH: usize = 512;
 
 /// When acknowledged writes reach the disk (see the module docs).
@@ -152,7 +163,7 @@ impl SqliteDatabase {
             Durability::Interval(_) => "NORMAL",
         };
         conn.pragma_update(None, "synchronous", sync)?;
-        conn.execute(super::direct::CREATE_TABLE, [])?;
+        conn.execute(CREATE_TABLE, [])?;
         let (tx, rx) = mpsc::channel::<Write>();
         let cache = Arc::new(super::cache::ReadCache::default());
         let writer_cache = cache.clone();

@@ -7,7 +7,7 @@
 //! names the file, never the secret. Production deployments set these
 //! variables (`SPIN_VARIABLE_*` or Spin's variable providers) instead.
 
-use crate::manifest::Manifest;
+use wikiedge_host::manifest::Manifest;
 use anyhow::{Context, Result};
 use base64::Engine as _;
 use std::collections::BTreeMap;

@@ -239,15 +239,15 @@ fn open_dump(path: &Path) -> Result<Opened> {
 pub(crate) fn open_db(state_dir: &Path) -> Result<Connection> {
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("creating {}", state_dir.display()))?;
-    crate::kv::direct::open(&state_dir.join(crate::kv::direct::FILE_NAME))
+    crate::store_file::open(&state_dir.join(crate::store_file::FILE_NAME))
 }
 
 pub(crate) fn get(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
-    crate::kv::direct::get(conn, STORE, key)
+    crate::store_file::get(conn, STORE, key)
 }
 
 pub(crate) fn set(conn: &Connection, key: &str, value: &[u8]) -> Result<()> {
-    crate::kv::direct::set(conn, STORE, key, value)
+    crate::store_file::set(conn, STORE, key, value)
 }
 
 /// The project context: the dump's siteinfo, else the site matrix.

@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use wikiedge_host::app::{App, AppOptions, ReuseLimits};
+use wikiedge_host::app::{App, AppOptions, ReuseLimits, VariableDefaults};
 use wikiedge_host::manifest::Manifest;
 use wikiedge_host::server::{ServeOptions, serve};
 
@@ -120,7 +120,7 @@ enum SnapshotCommand {
         #[arg(long, env = "WIKIEDGE_STATE_DIR", default_value = ".spin")]
         state_dir: PathBuf,
         /// Bytes of NDJSON per chunk.
-        #[arg(long, default_value_t = wikiedge_host::snapshot::DEFAULT_CHUNK_SIZE)]
+        #[arg(long, default_value_t = wikiedge_cli::snapshot::DEFAULT_CHUNK_SIZE)]
         chunk_size: u64,
         /// Do not print progress.
         #[arg(long)]
@@ -256,7 +256,7 @@ fn seconds(name: &str, value: f64) -> Result<std::time::Duration> {
 #[derive(clap::Args)]
 struct FollowArgs {
     /// The SSE stream (https:// or http://).
-    #[arg(long, default_value = wikiedge_host::follow::DEFAULT_STREAM)]
+    #[arg(long, default_value = wikiedge_cli::follow::DEFAULT_STREAM)]
     stream: String,
     /// Also trust the CA certificates in this PEM file (a private CA).
     #[arg(long)]
@@ -285,7 +285,7 @@ struct FollowArgs {
 }
 
 fn follow(args: FollowArgs) -> Result<()> {
-    let mut run = wikiedge_host::follow::FollowArgs::new(args.stream, args.to);
+    let mut run = wikiedge_cli::follow::FollowArgs::new(args.stream, args.to);
     run.state_dir = args.state_dir;
     run.admin_key = args.admin_key.filter(|k| !k.is_empty());
     run.ingest_key = args.ingest_key.filter(|k| !k.is_empty());
@@ -293,7 +293,7 @@ fn follow(args: FollowArgs) -> Result<()> {
     run.max_events = args.max_events;
     run.max_seconds = args.max_seconds;
     run.ca_cert = args.ca_cert;
-    let summary = wikiedge_host::follow::run(run)?;
+    let summary = wikiedge_cli::follow::run(run)?;
     println!("{summary}");
     Ok(())
 }
@@ -305,12 +305,12 @@ fn sample_dump(out: &std::path::Path, extra_pages: u32) -> Result<()> {
     let file = std::io::BufWriter::new(file);
     let counts = if out.extension().is_some_and(|e| e == "bz2") {
         let mut bz = bzip2::write::BzEncoder::new(file, bzip2::Compression::default());
-        let counts = wikiedge_host::sample::write(&mut bz, extra_pages)?;
+        let counts = wikiedge_cli::sample::write(&mut bz, extra_pages)?;
         bz.finish()?.flush()?;
         counts
     } else {
         let mut file = file;
-        let counts = wikiedge_host::sample::write(&mut file, extra_pages)?;
+        let counts = wikiedge_cli::sample::write(&mut file, extra_pages)?;
         file.flush()?;
         counts
     };
@@ -320,7 +320,7 @@ fn sample_dump(out: &std::path::Path, extra_pages: u32) -> Result<()> {
         counts.pages,
         counts.articles,
         counts.redirects,
-        wikiedge_host::sample::PROJECT
+        wikiedge_cli::sample::PROJECT
     );
     Ok(())
 }
@@ -346,12 +346,12 @@ fn main() -> Result<()> {
                     quiet,
                 },
         } => {
-            let mut args = wikiedge_host::snapshot::SnapshotArgs::new(project);
+            let mut args = wikiedge_cli::snapshot::SnapshotArgs::new(project);
             args.namespace = namespace;
             args.state_dir = state_dir;
             args.chunk_size = chunk_size;
             args.progress = !quiet;
-            let summary = wikiedge_host::snapshot::run(args)?;
+            let summary = wikiedge_cli::snapshot::run(args)?;
             if quiet {
                 println!("{summary}");
             }
@@ -376,8 +376,8 @@ fn main() -> Result<()> {
                     ca_cert,
                 },
         } => {
-            let req = wikiedge_host::account::CreateAccount {
-                admin_key: wikiedge_host::account::admin_key(admin_key, &state_dir)?,
+            let req = wikiedge_cli::account::CreateAccount {
+                admin_key: wikiedge_cli::account::admin_key(admin_key, &state_dir)?,
                 url,
                 username,
                 password,
@@ -385,7 +385,7 @@ fn main() -> Result<()> {
                 role,
                 ca_cert,
             };
-            let created = wikiedge_host::account::create(&req)?;
+            let created = wikiedge_cli::account::create(&req)?;
             println!("{}", serde_json::to_string_pretty(&created)?);
             Ok(())
         }
@@ -397,9 +397,9 @@ fn main() -> Result<()> {
             quiet,
         } => {
             let mut args =
-                wikiedge_host::import::ImportArgs::new(dump, project).with_state_dir(state_dir);
+                wikiedge_cli::import::ImportArgs::new(dump, project).with_state_dir(state_dir);
             args.progress = !quiet;
-            let summary = wikiedge_host::import::run(args)?;
+            let summary = wikiedge_cli::import::run(args)?;
             if quiet {
                 println!("{summary}");
             }
@@ -431,6 +431,9 @@ fn up(args: UpArgs) -> Result<()> {
         .build()?;
     runtime.block_on(async move {
         let engine = wikiedge_host::engine::engine(cache_dir.as_deref())?;
+        let manifest = Manifest::load(&args.from)?;
+        let env = |k: &str| std::env::var(k).ok();
+        let dev = wikiedge_cli::devkeys::dev_defaults(&manifest, &state_dir, &env)?;
         let opts = AppOptions {
             manifest: args.from.clone(),
             state_dir: state_dir.clone(),
@@ -438,6 +441,7 @@ fn up(args: UpArgs) -> Result<()> {
             cache_dir,
             kv_durability: args.kv_durability,
             emulate_spin_redis_cas: args.emulate_spin_redis_cas,
+            variable_defaults: VariableDefaults(dev),
         };
         let reuse = ReuseLimits {
             max_requests: args.max_instance_reuse_count.max(1),

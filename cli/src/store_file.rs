@@ -1,23 +1,14 @@
 //! Direct, synchronous access to the SQLite store file, for the bulk
 //! commands that run beside or instead of `wikiedge up` (`wikiedge import`,
 //! `wikiedge snapshot build`). Same file, same table as the served store
-//! ([`super::sqlite`]), so what they write is what components read.
+//! ([`wikiedge_host::kv::sqlite`]), so what they write is what components read.
 
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use std::time::Duration;
 
-/// The store's file name inside a state directory, as `spin up` names it.
-pub const FILE_NAME: &str = "sqlite_key_value.db";
-
-/// Spin's table.
-pub const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS spin_key_value (
-    store TEXT NOT NULL,
-    key   TEXT NOT NULL,
-    value BLOB NOT NULL,
-    PRIMARY KEY (store, key)
-)";
+pub use wikiedge_host::kv::sqlite::{CREATE_TABLE, FILE_NAME};
 
 /// Open (creating the table if needed) for bulk writes: WAL, `synchronous =
 /// NORMAL` (the bulk commands can be re-run; they fsync at checkpoints), and

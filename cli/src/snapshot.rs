@@ -168,14 +168,14 @@ fn hex32(digest: &[u8]) -> String {
 }
 
 fn open_db(args: &SnapshotArgs) -> Result<Connection> {
-    let path = args.state_dir.join(crate::kv::direct::FILE_NAME);
+    let path = args.state_dir.join(crate::store_file::FILE_NAME);
     if !path.exists() {
         bail!(
             "{} does not exist: import articles first (wikiedge import)",
             path.display()
         );
     }
-    crate::kv::direct::open(&path)
+    crate::store_file::open(&path)
 }
 
 /// The upper bound of a key prefix range: the prefix with its last byte
@@ -402,11 +402,11 @@ impl TarGz {
 }
 
 fn get(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
-    crate::kv::direct::get(conn, STORE, key)
+    crate::store_file::get(conn, STORE, key)
 }
 
 fn set(conn: &Connection, key: &str, value: &[u8]) -> Result<()> {
-    crate::kv::direct::set(conn, STORE, key, value)
+    crate::store_file::set(conn, STORE, key, value)
 }
 
 /// Lines in flight to the thread compressing the whole file.
