@@ -7,11 +7,11 @@
 //! names the file, never the secret. Production deployments set these
 //! variables (`SPIN_VARIABLE_*` or Spin's variable providers) instead.
 
-use wikiedge_host::manifest::Manifest;
 use anyhow::{Context, Result};
 use base64::Engine as _;
 use std::collections::BTreeMap;
 use std::path::Path;
+use wikiedge_host::manifest::Manifest;
 
 /// Values to use for otherwise unset variables.
 pub fn dev_defaults(
