@@ -27,10 +27,11 @@
 //! - Idempotent: an article whose stored index entry already has the dump's
 //!   revision is left as it is (its `fetched` time included), and the
 //!   fix-up writes only differences, so a re-run leaves the store unchanged.
-//! - Writes go through rusqlite directly in transactions of
-//!   [`BATCH_PAGES`] pages (WAL, `synchronous = NORMAL`), which is safe next
-//!   to a running `wikiedge up` (SQLite serialises writers; the busy timeout
-//!   waits).
+//! - Writes go through the runtime's store trait in batches ([`Bulk`]), to
+//!   the SQLite file of the state directory or to the store a runtime config
+//!   names (`--runtime-config-file`, as for `wikiedge up`; Redis works the
+//!   same). Next to a running `wikiedge up` on SQLite this is safe: SQLite
+//!   serialises writers and the busy timeout waits.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -39,10 +40,10 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::bulk::{Bulk, Target};
 use anyhow::{Context, Result, bail};
-use rusqlite::Connection;
-use serde::{Deserialize, Serialize};
 use wikiedge_core::article::dump::{DumpPage, DumpReader};
+use wikiedge_core::article::layout::{Entry, article_key, index_key, parse_index};
 use wikiedge_core::article::schema::Article;
 use wikiedge_core::article::transform::{ProjectContext, article_from_dump};
 use wikiedge_core::article::{title, wikitext};
@@ -50,12 +51,9 @@ use wikiedge_core::projects::Registry;
 
 /// The key-value store the articles component opens.
 const STORE: &str = "default";
-/// Pages per write transaction.
-pub const BATCH_PAGES: u64 = 2_000;
 /// The namespaces WME serves articles from.
 const NAMESPACES: [i64; 4] = [0, 6, 10, 14];
-/// The site matrix, for dumps whose siteinfo lacks a base URL.
-const SITEMATRIX: &[u8] = include_bytes!("../../functions/articles/data/sitematrix.json");
+use wikiedge_core::projects::SITEMATRIX;
 
 /// What to import, and where.
 #[derive(Debug, Clone)]
@@ -66,6 +64,9 @@ pub struct ImportArgs {
     pub project: Option<String>,
     /// The state directory holding `sqlite_key_value.db` (`.spin` by default).
     pub state_dir: PathBuf,
+    /// A runtime config defining the stores (as for `wikiedge up`); the
+    /// state directory's SQLite file when `None`.
+    pub runtime_config: Option<PathBuf>,
     /// Print progress to stderr.
     pub progress: bool,
 }
@@ -77,6 +78,7 @@ impl ImportArgs {
             dump: dump.into(),
             project,
             state_dir: PathBuf::from(".spin"),
+            runtime_config: None,
             progress: true,
         }
     }
@@ -165,26 +167,6 @@ impl std::fmt::Display for ImportSummary {
     }
 }
 
-/// One project's entry in the title index; the same JSON as the articles
-/// component's `store::Entry`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Entry {
-    pub(crate) rev: u64,
-    pub(crate) fetched: u64,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub(crate) retry_at: u64,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
-pub(crate) type Index = BTreeMap<String, Entry>;
-
-pub(crate) fn index_key(display_title: &str) -> String {
-    format!("article-projects:{}", title::key_form(display_title))
-}
-
 /// Counts the bytes read through it.
 struct Counting<R> {
     inner: R,
@@ -235,19 +217,13 @@ fn open_dump(path: &Path) -> Result<Opened> {
     })
 }
 
-/// Opens (creating) the key-value database in Spin's layout.
-pub(crate) fn open_db(state_dir: &Path) -> Result<Connection> {
-    std::fs::create_dir_all(state_dir)
-        .with_context(|| format!("creating {}", state_dir.display()))?;
-    crate::store_file::open(&state_dir.join(crate::store_file::FILE_NAME))
-}
-
-pub(crate) fn get(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
-    crate::store_file::get(conn, STORE, key)
-}
-
-pub(crate) fn set(conn: &Connection, key: &str, value: &[u8]) -> Result<()> {
-    crate::store_file::set(conn, STORE, key, value)
+/// Opens the store the articles component reads.
+pub(crate) fn open_store(args: &ImportArgs) -> Result<Bulk> {
+    Bulk::open(&Target {
+        state_dir: args.state_dir.clone(),
+        runtime_config: args.runtime_config.clone(),
+        label: STORE.to_string(),
+    })
 }
 
 /// The project context: the dump's siteinfo, else the site matrix.
@@ -296,7 +272,7 @@ fn redirect_target(page: &DumpPage, first_letter_upper: bool) -> Option<String> 
 
 /// The state of one import run.
 struct Importer {
-    conn: Connection,
+    store: Bulk,
     ctx: ProjectContext,
     now: u64,
     /// Target title -> redirect titles, in dump order.
@@ -305,7 +281,7 @@ struct Importer {
 }
 
 impl Importer {
-    /// Imports one article page (inside the open transaction).
+    /// Imports one article page (its article and index entry in one batch).
     fn article(&mut self, page: &DumpPage) -> Result<()> {
         let upper = self.ctx.localisation.first_letter_upper;
         let name = title::normalize(&page.title, upper).unwrap_or_else(|_| page.title.clone());
@@ -320,9 +296,7 @@ impl Importer {
         };
         let rev = page.revision.as_ref().map_or(0, |r| r.id);
         let key = index_key(&name);
-        let mut index: Index = get(&self.conn, &key)?
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let mut index = parse_index(self.store.get(&key)?.as_deref());
         self.summary.articles += 1;
         if index
             .get(&self.ctx.identifier)
@@ -331,11 +305,6 @@ impl Importer {
             return Ok(());
         }
         let json = serde_json::to_vec(&article)?;
-        set(
-            &self.conn,
-            &title::storage_key(&self.ctx.identifier, &name),
-            &json,
-        )?;
         index.insert(
             self.ctx.identifier.clone(),
             Entry {
@@ -344,7 +313,10 @@ impl Importer {
                 retry_at: 0,
             },
         );
-        set(&self.conn, &key, &serde_json::to_vec(&index)?)?;
+        self.store.set_all([
+            (article_key(&self.ctx.identifier, &name), json),
+            (key, serde_json::to_vec(&index)?),
+        ])?;
         self.summary.written += 1;
         Ok(())
     }
@@ -352,10 +324,9 @@ impl Importer {
     /// Completes the redirect lists of targets written before their
     /// redirects were seen.
     fn fix_up(&mut self) -> Result<()> {
-        let tx = self.conn.unchecked_transaction()?;
         for (target, redirects) in &self.redirects {
-            let key = title::storage_key(&self.ctx.identifier, target);
-            let Some(bytes) = get(&tx, &key)? else {
+            let key = article_key(&self.ctx.identifier, target);
+            let Some(bytes) = self.store.get(&key)? else {
                 continue;
             };
             let Ok(mut article) = serde_json::from_slice::<Article>(&bytes) else {
@@ -366,11 +337,10 @@ impl Importer {
                 continue;
             }
             article.redirects = redirects.iter().map(|r| self.ctx.link(r)).collect();
-            set(&tx, &key, &serde_json::to_vec(&article)?)?;
+            self.store.set(key, serde_json::to_vec(&article)?)?;
             self.summary.fixed_up += 1;
         }
-        tx.commit()?;
-        Ok(())
+        self.store.flush()
     }
 }
 
@@ -389,12 +359,12 @@ pub fn run(args: ImportArgs) -> Result<ImportSummary> {
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("reading {}", args.dump.display()))?;
     let ctx = project_context(&reader, args.project.as_deref())?;
-    let conn = open_db(&args.state_dir)?;
+    let store = open_store(&args)?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let mut importer = Importer {
-        conn,
+        store,
         ctx,
         now,
         redirects: BTreeMap::new(),
@@ -402,7 +372,6 @@ pub fn run(args: ImportArgs) -> Result<ImportSummary> {
     };
     let upper = importer.ctx.localisation.first_letter_upper;
     let progress = crate::progress::Progress::new("import", args.progress);
-    importer.conn.execute_batch("BEGIN")?;
     for page in reader {
         let page = page.map_err(|e| anyhow::anyhow!("{e}")).with_context(|| {
             format!(
@@ -423,9 +392,6 @@ pub fn run(args: ImportArgs) -> Result<ImportSummary> {
         } else {
             importer.summary.skipped += 1;
         }
-        if importer.summary.pages.is_multiple_of(BATCH_PAGES) {
-            importer.conn.execute_batch("COMMIT; BEGIN")?;
-        }
         progress.update(|| {
             let secs = started.elapsed().as_secs_f64();
             format!(
@@ -438,7 +404,7 @@ pub fn run(args: ImportArgs) -> Result<ImportSummary> {
             )
         });
     }
-    importer.conn.execute_batch("COMMIT")?;
+    importer.store.flush()?;
     importer.fix_up()?;
     let mut summary = importer.summary;
     summary.file_bytes = file_bytes.get();
@@ -451,6 +417,12 @@ pub fn run(args: ImportArgs) -> Result<ImportSummary> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store_file::get as raw_get;
+    use wikiedge_core::article::layout::Index;
+
+    fn get(conn: &rusqlite::Connection, key: &str) -> Result<Option<Vec<u8>>> {
+        raw_get(conn, STORE, key)
+    }
 
     /// The real 206-page sample of the fixtures; `None` (the test is
     /// skipped, saying so) without them.
@@ -484,6 +456,7 @@ mod tests {
             dump: sample.into(),
             project: Some("enwiki".into()),
             state_dir: dir.0.clone(),
+            runtime_config: None,
             progress: false,
         })
     }
@@ -496,7 +469,7 @@ mod tests {
     }
 
     fn dump_store(dir: &TempDir) -> Result<Vec<(String, Vec<u8>)>> {
-        let conn = open_db(&dir.0)?;
+        let conn = crate::store_file::open(&dir.0.join(crate::store_file::FILE_NAME))?;
         let mut stmt =
             conn.prepare("SELECT key, value FROM spin_key_value WHERE store = ?1 ORDER BY key")?;
         let rows = stmt
@@ -527,7 +500,7 @@ mod tests {
         assert_eq!(summary.fixed_up, 2);
         assert!(summary.xml_bytes > summary.file_bytes);
 
-        let conn = open_db(&dir.0)?;
+        let conn = crate::store_file::open(&dir.0.join(crate::store_file::FILE_NAME))?;
         let json = get(&conn, "article:enwiki:Anarchism")?.expect("Anarchism stored");
         let article: serde_json::Value = serde_json::from_slice(&json)?;
         assert_eq!(article["name"], "Anarchism");

@@ -21,7 +21,8 @@
 //!   reported with their line number. Documents of another project than
 //!   `--project` (when given) are skipped and counted.
 //! - Never half-written: a document's article and index entry are written
-//!   in the same transaction (batches of [`BATCH_PAGES`] documents).
+//!   in the same batch ([`crate::bulk::Bulk::set_all`]), to whatever store
+//!   the state directory or runtime config names.
 //! - Idempotent: a document whose stored bytes and index revision are
 //!   already the same is left alone (its `fetched` time included).
 //! - Later lines win: a title seen twice keeps the last copy.
@@ -31,13 +32,12 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use rusqlite::Connection;
+use wikiedge_core::article::layout::{Entry, article_key, index_key, parse_index};
 use wikiedge_core::article::schema::Article;
 use wikiedge_core::article::title;
 
-use crate::import::{
-    BATCH_PAGES, Entry, ImportArgs, ImportSummary, Index, get, index_key, open_db, set,
-};
+use crate::bulk::Bulk;
+use crate::import::{ImportArgs, ImportSummary, open_store};
 
 /// The longest line (one document) read; longer ones are skipped.
 pub const MAX_LINE: usize = 64 << 20;
@@ -72,13 +72,12 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 
 /// The state of one run.
 struct Run<'a> {
-    conn: Connection,
+    store: Bulk,
     args: &'a ImportArgs,
     now: u64,
     summary: ImportSummary,
     /// Lines read in the current file (for error messages).
     line: u64,
-    in_batch: u64,
     started: Instant,
     last_report: Instant,
     input_bytes: u64,
@@ -94,7 +93,7 @@ impl Run<'_> {
         }
     }
 
-    /// Imports one line (inside the open transaction).
+    /// Imports one line (its article and index entry in one batch).
     fn line(&mut self, source: &str, bytes: &[u8]) -> Result<()> {
         let text = bytes.trim_ascii();
         if text.is_empty() {
@@ -126,18 +125,15 @@ impl Run<'_> {
             return Ok(());
         };
         let rev = article.version.and_then(|v| v.identifier).unwrap_or(0);
-        let key = title::storage_key(&project, &name);
+        let key = article_key(&project, &name);
         let ikey = index_key(&name);
-        let mut index: Index = get(&self.conn, &ikey)?
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let mut index = parse_index(self.store.get(&ikey)?.as_deref());
         self.summary.articles += 1;
         if index.get(&project).is_some_and(|e| e.rev == rev)
-            && get(&self.conn, &key)?.as_deref() == Some(text)
+            && self.store.get(&key)?.as_deref() == Some(text)
         {
             return Ok(());
         }
-        set(&self.conn, &key, text)?;
         index.insert(
             project,
             Entry {
@@ -146,13 +142,9 @@ impl Run<'_> {
                 retry_at: 0,
             },
         );
-        set(&self.conn, &ikey, &serde_json::to_vec(&index)?)?;
+        self.store
+            .set_all([(key, text.to_vec()), (ikey, serde_json::to_vec(&index)?)])?;
         self.summary.written += 1;
-        self.in_batch += 1;
-        if self.in_batch >= BATCH_PAGES {
-            self.conn.execute_batch("COMMIT; BEGIN")?;
-            self.in_batch = 0;
-        }
         Ok(())
     }
 
@@ -310,18 +302,16 @@ pub fn run(args: &ImportArgs) -> Result<ImportSummary> {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let mut run = Run {
-        conn: open_db(&args.state_dir)?,
+        store: open_store(args)?,
         args,
         now,
         summary: ImportSummary::empty(),
         line: 0,
-        in_batch: 0,
         started,
         last_report: Instant::now(),
         input_bytes: 0,
     };
     let source = path.display().to_string();
-    run.conn.execute_batch("BEGIN")?;
     let result = if is_tar {
         let mut tar = Tar { inner: input };
         (|| -> Result<()> {
@@ -347,7 +337,7 @@ pub fn run(args: &ImportArgs) -> Result<ImportSummary> {
     };
     // What was read before an unreadable input stays imported, whole
     // documents only; the error still fails the run.
-    run.conn.execute_batch("COMMIT")?;
+    run.store.flush()?;
     result?;
     let mut summary = run.summary;
     summary.file_bytes = file_bytes;
@@ -364,6 +354,7 @@ mod tests {
     use super::*;
     use std::io::Write;
     use std::path::PathBuf;
+    use wikiedge_core::article::layout::Index;
 
     const ARTICLES: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -406,13 +397,16 @@ mod tests {
             dump: file.to_path_buf(),
             project: project.map(str::to_string),
             state_dir: state.to_path_buf(),
+            runtime_config: None,
             progress: false,
         }
     }
 
     fn stored(state: &Path, key: &str) -> Option<Vec<u8>> {
-        let conn = open_db(state).expect("db");
-        get(&conn, key).expect("get")
+        open_store(&args(Path::new("-"), state, None))
+            .expect("store")
+            .get(key)
+            .expect("get")
     }
 
     fn gzip(bytes: &[u8]) -> Vec<u8> {

@@ -4,6 +4,7 @@
 //! and the development secrets `wikiedge up` generates on first start.
 
 pub mod account;
+pub mod bulk;
 pub mod devkeys;
 pub mod follow;
 pub mod import;

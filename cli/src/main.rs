@@ -75,6 +75,11 @@ enum Command {
         /// The state directory of the store (`wikiedge up --state-dir`).
         #[arg(long, env = "WIKIEDGE_STATE_DIR", default_value = ".spin")]
         state_dir: PathBuf,
+        /// A runtime config defining the key-value stores, as for `wikiedge up`
+        /// (for example store `default` on Redis); else the state directory's
+        /// SQLite file.
+        #[arg(long)]
+        runtime_config_file: Option<PathBuf>,
         /// Do not print progress.
         #[arg(long)]
         quiet: bool,
@@ -394,10 +399,12 @@ fn main() -> Result<()> {
             dump,
             project,
             state_dir,
+            runtime_config_file,
             quiet,
         } => {
             let mut args =
                 wikiedge_cli::import::ImportArgs::new(dump, project).with_state_dir(state_dir);
+            args.runtime_config = runtime_config_file;
             args.progress = !quiet;
             let summary = wikiedge_cli::import::run(args)?;
             if quiet {

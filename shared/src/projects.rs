@@ -26,6 +26,10 @@ use serde::{Deserialize, Serialize};
 use crate::article::schema::Namespace;
 use crate::{Error, Result};
 
+/// The site matrix the registry is built from: a real `action=sitematrix`
+/// response (provenance in `shared/data/README.md`).
+pub const SITEMATRIX: &[u8] = include_bytes!("../data/sitematrix.json");
+
 /// A language, as `/v2/languages` and `in_language` show it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Language {

@@ -233,3 +233,55 @@ fn a_redis_outage_gives_503_and_counts_are_right_afterwards() -> Result<()> {
     assert_eq!(used(&b, &auth)?, ok);
     Ok(())
 }
+
+/// Bulk loads reach whatever store the app is served from: `wikiedge import`
+/// with the same Redis runtime config as two serving hosts, then both hosts
+/// answer the imported article from Redis without asking upstream.
+#[test]
+fn an_import_into_redis_is_served_by_two_hosts() -> Result<()> {
+    let redis = RedisServer::start()?;
+    let dir = TempDir::new("scale-import")?;
+    let wiki = MockWiki::start()?;
+    let rc = redis.runtime_config(dir.path())?;
+    let dump = wikiedge_tests::sample_dump(BIN, dir.path(), 0)?;
+    let mut args = wikiedge_cli::import::ImportArgs::new(dump, None)
+        .with_state_dir(dir.path().join("import-state"));
+    args.runtime_config = Some(rc);
+    args.progress = false;
+    let summary = wikiedge_cli::import::run(args)?;
+    assert_eq!(summary.written, summary.articles);
+    assert!(summary.written >= 6, "{summary}");
+    // In Redis, under the core's layout, and nothing in the state dir's SQLite.
+    let index = redis.cli(&["GET", "article-projects:Anarchism"])?;
+    assert!(index.contains("\"enwiki\""), "{index}");
+    assert!(
+        !dir.path()
+            .join("import-state")
+            .join("sqlite_key_value.db")
+            .exists(),
+        "the import wrote to SQLite instead of Redis"
+    );
+
+    let (a, b) = two_hosts(
+        &redis,
+        &dir,
+        &wiki,
+        r#"[{"name":"free","monthly":{"ondemand":100},"burst_per_second":1000}]"#,
+    )?;
+    let auth = login(&a, "bulkreader")?;
+    for host in [&a, &b] {
+        let r = get(
+            &host.url("/v2/articles/Anarchism"),
+            &[("authorization", auth.as_str())],
+        )?;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("etag"), Some("\"9012\""));
+        assert_eq!(r.json()?[0]["name"], "Anarchism");
+    }
+    assert_eq!(
+        wiki.hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "an imported article must not be fetched upstream"
+    );
+    Ok(())
+}

@@ -1171,7 +1171,7 @@ fn get_articles_with_a_language_or_project_filter_fetches_a_title_nobody_fetched
     let spec = main_spec()?;
     // Every open English project answers from the mock wiki (whose pages
     // say `pagelanguage: en`).
-    let matrix = std::fs::read(repo_root().join("functions/articles/data/sitematrix.json"))?;
+    let matrix = std::fs::read(repo_root().join("shared/data/sitematrix.json"))?;
     let registry = wikiedge_core::projects::Registry::from_sitematrix(&matrix)?;
     let english: Vec<String> = registry
         .projects()

@@ -1,18 +1,7 @@
-//! The key-value layout of cached articles (store `default`).
-//!
-//! - `article:{project}:{Title_Key}` (core `title::storage_key`) holds the
-//!   WME Article JSON, compact, exactly as it is served. It is never parsed
-//!   on the hot path (no `fields`, no filters beyond the project).
-//! - `article-projects:{Title_Key}` is the title index: a small JSON object
-//!   mapping each project that has the title to its metadata,
-//!   `{"enwiki": {"rev": 716551092, "fetched": 1764374400}}`, plus
-//!   `"retry_at"` (Unix seconds) after an upstream failure. It answers
-//!   "which projects have this title", the ETag and the freshness check in
-//!   one read. Every article write updates it (`wikiedge import` writes the
-//!   same layout: cli/src/import.rs).
-//!
-//! The title in both keys is the display title normalised with the
-//! project's case rule, in key form (underscores).
+//! Cached articles in store `default`, in the layout defined once in the
+//! core (`wikiedge_core::article::layout`, which `wikiedge import` writes
+//! too). The article JSON is never parsed on the hot path (no `fields`, no
+//! filters beyond the project). Every article write updates the title index.
 //!
 //! The index update is a compare-and-swap through
 //! `wikiedge_fn::kv::update` (as realtime ingest's), so two projects of one
@@ -20,39 +9,10 @@
 //! store that misreports swaps; readers take the payload out of the CAS
 //! envelope (`wikiedge_core::cas`).
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
 use spin_sdk::key_value::Store;
-use wikiedge_core::article::title;
-use wikiedge_core::{Error, cas};
-
-/// The prefix of title index keys.
-pub const INDEX_PREFIX: &str = "article-projects:";
-
-/// What the index knows about one project's copy of a title.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
-    /// The revision id of the stored article (its ETag).
-    pub rev: u64,
-    /// When the article was fetched or imported (Unix seconds).
-    pub fetched: u64,
-    /// Not before this time (Unix seconds) try upstream again after a failure.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub retry_at: u64,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
-/// Project id -> entry, ordered by project id.
-pub type Index = BTreeMap<String, Entry>;
-
-/// The index key of a (normalised, display-form) title.
-pub fn index_key(display_title: &str) -> String {
-    format!("{INDEX_PREFIX}{}", title::key_form(display_title))
-}
+use wikiedge_core::Error;
+pub use wikiedge_core::article::layout::{Entry, Index, index_key};
+use wikiedge_core::article::layout::{article_key, parse_index};
 
 fn unavailable(err: impl std::fmt::Debug) -> Error {
     eprintln!("articles: key-value error: {err:?}");
@@ -76,13 +36,6 @@ pub async fn read_index(store: &Store, display_title: &str) -> Result<Index, Err
     Ok(parse_index(bytes.as_deref()))
 }
 
-/// An index record's entries; a missing or unreadable record is empty.
-fn parse_index(bytes: Option<&[u8]>) -> Index {
-    bytes
-        .and_then(|b| serde_json::from_slice(cas::payload(b)).ok())
-        .unwrap_or_default()
-}
-
 /// Reads one stored article's JSON bytes.
 pub async fn read_article(
     store: &Store,
@@ -90,7 +43,7 @@ pub async fn read_article(
     display_title: &str,
 ) -> Result<Option<Vec<u8>>, Error> {
     store
-        .get(title::storage_key(project, display_title))
+        .get(article_key(project, display_title))
         .await
         .map_err(unavailable)
 }
@@ -104,7 +57,7 @@ pub async fn write_article(
     entry: Entry,
 ) -> Result<(), Error> {
     store
-        .set(title::storage_key(project, display_title), json)
+        .set(article_key(project, display_title), json)
         .await
         .map_err(unavailable)?;
     update_entry(project, display_title, entry)

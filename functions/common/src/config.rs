@@ -10,9 +10,7 @@ use wikiedge_core::projects::Registry;
 
 use crate::name;
 
-/// The site matrix the registry is built from (the articles function's
-/// copy, see its `data/README.md`).
-const SITEMATRIX: &[u8] = include_bytes!("../../articles/data/sitematrix.json");
+use wikiedge_core::projects::SITEMATRIX;
 
 static REGISTRY: OnceLock<Registry> = OnceLock::new();
 

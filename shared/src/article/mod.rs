@@ -4,6 +4,7 @@
 //! - [`schema`]: the Article document and its parts.
 //! - [`structured`]: the structured-contents document and its parts.
 //! - [`title`]: title normalisation, storage keys and URLs.
+//! - [`layout`]: the key-value layout of stored articles and their index.
 //! - [`wikitext`]: categories, templates and redirects from wikitext.
 //! - [`plaintext`]: wikitext to plain text (abstracts, paragraphs).
 //! - [`sections`]: sections and infoboxes for structured contents.
@@ -18,6 +19,7 @@
 #[cfg(test)]
 mod coverage;
 pub mod dump;
+pub mod layout;
 pub mod maintenance;
 pub mod plaintext;
 pub mod projection;

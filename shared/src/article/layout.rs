@@ -1,0 +1,105 @@
+//! The key-value layout of stored articles, the one definition the articles
+//! component, `wikiedge import` and any bulk tool share.
+//!
+//! - `article:{project}:{Title_Key}` ([`article_key`]) holds the WME Article
+//!   JSON, compact, exactly as it is served.
+//! - `article-projects:{Title_Key}` ([`index_key`]) is the title index: a
+//!   small JSON object mapping each project that has the title to its
+//!   [`Entry`], `{"enwiki": {"rev": 716551092, "fetched": 1764374400}}`,
+//!   plus `"retry_at"` (Unix seconds) after an upstream failure. It answers
+//!   "which projects have this title", the ETag and the freshness check in
+//!   one read.
+//!
+//! The title in both keys is the display title normalised with the
+//! project's case rule, in key form (underscores). Components update the
+//! index by compare-and-swap ([`crate::cas`]); so readers take the payload
+//! out of the CAS envelope ([`parse_index`]).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::title;
+
+/// The prefix of article keys.
+pub const ARTICLE_PREFIX: &str = "article:";
+/// The prefix of title index keys.
+pub const INDEX_PREFIX: &str = "article-projects:";
+
+/// What the index knows about one project's copy of a title.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The revision id of the stored article (its ETag).
+    pub rev: u64,
+    /// When the article was fetched or imported (Unix seconds).
+    pub fetched: u64,
+    /// Not before this time (Unix seconds) try upstream again after a failure.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retry_at: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Project id -> entry, ordered by project id.
+pub type Index = BTreeMap<String, Entry>;
+
+/// The index key of a (normalised, display-form) title.
+pub fn index_key(display_title: &str) -> String {
+    format!("{INDEX_PREFIX}{}", title::key_form(display_title))
+}
+
+/// The key of one project's copy of a (normalised, display-form) title.
+pub fn article_key(project: &str, display_title: &str) -> String {
+    title::storage_key(project, display_title)
+}
+
+/// An index record's entries, out of its CAS envelope if it has one; a
+/// missing or unreadable record is empty.
+pub fn parse_index(bytes: Option<&[u8]>) -> Index {
+    bytes
+        .and_then(|b| serde_json::from_slice(crate::cas::payload(b)).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_use_the_key_form_of_the_title() {
+        assert_eq!(
+            index_key("Albert Einstein"),
+            "article-projects:Albert_Einstein"
+        );
+        assert_eq!(
+            article_key("enwiki", "Albert Einstein"),
+            "article:enwiki:Albert_Einstein"
+        );
+        assert!(article_key("dewiki", "X").starts_with(ARTICLE_PREFIX));
+    }
+
+    #[test]
+    fn an_index_reads_plain_or_enveloped_and_writes_without_zero_retry() {
+        let mut index = Index::new();
+        index.insert(
+            "enwiki".into(),
+            Entry {
+                rev: 7,
+                fetched: 9,
+                retry_at: 0,
+            },
+        );
+        let plain = serde_json::to_vec(&index).expect("json");
+        assert_eq!(
+            String::from_utf8_lossy(&plain),
+            r#"{"enwiki":{"rev":7,"fetched":9}}"#
+        );
+        assert_eq!(parse_index(Some(&plain)), index);
+        let wrapped = crate::cas::encode(&crate::cas::decode(b"{}"), [42; 16], &plain);
+        assert_eq!(parse_index(Some(&wrapped)), index);
+        assert_eq!(parse_index(Some(b"not json")), Index::new());
+        assert_eq!(parse_index(None), Index::new());
+    }
+}
