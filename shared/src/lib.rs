@@ -6,6 +6,7 @@
 //!
 //! Layout:
 //! - [`error`]: the crate's typed error and its single mapping to HTTP.
+//! - [`reply`]: the error response and the JSON request body rules every component applies.
 //! - [`auth`]: accounts, passwords (Argon2id), JWTs (EdDSA), refresh tokens.
 //! - [`quota`]: plans, overrides, periods, admit/deny decisions, RateLimit headers.
 //! - [`metering`]: usage keys, daily rows, reports.
@@ -28,6 +29,7 @@ pub mod metering;
 pub mod projects;
 pub mod quota;
 pub mod realtime;
+pub mod reply;
 pub mod snapshot;
 pub mod sse;
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod quota;
 mod readme;
 mod realtime;
 mod redis;
+mod responses;
 mod scaleout;
 mod schema;
 mod sdk;

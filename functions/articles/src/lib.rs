@@ -22,7 +22,6 @@ mod config;
 mod metadata;
 mod store;
 
-use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{IntoResponse, Method, Request};
 use spin_sdk::http_service;
 use wikiedge_core::Error;
@@ -38,9 +37,6 @@ static COMPONENT: Component = Component::new("articles");
 /// The product whose limits an error answered before quota was consumed
 /// reports.
 const ON_DEMAND: &str = "ondemand";
-
-/// The largest request body read (a POST of `fields`/`filters`/`limit`).
-const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Which family of routes a path belongs to, with the raw rest of the path.
 enum Route<'a> {
@@ -88,7 +84,7 @@ async fn handle(req: Request) -> impl IntoResponse {
         let is_post = parts.method == Method::POST;
         let body = async move {
             if is_post {
-                web::read_body(body.bytes().await, MAX_BODY_BYTES)
+                web::read_bounded(body, web::MAX_BODY_BYTES).await
             } else {
                 Ok(Vec::new())
             }

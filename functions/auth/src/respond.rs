@@ -2,12 +2,12 @@
 //! the WME error body, and the 500 that logs but never tells.
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use serde::Serialize;
 use spin_sdk::http::{FullBody, Request, Response};
-use wikiedge_core::auth::wire::{MAX_BODY_BYTES, is_json_content_type};
+use wikiedge_core::reply::{self, MAX_BODY_BYTES};
 use wikiedge_core::{Error, Result};
 
 /// Every response this component sends.
@@ -36,18 +36,19 @@ pub fn no_content() -> Reply {
     build(204, Vec::new(), false)
 }
 
-/// The WME error body for `err`; a 5xx is logged with its detail first,
-/// and its body says nothing internal ([`Error::body`]).
+/// The core's error response for `err` (`wikiedge_core::reply::error`, the
+/// same as every component's); a 5xx is logged with its detail first, and
+/// its body says nothing internal.
 pub fn error(err: &Error) -> Reply {
-    // Storage failures were logged with their detail where they happened.
-    if !err.is_client_error() && !matches!(err, Error::Unavailable { .. }) {
+    if reply::logs(err) {
         eprintln!("auth: {err:?}");
     }
-    let mut resp = build(err.status(), err.body_json(), true);
-    if let Some(secs) = err.retry_after().filter(|s| *s > 0)
-        && let Ok(value) = HeaderValue::from_str(&secs.to_string())
-    {
-        resp.headers_mut().insert(RETRY_AFTER, value);
+    let (head, body) = reply::error(err);
+    let mut resp = build(head.status, body, false);
+    for (name, value) in head.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(name, value);
+        }
     }
     resp
 }
@@ -65,44 +66,27 @@ pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Reads a JSON request body of at most 64 KiB: another content type is a
-/// 415 (an empty body without one is let through, so that it gets the 422
-/// "request body is required"), a larger body a 413.
+/// Reads a JSON request body by the core's rules
+/// (`wikiedge_core::reply`: 413 over 64 KiB, declared or read; 415 for
+/// another type; an empty body without a type is let through, so that it
+/// gets the route's 422 "request body is required").
 pub async fn json_body(req: Request) -> Result<Vec<u8>> {
     let content_type = header(&req, CONTENT_TYPE.as_str()).map(str::to_string);
-    let declared = header(&req, CONTENT_LENGTH.as_str()).and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
-        return Err(too_large());
-    }
-    if content_type
-        .as_deref()
-        .is_some_and(|ct| !is_json_content_type(ct))
-    {
-        return Err(unsupported());
-    }
+    reply::check_json_head(
+        content_type.as_deref(),
+        header(&req, CONTENT_LENGTH.as_str()),
+    )?;
     let body = Limited::new(req.into_body(), MAX_BODY_BYTES)
         .collect()
         .await
         .map_err(|e| {
             if e.is::<http_body_util::LengthLimitError>() {
-                too_large()
+                reply::too_large(MAX_BODY_BYTES)
             } else {
                 Error::BadRequest("could not read the request body".into())
             }
         })?
         .to_bytes();
-    if content_type.is_none() && !body.is_empty() {
-        return Err(unsupported());
-    }
+    reply::check_json_body(content_type.as_deref(), &body)?;
     Ok(body.to_vec())
-}
-
-fn too_large() -> Error {
-    Error::PayloadTooLarge(format!(
-        "request body must be at most {MAX_BODY_BYTES} bytes"
-    ))
-}
-
-fn unsupported() -> Error {
-    Error::UnsupportedMediaType("Content-Type must be application/json".into())
 }

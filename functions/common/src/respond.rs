@@ -33,17 +33,19 @@ impl<B: From<Vec<u8>>> Reply<B> {
         }
     }
 
-    /// The WME error body `{"status": N, "message": ...}` for an error, with
-    /// `Retry-After` where it applies. A 5xx logs its detail.
+    /// The core's error response (`wikiedge_core::reply::error`): the WME
+    /// body, `Retry-After`, `WWW-Authenticate` on a 401. A 5xx logs its
+    /// detail.
     pub fn error(err: &Error) -> Self {
-        if !err.is_client_error() {
+        if wikiedge_core::reply::logs(err) {
             eprintln!("{}: {err:?}", crate::name());
         }
-        let mut reply = Reply::json(err.status(), err.body_json());
-        if let Some(seconds) = err.retry_after() {
-            reply = reply.header("retry-after", seconds.to_string());
+        let (head, body) = wikiedge_core::reply::error(err);
+        Reply {
+            status: head.status,
+            headers: head.headers,
+            body: B::from(body),
         }
-        reply
     }
 }
 

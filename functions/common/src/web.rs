@@ -1,20 +1,20 @@
 //! HTTP plumbing: JSON and error responses, bounded request bodies,
 //! queries.
 //!
-//! Every error leaves through [`error`], which renders the WME body
-//! `{"status": N, "message": "..."}`, logs 5xx errors with their detail to
-//! stderr, and sets `Retry-After` / `WWW-Authenticate` where they apply.
+//! Every error leaves through [`error`] (or [`crate::respond::Reply::error`]),
+//! both rendering the core's one error response (`wikiedge_core::reply`):
+//! the WME body, `Retry-After`, `WWW-Authenticate` on every 401; 5xx
+//! detail goes to stderr only. Bodies are read under a limit, chunk by
+//! chunk ([`read_bounded`]).
 
-use futures::StreamExt;
-use spin_sdk::http::body::IncomingBodyExt;
+use http_body_util::BodyExt;
 use spin_sdk::http::{HeaderValue, Request, Response, StatusCode};
-use wikiedge_core::Error;
+use wikiedge_core::{Error, reply};
 
 /// The response type of every route.
 pub type Resp = Response<String>;
 
-/// The largest request body accepted, in bytes (64 KiB).
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub use wikiedge_core::reply::MAX_BODY_BYTES;
 
 /// A response with a body of the given content type.
 pub fn response(status: u16, content_type: &'static str, body: String) -> Resp {
@@ -35,19 +35,17 @@ pub fn json<T: serde::Serialize>(status: u16, value: &T) -> Resp {
 
 /// The error response; 5xx detail goes to stderr only.
 pub fn error(err: &Error) -> Resp {
-    if !err.is_client_error() {
+    if reply::logs(err) {
         eprintln!("{}: {err:?}", crate::name());
     }
-    let body = String::from_utf8(err.body_json()).unwrap_or_default();
-    let mut resp = response(err.status(), "application/json", body);
-    if let Some(secs) = err.retry_after()
-        && let Ok(value) = HeaderValue::from_str(&secs.to_string())
-    {
-        resp.headers_mut().insert("retry-after", value);
-    }
-    if err.status() == 401 {
-        resp.headers_mut()
-            .insert("www-authenticate", HeaderValue::from_static("Bearer"));
+    let (head, body) = reply::error(err);
+    let mut resp = Response::new(String::from_utf8(body).unwrap_or_default());
+    *resp.status_mut() =
+        StatusCode::from_u16(head.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in head.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(name, value);
+        }
     }
     resp
 }
@@ -60,20 +58,17 @@ pub fn or_error(result: Result<Resp, Error>) -> Resp {
     }
 }
 
-/// A request body already read whole: 413 past `limit` bytes, 400 when it
-/// could not be read.
-pub fn read_body<E: std::fmt::Debug>(
-    read: Result<bytes::Bytes, E>,
-    limit: usize,
-) -> Result<Vec<u8>, Error> {
-    match read {
-        Ok(bytes) if bytes.len() > limit => Err(Error::PayloadTooLarge(format!(
-            "request body must be at most {limit} bytes"
-        ))),
-        Ok(bytes) => Ok(bytes.to_vec()),
-        Err(e) => Err(Error::BadRequest(format!(
-            "could not read the request body: {e:?}"
-        ))),
+/// Reads a request body under a limit: a 413 as soon as it passes `limit`
+/// bytes (nothing past the limit is held), a 400 when it cannot be read.
+pub async fn read_bounded<B>(body: B, limit: usize) -> Result<Vec<u8>, Error>
+where
+    B: http_body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes().to_vec()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(reply::too_large(limit)),
+        Err(_) => Err(Error::BadRequest("could not read the request body".into())),
     }
 }
 
@@ -131,33 +126,10 @@ pub fn query(req: &Request, name: &str) -> Option<String> {
 /// Reads a JSON request body: 415 unless `Content-Type` is JSON, 413 past
 /// [`MAX_BODY_BYTES`], 400 when the body cannot be read.
 pub async fn json_body(req: Request) -> Result<Vec<u8>, Error> {
-    let content_type = header(&req, "content-type").unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    if !essence.eq_ignore_ascii_case("application/json") {
-        return Err(Error::UnsupportedMediaType(
-            "Content-Type must be application/json".into(),
-        ));
-    }
-    let too_large = || {
-        Error::PayloadTooLarge(format!(
-            "request body must be at most {MAX_BODY_BYTES} bytes"
-        ))
-    };
-    if header(&req, "content-length")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
-    {
-        return Err(too_large());
-    }
-    let mut stream = req.into_body().stream();
-    let mut body = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| Error::BadRequest(format!("reading the body: {e:?}")))?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let content_type = header(&req, "content-type").map(str::to_string);
+    reply::check_json_head(content_type.as_deref(), header(&req, "content-length"))?;
+    let body = read_bounded(req.into_body(), MAX_BODY_BYTES).await?;
+    reply::check_json_body(content_type.as_deref(), &body)?;
     Ok(body)
 }
 

@@ -27,7 +27,6 @@ mod ingest;
 mod log;
 mod stream;
 
-use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{BoxBody, IntoResponse, Method, Request};
 use spin_sdk::http_service;
 use wikiedge_core::Error;
@@ -36,7 +35,7 @@ use wikiedge_core::realtime::request::StreamRequest;
 
 use wikiedge_fn::Component;
 use wikiedge_fn::respond::Reply;
-use wikiedge_fn::web::read_body;
+use wikiedge_fn::web::read_bounded;
 
 /// How the shared glue names this component.
 static COMPONENT: Component =
@@ -75,7 +74,7 @@ async fn handle(req: Request) -> impl IntoResponse {
         if let Err(err) = gate::authorize_ingest(&parts.headers).await {
             return Reply::error(&err).into_box_response();
         }
-        let body = read_body(body.bytes().await, MAX_INGEST_BYTES);
+        let body = read_bounded(body, MAX_INGEST_BYTES).await;
         return ingest::serve(body).await.into_box_response();
     }
     if let Some(rest) = parts.uri.path().strip_prefix(BATCHES) {
@@ -83,7 +82,7 @@ async fn handle(req: Request) -> impl IntoResponse {
             Ok(principal) => principal,
             Err(err) => return Reply::error(&err).into_box_response(),
         };
-        let body = match read_body(body.bytes().await, MAX_STREAM_BODY_BYTES) {
+        let body = match read_bounded(body, MAX_STREAM_BODY_BYTES).await {
             Ok(body) => body,
             Err(err) => return Reply::error(&err).into_box_response(),
         };
@@ -110,7 +109,7 @@ async fn handle(req: Request) -> impl IntoResponse {
     };
     // WME reads the parameters from a JSON body on POST and on GET (the
     // official SDKs send a body with GET); a GET without one uses the query.
-    let request = match read_body(body.bytes().await, MAX_STREAM_BODY_BYTES) {
+    let request = match read_bounded(body, MAX_STREAM_BODY_BYTES).await {
         Ok(body) if parts.method == Method::POST || !body.iter().all(u8::is_ascii_whitespace) => {
             StreamRequest::from_json(&body)
         }

@@ -27,7 +27,6 @@ mod metadata;
 mod respond;
 mod store;
 
-use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{IntoResponse, Method, Request};
 use spin_sdk::http_service;
 use wikiedge_core::Error;
@@ -43,9 +42,6 @@ static COMPONENT: Component = Component::new("snapshots");
 /// The product whose limits an error answered before quota was consumed
 /// reports.
 pub(crate) const SNAPSHOT: &str = "snapshot";
-
-/// The largest request body read (a POST of `fields`/`filters`).
-const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// What a path asks for.
 #[derive(Debug, Clone, Copy)]
@@ -111,7 +107,7 @@ async fn handle(req: Request) -> impl IntoResponse {
             let is_post = parts.method == Method::POST;
             let body = async move {
                 if is_post {
-                    web::read_body(body.bytes().await, MAX_BODY_BYTES)
+                    web::read_bounded(body, web::MAX_BODY_BYTES).await
                 } else {
                     Ok(Vec::new())
                 }

@@ -20,7 +20,6 @@
 //! - [`session_record`]: the stored session with the account state verification needs.
 //! - [`session_index`]: an account's sessions, to propagate account changes.
 //! - [`directory`]: the list of usernames, for the admin listing.
-//! - [`wire`]: the JSON content type and the body size limit.
 
 pub mod account;
 pub mod directory;
@@ -37,7 +36,6 @@ pub mod throttle;
 pub mod token;
 pub mod username;
 pub mod verify;
-pub mod wire;
 
 pub use account::{Account, Role};
 pub use jwt::{Claims, TokenError, TokenType};
