@@ -16,6 +16,7 @@
 //! - [`snapshot`]: snapshot metadata, key layout, byte ranges, HTTP dates.
 //! - [`cas`]: compare-and-swap updates that stay exact when a store misreports them.
 //! - [`sse`]: the Server-Sent Events parser every SSE reader uses.
+//! - [`time`]: calendar arithmetic, RFC 3339 timestamps and HTTP dates, once.
 
 #![deny(missing_docs)]
 
@@ -34,3 +35,4 @@ pub mod snapshot;
 pub mod sse;
 #[cfg(test)]
 pub(crate) mod testdata;
+pub mod time;

@@ -21,7 +21,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::quota::period::{Month, civil_from_days, days_from_civil};
+use crate::quota::period::Month;
 
 /// The key of the snapshot list.
 pub const INDEX_KEY: &str = "snapshot-index";
@@ -272,39 +272,7 @@ pub fn part_slices(blob: &Blob, start: u64, end: u64) -> Vec<PartSlice> {
         .collect()
 }
 
-/// Unix seconds as RFC 3339 UTC (`2024-08-29T00:03:26Z`).
-pub fn rfc3339(unix: i64) -> String {
-    let (y, mo, d, h, mi, s, _) = civil(unix);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
-}
-
-/// Unix seconds as an HTTP date (`Thu, 29 Aug 2024 00:03:26 GMT`).
-pub fn http_date(unix: i64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let (y, mo, d, h, mi, s, days) = civil(unix);
-    let weekday = DAYS[days.rem_euclid(7) as usize];
-    let month = MONTHS[(mo as usize).saturating_sub(1) % 12];
-    format!("{weekday}, {d:02} {month} {y:04} {h:02}:{mi:02}:{s:02} GMT")
-}
-
-/// Parses the start of an RFC 3339 UTC timestamp (`YYYY-MM-DDTHH:MM:SS...`)
-/// to Unix seconds; fractions and a `Z` suffix are ignored.
-pub fn parse_rfc3339(text: &str) -> Option<i64> {
-    let b = text.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
-        return None;
-    }
-    Some(days_from_civil(y, mo as u32, d as u32) * 86_400 + h * 3600 + mi * 60 + s)
-}
+pub use crate::time::{http_date, parse_rfc3339, rfc3339};
 
 /// The size of a tar block.
 pub const TAR_BLOCK: u64 = 512;
@@ -380,13 +348,6 @@ pub fn read_tar(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
     None
 }
 
-fn civil(unix: i64) -> (i64, u32, u32, i64, i64, i64, i64) {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    let (y, mo, d) = civil_from_days(days);
-    (y, mo, d, secs / 3600, secs % 3600 / 60, secs % 60, days)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,18 +410,6 @@ mod tests {
                 assert_eq!(total as u64, end - start + 1);
             }
         }
-    }
-
-    #[test]
-    fn dates_format_and_parse_in_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-        let t = 1_724_889_806; // 2024-08-29T00:03:26Z, a Thursday
-        assert_eq!(rfc3339(t), "2024-08-29T00:03:26Z");
-        assert_eq!(http_date(t), "Thu, 29 Aug 2024 00:03:26 GMT");
-        assert_eq!(parse_rfc3339("2024-08-29T00:03:26.941150359Z"), Some(t));
-        assert_eq!(parse_rfc3339("2024-08-29"), None);
-        assert_eq!(parse_rfc3339("2024-13-29T00:03:26Z"), None);
     }
 
     #[test]

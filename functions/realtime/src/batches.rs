@@ -34,8 +34,8 @@ use wikiedge_core::realtime::batch::{
     version,
 };
 use wikiedge_core::realtime::log::PARTITIONS;
-use wikiedge_core::realtime::timestamp::format_millis;
 use wikiedge_core::snapshot::{RangeRequest, parse_range};
+use wikiedge_core::time::format_millis;
 
 use crate::ingest::now_ms;
 use crate::{gate, log};
@@ -100,7 +100,7 @@ fn build(id: &str, docs: &[Value]) -> Result<Built, Error> {
         }
     }
     let first = docs.first().cloned().unwrap_or_default();
-    let mtime = wikiedge_core::realtime::timestamp::parse_millis(&modified).unwrap_or(0) / 1000;
+    let mtime = wikiedge_core::time::parse_millis(&modified).unwrap_or(0) / 1000;
     let tar = tar_one(&format!("{id}.ndjson"), &ndjson, mtime.max(0) as u64);
     let mut gz = GzEncoder::new(Vec::new(), Compression::default());
     gz.write_all(&tar)

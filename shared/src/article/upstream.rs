@@ -47,17 +47,16 @@ pub const ACTION_API_QUERY: &str = "action=query&format=json&formatversion=2\
 pub const FIRST_REVISION_QUERY: &str = "action=query&format=json&formatversion=2\
 &prop=revisions&rvdir=newer&rvlimit=1&rvprop=ids%7Ctimestamp";
 
+/// Everything but RFC 3986 unreserved characters.
+const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Percent-encodes everything but RFC 3986 unreserved characters.
 fn encode_component(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(text, COMPONENT).to_string()
 }
 
 /// The Action API URL for a title, e.g.

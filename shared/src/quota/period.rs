@@ -2,57 +2,12 @@
 //!
 //! Quota months and metering days are UTC calendar periods. The core never
 //! reads a clock: every function takes the current time as unix seconds.
-//! The day/civil-date conversion is Howard Hinnant's `days_from_civil` /
-//! `civil_from_days` (<https://howardhinnant.github.io/date_algorithms.html>),
-//! exact for the proleptic Gregorian calendar, so no date crate is needed.
+//! The calendar arithmetic itself is [`crate::time`]'s.
 
 use std::fmt;
 
+pub use crate::time::{DAY, civil_from_days, days_from_civil, days_in_month, is_leap_year};
 use crate::{Error, Result};
-
-/// Seconds in one day.
-pub const DAY: i64 = 86_400;
-
-/// Days since 1970-01-01 for a proleptic Gregorian civil date.
-pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = i64::from((month + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The civil date `(year, month, day)` of a day count since 1970-01-01.
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    // Both values are small and positive by construction (1..=31, 1..=12).
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// Whether `year` is a Gregorian leap year.
-pub fn is_leap_year(year: i64) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-}
-
-/// The number of days in a month of a year.
-pub fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        2 if is_leap_year(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
 
 /// A UTC calendar day, the metering period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

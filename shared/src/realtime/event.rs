@@ -4,11 +4,11 @@
 
 use super::change::{Change, EventType, User};
 use super::media::commons_content_url;
-use super::timestamp::format_millis;
 use crate::article::schema::{
     Article, Editor, Event, Image, Language, Namespace, Project, Version, Visibility,
 };
 use crate::article::title;
+use crate::time::format_millis;
 
 /// Where an event was placed in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

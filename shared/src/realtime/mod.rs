@@ -2,7 +2,6 @@
 //! over a partitioned, offset-addressed log.
 //!
 //! - [`batch`]: hourly batches (hour ranges, metadata, a one-file tar).
-//! - [`timestamp`]: RFC 3339 parsing and formatting (UTC, milliseconds).
 //! - [`change`]: `mediawiki.page_change.v1` events -> [`change::Change`]s
 //!   (event type, suppression, batches as JSON, arrays or NDJSON).
 //! - [`media`]: the Commons `upload.wikimedia.org` URL of a file.
@@ -18,4 +17,3 @@ pub mod event;
 pub mod log;
 pub mod media;
 pub mod request;
-pub mod timestamp;

@@ -25,9 +25,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::log::{Cursor, PARTITIONS, PARTS, partitions_of_part};
-use super::timestamp::parse_millis;
 use crate::article::projection::{Filter, validate_path};
 use crate::article::title::decode_path_segment;
+use crate::time::parse_millis;
 use crate::{Error, Result};
 
 /// Fields of the WME event document that hold an object.

@@ -1,11 +1,59 @@
-//! RFC 3339 timestamps as the Realtime API reads and writes them.
+//! Time, once: UTC calendar arithmetic, RFC 3339 timestamps and HTTP
+//! dates. The core never reads a clock; every function takes the time.
 //!
-//! Parsing accepts `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` (a `t` or a
-//! space for the `T`, a lower-case `z`), which covers Go's `time.RFC3339`
-//! that WME documents. Output is always UTC with `Z`, to the second.
+//! - The day/civil-date conversion is Howard Hinnant's `days_from_civil` /
+//!   `civil_from_days` (<https://howardhinnant.github.io/date_algorithms.html>),
+//!   exact for the proleptic Gregorian calendar.
+//! - RFC 3339 parsing accepts `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` (a
+//!   `t` or a space for the `T`, a lower-case `z`), which covers Go's
+//!   `time.RFC3339` that WME documents. Output is always UTC with `Z`, to
+//!   the second.
+//! - HTTP dates (RFC 9110 IMF-fixdate) through the `httpdate` crate.
 
-use crate::quota::period::{civil_from_days, days_from_civil, days_in_month};
 use crate::{Error, Result};
+
+/// Seconds in one day.
+pub const DAY: i64 = 86_400;
+
+/// Days since 1970-01-01 for a proleptic Gregorian civil date.
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = i64::from((month + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The civil date `(year, month, day)` of a day count since 1970-01-01.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    // Both values are small and positive by construction (1..=31, 1..=12).
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Whether `year` is a Gregorian leap year.
+pub fn is_leap_year(year: i64) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+/// The number of days in a month of a year.
+pub fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        2 if is_leap_year(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
 
 fn digits(b: &[u8]) -> Option<i64> {
     if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
@@ -93,6 +141,31 @@ pub fn format_millis(millis: i64) -> String {
     )
 }
 
+/// Unix seconds as RFC 3339 UTC (`2024-08-29T00:03:26Z`).
+pub fn rfc3339(unix: i64) -> String {
+    format_millis(unix.saturating_mul(1000))
+}
+
+/// An RFC 3339 timestamp as Unix seconds (fractions dropped); `None` when it
+/// is not one.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    parse_millis(text).ok().map(|ms| ms.div_euclid(1000))
+}
+
+/// Unix seconds as an HTTP date (`Thu, 29 Aug 2024 00:03:26 GMT`); times
+/// before 1970 are given as 1970.
+pub fn http_date(unix: i64) -> String {
+    let secs = u64::try_from(unix).unwrap_or(0);
+    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
+/// An HTTP date as Unix seconds; `None` when it is not one.
+pub fn parse_http_date(text: &str) -> Option<i64> {
+    let t = httpdate::parse_http_date(text.trim()).ok()?;
+    let secs = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    i64::try_from(secs).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +201,19 @@ mod tests {
             parse_millis(&format_millis(1_728_054_595_000)).ok(),
             Some(1_728_054_595_000)
         );
+    }
+
+    #[test]
+    fn seconds_and_http_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        let t = 1_724_889_806;
+        assert_eq!(rfc3339(t), "2024-08-29T00:03:26Z");
+        assert_eq!(http_date(t), "Thu, 29 Aug 2024 00:03:26 GMT");
+        assert_eq!(parse_http_date("Thu, 29 Aug 2024 00:03:26 GMT"), Some(t));
+        assert_eq!(parse_http_date("yesterday"), None);
+        assert_eq!(parse_rfc3339("2024-08-29T00:03:26.941150359Z"), Some(t));
+        assert_eq!(parse_rfc3339("2024-08-29"), None);
+        assert_eq!(parse_rfc3339("2024-13-29T00:03:26Z"), None);
     }
 }
