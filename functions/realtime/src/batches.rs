@@ -1,8 +1,17 @@
 //! `/v2/batches/{YYYY-MM-DD}/{HH}[/{identifier}[/download]]`: hourly
-//! batches built from the log on request (core `realtime::batch`); the
-//! daily form `/v2/batches/{YYYY-MM-DD}[/{identifier}[/download]]` (WME's
-//! 2024-01 spec, the Go SDK's paths) holds the day's events so far.
+//! batches (core `realtime::batch`); the daily form
+//! `/v2/batches/{YYYY-MM-DD}[/{identifier}[/download]]` (WME's 2024-01 spec,
+//! the Go SDK's paths) holds the day's events so far.
 //!
+//! - Batches are stored, not rebuilt per request: a range's batches are
+//!   built into the store as tar.gz parts of at most the byte budget
+//!   (`realtime_batch_budget_bytes`) with a [`BatchIndex`] beside them, and
+//!   list, metadata and download read that index and those parts. The build
+//!   made after the range closed is final; an open range (the current hour)
+//!   is rebuilt only when the log has changed since its stored build. One
+//!   builder per range at a time (a claim key); the others wait for its
+//!   index. The memory a build holds is the event references of the range
+//!   (12 bytes each), one event, the gzip state and one part.
 //! - The list and the metadata (GET, or POST with a JSON body as the
 //!   official SDKs send) need a token whose plan includes `realtime`
 //!   (checked with a quota peek; they are free and unmetered, like the
@@ -11,50 +20,64 @@
 //! - A download GET (whole or a single `Range`, 206) consumes one unit of
 //!   `realtime` quota per batch version, account and UTC month, through a
 //!   download marker as snapshots count theirs, so the parallel ranges of
-//!   one SDK download cost one unit; every GET is metered with its bytes.
-//!   HEAD answers the same headers and is free.
+//!   one SDK download cost one unit; every GET is metered with its bytes
+//!   and streamed from the stored parts. HEAD answers the same headers and
+//!   is free.
 //! - `version` (and the ETag) is the MD5 of the batch's NDJSON, 32 hex
-//!   characters as in WME.
+//!   characters as in WME. Every answer carries `x-wikiedge-batch-build`,
+//!   the number of the build it reads.
 //! - An hour is read with two binary searches per partition over the meta
-//!   records; at most [`MAX_EVENTS`] events are read per request. An hour
-//!   that has not started is 404; the current hour holds what has arrived.
+//!   records; at most [`MAX_EVENTS`] events per build. An hour that has not
+//!   started is 404.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 
+use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
+use futures::SinkExt;
 use serde_json::Value;
+use spin_sdk::http::{BoxBody, box_body};
 use wikiedge_core::Error;
 use wikiedge_core::article::projection::{matches_all, project};
 use wikiedge_core::article::request::ArticlesRequest;
 use wikiedge_core::quota::period::Month;
 use wikiedge_core::realtime::batch::{
-    Batch, Ref, Size, day_range, download_marker_key, hour_range, identifier, is_hour, tar_one,
-    version,
+    BUILDS_KEY, Batch, BatchIndex, Ref, Size, Spiller, StoredBatch, building_key, day_range,
+    download_marker_key, hour_range, identifier, index_key, is_closed, is_hour, part_key, reusable,
+    tar_around,
 };
 use wikiedge_core::realtime::log::PARTITIONS;
-use wikiedge_core::realtime::timestamp::format_millis;
-use wikiedge_core::snapshot::{RangeRequest, parse_range};
+use wikiedge_core::realtime::media::Md5;
+use wikiedge_core::realtime::timestamp::{format_millis, parse_millis};
+use wikiedge_core::snapshot::{PartSlice, RangeRequest, parse_range, part_slices};
 
 use crate::ingest::now_ms;
-use crate::{gate, log};
+use crate::{config, gate, log};
 use wikiedge_fn::bindings::wikiedge::auth::auth::Principal;
 use wikiedge_fn::kv::{self, Bucket, Update};
-use wikiedge_fn::respond::Reply;
+use wikiedge_fn::respond::{Reply, response};
 
-/// The most events one batch request reads.
-const MAX_EVENTS: u64 = 100_000;
+/// The most events one build reads (their references take 12 bytes each).
+const MAX_EVENTS: usize = 2_000_000;
+/// A build claim older than this is a dead builder's and is taken over.
+const STALE_BUILD_MS: i64 = 120_000;
+/// How long a request waits for another request's build of its range.
+const BUILD_WAIT_MS: i64 = 30_000;
 
-/// One built batch.
-struct Built {
-    meta: Batch,
-    archive: Vec<u8>,
+/// One batch found by the scan: its events' positions in log order and
+/// what its metadata needs.
+struct Group {
+    refs: Vec<(u32, u64)>,
+    project: String,
+    language: Option<String>,
+    namespace: i64,
 }
 
-/// Reads the hour's events, grouped by batch identifier.
-fn collect(bucket: &Bucket, start: i64, end: i64) -> Result<BTreeMap<String, Vec<Value>>, Error> {
-    let mut groups: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+/// Finds the range's events, grouped by batch identifier (positions only).
+fn scan(bucket: &Bucket, start: i64, end: i64) -> Result<BTreeMap<String, Group>, Error> {
+    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
     let mut read = 0;
     for p in 0..PARTITIONS {
         let from = log::first_since(bucket, p, start)?;
@@ -78,55 +101,201 @@ fn collect(bucket: &Bucket, start: i64, end: i64) -> Result<BTreeMap<String, Vec
             }
             groups
                 .entry(identifier(project, namespace))
-                .or_default()
-                .push(doc);
+                .or_insert_with(|| Group {
+                    refs: Vec::new(),
+                    project: project.to_string(),
+                    language: doc["in_language"]["identifier"]
+                        .as_str()
+                        .map(str::to_string),
+                    namespace,
+                })
+                .refs
+                .push((p, offset));
         }
     }
     Ok(groups)
 }
 
-fn build(id: &str, docs: &[Value]) -> Result<Built, Error> {
-    let mut ndjson = Vec::new();
+fn io_error(err: Error) -> std::io::Error {
+    std::io::Error::other(format!("{err:?}"))
+}
+
+/// Builds one batch into the store: a first pass over its events hashes
+/// and measures the NDJSON (the tar header needs its size), a second
+/// streams the archive through gzip into parts of `part_size` bytes.
+fn build_one(
+    bucket: &Bucket,
+    start: i64,
+    id: &str,
+    group: &Group,
+    part_size: usize,
+) -> Result<StoredBatch, Error> {
+    let mut md5 = Md5::new();
+    let mut size = 0u64;
     let mut modified = String::new();
-    for doc in docs {
-        if let Ok(line) = serde_json::to_vec(doc) {
-            ndjson.extend_from_slice(&line);
-            ndjson.push(b'\n');
-        }
-        if let Some(d) = doc["event"]["date_published"].as_str()
+    let mut present = Vec::with_capacity(group.refs.len());
+    for &(p, o) in &group.refs {
+        let Some(bytes) = log::read(bucket, p, o)? else {
+            continue;
+        };
+        md5.update(&bytes);
+        md5.update(b"\n");
+        size += bytes.len() as u64 + 1;
+        if let Ok(doc) = serde_json::from_slice::<Value>(&bytes)
+            && let Some(d) = doc["event"]["date_published"].as_str()
             && d > modified.as_str()
         {
             modified = d.to_string();
         }
+        present.push((p, o));
     }
-    let first = docs.first().cloned().unwrap_or_default();
-    let mtime = wikiedge_core::realtime::timestamp::parse_millis(&modified).unwrap_or(0) / 1000;
-    let tar = tar_one(&format!("{id}.ndjson"), &ndjson, mtime.max(0) as u64);
-    let mut gz = GzEncoder::new(Vec::new(), Compression::default());
-    gz.write_all(&tar)
-        .map_err(|e| Error::Internal(format!("gzip: {e}")))?;
-    let archive = gz
+    let version = md5.finish_hex();
+    let mtime = parse_millis(&modified).unwrap_or(0) / 1000;
+    let (header, tail) = tar_around(&format!("{id}.ndjson"), size, mtime.max(0) as u64);
+    let spiller = Spiller::new(part_size, |n, bytes| {
+        kv::set(bucket, &part_key(start, id, &version, n), bytes).map_err(io_error)
+    });
+    let mut gz = GzEncoder::new(spiller, Compression::default());
+    let gzip = |e: std::io::Error| Error::Internal(format!("building batch {id}: {e}"));
+    gz.write_all(&header).map_err(gzip)?;
+    let mut written = 0u64;
+    for (p, o) in present {
+        // Compaction may drop an event between the passes (an hour at the
+        // retention edge): the build fails and the next request rebuilds.
+        let bytes = log::read(bucket, p, o)?
+            .ok_or_else(|| Error::Internal(format!("event {p}:{o} vanished during a build")))?;
+        gz.write_all(&bytes).map_err(gzip)?;
+        gz.write_all(b"\n").map_err(gzip)?;
+        written += bytes.len() as u64 + 1;
+    }
+    if written != size {
+        return Err(Error::Internal(format!(
+            "batch {id} changed during its build"
+        )));
+    }
+    gz.write_all(&tail).map_err(gzip)?;
+    let blob = gz
         .finish()
-        .map_err(|e| Error::Internal(format!("gzip: {e}")))?;
+        .and_then(|spiller| spiller.finish())
+        .map_err(gzip)?;
     let meta = Batch {
         identifier: id.to_string(),
-        version: version(&ndjson),
+        version,
         date_modified: modified,
         is_part_of: Ref {
-            identifier: first["is_part_of"]["identifier"]
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
+            identifier: group.project.clone(),
         },
-        in_language: first["in_language"]["identifier"].as_str().map(|l| Ref {
-            identifier: l.to_string(),
-        }),
+        in_language: group.language.clone().map(|identifier| Ref { identifier }),
         namespace: Ref {
-            identifier: first["namespace"]["identifier"].as_i64().unwrap_or(0),
+            identifier: group.namespace,
         },
-        size: Size::from_bytes_to_kb(archive.len() as u64),
+        size: Size::from_bytes_to_kb(blob.bytes),
     };
-    Ok(Built { meta, archive })
+    Ok(StoredBatch { meta, blob })
+}
+
+fn read_index(bucket: &Bucket, start: i64, end: i64) -> Result<Option<BatchIndex>, Error> {
+    Ok(kv::get(bucket, &index_key(start, end))?.and_then(|b| serde_json::from_slice(&b).ok()))
+}
+
+/// Builds a range's batches and stores them with their index (an empty
+/// range stores nothing: there is nothing to read again). The parts of
+/// versions the new build replaced are deleted.
+fn build_index(
+    bucket: &Bucket,
+    start: i64,
+    end: i64,
+    closed: bool,
+    total: i64,
+    part_size: usize,
+) -> Result<BatchIndex, Error> {
+    let previous = read_index(bucket, start, end)?;
+    let groups = scan(bucket, start, end)?;
+    let mut batches = Vec::with_capacity(groups.len());
+    for (id, group) in &groups {
+        batches.push(build_one(bucket, start, id, group, part_size)?);
+    }
+    if batches.is_empty() && previous.is_none() {
+        return Ok(BatchIndex {
+            closed,
+            total,
+            build: 0,
+            batches,
+        });
+    }
+    let build = kv::increment(bucket, BUILDS_KEY, 1)?;
+    let index = BatchIndex {
+        closed,
+        total,
+        build,
+        batches,
+    };
+    let json = serde_json::to_vec(&index).map_err(|e| Error::Internal(e.to_string()))?;
+    kv::set(bucket, &index_key(start, end), &json)?;
+    for old in previous.into_iter().flat_map(|p| p.batches) {
+        let kept = index.batches.iter().any(|b| {
+            b.meta.identifier == old.meta.identifier && b.meta.version == old.meta.version
+        });
+        if !kept {
+            for n in 0..old.blob.parts {
+                kv::delete(
+                    bucket,
+                    &part_key(start, &old.meta.identifier, &old.meta.version, n),
+                )?;
+            }
+        }
+    }
+    Ok(index)
+}
+
+/// Takes the build claim of a range: `true` when this request builds.
+fn claim_build(bucket: &Bucket, start: i64, end: i64, now: i64) -> Result<bool, Error> {
+    kv::update_bytes(bucket, &building_key(start, end), |current| {
+        let held_since = current
+            .as_deref()
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.parse::<i64>().ok());
+        match held_since {
+            Some(since) if now - since < STALE_BUILD_MS => None,
+            _ => Some(now.to_string().into_bytes()),
+        }
+    })
+}
+
+/// The stored batches of a range, built (once) when there is no usable
+/// stored build.
+async fn stored(bucket: &Bucket, start: i64, end: i64) -> Result<BatchIndex, Error> {
+    let now = now_ms();
+    let closed = is_closed(end, now);
+    let total = log::total(bucket)?;
+    if let Some(index) = read_index(bucket, start, end)?
+        && reusable(&index, closed, total)
+    {
+        return Ok(index);
+    }
+    let claimed = claim_build(bucket, start, end, now)?;
+    if !claimed {
+        // Another request is building this range: wait for its index.
+        while now_ms() < now + BUILD_WAIT_MS {
+            spin_sdk::time::sleep(std::time::Duration::from_millis(50)).await;
+            if let Some(index) = read_index(bucket, start, end)?
+                && reusable(&index, is_closed(end, now_ms()), log::total(bucket)?)
+            {
+                return Ok(index);
+            }
+            if kv::get(bucket, &building_key(start, end))?.is_none() {
+                // Released without an index (an empty range, or it failed).
+                break;
+            }
+        }
+        eprintln!("realtime: waited {BUILD_WAIT_MS} ms for a batch build of {start}; building");
+    }
+    let part_size = config::config().await.batch_budget_bytes;
+    let built = build_index(bucket, start, end, closed, total, part_size);
+    if claimed && let Err(err) = kv::delete(bucket, &building_key(start, end)) {
+        eprintln!("realtime: releasing the batch build claim of {start}: {err:?}");
+    }
+    built
 }
 
 /// What the rest of the path asks for.
@@ -183,7 +352,7 @@ fn reply_json(items: Vec<Value>, one: bool, ndjson: bool) -> Reply {
 }
 
 /// Answers a batches request.
-pub async fn serve(principal: &Principal, ask: Ask<'_>) -> Reply {
+pub async fn serve(principal: &Principal, ask: Ask<'_>) -> http::Response<BoxBody> {
     let method = ask.method;
     let segments: Vec<&str> = ask.rest.trim_end_matches('/').split('/').collect();
     // Hourly `{date}/{HH}[/{id}[/download]]`, or the daily form
@@ -200,7 +369,8 @@ pub async fn serve(principal: &Principal, ask: Ask<'_>) -> Reply {
         _ => {
             return Reply::error(&Error::NotFound(
                 "expected /v2/batches/{YYYY-MM-DD}[/{HH}][/{identifier}[/download]]".into(),
-            ));
+            ))
+            .into_box_response();
         }
     };
     let is_head = method == http::Method::HEAD;
@@ -211,7 +381,8 @@ pub async fn serve(principal: &Principal, ask: Ask<'_>) -> Reply {
     if !allowed {
         return Reply::error(&Error::MethodNotAllowed(format!(
             "method {method} is not allowed"
-        )));
+        )))
+        .into_box_response();
     }
     // `fields` and `filters` as in On-demand: a JSON body on POST, the
     // query on GET.
@@ -223,26 +394,41 @@ pub async fn serve(principal: &Principal, ask: Ask<'_>) -> Reply {
     let peeked = gate::peek(principal).await;
     let request = match request {
         Ok(request) => request,
-        Err(err) => return Reply::error(&err).rate_limit(peeked.as_ref()),
+        Err(err) => {
+            return Reply::error(&err)
+                .rate_limit(peeked.as_ref())
+                .into_box_response();
+        }
     };
     if peeked.as_ref().is_some_and(|d| d.limit == 0) {
         return Reply::error(&Error::Forbidden(
             "Your plan does not include realtime".into(),
         ))
-        .rate_limit(peeked.as_ref());
+        .rate_limit(peeked.as_ref())
+        .into_box_response();
     }
     let (start, end) = match range {
         Ok(range) => range,
-        Err(err) => return Reply::error(&err).rate_limit(peeked.as_ref()),
+        Err(err) => {
+            return Reply::error(&err)
+                .rate_limit(peeked.as_ref())
+                .into_box_response();
+        }
     };
     if start > now_ms() {
         return Reply::error(&Error::NotFound("that hour has not started".into()))
-            .rate_limit(peeked.as_ref());
+            .rate_limit(peeked.as_ref())
+            .into_box_response();
     }
-    let groups = match kv::open().and_then(|bucket| collect(&bucket, start, end)) {
-        Ok(groups) => groups,
-        Err(err) => return Reply::error(&err),
+    let index = match kv::open() {
+        Ok(bucket) => stored(&bucket, start, end).await,
+        Err(err) => Err(err),
     };
+    let index = match index {
+        Ok(index) => index,
+        Err(err) => return Reply::error(&err).into_box_response(),
+    };
+    let build = index.build.to_string();
     let filters = request.filters.as_deref().unwrap_or_default();
     let fields = request.fields.as_deref().unwrap_or_default();
     let shape = |meta: &Batch| -> Option<Value> {
@@ -251,34 +437,38 @@ pub async fn serve(principal: &Principal, ask: Ask<'_>) -> Reply {
     };
     match want {
         Want::List => {
-            let mut list = Vec::new();
-            for (id, docs) in &groups {
-                match build(id, docs) {
-                    Ok(built) => list.extend(shape(&built.meta)),
-                    Err(err) => return Reply::error(&err),
-                }
-            }
-            reply_json(list, false, ask.ndjson).rate_limit(peeked.as_ref())
+            let list: Vec<Value> = index
+                .batches
+                .iter()
+                .filter_map(|b| shape(&b.meta))
+                .collect();
+            reply_json(list, false, ask.ndjson)
+                .rate_limit(peeked.as_ref())
+                .header(BUILD_HEADER, build)
+                .into_box_response()
         }
         Want::Meta(id) | Want::Download(id) => {
-            let Some(docs) = groups.get(id) else {
+            let Some(batch) = index.batches.into_iter().find(|b| b.meta.identifier == id) else {
                 return Reply::error(&Error::NotFound(format!("no batch {id} for that hour")))
-                    .rate_limit(peeked.as_ref());
-            };
-            let built = match build(id, docs) {
-                Ok(built) => built,
-                Err(err) => return Reply::error(&err),
+                    .rate_limit(peeked.as_ref())
+                    .into_box_response();
             };
             if let Want::Meta(_) = want {
-                let one = serde_json::to_value(&built.meta)
+                let one = serde_json::to_value(&batch.meta)
                     .map(|doc| project(&doc, fields))
                     .unwrap_or_default();
-                return reply_json(vec![one], true, ask.ndjson).rate_limit(peeked.as_ref());
+                return reply_json(vec![one], true, ask.ndjson)
+                    .rate_limit(peeked.as_ref())
+                    .header(BUILD_HEADER, build)
+                    .into_box_response();
             }
-            download(principal, is_head, ask.range, end, built).await
+            download(principal, is_head, ask.range, (start, end), batch, build).await
         }
     }
 }
+
+/// The header naming the build an answer reads.
+const BUILD_HEADER: &str = "x-wikiedge-batch-build";
 
 /// What one look at a download marker decided.
 enum Look {
@@ -331,32 +521,70 @@ fn settle(bucket: &Bucket, key: &str, admitted: bool) -> Result<(), Error> {
     kv::update(bucket, key, |_| Ok(Update::Write(value.to_vec(), ())))
 }
 
+/// Streams slices of a stored batch's parts; a part that is missing (the
+/// version was replaced mid-download) or unreadable ends the body early, so
+/// the client sees a short transfer (its `Content-Length` is not met), never
+/// wrong bytes.
+fn stream_parts(start: i64, id: String, version: String, slices: Vec<PartSlice>) -> BoxBody {
+    let (mut tx, body) = spin_sdk::http::body::stream::<Bytes>();
+    spin_sdk::wasip3::spawn(async move {
+        let bucket = match kv::open() {
+            Ok(bucket) => bucket,
+            Err(err) => {
+                eprintln!("realtime: download of batch {id} aborted: {err:?}");
+                return;
+            }
+        };
+        for slice in slices {
+            let key = part_key(start, &id, &version, slice.part);
+            let chunk = match kv::get(&bucket, &key) {
+                Ok(Some(bytes)) if bytes.len() >= slice.to && slice.from <= slice.to => {
+                    Bytes::from(bytes).slice(slice.from..slice.to)
+                }
+                other => {
+                    eprintln!(
+                        "realtime: download of batch {id} aborted at {key}: {:?}",
+                        other.map(|b| b.map(|b| b.len()))
+                    );
+                    return;
+                }
+            };
+            if tx.send(chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    box_body(body)
+}
+
 async fn download(
     principal: &Principal,
     is_head: bool,
     range: Option<&str>,
-    end: i64,
-    built: Built,
-) -> Reply {
-    let len = built.archive.len() as u64;
-    let headers = |reply: Reply| {
-        reply
-            .header(
-                "content-disposition",
-                format!("attachment; filename=\"{}.tar.gz\"", built.meta.identifier),
-            )
-            .header("etag", format!("\"{}\"", built.meta.version))
-            .header("accept-ranges", "bytes")
-            .header("last-modified", httpdate(end))
-    };
-    let mut reply = headers(Reply {
+    (start, end): (i64, i64),
+    batch: StoredBatch,
+    build: String,
+) -> http::Response<BoxBody> {
+    let len = batch.blob.bytes;
+    let modified = parse_millis(&batch.meta.date_modified).unwrap_or(end);
+    let mut reply: Reply = Reply {
         status: 200,
         headers: vec![("content-type", "application/gzip".into())],
         body: Vec::new(),
-    });
+    }
+    .header(
+        "content-disposition",
+        format!("attachment; filename=\"{}.tar.gz\"", batch.meta.identifier),
+    )
+    .header("etag", format!("\"{}\"", batch.meta.version))
+    .header("accept-ranges", "bytes")
+    .header("last-modified", httpdate(modified))
+    .header(BUILD_HEADER, build);
     if is_head {
-        reply = reply.header("content-length", len.to_string());
-        return reply.rate_limit(gate::peek(principal).await.as_ref());
+        return reply
+            .header("content-length", len.to_string())
+            .rate_limit(gate::peek(principal).await.as_ref())
+            .into_box_response();
     }
     let (from, to) = match parse_range(range, len) {
         RangeRequest::Full => (0, len),
@@ -371,18 +599,19 @@ async fn download(
                 message: format!("range not satisfiable: the batch has {len} bytes"),
             };
             return Reply::json(416, serde_json::to_vec(&body).unwrap_or_default())
-                .header("content-range", format!("bytes */{len}"));
+                .header("content-range", format!("bytes */{len}"))
+                .into_box_response();
         }
     };
     // One unit per batch version, account and month, however many ranges.
     let month = Month::from_unix(now_ms() / 1000).to_string();
-    let key = download_marker_key(&principal.account, &built.meta.version, &month);
+    let key = download_marker_key(&principal.account, &batch.meta.version, &month);
     let bucket = match kv::open() {
         Ok(bucket) => bucket,
-        Err(err) => return Reply::error(&err),
+        Err(err) => return Reply::error(&err).into_box_response(),
     };
     let decision = match claim(&bucket, &key).await {
-        Err(err) => return Reply::error(&err),
+        Err(err) => return Reply::error(&err).into_box_response(),
         Ok(false) => gate::peek(principal).await,
         Ok(true) => {
             let consumed = gate::consume(principal).await;
@@ -391,7 +620,7 @@ async fn download(
                 eprintln!("realtime: could not mark {key} counted: {err:?}");
             }
             match consumed {
-                Err(err) => return Reply::error(&err),
+                Err(err) => return Reply::error(&err).into_box_response(),
                 Ok(decision) if !decision.admitted => {
                     let denied = gate::denied(&decision);
                     if let Err(e) =
@@ -400,24 +629,31 @@ async fn download(
                     {
                         eprintln!("realtime: metering a denied download failed: {e}");
                     }
-                    return denied;
+                    return denied.into_box_response();
                 }
                 Ok(decision) => Some(decision),
             }
         }
     };
-    reply.body = built.archive[from as usize..to as usize].to_vec();
-    let reply = reply.rate_limit(decision.as_ref());
-    match gate::record(principal, true, reply.status, reply.body.len() as u64).await {
-        Ok(()) => reply,
-        Err(e) => {
-            eprintln!("realtime: metering failed, withholding the download: {e}");
-            Reply::error(&Error::Unavailable {
-                message: "usage metering is temporarily unavailable".into(),
-                retry_after: 1,
-            })
-        }
+    let reply = reply
+        .header("content-length", (to - from).to_string())
+        .rate_limit(decision.as_ref());
+    // Metered with the bytes it is about to send, before the body starts.
+    if let Err(e) = gate::record(principal, true, reply.status, to - from).await {
+        eprintln!("realtime: metering failed, withholding the download: {e}");
+        return Reply::error(&Error::Unavailable {
+            message: "usage metering is temporarily unavailable".into(),
+            retry_after: 1,
+        })
+        .into_box_response();
     }
+    let slices = if to > from {
+        part_slices(&batch.blob, from, to - 1)
+    } else {
+        Vec::new()
+    };
+    let body = stream_parts(start, batch.meta.identifier, batch.meta.version, slices);
+    response(reply.status, &reply.headers, body)
 }
 
 /// An HTTP date (RFC 7231 IMF-fixdate) of Unix milliseconds.
