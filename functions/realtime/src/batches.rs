@@ -278,8 +278,9 @@ async fn stored(bucket: &Bucket, start: i64, end: i64) -> Result<BatchIndex, Err
         // Another request is building this range: wait for its index.
         while now_ms() < now + BUILD_WAIT_MS {
             spin_sdk::time::sleep(std::time::Duration::from_millis(50)).await;
+            // A build that started after this request arrived answers it.
             if let Some(index) = read_index(bucket, start, end)?
-                && reusable(&index, is_closed(end, now_ms()), log::total(bucket)?)
+                && (index.closed || (!closed && index.total >= total))
             {
                 return Ok(index);
             }
