@@ -434,7 +434,8 @@ fn replayed_fixture_events_are_published_once_with_full_articles() -> Result<()>
         .collect();
     assert_eq!(
         q,
-        ["create", "update", "delete", "create", "visibility-change"]
+        // create, edit, delete, undelete, visibility change, in WME's types
+        ["update", "update", "delete", "update", "visibility-change"]
     );
 
     let find = |name: &str, kind: &str| {
