@@ -9,8 +9,9 @@
 //! - Components (`functions/*`) depend on spin-sdk, the core, the shared glue
 //!   and small pure crates, never on the runtime, the CLI or a host-side I/O
 //!   crate.
-//! - No Rust source file is longer than [`MAX_LINES`], except the files in
-//!   [`TOO_LONG`], each of which may not grow (a ratchet: split, never add).
+//! - No Rust source file is longer than [`MAX_LINES`], except tests of one
+//!   concept ([`ONE_CONCEPT_TESTS`]) and the files in [`TOO_LONG`], each of
+//!   which may not grow (a ratchet: split, never add).
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -20,25 +21,16 @@ use std::process::Command;
 /// The longest a Rust source file may be.
 const MAX_LINES: usize = 600;
 
-/// Files over [`MAX_LINES`] today, with the most lines each may have. Tests of
-/// one concept may stay long; everything else here is waiting to be cut where
-/// its concepts part.
+/// Test modules of one concept, which the rule exempts: one contract
+/// exercised method by method reads best in one place.
+const ONE_CONCEPT_TESTS: &[(&str, &str)] = &[
+    ("tests/e2e/sdk.rs", "the official SDKs' calls, one by one"),
+    ("tests/e2e/snapshots.rs", "the snapshot routes"),
+];
+
+/// Files over [`MAX_LINES`] today, with the most lines each may have: each
+/// is waiting to be cut where its concepts part.
 const TOO_LONG: &[(&str, usize, &str)] = &[
-    (
-        "tests/e2e/sdk.rs",
-        1233,
-        "tests of one concept: the SDK contract",
-    ),
-    (
-        "tests/e2e/realtime.rs",
-        1319,
-        "to split: ingest/stream/batches/follow",
-    ),
-    (
-        "tests/e2e/snapshots.rs",
-        761,
-        "tests of one concept: snapshots",
-    ),
     ("bench/src/main.rs", 1546, "to split: scenarios and report"),
     (
         "shared/src/article/upstream.rs",
@@ -261,6 +253,9 @@ fn no_source_file_grows_past_the_limit() {
             .expect("readable source")
             .lines()
             .count();
+        if ONE_CONCEPT_TESTS.iter().any(|(path, _)| *path == rel) {
+            continue;
+        }
         let limit = TOO_LONG
             .iter()
             .find(|(path, _, _)| *path == rel)

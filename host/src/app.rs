@@ -331,7 +331,17 @@ impl RequestClock {
 struct Meter {
     active: Mutex<Vec<Arc<RequestClock>>>,
     background: AtomicU64,
+    /// When the epoch callback last ran: a callback that comes long after
+    /// the previous one follows a wait, not a run of guest code.
+    last_tick: Mutex<Option<Instant>>,
 }
+
+/// A callback this long after the previous one follows a wait (a timer, a
+/// host call, a stream waiting on its reader): the guest was not running
+/// during those ticks, so the tick that merely notices the passed deadline
+/// is not charged. Guest code running without a pause meets the callback
+/// every tick and is charged every tick.
+const WAIT_GAP: Duration = Duration::from_millis(3 * crate::engine::EPOCH_TICK.as_millis() as u64);
 
 /// Background ticks allowed per request CPU budget: streaming a large body
 /// may legitimately take a while; spinning forever may not.
@@ -341,6 +351,24 @@ impl Meter {
     /// The epoch callback: charge this tick, trap if over budget, else
     /// yield to the executor and come back at the next tick.
     fn tick(&self, limit_ticks: u64) -> wasmtime::Result<UpdateDeadline> {
+        self.tick_at(Instant::now(), limit_ticks)
+    }
+
+    /// [`Meter::tick`] at a given time. A long-lived stream that wakes every
+    /// few ticks to look for work used to pay one tick per wake-up (the
+    /// deadline had passed while it slept); a 15-minute realtime stream
+    /// polling every 50 ms paid 18,000 ticks, more than the background
+    /// budget, and charged its wake-ups to every neighbouring request.
+    fn tick_at(&self, now: Instant, limit_ticks: u64) -> wasmtime::Result<UpdateDeadline> {
+        let after_wait = {
+            let mut last = self.last_tick.lock().unwrap_or_else(|e| e.into_inner());
+            let after_wait = last.is_none_or(|t| now.saturating_duration_since(t) >= WAIT_GAP);
+            *last = Some(now);
+            after_wait
+        };
+        if after_wait {
+            return Ok(UpdateDeadline::Continue(1));
+        }
         let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
         active.retain(|c| !c.done.load(Ordering::Relaxed));
         if active.is_empty() {
@@ -423,5 +451,52 @@ impl WorkerState for ReuseState {
         }
         drop(store);
         crate::metrics::metrics().instance_dropped(&self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn charged(meter: &Meter) -> u64 {
+        meter.background.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn a_guest_running_without_pause_is_charged_every_tick() {
+        let meter = Meter::default();
+        let t0 = Instant::now();
+        let tick = crate::engine::EPOCH_TICK;
+        for i in 0..=100u32 {
+            assert!(meter.tick_at(t0 + tick * i, 1000).is_ok());
+        }
+        // The first callback has nothing before it; the next 100 follow
+        // one tick of running each.
+        assert_eq!(charged(&meter), 100);
+        // Over the budget (10 × 5 ticks with no request): trapped.
+        let meter = Meter::default();
+        let trapped = (0..=60u32).any(|i| meter.tick_at(t0 + tick * i, 5).is_err());
+        assert!(trapped);
+    }
+
+    #[test]
+    fn a_guest_that_mostly_waits_is_not_charged_for_its_wake_ups() {
+        let meter = Meter::default();
+        let t0 = Instant::now();
+        // A stream polling every 50 ms for 15 minutes: 18,000 wake-ups,
+        // each running well under a tick.
+        let poll = Duration::from_millis(50);
+        for i in 0..18_000u32 {
+            assert!(meter.tick_at(t0 + poll * i, 1000).is_ok(), "wake-up {i}");
+        }
+        assert_eq!(charged(&meter), 0);
+        // A wake-up that then runs for three ticks pays for the two it ran
+        // past the first.
+        let t1 = t0 + poll * 18_000;
+        let tick = crate::engine::EPOCH_TICK;
+        for i in 0..3u32 {
+            assert!(meter.tick_at(t1 + tick * i, 1000).is_ok());
+        }
+        assert_eq!(charged(&meter), 2);
     }
 }

@@ -17,6 +17,7 @@ mod portal;
 mod quota;
 mod readme;
 mod realtime;
+mod realtime_partitions;
 mod redis;
 mod responses;
 mod scaleout;

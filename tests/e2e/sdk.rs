@@ -884,18 +884,37 @@ fn stream_articles_of_both_sdks_reads_the_stream_at_v2_articles_with_a_json_body
             )?;
         }
 
-        // parts: each event arrives on exactly one part.
+        // parts: each event arrives on exactly one part, and part `n`
+        // reads partitions 5n..5n+4 (WME's 50 partitions). WME refuses
+        // `since` with `parts` (422); parallel consumers start each
+        // partition with `since_per_partition` instead.
+        let (status, text) = stream(
+            &host,
+            "/v2/articles",
+            &token,
+            kit,
+            &json!({"since": since, "parts": [0]}),
+        )?;
+        ensure!(status == 422, "{kit:?}: since with parts: {status} {text}");
         let mut seen = 0;
-        for part in 0..10 {
+        for part in 0..10u64 {
+            let starts: serde_json::Map<String, Value> = (part * 5..part * 5 + 5)
+                .map(|p| (p.to_string(), json!(since)))
+                .collect();
             let (status, text) = stream(
                 &host,
                 "/v2/articles",
                 &token,
                 kit,
-                &json!({"since": since, "parts": [part]}),
+                &json!({"parts": [part], "since_per_partition": starts}),
             )?;
             ensure!(status == 200, "{status} {text}");
-            seen += ndjson(&text)?.len();
+            let got = ndjson(&text)?;
+            for e in &got {
+                let p = e["event"]["partition"].as_u64().context("partition")?;
+                ensure!(p / 5 == part, "{kit:?}: partition {p} on part {part}");
+            }
+            seen += got.len();
         }
         ensure!(seen == 12, "{kit:?}: parts cover {seen} of 12");
 

@@ -1,8 +1,17 @@
 //! `/v2/batches/{YYYY-MM-DD}/{HH}[/{identifier}[/download]]`: hourly
-//! batches built from the log on request (core `realtime::batch`); the
-//! daily form `/v2/batches/{YYYY-MM-DD}[/{identifier}[/download]]` (WME's
-//! 2024-01 spec, the Go SDK's paths) holds the day's events so far.
+//! batches (core `realtime::batch`); the daily form
+//! `/v2/batches/{YYYY-MM-DD}[/{identifier}[/download]]` (WME's 2024-01 spec,
+//! the Go SDK's paths) holds the day's events so far.
 //!
+//! - Batches are stored, not rebuilt per request: a range's batches are
+//!   built into the store as tar.gz parts of at most the byte budget
+//!   (`realtime_batch_budget_bytes`) with a [`BatchIndex`] beside them, and
+//!   list, metadata and download read that index and those parts. The build
+//!   made after the range closed is final; an open range (the current hour)
+//!   is rebuilt only when the log has changed since its stored build. One
+//!   builder per range at a time (a claim key); the others wait for its
+//!   index. The memory a build holds is the event references of the range
+//!   (12 bytes each), one event, the gzip state and one part.
 //! - The list and the metadata (GET, or POST with a JSON body as the
 //!   official SDKs send) need a token whose plan includes `realtime`
 //!   (checked with a quota peek; they are free and unmetered, like the
@@ -11,123 +20,37 @@
 //! - A download GET (whole or a single `Range`, 206) consumes one unit of
 //!   `realtime` quota per batch version, account and UTC month, through a
 //!   download marker as snapshots count theirs, so the parallel ranges of
-//!   one SDK download cost one unit; every GET is metered with its bytes.
-//!   HEAD answers the same headers and is free.
+//!   one SDK download cost one unit; every GET is metered with its bytes
+//!   and streamed from the stored parts. HEAD answers the same headers and
+//!   is free.
 //! - `version` (and the ETag) is the MD5 of the batch's NDJSON, 32 hex
-//!   characters as in WME.
+//!   characters as in WME. Every answer carries `x-wikiedge-batch-build`,
+//!   the number of the build it reads.
 //! - An hour is read with two binary searches per partition over the meta
-//!   records; at most [`MAX_EVENTS`] events are read per request. An hour
-//!   that has not started is 404; the current hour holds what has arrived.
+//!   records; at most [`MAX_EVENTS`] events per build. An hour that has not
+//!   started is 404.
 
-use std::collections::BTreeMap;
-use std::io::Write;
-
-use flate2::Compression;
-use flate2::write::GzEncoder;
+use bytes::Bytes;
+use futures::SinkExt;
 use serde_json::Value;
+use spin_sdk::http::{BoxBody, box_body};
 use wikiedge_core::Error;
 use wikiedge_core::article::projection::{matches_all, project};
 use wikiedge_core::article::request::ArticlesRequest;
 use wikiedge_core::quota::period::Month;
 use wikiedge_core::realtime::batch::{
-    Batch, Ref, Size, day_range, download_marker_key, hour_range, identifier, is_hour, tar_one,
-    version,
+    Batch, StoredBatch, day_range, download_marker_key, hour_range, is_hour, part_key,
 };
-use wikiedge_core::realtime::log::PARTITIONS;
-use wikiedge_core::snapshot::{RangeRequest, parse_range};
-use wikiedge_core::time::format_millis;
+use wikiedge_core::snapshot::{PartSlice, RangeRequest, parse_range, part_slices};
+use wikiedge_core::time::parse_millis;
 
+use crate::gate;
 use crate::ingest::now_ms;
-use crate::{gate, log};
 use wikiedge_fn::bindings::wikiedge::auth::auth::Principal;
 use wikiedge_fn::kv::{self, Bucket, Update};
-use wikiedge_fn::respond::Reply;
+use wikiedge_fn::respond::{Reply, response};
 
-/// The most events one batch request reads.
-const MAX_EVENTS: u64 = 100_000;
-
-/// One built batch.
-struct Built {
-    meta: Batch,
-    archive: Vec<u8>,
-}
-
-/// Reads the hour's events, grouped by batch identifier.
-fn collect(bucket: &Bucket, start: i64, end: i64) -> Result<BTreeMap<String, Vec<Value>>, Error> {
-    let mut groups: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    let mut read = 0;
-    for p in 0..PARTITIONS {
-        let from = log::first_since(bucket, p, start)?;
-        let to = log::first_since(bucket, p, end)?;
-        for offset in from..to {
-            read += 1;
-            if read > MAX_EVENTS {
-                eprintln!("realtime: batch of {start} truncated at {MAX_EVENTS} events");
-                return Ok(groups);
-            }
-            let Some(bytes) = log::read(bucket, p, offset)? else {
-                continue;
-            };
-            let Ok(doc) = serde_json::from_slice::<Value>(&bytes) else {
-                continue;
-            };
-            let project = doc["is_part_of"]["identifier"].as_str().unwrap_or("");
-            let namespace = doc["namespace"]["identifier"].as_i64().unwrap_or(0);
-            if project.is_empty() {
-                continue;
-            }
-            groups
-                .entry(identifier(project, namespace))
-                .or_default()
-                .push(doc);
-        }
-    }
-    Ok(groups)
-}
-
-fn build(id: &str, docs: &[Value]) -> Result<Built, Error> {
-    let mut ndjson = Vec::new();
-    let mut modified = String::new();
-    for doc in docs {
-        if let Ok(line) = serde_json::to_vec(doc) {
-            ndjson.extend_from_slice(&line);
-            ndjson.push(b'\n');
-        }
-        if let Some(d) = doc["event"]["date_published"].as_str()
-            && d > modified.as_str()
-        {
-            modified = d.to_string();
-        }
-    }
-    let first = docs.first().cloned().unwrap_or_default();
-    let mtime = wikiedge_core::time::parse_millis(&modified).unwrap_or(0) / 1000;
-    let tar = tar_one(&format!("{id}.ndjson"), &ndjson, mtime.max(0) as u64);
-    let mut gz = GzEncoder::new(Vec::new(), Compression::default());
-    gz.write_all(&tar)
-        .map_err(|e| Error::Internal(format!("gzip: {e}")))?;
-    let archive = gz
-        .finish()
-        .map_err(|e| Error::Internal(format!("gzip: {e}")))?;
-    let meta = Batch {
-        identifier: id.to_string(),
-        version: version(&ndjson),
-        date_modified: modified,
-        is_part_of: Ref {
-            identifier: first["is_part_of"]["identifier"]
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
-        },
-        in_language: first["in_language"]["identifier"].as_str().map(|l| Ref {
-            identifier: l.to_string(),
-        }),
-        namespace: Ref {
-            identifier: first["namespace"]["identifier"].as_i64().unwrap_or(0),
-        },
-        size: Size::from_bytes_to_kb(archive.len() as u64),
-    };
-    Ok(Built { meta, archive })
-}
+use crate::batch_store::stored;
 
 /// What the rest of the path asks for.
 enum Want<'a> {
@@ -183,7 +106,7 @@ fn reply_json(items: Vec<Value>, one: bool, ndjson: bool) -> Reply {
 }
 
 /// Answers a batches request.
-pub async fn serve(principal: &Principal, ask: Ask<'_>) -> Reply {
+pub async fn serve(principal: &Principal, ask: Ask<'_>) -> http::Response<BoxBody> {
     let method = ask.method;
     let segments: Vec<&str> = ask.rest.trim_end_matches('/').split('/').collect();
     // Hourly `{date}/{HH}[/{id}[/download]]`, or the daily form
@@ -200,7 +123,8 @@ pub async fn serve(principal: &Principal, ask: Ask<'_>) -> Reply {
         _ => {
             return Reply::error(&Error::NotFound(
                 "expected /v2/batches/{YYYY-MM-DD}[/{HH}][/{identifier}[/download]]".into(),
-            ));
+            ))
+            .into_box_response();
         }
     };
     let is_head = method == http::Method::HEAD;
@@ -211,7 +135,8 @@ pub async fn serve(principal: &Principal, ask: Ask<'_>) -> Reply {
     if !allowed {
         return Reply::error(&Error::MethodNotAllowed(format!(
             "method {method} is not allowed"
-        )));
+        )))
+        .into_box_response();
     }
     // `fields` and `filters` as in On-demand: a JSON body on POST, the
     // query on GET.
@@ -223,26 +148,41 @@ pub async fn serve(principal: &Principal, ask: Ask<'_>) -> Reply {
     let peeked = gate::peek(principal).await;
     let request = match request {
         Ok(request) => request,
-        Err(err) => return Reply::error(&err).rate_limit(peeked.as_ref()),
+        Err(err) => {
+            return Reply::error(&err)
+                .rate_limit(peeked.as_ref())
+                .into_box_response();
+        }
     };
     if peeked.as_ref().is_some_and(|d| d.limit == 0) {
         return Reply::error(&Error::Forbidden(
             "Your plan does not include realtime".into(),
         ))
-        .rate_limit(peeked.as_ref());
+        .rate_limit(peeked.as_ref())
+        .into_box_response();
     }
     let (start, end) = match range {
         Ok(range) => range,
-        Err(err) => return Reply::error(&err).rate_limit(peeked.as_ref()),
+        Err(err) => {
+            return Reply::error(&err)
+                .rate_limit(peeked.as_ref())
+                .into_box_response();
+        }
     };
     if start > now_ms() {
         return Reply::error(&Error::NotFound("that hour has not started".into()))
-            .rate_limit(peeked.as_ref());
+            .rate_limit(peeked.as_ref())
+            .into_box_response();
     }
-    let groups = match kv::open().and_then(|bucket| collect(&bucket, start, end)) {
-        Ok(groups) => groups,
-        Err(err) => return Reply::error(&err),
+    let index = match kv::open() {
+        Ok(bucket) => stored(&bucket, start, end).await,
+        Err(err) => Err(err),
     };
+    let index = match index {
+        Ok(index) => index,
+        Err(err) => return Reply::error(&err).into_box_response(),
+    };
+    let build = index.build.to_string();
     let filters = request.filters.as_deref().unwrap_or_default();
     let fields = request.fields.as_deref().unwrap_or_default();
     let shape = |meta: &Batch| -> Option<Value> {
@@ -251,34 +191,38 @@ pub async fn serve(principal: &Principal, ask: Ask<'_>) -> Reply {
     };
     match want {
         Want::List => {
-            let mut list = Vec::new();
-            for (id, docs) in &groups {
-                match build(id, docs) {
-                    Ok(built) => list.extend(shape(&built.meta)),
-                    Err(err) => return Reply::error(&err),
-                }
-            }
-            reply_json(list, false, ask.ndjson).rate_limit(peeked.as_ref())
+            let list: Vec<Value> = index
+                .batches
+                .iter()
+                .filter_map(|b| shape(&b.meta))
+                .collect();
+            reply_json(list, false, ask.ndjson)
+                .rate_limit(peeked.as_ref())
+                .header(BUILD_HEADER, build)
+                .into_box_response()
         }
         Want::Meta(id) | Want::Download(id) => {
-            let Some(docs) = groups.get(id) else {
+            let Some(batch) = index.batches.into_iter().find(|b| b.meta.identifier == id) else {
                 return Reply::error(&Error::NotFound(format!("no batch {id} for that hour")))
-                    .rate_limit(peeked.as_ref());
-            };
-            let built = match build(id, docs) {
-                Ok(built) => built,
-                Err(err) => return Reply::error(&err),
+                    .rate_limit(peeked.as_ref())
+                    .into_box_response();
             };
             if let Want::Meta(_) = want {
-                let one = serde_json::to_value(&built.meta)
+                let one = serde_json::to_value(&batch.meta)
                     .map(|doc| project(&doc, fields))
                     .unwrap_or_default();
-                return reply_json(vec![one], true, ask.ndjson).rate_limit(peeked.as_ref());
+                return reply_json(vec![one], true, ask.ndjson)
+                    .rate_limit(peeked.as_ref())
+                    .header(BUILD_HEADER, build)
+                    .into_box_response();
             }
-            download(principal, is_head, ask.range, end, built).await
+            download(principal, is_head, ask.range, (start, end), batch, build).await
         }
     }
 }
+
+/// The header naming the build an answer reads.
+const BUILD_HEADER: &str = "x-wikiedge-batch-build";
 
 /// What one look at a download marker decided.
 enum Look {
@@ -331,32 +275,70 @@ fn settle(bucket: &Bucket, key: &str, admitted: bool) -> Result<(), Error> {
     kv::update(bucket, key, |_| Ok(Update::Write(value.to_vec(), ())))
 }
 
+/// Streams slices of a stored batch's parts; a part that is missing (the
+/// version was replaced mid-download) or unreadable ends the body early, so
+/// the client sees a short transfer (its `Content-Length` is not met), never
+/// wrong bytes.
+fn stream_parts(start: i64, id: String, version: String, slices: Vec<PartSlice>) -> BoxBody {
+    let (mut tx, body) = spin_sdk::http::body::stream::<Bytes>();
+    spin_sdk::wasip3::spawn(async move {
+        let bucket = match kv::open() {
+            Ok(bucket) => bucket,
+            Err(err) => {
+                eprintln!("realtime: download of batch {id} aborted: {err:?}");
+                return;
+            }
+        };
+        for slice in slices {
+            let key = part_key(start, &id, &version, slice.part);
+            let chunk = match kv::get(&bucket, &key) {
+                Ok(Some(bytes)) if bytes.len() >= slice.to && slice.from <= slice.to => {
+                    Bytes::from(bytes).slice(slice.from..slice.to)
+                }
+                other => {
+                    eprintln!(
+                        "realtime: download of batch {id} aborted at {key}: {:?}",
+                        other.map(|b| b.map(|b| b.len()))
+                    );
+                    return;
+                }
+            };
+            if tx.send(chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    box_body(body)
+}
+
 async fn download(
     principal: &Principal,
     is_head: bool,
     range: Option<&str>,
-    end: i64,
-    built: Built,
-) -> Reply {
-    let len = built.archive.len() as u64;
-    let headers = |reply: Reply| {
-        reply
-            .header(
-                "content-disposition",
-                format!("attachment; filename=\"{}.tar.gz\"", built.meta.identifier),
-            )
-            .header("etag", format!("\"{}\"", built.meta.version))
-            .header("accept-ranges", "bytes")
-            .header("last-modified", httpdate(end))
-    };
-    let mut reply = headers(Reply {
+    (start, end): (i64, i64),
+    batch: StoredBatch,
+    build: String,
+) -> http::Response<BoxBody> {
+    let len = batch.blob.bytes;
+    let modified = parse_millis(&batch.meta.date_modified).unwrap_or(end);
+    let mut reply: Reply = Reply {
         status: 200,
         headers: vec![("content-type", "application/gzip".into())],
         body: Vec::new(),
-    });
+    }
+    .header(
+        "content-disposition",
+        format!("attachment; filename=\"{}.tar.gz\"", batch.meta.identifier),
+    )
+    .header("etag", format!("\"{}\"", batch.meta.version))
+    .header("accept-ranges", "bytes")
+    .header("last-modified", httpdate(modified))
+    .header(BUILD_HEADER, build);
     if is_head {
-        reply = reply.header("content-length", len.to_string());
-        return reply.rate_limit(gate::peek(principal).await.as_ref());
+        return reply
+            .header("content-length", len.to_string())
+            .rate_limit(gate::peek(principal).await.as_ref())
+            .into_box_response();
     }
     let (from, to) = match parse_range(range, len) {
         RangeRequest::Full => (0, len),
@@ -371,18 +353,19 @@ async fn download(
                 message: format!("range not satisfiable: the batch has {len} bytes"),
             };
             return Reply::json(416, serde_json::to_vec(&body).unwrap_or_default())
-                .header("content-range", format!("bytes */{len}"));
+                .header("content-range", format!("bytes */{len}"))
+                .into_box_response();
         }
     };
     // One unit per batch version, account and month, however many ranges.
     let month = Month::from_unix(now_ms() / 1000).to_string();
-    let key = download_marker_key(&principal.account, &built.meta.version, &month);
+    let key = download_marker_key(&principal.account, &batch.meta.version, &month);
     let bucket = match kv::open() {
         Ok(bucket) => bucket,
-        Err(err) => return Reply::error(&err),
+        Err(err) => return Reply::error(&err).into_box_response(),
     };
     let decision = match claim(&bucket, &key).await {
-        Err(err) => return Reply::error(&err),
+        Err(err) => return Reply::error(&err).into_box_response(),
         Ok(false) => gate::peek(principal).await,
         Ok(true) => {
             let consumed = gate::consume(principal).await;
@@ -391,7 +374,7 @@ async fn download(
                 eprintln!("realtime: could not mark {key} counted: {err:?}");
             }
             match consumed {
-                Err(err) => return Reply::error(&err),
+                Err(err) => return Reply::error(&err).into_box_response(),
                 Ok(decision) if !decision.admitted => {
                     let denied = gate::denied(&decision);
                     if let Err(e) =
@@ -400,39 +383,34 @@ async fn download(
                     {
                         eprintln!("realtime: metering a denied download failed: {e}");
                     }
-                    return denied;
+                    return denied.into_box_response();
                 }
                 Ok(decision) => Some(decision),
             }
         }
     };
-    reply.body = built.archive[from as usize..to as usize].to_vec();
-    let reply = reply.rate_limit(decision.as_ref());
-    match gate::record(principal, true, reply.status, reply.body.len() as u64).await {
-        Ok(()) => reply,
-        Err(e) => {
-            eprintln!("realtime: metering failed, withholding the download: {e}");
-            Reply::error(&Error::Unavailable {
-                message: "usage metering is temporarily unavailable".into(),
-                retry_after: 1,
-            })
-        }
+    let reply = reply
+        .header("content-length", (to - from).to_string())
+        .rate_limit(decision.as_ref());
+    // Metered with the bytes it is about to send, before the body starts.
+    if let Err(e) = gate::record(principal, true, reply.status, to - from).await {
+        eprintln!("realtime: metering failed, withholding the download: {e}");
+        return Reply::error(&Error::Unavailable {
+            message: "usage metering is temporarily unavailable".into(),
+            retry_after: 1,
+        })
+        .into_box_response();
     }
+    let slices = if to > from {
+        part_slices(&batch.blob, from, to - 1)
+    } else {
+        Vec::new()
+    };
+    let body = stream_parts(start, batch.meta.identifier, batch.meta.version, slices);
+    response(reply.status, &reply.headers, body)
 }
 
-/// An HTTP date (RFC 7231 IMF-fixdate) of Unix milliseconds.
+/// An HTTP date of Unix milliseconds (never in the future).
 fn httpdate(ms: i64) -> String {
-    let iso = format_millis(ms.min(now_ms()));
-    // 2024-10-04T15:09:55Z -> Fri, 04 Oct 2024 15:09:55 GMT
-    let days = ms.min(now_ms()).div_euclid(86_400_000);
-    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][iso[5..7].parse::<usize>().unwrap_or(1).clamp(1, 12) - 1];
-    format!(
-        "{weekday}, {} {month} {} {} GMT",
-        &iso[8..10],
-        &iso[0..4],
-        &iso[11..19]
-    )
+    wikiedge_core::time::http_date(ms.min(now_ms()).div_euclid(1000))
 }

@@ -20,6 +20,7 @@
 //! The reply type, key-value helpers, the shared gate, the project registry
 //! and the upstream fetch come from [`wikiedge_fn`].
 
+mod batch_store;
 mod batches;
 mod config;
 mod gate;
@@ -95,7 +96,7 @@ async fn handle(req: Request) -> impl IntoResponse {
             ndjson: header("accept").is_some_and(|a| a.contains("application/x-ndjson")),
             range: header("range"),
         };
-        return batches::serve(&principal, ask).await.into_box_response();
+        return batches::serve(&principal, ask).await;
     }
     if path != STREAM && path != STREAM_WME {
         return Reply::error(&Error::NotFound(format!("no route for {path}"))).into_box_response();
@@ -115,7 +116,8 @@ async fn handle(req: Request) -> impl IntoResponse {
         }
         Ok(_) => StreamRequest::from_query(parts.uri.query().unwrap_or_default()),
         Err(err) => Err(err),
-    };
+    }
+    .and_then(|request| request.check_clock(ingest::now_ms()).map(|()| request));
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let resume = match header("last-event-id").map(str::trim) {
         None | Some("") => Ok(None),

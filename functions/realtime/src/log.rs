@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use wikiedge_core::Error;
 use wikiedge_core::realtime::log::{
-    Meta, TOTAL_KEY, claim_key, decode_head, event_key, head_key, meta_key, offset_key, seen_key,
+    LAYOUT, LAYOUT_KEY, LEGACY_PARTITIONS, Layout, Meta, TOTAL_KEY, claim_key, decode_head,
+    event_key, head_key, meta_key, offset_key, seen_key,
 };
 
 use wikiedge_fn::kv::{self, Bucket};
@@ -29,6 +30,53 @@ const COMPACT_BUDGET: u64 = 4;
 pub const GAP_GRACE: Duration = Duration::from_secs(5);
 /// How far a `since` search looks past an offset without a meta record.
 const META_PROBE: u64 = 8;
+
+/// Whether this instance has seen `rt-layout` written.
+static LAYOUT_RECORDED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records the layout before the first append of this version (core
+/// `realtime::log`: an older 10-partition log stays readable in place; the
+/// record keeps its partitions' tails at the switch). Idempotent: written
+/// only when absent; a layout other than this one is reported, not
+/// overwritten.
+pub fn ensure_layout(bucket: &Bucket) -> Result<(), Error> {
+    use std::sync::atomic::Ordering;
+    if LAYOUT_RECORDED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    if let Some(current) = kv::get(bucket, LAYOUT_KEY)? {
+        let text = String::from_utf8_lossy(&current);
+        match Layout::decode(&text) {
+            Some(layout) if layout.partitions == LAYOUT => {}
+            _ => eprintln!("realtime: rt-layout is '{text}', this version writes {LAYOUT}"),
+        }
+        LAYOUT_RECORDED.store(true, Ordering::Relaxed);
+        return Ok(());
+    }
+    let mut switched_at = Vec::new();
+    for p in 0..LEGACY_PARTITIONS {
+        let tail = tail(bucket, p)?;
+        if tail > 0 {
+            switched_at.push((p, tail));
+        }
+    }
+    let layout = Layout {
+        partitions: LAYOUT,
+        switched_at,
+    };
+    if kv::update_bytes(bucket, LAYOUT_KEY, |current| {
+        current.is_none().then(|| layout.encode().into_bytes())
+    })? && !layout.switched_at.is_empty()
+    {
+        eprintln!(
+            "realtime: a {LEGACY_PARTITIONS}-partition log switched to {LAYOUT} partitions \
+             (old tails {})",
+            layout.encode()
+        );
+    }
+    LAYOUT_RECORDED.store(true, Ordering::Relaxed);
+    Ok(())
+}
 
 /// The next offset of a partition (the number allocated so far).
 pub fn tail(bucket: &Bucket, partition: u32) -> Result<u64, Error> {
@@ -49,6 +97,7 @@ pub fn total(bucket: &Bucket) -> Result<i64, Error> {
 
 /// Allocates the next offset of a partition.
 pub fn allocate(bucket: &Bucket, partition: u32) -> Result<u64, Error> {
+    ensure_layout(bucket)?;
     let next = kv::increment(bucket, &offset_key(partition), 1)?;
     u64::try_from(next - 1).map_err(|_| Error::Internal(format!("offset counter {next}")))
 }

@@ -5,10 +5,12 @@
 //! (`{"id": [...], "data": {...}}`) is unwrapped.
 //!
 //! Choices:
-//! - `page_change_kind` maps to the WME event type: `create` and
-//!   `undelete` -> `create` (the page appears), `edit` -> `update`,
-//!   `move` -> `move`, `delete` -> `delete`, `visibility_change` ->
-//!   `visibility-change`.
+//! - `page_change_kind` maps to WME's three event types (its docs and the
+//!   Go SDK's `EventType*` constants: `update`, `delete`,
+//!   `visibility-change`): `create`, `undelete`, `edit` and `move` ->
+//!   `update` (WME: "sent when an article is created, its content is
+//!   updated, or its name or namespace is changed"), `delete` -> `delete`,
+//!   `visibility_change` -> `visibility-change`.
 //! - Suppressed content is not published: a change whose revision content
 //!   is hidden (`revision.is_content_visible: false`, as in a suppressed
 //!   delete) is skipped. A visibility change that hides only the comment or
@@ -21,15 +23,11 @@ use serde_json::Value;
 
 use crate::{Error, Result};
 
-/// The WME event types.
+/// The WME event types (WME has exactly these three).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
-    /// A new page (or an undeleted one).
-    Create,
-    /// A new revision of a page.
+    /// A page was created, undeleted, edited or renamed.
     Update,
-    /// A page was renamed.
-    Move,
     /// A page was deleted.
     Delete,
     /// Parts of a revision were hidden or shown.
@@ -37,12 +35,10 @@ pub enum EventType {
 }
 
 impl EventType {
-    /// The WME name: `create`, `update`, `move`, `delete`, `visibility-change`.
+    /// The WME name: `update`, `delete`, `visibility-change`.
     pub fn as_str(self) -> &'static str {
         match self {
-            EventType::Create => "create",
             EventType::Update => "update",
-            EventType::Move => "move",
             EventType::Delete => "delete",
             EventType::VisibilityChange => "visibility-change",
         }
@@ -51,9 +47,7 @@ impl EventType {
     /// The type of an EventStreams `page_change_kind`.
     pub fn from_page_change_kind(kind: &str) -> Option<Self> {
         Some(match kind {
-            "create" | "undelete" => EventType::Create,
-            "edit" => EventType::Update,
-            "move" => EventType::Move,
+            "create" | "undelete" | "edit" | "move" => EventType::Update,
             "delete" => EventType::Delete,
             "visibility_change" => EventType::VisibilityChange,
             _ => return None,
@@ -358,7 +352,7 @@ mod tests {
         );
         check(
             "wdqs_page_change_wikibase_item-create.json",
-            Some(("create", "testwikidatawiki", "Q235989")),
+            Some(("update", "testwikidatawiki", "Q235989")),
         );
         check(
             "wdqs_page_change_wikibase_item-delete.json",
@@ -366,7 +360,7 @@ mod tests {
         );
         check(
             "wdqs_page_change_wikibase_item-undelete.json",
-            Some(("create", "testwikidatawiki", "Q235989")),
+            Some(("update", "testwikidatawiki", "Q235989")),
         );
         check(
             "wdqs_page_change_wikibase_item-visibility-change.json",
@@ -374,12 +368,31 @@ mod tests {
         );
         check(
             "wmf-event-stream-sdk-go_page-change.json",
-            Some(("move", "enwiki", "Varvara Prohorova")),
+            Some(("update", "enwiki", "Varvara Prohorova")),
         );
         // Suppressed: not published.
         check("wdqs_page_change_wikibase_item-page-suppress.json", None);
         // No meta.id and no page_change_kind: not ingestible.
         check("wmf-event-stream-sdk-go_page-change-large-revid.json", None);
+    }
+
+    #[test]
+    fn only_wmes_three_event_types_exist() {
+        for (kind, want) in [
+            ("create", Some("update")),
+            ("undelete", Some("update")),
+            ("edit", Some("update")),
+            ("move", Some("update")),
+            ("delete", Some("delete")),
+            ("visibility_change", Some("visibility-change")),
+            ("purge", None),
+        ] {
+            assert_eq!(
+                EventType::from_page_change_kind(kind).map(EventType::as_str),
+                want,
+                "{kind}"
+            );
+        }
     }
 
     #[test]

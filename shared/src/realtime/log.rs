@@ -13,14 +13,84 @@
 //! - `rt-seen:{event_id}`: `{p}:{offset}` once published; created with
 //!   compare-and-swap so an event id is published at most once.
 //!
+//! - `rt-layout`: the partition count the log was written with
+//!   ([`LAYOUT`]); see below.
+//!
 //! Partition of a page: FNV-1a (64 bit) of `{project}:{page_id}` modulo
 //! [`PARTITIONS`], so one page's events keep their order.
+//!
+//! WME's log has 50 partitions and its `parts` 0-9 each cover five of them
+//! (part `p` = partitions `5p..5p+4`); `offsets` and `since_per_partition`
+//! are keyed 0-49. Logs written before had 10 partitions under the same
+//! key names. Because 10 divides 50, a page's old partition is its new one
+//! modulo 10, and partitions 0-9 keep their counters: an old log's events
+//! stay where they are, readable at the same `{p}:{offset}` addresses
+//! (old cursors and offsets keep working), and new events get offsets
+//! after them. Nothing is moved or lost; the one thing the switch costs is
+//! per-page order across it for a consumer that is behind: a page's events
+//! before the switch are in partition `q % 10`, later ones in `q`.
+//! [`LAYOUT`] is recorded in `rt-layout` when the switch happens, with the
+//! tails of the old partitions at that moment ([`Layout`]).
 
-/// The number of partitions.
-pub const PARTITIONS: u32 = 10;
+/// The number of partitions (WME: 50).
+pub const PARTITIONS: u32 = 50;
 
 /// WME's `parts` range: 0 to 9, each a tenth of the partitions.
 pub const PARTS: u32 = 10;
+
+/// The partition count a log written before WME's 50 had.
+pub const LEGACY_PARTITIONS: u32 = 10;
+
+/// The key recording the layout the log is written with.
+pub const LAYOUT_KEY: &str = "rt-layout";
+
+/// The layout value of this version.
+pub const LAYOUT: u32 = PARTITIONS;
+
+/// What `rt-layout` holds: `{partitions}` and, when an older log was
+/// switched, ` {p}:{tail},...` of its partitions at the switch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// The partition count.
+    pub partitions: u32,
+    /// The tails of the old partitions when the log switched (empty for a
+    /// log that started with this layout).
+    pub switched_at: Vec<(u32, u64)>,
+}
+
+impl Layout {
+    /// The stored form.
+    pub fn encode(&self) -> String {
+        let mut out = self.partitions.to_string();
+        if !self.switched_at.is_empty() {
+            out.push(' ');
+            let tails: Vec<String> = self
+                .switched_at
+                .iter()
+                .map(|(p, t)| format!("{p}:{t}"))
+                .collect();
+            out.push_str(&tails.join(","));
+        }
+        out
+    }
+
+    /// Reads the stored form; `None` when it is not one.
+    pub fn decode(text: &str) -> Option<Layout> {
+        let mut words = text.trim().splitn(2, ' ');
+        let partitions = words.next()?.parse().ok()?;
+        let mut switched_at = Vec::new();
+        if let Some(tails) = words.next() {
+            for pair in tails.split(',') {
+                let (p, t) = pair.split_once(':')?;
+                switched_at.push((p.parse().ok()?, t.parse().ok()?));
+            }
+        }
+        Some(Layout {
+            partitions,
+            switched_at,
+        })
+    }
+}
 
 /// FNV-1a, 64 bit.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
@@ -166,11 +236,49 @@ mod tests {
     #[test]
     fn partitions_are_stable_and_spread() {
         assert_eq!(partition_of("enwiki:1"), partition_of("enwiki:1"));
-        let used: std::collections::BTreeSet<u32> = (0..200)
+        let used: std::collections::BTreeSet<u32> = (0..1000)
             .map(|i| partition_of(&format!("enwiki:{i}")))
             .collect();
         assert_eq!(used.len(), PARTITIONS as usize);
-        assert_eq!(partitions_of_part(3), 3..4);
+    }
+
+    #[test]
+    fn parts_map_to_five_partitions_each_as_in_wme() {
+        // WME's streaming README: part 0 -> 0..4, part 1 -> 5..9, ...,
+        // part 9 -> 45..49.
+        assert_eq!(PARTITIONS, 50);
+        for part in 0..PARTS {
+            assert_eq!(partitions_of_part(part), part * 5..part * 5 + 5);
+        }
+        let all: Vec<u32> = (0..PARTS).flat_map(partitions_of_part).collect();
+        assert_eq!(all, (0..50).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn a_pages_old_partition_is_its_new_one_modulo_ten() {
+        for i in 0..500 {
+            let key = format!("enwiki:{i}");
+            let old = (fnv1a(key.as_bytes()) % u64::from(LEGACY_PARTITIONS)) as u32;
+            assert_eq!(partition_of(&key) % LEGACY_PARTITIONS, old, "{key}");
+        }
+    }
+
+    #[test]
+    fn layouts_round_trip() {
+        let fresh = Layout {
+            partitions: 50,
+            switched_at: vec![],
+        };
+        assert_eq!(fresh.encode(), "50");
+        assert_eq!(Layout::decode("50"), Some(fresh));
+        let switched = Layout {
+            partitions: 50,
+            switched_at: vec![(0, 12), (9, 3)],
+        };
+        assert_eq!(switched.encode(), "50 0:12,9:3");
+        assert_eq!(Layout::decode(&switched.encode()), Some(switched));
+        assert_eq!(Layout::decode("x"), None);
+        assert_eq!(Layout::decode("50 0-1"), None);
     }
 
     #[test]
@@ -190,7 +298,11 @@ mod tests {
         assert!(!meta.expired(1_700_000_000_123 + 2000, 2));
         let cursor = Cursor::decode("0:12,3:0").unwrap_or_default();
         assert_eq!(cursor.encode(), "0:12,3:0");
-        assert_eq!(Cursor::decode("10:1"), None);
+        assert_eq!(Cursor::decode("50:1"), None);
+        assert_eq!(
+            Cursor::decode("49:1").map(|c| c.encode()),
+            Some("49:1".into())
+        );
         assert_eq!(Cursor::decode("x"), None);
         assert_eq!(Cursor::decode(""), None);
     }

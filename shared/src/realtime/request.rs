@@ -9,12 +9,26 @@
 //! 5. otherwise live mode: only events that arrive after the connection
 //!    opened.
 //!
+//! WME's 422 rules (its realtime handler's request model), all kept:
+//! - `parts`: at most 10 values, each 0-9; `parts` together with `since`
+//!   is refused ("for parallel consumption, specify either offsets or
+//!   time-offsets (since_per_partition)");
+//! - `offsets` and `since_per_partition`: at most 50 entries each, keys
+//!   integers; one partition (of those the connection reads) in both is
+//!   refused;
+//! - `since` and `since_per_partition` values: RFC 3339, not in the future
+//!   ([`StreamRequest::check_clock`]);
+//! - `fields`: at most 255, each 1-255 characters, an object only with a
+//!   wildcard; `filters`: at most 255, never on an object.
+//!
 //! Choices, where the spec leaves room:
 //! - GET takes `fields` and `parts` exploded (`?parts=0&parts=1`), comma
 //!   separated or as a JSON array; `filters`, `offsets` and
 //!   `since_per_partition` as JSON (percent-encoded).
 //! - Partitions in `offsets`/`since_per_partition` that `parts` does not
-//!   cover, or that do not exist, are ignored (WME: "simply ignored").
+//!   cover, or that do not exist (50 and up), are ignored (WME: "simply
+//!   ignored"). Without `parts` they apply to every partition (WME's
+//!   handler drops them then; honouring them loses nothing).
 //! - `fields` naming an object (`version`) must use a wildcard
 //!   (`version.*`), as WME requires; subfields (`version.identifier`) work.
 //! - Unknown keys are ignored, as in the On-demand request.
@@ -48,6 +62,11 @@ const OBJECT_FIELDS: &[&str] = &[
     "version.size",
     "is_part_of.in_language",
 ];
+
+/// The most `fields` or `filters` a request may name (WME: 255).
+const MAX_LIST: usize = 255;
+/// The longest field path (WME: 255 characters).
+const MAX_FIELD_CHARS: usize = 255;
 
 /// A validated stream request.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -152,6 +171,35 @@ fn json<T: serde::de::DeserializeOwned>(text: &str, name: &str, shape: &str) -> 
 
 impl StreamRequest {
     fn from_raw(raw: RawBody) -> Result<Self> {
+        let count = |map: &Option<BTreeMap<String, Value>>| map.as_ref().map_or(0, |m| m.len());
+        for (name, len) in [
+            ("offsets", count(&raw.offsets)),
+            ("since_per_partition", count(&raw.since_per_partition)),
+        ] {
+            if len > PARTITIONS as usize {
+                return Err(unprocessable(format!(
+                    "the query param {name} has length {len}, max allowed length {PARTITIONS}"
+                )));
+            }
+        }
+        if let Some(parts) = &raw.parts
+            && parts.len() > PARTS as usize
+        {
+            return Err(unprocessable(format!(
+                "the query param parts has length {}, max allowed length {PARTS}",
+                parts.len()
+            )));
+        }
+        for (name, len) in [
+            ("fields", raw.fields.as_ref().map_or(0, Vec::len)),
+            ("filters", raw.filters.as_ref().map_or(0, Vec::len)),
+        ] {
+            if len > MAX_LIST {
+                return Err(unprocessable(format!(
+                    "{name} has {len} entries, at most {MAX_LIST} are allowed"
+                )));
+            }
+        }
         let request = StreamRequest {
             since: raw.since.as_deref().map(parse_millis).transpose()?,
             fields: raw.fields.unwrap_or_default(),
@@ -242,9 +290,31 @@ impl StreamRequest {
         Self::from_raw(raw)
     }
 
-    /// Checks field paths and filters.
+    /// Checks field paths, filters and WME's parameter combinations.
     pub fn validate(&self) -> Result<()> {
+        if self.parts.as_ref().is_some_and(|p| !p.is_empty()) && self.since.is_some() {
+            return Err(unprocessable(
+                "for parallel consumption (parts), specify either offsets or time-offsets \
+                 (since_per_partition), not since",
+            ));
+        }
+        let partitions = self.partitions();
+        if let Some(p) = self
+            .offsets
+            .keys()
+            .find(|p| self.since_per_partition.contains_key(p) && partitions.contains(p))
+        {
+            return Err(unprocessable(format!(
+                "for a specific partition, specify either offset or time-offset \
+                 (since_per_partition), not both (partition {p})"
+            )));
+        }
         for field in &self.fields {
+            if field.is_empty() || field.chars().count() > MAX_FIELD_CHARS {
+                return Err(unprocessable(format!(
+                    "fields must be 1 to {MAX_FIELD_CHARS} characters long"
+                )));
+            }
             validate_path(field, true)?;
             if OBJECT_FIELDS.contains(&field.as_str()) {
                 return Err(unprocessable(format!(
@@ -254,6 +324,30 @@ impl StreamRequest {
         }
         for filter in &self.filters {
             filter.validate()?;
+            if OBJECT_FIELDS.contains(&filter.field.as_str()) {
+                return Err(unprocessable(format!(
+                    "can't filter on a '{}' object",
+                    filter.field
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// WME refuses start times in the future: `since` and every
+    /// `since_per_partition` value must be at or before `now_ms`.
+    pub fn check_clock(&self, now_ms: i64) -> Result<()> {
+        if self.since.is_some_and(|ms| ms > now_ms) {
+            return Err(unprocessable("since cannot be in the future"));
+        }
+        if let Some((p, _)) = self
+            .since_per_partition
+            .iter()
+            .find(|(_, ms)| **ms > now_ms)
+        {
+            return Err(unprocessable(format!(
+                "since_per_partition for partition {p} is in the future"
+            )));
         }
         Ok(())
     }
@@ -330,6 +424,7 @@ mod tests {
     fn invalid_parameters_are_rejected() {
         check("since=yesterday", r#"{"since":"yesterday"}"#, false);
         check("parts=10", r#"{"parts":[10]}"#, false);
+        check("offsets={\"x\":1}", r#"{"offsets":{"x":1}}"#, false);
         check("parts=-1", r#"{"parts":[-1]}"#, false);
         check("parts=x", r#"{"parts":["x"]}"#, false);
         check("offsets={\"a\":1}", r#"{"offsets":{"a":1}}"#, false);
@@ -351,18 +446,118 @@ mod tests {
 
     #[test]
     fn starts_follow_the_documented_precedence() -> Result<()> {
+        // parts 1 and 2 are partitions 5..=14; 1 and 99 are ignored.
         let r = StreamRequest::from_json(
-            br#"{"since":"2024-01-01T00:00:00Z","parts":[1,2],
-                 "offsets":{"1":7,"5":9,"99":1},
-                 "since_per_partition":{"2":"2024-01-02T00:00:00Z"}}"#,
+            br#"{"parts":[1,2],
+                 "offsets":{"5":7,"1":9,"99":1},
+                 "since_per_partition":{"6":"2024-01-02T00:00:00Z","5":"2024-01-03T00:00:00Z"}}"#,
+        );
+        // 5 is in both: refused.
+        assert!(matches!(r, Err(Error::Unprocessable(_))), "{r:?}");
+        let r = StreamRequest::from_json(
+            br#"{"parts":[1,2],
+                 "offsets":{"5":7,"1":9,"99":1},
+                 "since_per_partition":{"6":"2024-01-02T00:00:00Z","1":"2024-01-03T00:00:00Z"}}"#,
         )?;
-        assert_eq!(r.partitions(), vec![1, 2]);
-        assert_eq!(r.start(1, None), Start::Offset(7));
-        assert_eq!(r.start(2, None), Start::Since(1_704_153_600_000));
-        assert_eq!(r.start(3, None), Start::Since(1_704_067_200_000));
-        let resume = Cursor::decode("2:4");
-        assert_eq!(r.start(2, resume.as_ref()), Start::Offset(4));
+        assert_eq!(r.partitions(), (5..15).collect::<Vec<u32>>());
+        assert_eq!(r.start(5, None), Start::Offset(7));
+        assert_eq!(r.start(6, None), Start::Since(1_704_153_600_000));
+        assert_eq!(r.start(7, None), Start::Live);
+        let resume = Cursor::decode("6:4");
+        assert_eq!(r.start(6, resume.as_ref()), Start::Offset(4));
+        let r = StreamRequest::from_json(br#"{"since":"2024-01-01T00:00:00Z","offsets":{"3":2}}"#)?;
+        assert_eq!(r.partitions().len(), 50);
+        assert_eq!(r.start(3, None), Start::Offset(2));
+        assert_eq!(r.start(4, None), Start::Since(1_704_067_200_000));
         assert_eq!(StreamRequest::default().start(0, None), Start::Live);
+        Ok(())
+    }
+
+    #[test]
+    fn wmes_422_rules_hold() {
+        // parts with since.
+        check(
+            "parts=0&since=2024-01-01T00:00:00Z",
+            r#"{"parts":[0],"since":"2024-01-01T00:00:00Z"}"#,
+            false,
+        );
+        // more than ten parts (duplicates count, as in WME).
+        check(
+            "parts=[0,1,2,3,4,5,6,7,8,9,0]",
+            r#"{"parts":[0,1,2,3,4,5,6,7,8,9,0]}"#,
+            false,
+        );
+        check(
+            "parts=[0,1,2,3,4,5,6,7,8,9]",
+            r#"{"parts":[0,1,2,3,4,5,6,7,8,9]}"#,
+            true,
+        );
+        // 51 offsets / since_per_partition entries.
+        let many: Vec<String> = (0..51).map(|p| format!("\"{p}\":1")).collect();
+        let body = format!(r#"{{"offsets":{{{}}}}}"#, many.join(","));
+        assert!(StreamRequest::from_json(body.as_bytes()).is_err());
+        let fifty: Vec<String> = (0..50).map(|p| format!("\"{p}\":1")).collect();
+        let body = format!(r#"{{"offsets":{{{}}}}}"#, fifty.join(","));
+        assert_eq!(
+            StreamRequest::from_json(body.as_bytes())
+                .map(|r| r.offsets.len())
+                .ok(),
+            Some(50)
+        );
+        let many: Vec<String> = (0..51)
+            .map(|p| format!("\"{p}\":\"2024-01-01T00:00:00Z\""))
+            .collect();
+        let body = format!(r#"{{"since_per_partition":{{{}}}}}"#, many.join(","));
+        assert!(StreamRequest::from_json(body.as_bytes()).is_err());
+        // the same partition in offsets and since_per_partition.
+        check(
+            "offsets={\"3\":1}&since_per_partition={\"3\":\"2024-01-01T00:00:00Z\"}",
+            r#"{"offsets":{"3":1},"since_per_partition":{"3":"2024-01-01T00:00:00Z"}}"#,
+            false,
+        );
+        // ...unless parts leaves that partition out (then it is ignored).
+        check(
+            "parts=1&offsets={\"3\":1}&since_per_partition={\"3\":\"2024-01-01T00:00:00Z\"}",
+            r#"{"parts":[1],"offsets":{"3":1},"since_per_partition":{"3":"2024-01-01T00:00:00Z"}}"#,
+            true,
+        );
+        // fields and filters.
+        let long = "a".repeat(256);
+        check(
+            &format!("fields={long}"),
+            &format!(r#"{{"fields":["{long}"]}}"#),
+            false,
+        );
+        let fields: Vec<String> = (0..256).map(|i| format!("\"f{i}\"")).collect();
+        let body = format!(r#"{{"fields":[{}]}}"#, fields.join(","));
+        assert!(StreamRequest::from_json(body.as_bytes()).is_err());
+        check(
+            "filters=[{\"field\":\"version\",\"value\":\"x\"}]",
+            r#"{"filters":[{"field":"version","value":"x"}]}"#,
+            false,
+        );
+        // partitions 50 and up are not partitions: ignored.
+        assert_eq!(
+            StreamRequest::from_json(br#"{"offsets":{"50":1,"49":2}}"#)
+                .map(|r| r.offsets)
+                .ok(),
+            Some(BTreeMap::from([(49, 2)]))
+        );
+    }
+
+    #[test]
+    fn start_times_in_the_future_are_refused() -> Result<()> {
+        let now = 1_704_067_200_000; // 2024-01-01T00:00:00Z
+        let r = StreamRequest::from_json(br#"{"since":"2024-01-01T00:00:00Z"}"#)?;
+        assert!(r.check_clock(now).is_ok());
+        assert!(matches!(
+            r.check_clock(now - 1),
+            Err(Error::Unprocessable(_))
+        ));
+        let r =
+            StreamRequest::from_json(br#"{"since_per_partition":{"7":"2024-01-01T00:00:01Z"}}"#)?;
+        assert!(r.check_clock(now + 1000).is_ok());
+        assert!(matches!(r.check_clock(now), Err(Error::Unprocessable(_))));
         Ok(())
     }
 }
