@@ -115,7 +115,7 @@ pub fn links(wikitext: &str, site: &str, loc: &Localisation) -> Vec<PartLink> {
         out.push(PartLink {
             url: Some(format!("{site}/wiki/{}", wiki_path(target, loc))),
             text: Some(text),
-            images: Vec::new(),
+            images: Some(Vec::new()),
         });
     }
     out.extend(external_links(wikitext, loc));
@@ -145,11 +145,16 @@ fn external_links(wikitext: &str, loc: &Localisation) -> Vec<PartLink> {
         let inner = &rest[..close];
         let (url, label) = inner.split_once(' ').unwrap_or((inner, ""));
         if !url.contains(['[', '<', '{', '\n']) {
+            // A bare `[http://x]` shows no label; its URL stands in.
             let label = plain_text(label, loc);
             out.push(PartLink {
                 url: Some(url.to_string()),
-                text: (!label.is_empty()).then_some(label),
-                images: Vec::new(),
+                text: Some(if label.is_empty() {
+                    url.to_string()
+                } else {
+                    label
+                }),
+                images: Some(Vec::new()),
             });
         }
         from = open + 1 + close + 1;
@@ -309,8 +314,12 @@ pub fn references(wikitext: &str, site: &str, loc: &Localisation) -> Vec<Referen
                 0,
                 PartLink {
                     url: Some(url.clone()),
-                    text: cite.as_ref().and_then(|(_, m)| m.get("title").cloned()),
-                    images: Vec::new(),
+                    text: Some(
+                        cite.as_ref()
+                            .and_then(|(_, m)| m.get("title").cloned())
+                            .unwrap_or_else(|| url.clone()),
+                    ),
+                    images: Some(Vec::new()),
                 },
             );
         }
@@ -476,7 +485,7 @@ mod tests {
                 ),
                 ("https://en.wikipedia.org/wiki/Category:X", Some("cats")),
                 ("https://e.org/p", Some("pears")),
-                ("https://e.org/bare", None),
+                ("https://e.org/bare", Some("https://e.org/bare")),
             ]
         );
     }
@@ -564,6 +573,11 @@ mod tests {
             "Pear is a tree of the rose family."
         );
         assert_eq!(lead["has_parts"][0]["links"][1]["text"], "rose family");
+        // What the Python SDK's `Link.from_json` indexes without a default.
+        assert_eq!(
+            lead["has_parts"][0]["links"][1]["images"],
+            serde_json::json!([])
+        );
         let uses = &json["sections"][1];
         assert_eq!(uses["name"], "Uses");
         assert_eq!(uses["images"][0]["caption"], "A pear tree");
@@ -572,6 +586,24 @@ mod tests {
         assert_eq!(json["sections"], json["article_sections"]);
         assert_eq!(json["infoboxes"], json["infobox"]);
         assert!(json.get("article_body").is_none());
+    }
+
+    #[test]
+    fn the_description_is_written_once_template_first() {
+        let article = |text: &str| Article {
+            description: Some("From the API".into()),
+            article_body: Some(crate::article::schema::ArticleBody {
+                wikitext: Some(text.into()),
+                ..Default::default()
+            }),
+            ..Article::default()
+        };
+        let doc = structured_content(article("Plain."), &loc());
+        let text = serde_json::to_string(&doc).expect("json");
+        assert_eq!(text.matches("\"description\"").count(), 1, "{text}");
+        assert_eq!(doc.description.as_deref(), Some("From the API"));
+        let doc = structured_content(article("{{Short description|Tree}}"), &loc());
+        assert_eq!(doc.description.as_deref(), Some("Tree"));
     }
 
     #[test]

@@ -224,7 +224,9 @@ pub fn structured_content(mut article: Article, loc: &Localisation) -> Structure
         sections: linked_section_parts(&sections(&wikitext, loc), site, loc),
         references: references(&wikitext, site, loc),
         tables: tables(&wikitext, loc),
-        description: short_description(&wikitext, loc),
+        // The template's text, else what the Action API said (upstream
+        // path); moved out of the article so it is written once.
+        description: short_description(&wikitext, loc).or(article.description.take()),
         article,
     }
 }

@@ -226,9 +226,11 @@ pub struct PartLink {
     /// The link text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
-    /// Images inside the link.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub images: Vec<Image>,
+    /// Images inside the link. `Some` (written even when empty) on every
+    /// link wikiedge derives: the Python SDK's `Link.from_json` reads
+    /// `data['images']` (and `data['text']`) and fails without them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<Vec<Image>>,
 }
 
 #[cfg(test)]
