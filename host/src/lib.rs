@@ -29,5 +29,6 @@ pub mod runtime_config;
 pub mod sample;
 pub mod server;
 pub mod snapshot;
+pub mod snapshot_structured;
 pub mod state;
 pub mod variables;

@@ -32,6 +32,11 @@
 //!   then fails (its length no longer matches), and the client retries.
 //! - The tar entry's mtime is the newest article `date_modified`, and gzip
 //!   headers carry no time, so equal content gives equal bytes.
+//! - Next to each article snapshot the same two passes build its
+//!   structured-contents snapshot (same identifier, every line the
+//!   article's structured contents, no chunks; see
+//!   [`crate::snapshot_structured`]), so `/v2/snapshots/structured-contents`
+//!   serves what `/v2/structured-contents/{name}` would for each article.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -46,8 +51,10 @@ use rusqlite::{Connection, params};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use wikiedge_core::snapshot::{
-    self as core, Blob, Chunk, INDEX_KEY, Record, Ref, Size, Snapshot, TAR_TRAILER,
+    self as core, Blob, Chunk, Record, Ref, Size, Snapshot, TAR_TRAILER,
 };
+
+use crate::snapshot_structured::{Flavor, structured_line};
 
 /// The key-value store every component opens.
 const STORE: &str = "default";
@@ -109,6 +116,9 @@ pub struct Summary {
     pub deleted_parts: u64,
     /// Wall time.
     pub elapsed: Duration,
+    /// The structured-contents snapshot built next to it (article
+    /// snapshots only).
+    pub structured: Option<Box<Summary>>,
 }
 
 impl Summary {
@@ -134,7 +144,11 @@ impl std::fmt::Display for Summary {
             self.deleted_parts,
             self.elapsed.as_secs_f64(),
             self.pages_per_sec(),
-        )
+        )?;
+        if let Some(structured) = &self.structured {
+            write!(f, "; structured contents: {structured}")?;
+        }
+        Ok(())
     }
 }
 
@@ -189,10 +203,13 @@ fn prefix_end(prefix: &str) -> String {
 }
 
 /// Streams the project's stored articles of one namespace, in key order,
-/// as NDJSON lines (without the newline) with their parsed head.
+/// as NDJSON lines (without the newline) with their parsed head; for a
+/// structured-contents snapshot each line is the article's structured
+/// contents.
 fn for_each_article(
     conn: &Connection,
     args: &SnapshotArgs,
+    flavor: Flavor,
     mut f: impl FnMut(&[u8], &Head) -> Result<()>,
 ) -> Result<()> {
     let prefix = format!("article:{}:", args.project);
@@ -214,7 +231,9 @@ fn for_each_article(
         if head.namespace.as_ref().map(|n| n.identifier) != Some(args.namespace) {
             continue;
         }
-        if value.contains(&b'\n') {
+        if flavor == Flavor::Structured {
+            f(&structured_line(&args.project, value)?, &head)?;
+        } else if value.contains(&b'\n') {
             // Stored JSON is compact; re-serialise anything that is not.
             let doc: serde_json::Value = serde_json::from_slice(value)?;
             f(&serde_json::to_vec(&doc)?, &head)?;
@@ -226,22 +245,28 @@ fn for_each_article(
 }
 
 /// Pass 1: sizes, chunk boundaries and hashes.
-fn plan(conn: &Connection, args: &SnapshotArgs, identifier: &str) -> Result<Plan> {
+fn plan(conn: &Connection, args: &SnapshotArgs, flavor: Flavor, identifier: &str) -> Result<Plan> {
     let mut whole = Sha256::new();
     whole.update(FORMAT);
+    if flavor != Flavor::Articles {
+        // Articles keep the versions they had before flavors existed.
+        whole.update(flavor.name());
+    }
     whole.update(identifier);
-    whole.update(args.chunk_size.to_le_bytes());
+    if flavor.chunked() {
+        whole.update(args.chunk_size.to_le_bytes());
+    }
     whole.update(args.part_size.to_le_bytes());
     let mut chunks: Vec<PlannedChunk> = Vec::new();
     let (mut articles, mut bytes, mut mtime) = (0u64, 0u64, 0u64);
     let mut language = String::new();
     let progress = Progress::new(args.progress, "pass 1/2 (plan)");
-    for_each_article(conn, args, |line, head| {
+    for_each_article(conn, args, flavor, |line, head| {
         let len = line.len() as u64 + 1;
         let start_new = chunks
             .last()
             .is_none_or(|c| c.bytes > 0 && c.bytes + len > args.chunk_size);
-        if start_new {
+        if start_new && flavor.chunked() {
             let mut hasher = Sha256::new();
             hasher.update(FORMAT);
             hasher.update(core::chunk_identifier(identifier, chunks.len()));
@@ -419,6 +444,7 @@ fn write_parts(
     reader: &Connection,
     writer: Rc<Connection>,
     args: &SnapshotArgs,
+    flavor: Flavor,
     identifier: &str,
     plan: &Plan,
 ) -> Result<(Blob, Vec<Blob>)> {
@@ -429,7 +455,7 @@ fn write_parts(
         let whole = scope.spawn(move || -> Result<Blob> {
             let sink = PartSink::new(
                 PartOut::Channel(parts_tx),
-                identifier.to_string(),
+                flavor.blob_id(identifier),
                 plan.version.clone(),
                 args.part_size,
             );
@@ -440,7 +466,9 @@ fn write_parts(
             }
             tar.finish()
         });
-        let chunks = write_chunks(reader, &writer, args, identifier, plan, tx, &parts_rx);
+        let chunks = write_chunks(
+            reader, &writer, args, flavor, identifier, plan, tx, &parts_rx,
+        );
         // The thread hangs up when done; store what it still sends.
         let mut drained = Ok(());
         for (key, part) in parts_rx.iter() {
@@ -459,11 +487,13 @@ fn write_parts(
 }
 
 /// The chunk half of pass 2: every line goes to `whole` and to the current
-/// chunk's tar.gz.
+/// chunk's tar.gz (when the flavor has chunks).
+#[allow(clippy::too_many_arguments)]
 fn write_chunks(
     reader: &Connection,
     writer: &Rc<Connection>,
     args: &SnapshotArgs,
+    flavor: Flavor,
     identifier: &str,
     plan: &Plan,
     whole: std::sync::mpsc::SyncSender<Vec<u8>>,
@@ -473,8 +503,8 @@ fn write_chunks(
     let mut current: Option<(TarGz, u64)> = None;
     let (mut articles, mut bytes) = (0u64, 0u64);
     let progress = Progress::new(args.progress, "pass 2/2 (write)");
-    for_each_article(reader, args, |line, _| {
-        if current.is_none() {
+    for_each_article(reader, args, flavor, |line, _| {
+        if current.is_none() && flavor.chunked() {
             let n = blobs.len();
             let Some((count, size, version)) = plan.chunks.get(n) else {
                 bail!("the article store changed during the build");
@@ -514,17 +544,24 @@ fn write_chunks(
 
 /// Deletes every part of this snapshot and its chunks whose
 /// `(identifier, version)` is not current. Returns how many.
-fn delete_stale_parts(conn: &Connection, identifier: &str, record: &Record) -> Result<u64> {
+fn delete_stale_parts(
+    conn: &Connection,
+    flavor: Flavor,
+    identifier: &str,
+    record: &Record,
+) -> Result<u64> {
+    let blob_id = flavor.blob_id(identifier);
     let mut keep: BTreeSet<(String, String)> = BTreeSet::new();
-    keep.insert((identifier.to_string(), record.meta.version.clone()));
+    keep.insert((blob_id.clone(), record.meta.version.clone()));
     for chunk in &record.chunks {
         keep.insert((chunk.meta.identifier.clone(), chunk.meta.version.clone()));
     }
     let mut stale = Vec::new();
-    for prefix in [
-        format!("snapshot-blob:{identifier}:"),
-        format!("snapshot-blob:{identifier}_chunk_"),
-    ] {
+    let mut prefixes = vec![format!("snapshot-blob:{blob_id}:")];
+    if flavor.chunked() {
+        prefixes.push(format!("snapshot-blob:{identifier}_chunk_"));
+    }
+    for prefix in prefixes {
         let mut stmt = conn.prepare(
             "SELECT key FROM spin_key_value WHERE store = ?1 AND key >= ?2 AND key < ?3",
         )?;
@@ -556,27 +593,39 @@ fn delete_stale_parts(conn: &Connection, identifier: &str, record: &Record) -> R
 }
 
 /// Adds an identifier to the snapshot list, if it is not there yet.
-fn add_to_index(conn: &Connection, identifier: &str) -> Result<()> {
-    let mut ids: BTreeSet<String> = get(conn, INDEX_KEY)?
+fn add_to_index(conn: &Connection, flavor: Flavor, identifier: &str) -> Result<()> {
+    let key = flavor.index_key();
+    let mut ids: BTreeSet<String> = get(conn, key)?
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
     if ids.insert(identifier.to_string()) {
-        set(conn, INDEX_KEY, &serde_json::to_vec(&ids)?)?;
+        set(conn, key, &serde_json::to_vec(&ids)?)?;
     }
     Ok(())
 }
 
-/// Builds (or confirms) the snapshot of one project namespace.
+/// Builds (or confirms) the snapshot of one project namespace and, next to
+/// it, its structured-contents snapshot.
 pub fn run(args: SnapshotArgs) -> Result<Summary> {
+    let mut summary = build(&args, Flavor::Articles)?;
+    summary.structured = Some(Box::new(build(&args, Flavor::Structured)?));
+    if args.progress {
+        tracing::info!("snapshot: {summary}");
+    }
+    Ok(summary)
+}
+
+/// Builds (or confirms) one flavor of the snapshot of a project namespace.
+fn build(args: &SnapshotArgs, flavor: Flavor) -> Result<Summary> {
     let started = Instant::now();
     if args.chunk_size == 0 || args.part_size == 0 {
         bail!("--chunk-size and the part size must be positive");
     }
     let identifier = core::identifier(&args.project, args.namespace);
-    let reader = open_db(&args)?;
-    let writer = Rc::new(open_db(&args)?);
+    let reader = open_db(args)?;
+    let writer = Rc::new(open_db(args)?);
     reader.execute_batch("BEGIN")?;
-    let plan = plan(&reader, &args, &identifier)?;
+    let plan = plan(&reader, args, flavor, &identifier)?;
     if plan.articles == 0 {
         reader.execute_batch("COMMIT")?;
         bail!(
@@ -585,7 +634,7 @@ pub fn run(args: SnapshotArgs) -> Result<Summary> {
             args.namespace
         );
     }
-    let existing: Option<Record> = get(&writer, &core::record_key(&identifier))?
+    let existing: Option<Record> = get(&writer, &flavor.record_key(&identifier))?
         .and_then(|bytes| serde_json::from_slice(&bytes).ok());
     let mut summary = Summary {
         identifier: identifier.clone(),
@@ -597,6 +646,7 @@ pub fn run(args: SnapshotArgs) -> Result<Summary> {
         chunks: plan.chunks.len(),
         deleted_parts: 0,
         elapsed: Duration::ZERO,
+        structured: None,
     };
     let record = match existing {
         Some(record) if record.meta.version == plan.version => {
@@ -605,7 +655,7 @@ pub fn run(args: SnapshotArgs) -> Result<Summary> {
         }
         _ => {
             let (blob, chunk_blobs) =
-                write_parts(&reader, writer.clone(), &args, &identifier, &plan)?;
+                write_parts(&reader, writer.clone(), args, flavor, &identifier, &plan)?;
             reader.execute_batch("COMMIT")?;
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -651,20 +701,17 @@ pub fn run(args: SnapshotArgs) -> Result<Summary> {
             // The switch: one write, after every part is stored.
             set(
                 &writer,
-                &core::record_key(&identifier),
+                &flavor.record_key(&identifier),
                 &serde_json::to_vec(&record)?,
             )?;
-            add_to_index(&writer, &identifier)?;
+            add_to_index(&writer, flavor, &identifier)?;
             summary.written = true;
             record
         }
     };
     summary.tar_gz_bytes = record.blob.bytes;
-    summary.deleted_parts = delete_stale_parts(&writer, &identifier, &record)?;
+    summary.deleted_parts = delete_stale_parts(&writer, flavor, &identifier, &record)?;
     summary.elapsed = started.elapsed();
-    if args.progress {
-        tracing::info!("snapshot: {summary}");
-    }
     Ok(summary)
 }
 
