@@ -6,7 +6,8 @@
 //!    (`article-projects:{Title}`), plus, with an `in_language.identifier`
 //!    filter, every open project of that language (fetched from its own
 //!    upstream on a miss); else, for a title nobody has cached, the
-//!    projects of `upstream_overrides` (or `enwiki`).
+//!    `unfiltered_projects` (default: the projects of `upstream_overrides`,
+//!    or `enwiki`).
 //! 2. Read the index (one key-value get) for revisions and fetch times.
 //! 3. A conditional request (`If-None-Match`) whose ETag matches a copy
 //!    known from the index alone (no refresh due) gets 304 without
@@ -37,9 +38,9 @@
 //!   behalf). Validation errors before that are free and unmetered; a 304 is
 //!   free and unmetered (nothing was served).
 //! - The title index lists the projects that have a title; a title no
-//!   project has is looked up upstream in the `upstream_overrides` projects,
-//!   or in `enwiki` when there are none (looking in all ~1000 wikis per miss
-//!   is not an option). An `is_part_of.identifier` filter picks the project
+//!   project has is looked up upstream in the `unfiltered_projects`, by
+//!   default the `upstream_overrides` projects, or `enwiki` when there are
+//!   none (looking in all ~1000 wikis per miss is not an option). An `is_part_of.identifier` filter picks the project
 //!   directly and needs no parse of the documents.
 //! - The `{name}` comes from the raw request path (after `/v2/articles/`),
 //!   percent-decoded exactly once by the core.
@@ -688,6 +689,7 @@ mod tests {
     fn stale_copies_are_refetched_unless_backing_off() {
         let config = Config {
             overrides: Default::default(),
+            unfiltered: Vec::new(),
             max_age: 100,
             timeout: std::time::Duration::from_millis(10),
             revertrisk_url: None,
