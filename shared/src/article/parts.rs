@@ -176,8 +176,7 @@ pub fn images(wikitext: &str, site: &str, loc: &Localisation) -> Vec<Image> {
         }
         // The caption is the last parameter that is not an option.
         let caption = params
-            .filter(|o| !is_image_option(o))
-            .next_back()
+            .rfind(|o| !is_image_option(o))
             .map(|c| plain_text(c, loc))
             .filter(|c| !c.is_empty());
         out.push(Image {
