@@ -12,4 +12,5 @@ pub mod import_wme;
 pub mod progress;
 pub mod sample;
 pub mod snapshot;
+pub mod snapshot_structured;
 pub mod store_file;

@@ -32,22 +32,28 @@
 //!   then fails (its length no longer matches), and the client retries.
 //! - The tar entry's mtime is the newest article `date_modified`, and gzip
 //!   headers carry no time, so equal content gives equal bytes.
+//! - Next to each article snapshot the same two passes build its
+//!   structured-contents snapshot (same identifier, every line the
+//!   article's structured contents, no chunks; see
+//!   [`crate::snapshot_structured`]), so `/v2/snapshots/structured-contents`
+//!   serves what `/v2/structured-contents/{name}` would for each article.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, bail};
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use rusqlite::{Connection, params};
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
-use wikiedge_core::snapshot::{
-    self as core, Blob, Chunk, INDEX_KEY, Record, Ref, Size, Snapshot, TAR_TRAILER,
-};
+use wikiedge_core::snapshot::{self as core, Blob, Chunk, Record, Ref, Size, Snapshot};
+
+use crate::snapshot_structured::{Flavor, structured_line};
+
+mod parts;
+mod plan;
+
+use parts::*;
+use plan::*;
 
 /// The key-value store every component opens.
 const STORE: &str = "default";
@@ -109,6 +115,9 @@ pub struct Summary {
     pub deleted_parts: u64,
     /// Wall time.
     pub elapsed: Duration,
+    /// The structured-contents snapshot built next to it (article
+    /// snapshots only).
+    pub structured: Option<Box<Summary>>,
 }
 
 impl Summary {
@@ -134,37 +143,12 @@ impl std::fmt::Display for Summary {
             self.deleted_parts,
             self.elapsed.as_secs_f64(),
             self.pages_per_sec(),
-        )
+        )?;
+        if let Some(structured) = &self.structured {
+            write!(f, "; structured contents: {structured}")?;
+        }
+        Ok(())
     }
-}
-
-/// The few article fields a build looks at.
-#[derive(Deserialize)]
-struct Head {
-    namespace: Option<Ref<i64>>,
-    in_language: Option<Ref<String>>,
-    date_modified: Option<String>,
-}
-
-/// One chunk as pass 1 plans it.
-struct PlannedChunk {
-    articles: u64,
-    bytes: u64,
-    hasher: Sha256,
-}
-
-/// What pass 1 learns.
-struct Plan {
-    articles: u64,
-    bytes: u64,
-    version: String,
-    chunks: Vec<(u64, u64, String)>,
-    language: String,
-    mtime: u64,
-}
-
-fn hex32(digest: &[u8]) -> String {
-    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 fn open_db(args: &SnapshotArgs) -> Result<Connection> {
@@ -178,237 +162,6 @@ fn open_db(args: &SnapshotArgs) -> Result<Connection> {
     crate::store_file::open(&path)
 }
 
-/// The upper bound of a key prefix range: the prefix with its last byte
-/// incremented (every prefix here ends in ASCII `:` or `_`).
-fn prefix_end(prefix: &str) -> String {
-    let mut bytes = prefix.as_bytes().to_vec();
-    if let Some(last) = bytes.last_mut() {
-        *last += 1;
-    }
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
-/// Streams the project's stored articles of one namespace, in key order,
-/// as NDJSON lines (without the newline) with their parsed head.
-fn for_each_article(
-    conn: &Connection,
-    args: &SnapshotArgs,
-    mut f: impl FnMut(&[u8], &Head) -> Result<()>,
-) -> Result<()> {
-    let prefix = format!("article:{}:", args.project);
-    let mut stmt = conn.prepare(
-        "SELECT key, value FROM spin_key_value WHERE store = ?1 AND key >= ?2 AND key < ?3 \
-         ORDER BY key",
-    )?;
-    let mut rows = stmt.query(params![STORE, prefix, prefix_end(&prefix)])?;
-    while let Some(row) = rows.next()? {
-        let value = row.get_ref(1)?.as_blob()?;
-        let head: Head = match serde_json::from_slice(value) {
-            Ok(head) => head,
-            Err(e) => {
-                let key: String = row.get(0)?;
-                tracing::warn!("snapshot: skipping unreadable article {key}: {e}");
-                continue;
-            }
-        };
-        if head.namespace.as_ref().map(|n| n.identifier) != Some(args.namespace) {
-            continue;
-        }
-        if value.contains(&b'\n') {
-            // Stored JSON is compact; re-serialise anything that is not.
-            let doc: serde_json::Value = serde_json::from_slice(value)?;
-            f(&serde_json::to_vec(&doc)?, &head)?;
-        } else {
-            f(value, &head)?;
-        }
-    }
-    Ok(())
-}
-
-/// Pass 1: sizes, chunk boundaries and hashes.
-fn plan(conn: &Connection, args: &SnapshotArgs, identifier: &str) -> Result<Plan> {
-    let mut whole = Sha256::new();
-    whole.update(FORMAT);
-    whole.update(identifier);
-    whole.update(args.chunk_size.to_le_bytes());
-    whole.update(args.part_size.to_le_bytes());
-    let mut chunks: Vec<PlannedChunk> = Vec::new();
-    let (mut articles, mut bytes, mut mtime) = (0u64, 0u64, 0u64);
-    let mut language = String::new();
-    let progress = Progress::new(args.progress, "pass 1/2 (plan)");
-    for_each_article(conn, args, |line, head| {
-        let len = line.len() as u64 + 1;
-        let start_new = chunks
-            .last()
-            .is_none_or(|c| c.bytes > 0 && c.bytes + len > args.chunk_size);
-        if start_new {
-            let mut hasher = Sha256::new();
-            hasher.update(FORMAT);
-            hasher.update(core::chunk_identifier(identifier, chunks.len()));
-            chunks.push(PlannedChunk {
-                articles: 0,
-                bytes: 0,
-                hasher,
-            });
-        }
-        if let Some(chunk) = chunks.last_mut() {
-            chunk.articles += 1;
-            chunk.bytes += len;
-            chunk.hasher.update(line);
-            chunk.hasher.update(b"\n");
-        }
-        whole.update(line);
-        whole.update(b"\n");
-        articles += 1;
-        bytes += len;
-        if language.is_empty()
-            && let Some(lang) = &head.in_language
-        {
-            language = lang.identifier.clone();
-        }
-        if let Some(t) = head.date_modified.as_deref().and_then(core::parse_rfc3339) {
-            mtime = mtime.max(t.max(0) as u64);
-        }
-        progress.tick(articles, bytes);
-        Ok(())
-    })?;
-    progress.done(articles, bytes);
-    // The tar mtime and the part size change the stored bytes and their
-    // layout: they belong in every version.
-    whole.update(mtime.to_le_bytes());
-    for chunk in &mut chunks {
-        chunk.hasher.update(mtime.to_le_bytes());
-        chunk.hasher.update(args.part_size.to_le_bytes());
-    }
-    Ok(Plan {
-        articles,
-        bytes,
-        version: hex32(&whole.finalize()),
-        chunks: chunks
-            .into_iter()
-            .map(|c| (c.articles, c.bytes, hex32(&c.hasher.finalize())))
-            .collect(),
-        language,
-        mtime,
-    })
-}
-
-/// Where finished parts go.
-enum PartOut {
-    /// Written at once.
-    Db(Rc<Connection>),
-    /// Handed to the thread that writes (one SQLite writer: two would wait
-    /// on each other's locks).
-    Channel(std::sync::mpsc::Sender<(String, Vec<u8>)>),
-}
-
-/// Collects written bytes into parts of `part_size` and stores each as it
-/// fills up.
-struct PartSink {
-    out: PartOut,
-    identifier: String,
-    version: String,
-    part_size: usize,
-    buf: Vec<u8>,
-    parts: u64,
-    bytes: u64,
-}
-
-impl PartSink {
-    fn new(out: PartOut, identifier: String, version: String, part_size: u64) -> Self {
-        let part_size = part_size.max(1) as usize;
-        PartSink {
-            out,
-            identifier,
-            version,
-            part_size,
-            buf: Vec::with_capacity(part_size),
-            parts: 0,
-            bytes: 0,
-        }
-    }
-
-    fn store_part(&mut self) -> std::io::Result<()> {
-        let key = core::part_key(&self.identifier, &self.version, self.parts);
-        match &self.out {
-            PartOut::Db(conn) => {
-                set(conn, &key, &self.buf).map_err(std::io::Error::other)?;
-                self.buf.clear();
-            }
-            PartOut::Channel(tx) => {
-                let part = std::mem::replace(&mut self.buf, Vec::with_capacity(self.part_size));
-                tx.send((key, part))
-                    .map_err(|_| std::io::Error::other("the part writer stopped"))?;
-            }
-        }
-        self.parts += 1;
-        Ok(())
-    }
-
-    /// Stores the last part and says where the bytes are.
-    fn finish(mut self) -> std::io::Result<Blob> {
-        if !self.buf.is_empty() || self.parts == 0 {
-            self.store_part()?;
-        }
-        Ok(Blob {
-            bytes: self.bytes,
-            part_size: self.part_size as u64,
-            parts: self.parts,
-        })
-    }
-}
-
-impl Write for PartSink {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let n = data.len().min(self.part_size - self.buf.len());
-        self.buf.extend_from_slice(&data[..n]);
-        self.bytes += n as u64;
-        if self.buf.len() == self.part_size {
-            self.store_part()?;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// A tar.gz of one NDJSON file being written.
-struct TarGz {
-    gz: GzEncoder<PartSink>,
-    size: u64,
-}
-
-impl TarGz {
-    fn start(sink: PartSink, name: &str, size: u64, mtime: u64) -> Result<Self> {
-        let mut gz = GzEncoder::new(sink, Compression::default());
-        gz.write_all(&core::tar_header(name, size, mtime))?;
-        Ok(TarGz { gz, size })
-    }
-
-    fn line(&mut self, line: &[u8]) -> Result<()> {
-        self.gz.write_all(line)?;
-        self.gz.write_all(b"\n")?;
-        Ok(())
-    }
-
-    fn finish(mut self) -> Result<Blob> {
-        let padding = core::tar_padding(self.size) as usize;
-        self.gz.write_all(&TAR_TRAILER[..padding])?;
-        self.gz.write_all(&TAR_TRAILER)?;
-        Ok(self.gz.finish()?.finish()?)
-    }
-}
-
-fn get(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
-    crate::store_file::get(conn, STORE, key)
-}
-
-fn set(conn: &Connection, key: &str, value: &[u8]) -> Result<()> {
-    crate::store_file::set(conn, STORE, key, value)
-}
-
 /// Lines in flight to the thread compressing the whole file.
 const LINES_IN_FLIGHT: usize = 64;
 
@@ -419,6 +172,7 @@ fn write_parts(
     reader: &Connection,
     writer: Rc<Connection>,
     args: &SnapshotArgs,
+    flavor: Flavor,
     identifier: &str,
     plan: &Plan,
 ) -> Result<(Blob, Vec<Blob>)> {
@@ -429,7 +183,7 @@ fn write_parts(
         let whole = scope.spawn(move || -> Result<Blob> {
             let sink = PartSink::new(
                 PartOut::Channel(parts_tx),
-                identifier.to_string(),
+                flavor.blob_id(identifier),
                 plan.version.clone(),
                 args.part_size,
             );
@@ -440,7 +194,9 @@ fn write_parts(
             }
             tar.finish()
         });
-        let chunks = write_chunks(reader, &writer, args, identifier, plan, tx, &parts_rx);
+        let chunks = write_chunks(
+            reader, &writer, args, flavor, identifier, plan, tx, &parts_rx,
+        );
         // The thread hangs up when done; store what it still sends.
         let mut drained = Ok(());
         for (key, part) in parts_rx.iter() {
@@ -459,11 +215,13 @@ fn write_parts(
 }
 
 /// The chunk half of pass 2: every line goes to `whole` and to the current
-/// chunk's tar.gz.
+/// chunk's tar.gz (when the flavor has chunks).
+#[allow(clippy::too_many_arguments)]
 fn write_chunks(
     reader: &Connection,
     writer: &Rc<Connection>,
     args: &SnapshotArgs,
+    flavor: Flavor,
     identifier: &str,
     plan: &Plan,
     whole: std::sync::mpsc::SyncSender<Vec<u8>>,
@@ -473,8 +231,8 @@ fn write_chunks(
     let mut current: Option<(TarGz, u64)> = None;
     let (mut articles, mut bytes) = (0u64, 0u64);
     let progress = Progress::new(args.progress, "pass 2/2 (write)");
-    for_each_article(reader, args, |line, _| {
-        if current.is_none() {
+    for_each_article(reader, args, flavor, |line, _| {
+        if current.is_none() && flavor.chunked() {
             let n = blobs.len();
             let Some((count, size, version)) = plan.chunks.get(n) else {
                 bail!("the article store changed during the build");
@@ -514,17 +272,24 @@ fn write_chunks(
 
 /// Deletes every part of this snapshot and its chunks whose
 /// `(identifier, version)` is not current. Returns how many.
-fn delete_stale_parts(conn: &Connection, identifier: &str, record: &Record) -> Result<u64> {
+fn delete_stale_parts(
+    conn: &Connection,
+    flavor: Flavor,
+    identifier: &str,
+    record: &Record,
+) -> Result<u64> {
+    let blob_id = flavor.blob_id(identifier);
     let mut keep: BTreeSet<(String, String)> = BTreeSet::new();
-    keep.insert((identifier.to_string(), record.meta.version.clone()));
+    keep.insert((blob_id.clone(), record.meta.version.clone()));
     for chunk in &record.chunks {
         keep.insert((chunk.meta.identifier.clone(), chunk.meta.version.clone()));
     }
     let mut stale = Vec::new();
-    for prefix in [
-        format!("snapshot-blob:{identifier}:"),
-        format!("snapshot-blob:{identifier}_chunk_"),
-    ] {
+    let mut prefixes = vec![format!("snapshot-blob:{blob_id}:")];
+    if flavor.chunked() {
+        prefixes.push(format!("snapshot-blob:{identifier}_chunk_"));
+    }
+    for prefix in prefixes {
         let mut stmt = conn.prepare(
             "SELECT key FROM spin_key_value WHERE store = ?1 AND key >= ?2 AND key < ?3",
         )?;
@@ -556,27 +321,39 @@ fn delete_stale_parts(conn: &Connection, identifier: &str, record: &Record) -> R
 }
 
 /// Adds an identifier to the snapshot list, if it is not there yet.
-fn add_to_index(conn: &Connection, identifier: &str) -> Result<()> {
-    let mut ids: BTreeSet<String> = get(conn, INDEX_KEY)?
+fn add_to_index(conn: &Connection, flavor: Flavor, identifier: &str) -> Result<()> {
+    let key = flavor.index_key();
+    let mut ids: BTreeSet<String> = get(conn, key)?
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
     if ids.insert(identifier.to_string()) {
-        set(conn, INDEX_KEY, &serde_json::to_vec(&ids)?)?;
+        set(conn, key, &serde_json::to_vec(&ids)?)?;
     }
     Ok(())
 }
 
-/// Builds (or confirms) the snapshot of one project namespace.
+/// Builds (or confirms) the snapshot of one project namespace and, next to
+/// it, its structured-contents snapshot.
 pub fn run(args: SnapshotArgs) -> Result<Summary> {
+    let mut summary = build(&args, Flavor::Articles)?;
+    summary.structured = Some(Box::new(build(&args, Flavor::Structured)?));
+    if args.progress {
+        tracing::info!("snapshot: {summary}");
+    }
+    Ok(summary)
+}
+
+/// Builds (or confirms) one flavor of the snapshot of a project namespace.
+fn build(args: &SnapshotArgs, flavor: Flavor) -> Result<Summary> {
     let started = Instant::now();
     if args.chunk_size == 0 || args.part_size == 0 {
         bail!("--chunk-size and the part size must be positive");
     }
     let identifier = core::identifier(&args.project, args.namespace);
-    let reader = open_db(&args)?;
-    let writer = Rc::new(open_db(&args)?);
+    let reader = open_db(args)?;
+    let writer = Rc::new(open_db(args)?);
     reader.execute_batch("BEGIN")?;
-    let plan = plan(&reader, &args, &identifier)?;
+    let plan = plan(&reader, args, flavor, &identifier)?;
     if plan.articles == 0 {
         reader.execute_batch("COMMIT")?;
         bail!(
@@ -585,7 +362,7 @@ pub fn run(args: SnapshotArgs) -> Result<Summary> {
             args.namespace
         );
     }
-    let existing: Option<Record> = get(&writer, &core::record_key(&identifier))?
+    let existing: Option<Record> = get(&writer, &flavor.record_key(&identifier))?
         .and_then(|bytes| serde_json::from_slice(&bytes).ok());
     let mut summary = Summary {
         identifier: identifier.clone(),
@@ -597,6 +374,7 @@ pub fn run(args: SnapshotArgs) -> Result<Summary> {
         chunks: plan.chunks.len(),
         deleted_parts: 0,
         elapsed: Duration::ZERO,
+        structured: None,
     };
     let record = match existing {
         Some(record) if record.meta.version == plan.version => {
@@ -605,7 +383,7 @@ pub fn run(args: SnapshotArgs) -> Result<Summary> {
         }
         _ => {
             let (blob, chunk_blobs) =
-                write_parts(&reader, writer.clone(), &args, &identifier, &plan)?;
+                write_parts(&reader, writer.clone(), args, flavor, &identifier, &plan)?;
             reader.execute_batch("COMMIT")?;
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -651,20 +429,17 @@ pub fn run(args: SnapshotArgs) -> Result<Summary> {
             // The switch: one write, after every part is stored.
             set(
                 &writer,
-                &core::record_key(&identifier),
+                &flavor.record_key(&identifier),
                 &serde_json::to_vec(&record)?,
             )?;
-            add_to_index(&writer, &identifier)?;
+            add_to_index(&writer, flavor, &identifier)?;
             summary.written = true;
             record
         }
     };
     summary.tar_gz_bytes = record.blob.bytes;
-    summary.deleted_parts = delete_stale_parts(&writer, &identifier, &record)?;
+    summary.deleted_parts = delete_stale_parts(&writer, flavor, &identifier, &record)?;
     summary.elapsed = started.elapsed();
-    if args.progress {
-        tracing::info!("snapshot: {summary}");
-    }
     Ok(summary)
 }
 
@@ -698,37 +473,5 @@ impl Progress {
 
     fn done(&self, articles: u64, bytes: u64) {
         self.inner.finish(self.line(articles, bytes));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefix_ranges_end_just_after_the_prefix() {
-        assert_eq!(prefix_end("article:enwiki:"), "article:enwiki;");
-        assert_eq!(
-            prefix_end("snapshot-blob:x_chunk_"),
-            "snapshot-blob:x_chunk`"
-        );
-    }
-
-    #[test]
-    fn part_sinks_split_at_the_part_size() -> Result<()> {
-        let dir = tempfile::tempdir()?;
-        let conn = Connection::open(dir.path().join("kv.db"))?;
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS spin_key_value (store TEXT NOT NULL, key TEXT NOT NULL, \
-             value BLOB NOT NULL, PRIMARY KEY (store, key))",
-            [],
-        )?;
-        let conn = Rc::new(conn);
-        let mut sink = PartSink::new(PartOut::Db(conn.clone()), "s".into(), "v".into(), 4);
-        sink.write_all(b"abcdefghij")?;
-        let blob = sink.finish()?;
-        assert_eq!((blob.bytes, blob.parts, blob.part_size), (10, 3, 4));
-        assert_eq!(get(&conn, "snapshot-blob:s:v:2")?, Some(b"ij".to_vec()));
-        Ok(())
     }
 }

@@ -18,6 +18,15 @@
 //!   download marker: `admitted` once a download of that version was
 //!   counted against the account's quota this month (or `pending:{ms}`
 //!   while the first request is being decided).
+//!
+//! Structured-contents snapshots (`/v2/snapshots/structured-contents`)
+//! share the identifier of the article snapshot they are built next to
+//! (`enwiki_namespace_0`, as WME names them) and have no chunks. Their
+//! record is `structured-snapshot:{identifier}`, their list
+//! `structured-snapshot-index`, and their bytes and download markers use
+//! the blob id [`structured_blob_id`] (`structured-contents_{identifier}`)
+//! where an article snapshot uses its identifier, so the two never share
+//! a key.
 
 use serde::{Deserialize, Serialize};
 
@@ -140,6 +149,20 @@ pub fn chunk_identifier(snapshot: &str, n: usize) -> String {
 /// The key of a snapshot's record.
 pub fn record_key(identifier: &str) -> String {
     format!("snapshot:{identifier}")
+}
+
+/// The key of the structured-contents snapshot list.
+pub const STRUCTURED_INDEX_KEY: &str = "structured-snapshot-index";
+
+/// The key of a structured-contents snapshot's record.
+pub fn structured_record_key(identifier: &str) -> String {
+    format!("structured-snapshot:{identifier}")
+}
+
+/// The id under which a structured-contents snapshot's parts and download
+/// markers are stored (in place of the identifier an article snapshot uses).
+pub fn structured_blob_id(identifier: &str) -> String {
+    format!("structured-contents_{identifier}")
 }
 
 /// The key of part `n` of a tar.gz.

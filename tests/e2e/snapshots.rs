@@ -424,6 +424,126 @@ fn the_monthly_snapshot_cap_returns_429_with_retry_after() -> Result<()> {
 }
 
 #[test]
+fn structured_contents_snapshots_are_built_next_to_each_snapshot_and_served_like_it() -> Result<()>
+{
+    let Some((state, summary, host)) = app(PLANS)? else {
+        return Ok(());
+    };
+    let sc = summary
+        .structured
+        .as_deref()
+        .context("a structured build")?;
+    assert!(sc.written, "{sc}");
+    assert_eq!(sc.identifier, ID);
+    assert_eq!(sc.articles, summary.articles);
+    assert_eq!(sc.chunks, 0, "no chunks, as WME's");
+    assert_ne!(sc.version, summary.version);
+    assert_eq!(sc.version.len(), 32);
+
+    let auth = bearer(&host, "structured", "user")?;
+    let a = [("authorization", auth.as_str())];
+
+    // Metadata: GET and POST, fields and filters, a JSON 404.
+    let list = get(&host.url("/v2/snapshots/structured-contents"), &a)?;
+    assert_eq!(list.status, 200, "{}", list.text());
+    let list = list.json()?;
+    let item = &list[0];
+    assert_eq!(item["identifier"], ID);
+    assert_eq!(item["version"], sc.version.as_str());
+    assert_eq!(item["is_part_of"]["identifier"], "enwiki");
+    assert_eq!(item["namespace"]["identifier"], 0);
+    assert!(item.get("chunks").is_none(), "{item}");
+    let url = host.url("/v2/snapshots/structured-contents/");
+    let filter = json!({"filters": [{"field": "is_part_of.identifier", "value": "dewiki"}]});
+    let none = post(&url, &a, filter.to_string().as_bytes())?;
+    assert_eq!(none.json()?, json!([]));
+    let one = post(
+        &host.url(&format!("/v2/snapshots/structured-contents/{ID}")),
+        &a,
+        json!({"fields": ["identifier", "version"]})
+            .to_string()
+            .as_bytes(),
+    )?;
+    assert_eq!(
+        one.json()?,
+        json!({"identifier": ID, "version": sc.version})
+    );
+    let missing = get(
+        &host.url("/v2/snapshots/structured-contents/nowiki_namespace_0"),
+        &a,
+    )?;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()?["status"], 404);
+
+    // HEAD: free, and describes the file.
+    let path = format!("/v2/snapshots/structured-contents/{ID}/download");
+    let head = request("HEAD", &host.url(&path), &a, None)?;
+    assert_eq!(head.status, 200);
+    let len: u64 = head.header("content-length").context("length")?.parse()?;
+    assert_eq!(len, sc.tar_gz_bytes);
+    assert_eq!(
+        head.header("etag"),
+        Some(format!("\"{}\"", sc.version).as_str())
+    );
+    assert!(
+        head.header("last-modified")
+            .is_some_and(|d| httpdate::parse_http_date(d).is_ok())
+    );
+    assert_eq!(head.header("accept-ranges"), Some("bytes"));
+    assert_eq!(used(&host, &auth, "snapshot")?, 0, "HEAD is free");
+
+    // The whole file, then parallel ranges of it: one unit.
+    let whole = get(&host.url(&path), &a)?;
+    assert_eq!(whole.status, 200, "{}", whole.text());
+    assert_eq!(whole.body.len() as u64, len);
+    assert_eq!(used(&host, &auth, "snapshot")?, 1);
+    let joined = parallel_download(&host, &path, &auth, len, 5)?;
+    assert!(
+        joined == whole.body,
+        "ranged bytes differ from the whole file"
+    );
+    let beyond = range(&host, &path, &auth, &format!("bytes={len}-"))?;
+    assert_eq!(beyond.status, 416);
+    assert_eq!(
+        used(&host, &auth, "snapshot")?,
+        1,
+        "ranges of a counted download are free"
+    );
+
+    // It holds every article's structured contents, as On-demand serves them.
+    let files = untar(&whole.body)?;
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].0, format!("{ID}.ndjson"));
+    let docs: Vec<Value> = std::str::from_utf8(&files[0].1)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(docs.len() as u64, sc.articles);
+    assert!(docs.iter().all(|d| d.get("article_body").is_none()));
+    assert!(docs.iter().filter(|d| d.get("sections").is_some()).count() > 100);
+    let anarchism = docs
+        .iter()
+        .find(|d| d["name"] == "Anarchism")
+        .context("Anarchism")?;
+    let served = get(&host.url("/v2/structured-contents/Anarchism"), &a)?;
+    assert_eq!(served.status, 200, "{}", served.text());
+    assert_eq!(&served.json()?[0], anarchism);
+
+    // The article snapshot of the same identifier is a download of its own.
+    let article = get(&host.url(&format!("/v2/snapshots/{ID}/download")), &a)?;
+    assert_eq!(article.status, 200);
+    assert_ne!(article.body, whole.body);
+    assert_eq!(used(&host, &auth, "snapshot")?, 2);
+
+    // Rebuilding unchanged content leaves both untouched.
+    let again = build(snapshot_args(&state, CHUNK_SIZE))?;
+    let sc_again = again.structured.as_deref().context("structured")?;
+    assert!(!again.written && !sc_again.written, "{again}");
+    assert_eq!(sc_again.version, sc.version);
+    Ok(())
+}
+
+#[test]
 fn rebuilding_unchanged_content_keeps_the_version_and_writes_nothing() -> Result<()> {
     let Some((state, first)) = build_sample(CHUNK_SIZE)? else {
         return Ok(());

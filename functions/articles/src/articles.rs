@@ -6,7 +6,8 @@
 //!    (`article-projects:{Title}`), plus, with an `in_language.identifier`
 //!    filter, every open project of that language (fetched from its own
 //!    upstream on a miss); else, for a title nobody has cached, the
-//!    projects of `upstream_overrides` (or `enwiki`).
+//!    `unfiltered_projects` (default: the projects of `upstream_overrides`,
+//!    or `enwiki`).
 //! 2. Read the index (one key-value get) for revisions and fetch times.
 //! 3. A conditional request (`If-None-Match`) whose ETag matches a copy
 //!    known from the index alone (no refresh due) gets 304 without
@@ -37,9 +38,9 @@
 //!   behalf). Validation errors before that are free and unmetered; a 304 is
 //!   free and unmetered (nothing was served).
 //! - The title index lists the projects that have a title; a title no
-//!   project has is looked up upstream in the `upstream_overrides` projects,
-//!   or in `enwiki` when there are none (looking in all ~1000 wikis per miss
-//!   is not an option). An `is_part_of.identifier` filter picks the project
+//!   project has is looked up upstream in the `unfiltered_projects`, by
+//!   default the `upstream_overrides` projects, or `enwiki` when there are
+//!   none (looking in all ~1000 wikis per miss is not an option). An `is_part_of.identifier` filter picks the project
 //!   directly and needs no parse of the documents.
 //! - The `{name}` comes from the raw request path (after `/v2/articles/`),
 //!   percent-decoded exactly once by the core.
@@ -647,62 +648,4 @@ async fn finish_error(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn if_none_match_lists_and_weak_tags_match() {
-        assert!(etag_matches("\"1\"", "\"1\""));
-        assert!(etag_matches("W/\"1\", \"2\"", "\"2\""));
-        assert!(!etag_matches("*", "\"7\""));
-        assert!(is_wildcard("*") && is_wildcard("\"1\", *") && !is_wildcard("\"*\""));
-        assert!(!etag_matches("\"1\"", "\"1-2\""));
-    }
-
-    #[test]
-    fn documents_join_as_array_or_ndjson() {
-        let docs = vec![b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec()];
-        assert_eq!(join_documents(&docs, false), b"[{\"a\":1},{\"b\":2}]");
-        assert_eq!(join_documents(&docs, true), b"{\"a\":1}\n{\"b\":2}\n");
-    }
-
-    #[test]
-    fn project_filters_select_projects_and_others_stay_document_filters() {
-        let request = |body: &str| ArticlesRequest::from_json(body.as_bytes()).expect("valid");
-        let (project, rest) = split_filters(&request(
-            r#"{"filters": [{"field": "is_part_of.identifier", "value": "dewiki"},
-                            {"field": "in_language.identifier", "value": "de"}]}"#,
-        ));
-        assert_eq!(project, Some(Some("dewiki".to_string())));
-        assert_eq!(rest.len(), 1);
-        let (project, _) = split_filters(&request(
-            r#"{"filters": [{"field": "is_part_of.identifier", "value": "dewiki"},
-                            {"field": "is_part_of.identifier", "value": "enwiki"}]}"#,
-        ));
-        assert_eq!(project, Some(None));
-        let (project, rest) = split_filters(&request("{}"));
-        assert_eq!((project, rest.len()), (None, 0));
-    }
-
-    #[test]
-    fn stale_copies_are_refetched_unless_backing_off() {
-        let config = Config {
-            overrides: Default::default(),
-            max_age: 100,
-            timeout: std::time::Duration::from_millis(10),
-            revertrisk_url: None,
-        };
-        let entry = |fetched, retry_at| {
-            Some(Entry {
-                rev: 1,
-                fetched,
-                retry_at,
-            })
-        };
-        assert!(needs_fetch(&config, None, 1_000));
-        assert!(!needs_fetch(&config, entry(950, 0), 1_000));
-        assert!(needs_fetch(&config, entry(800, 0), 1_000));
-        assert!(!needs_fetch(&config, entry(800, 1_010), 1_000));
-        assert!(first_letter_upper("enwiki") && !first_letter_upper("enwiktionary"));
-    }
-}
+mod tests;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use wikiedge_fn::config::{cached, number, upstream_overrides, variable};
 
-/// The project used for an uncached title when neither a project filter nor
-/// `upstream_overrides` says where to look.
+/// The project used for an uncached title when neither a project filter,
+/// `unfiltered_projects` nor `upstream_overrides` says where to look.
 const DEFAULT_PROJECT: &str = "enwiki";
 
 /// The variables of the articles component.
@@ -16,6 +16,9 @@ const DEFAULT_PROJECT: &str = "enwiki";
 pub struct Config {
     /// Project id -> upstream base URL, from `upstream_overrides`.
     pub overrides: BTreeMap<String, String>,
+    /// The projects an unfiltered miss looks in (`unfiltered_projects`,
+    /// comma-separated); empty: see [`Config::default_projects`].
+    pub unfiltered: Vec<String>,
     /// Seconds a cached article is fresh (`article_max_age`).
     pub max_age: u64,
     /// The time bound of one upstream fetch (`upstream_timeout_ms`).
@@ -26,11 +29,14 @@ pub struct Config {
 }
 
 impl Config {
-    /// The projects tried for a title no store entry knows: the overridden
+    /// The projects tried for a title no store entry knows and no filter
+    /// narrows: `unfiltered_projects` when set, else the overridden
     /// projects when overrides are set (an operator pointed us at them),
     /// else `enwiki`.
     pub fn default_projects(&self) -> Vec<String> {
-        if self.overrides.is_empty() {
+        if !self.unfiltered.is_empty() {
+            self.unfiltered.clone()
+        } else if self.overrides.is_empty() {
             vec![DEFAULT_PROJECT.to_string()]
         } else {
             self.overrides.keys().cloned().collect()
@@ -44,6 +50,17 @@ impl Config {
     }
 }
 
+/// A comma-separated list of project ids, blanks dropped.
+fn project_list(value: Option<String>) -> Vec<String> {
+    value
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 static CONFIG: OnceLock<Config> = OnceLock::new();
 
 /// The configuration, read on first use. Malformed values are logged and
@@ -52,6 +69,7 @@ pub async fn config() -> &'static Config {
     cached(&CONFIG, async {
         Config {
             overrides: upstream_overrides().await,
+            unfiltered: project_list(variable("unfiltered_projects").await),
             max_age: number(variable("article_max_age").await, 86_400),
             timeout: Duration::from_millis(number(variable("upstream_timeout_ms").await, 5_000)),
             revertrisk_url: variable("revertrisk_url")
@@ -61,4 +79,35 @@ pub async fn config() -> &'static Config {
         }
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(unfiltered: &str, overrides: &[&str]) -> Config {
+        Config {
+            overrides: overrides
+                .iter()
+                .map(|p| (p.to_string(), "http://127.0.0.1:1".to_string()))
+                .collect(),
+            unfiltered: project_list(Some(unfiltered.to_string())),
+            max_age: 1,
+            timeout: Duration::from_millis(1),
+            revertrisk_url: None,
+        }
+    }
+
+    #[test]
+    fn unfiltered_projects_come_first_then_overrides_then_enwiki() {
+        assert_eq!(
+            config(" dewiki, ,frwiki ", &["enwiki"]).default_projects(),
+            ["dewiki", "frwiki"]
+        );
+        assert_eq!(
+            config("", &["simplewiki"]).default_projects(),
+            ["simplewiki"]
+        );
+        assert_eq!(config("", &[]).default_projects(), ["enwiki"]);
+    }
 }

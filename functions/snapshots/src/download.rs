@@ -1,5 +1,6 @@
-//! `GET|HEAD /v2/snapshots/{id}/download` and
-//! `GET|HEAD /v2/snapshots/{id}/chunks/{chunk}/download`.
+//! `GET|HEAD /v2/snapshots/{id}/download`,
+//! `GET|HEAD /v2/snapshots/{id}/chunks/{chunk}/download` and
+//! `GET|HEAD /v2/snapshots/structured-contents/{id}/download`.
 //!
 //! - Headers: `Accept-Ranges: bytes`, `Content-Length`, `ETag` (the quoted
 //!   version), `Last-Modified` (the version's `date_modified`),
@@ -18,6 +19,11 @@
 //!   same way and answered `307` to `{base}/{identifier}/{version}.tar.gz`
 //!   (an object store or CDN serves the bytes); HEAD answers the same 307.
 //! - The body streams part by part from key-value (`respond`).
+//! - A structured-contents snapshot is the same in every respect; its parts
+//!   and download marker are keyed by its blob id
+//!   (`structured-contents_{id}`), so it is counted apart from the article
+//!   snapshot of the same identifier (one unit each), and a redirect goes to
+//!   `{base}/structured-contents_{id}/{version}.tar.gz`.
 
 use std::sync::OnceLock;
 
@@ -25,7 +31,7 @@ use wikiedge_core::Error;
 use wikiedge_core::quota::Month;
 use wikiedge_core::snapshot::{
     Blob, RangeRequest, download_name, http_date, marker_key, parse_range, parse_rfc3339,
-    part_slices,
+    part_slices, structured_blob_id,
 };
 
 use crate::SNAPSHOT;
@@ -44,6 +50,8 @@ pub struct Target<'a> {
     pub snapshot: &'a str,
     /// A chunk of it, or the whole file.
     pub chunk: Option<&'a str>,
+    /// The structured-contents snapshot of that identifier.
+    pub structured: bool,
 }
 
 /// The request facts a download needs.
@@ -74,6 +82,8 @@ async fn redirect_base() -> &'static str {
 /// The file being downloaded, resolved from its record.
 struct File {
     identifier: String,
+    /// What its parts and download marker are keyed by.
+    blob_id: String,
     version: String,
     date_modified: String,
     blob: Blob,
@@ -82,9 +92,21 @@ struct File {
 
 async fn resolve(target: Target<'_>) -> Result<File, Error> {
     let kv = store::open().await?;
+    if target.structured {
+        let record = store::structured_record(&kv, target.snapshot).await?;
+        return Ok(File {
+            blob_id: structured_blob_id(&record.meta.identifier),
+            identifier: record.meta.identifier,
+            version: record.meta.version,
+            date_modified: record.meta.date_modified,
+            blob: record.blob,
+            product: "snapshot",
+        });
+    }
     let record = store::record(&kv, target.snapshot).await?;
     Ok(match target.chunk {
         None => File {
+            blob_id: record.meta.identifier.clone(),
             identifier: record.meta.identifier,
             version: record.meta.version,
             date_modified: record.meta.date_modified,
@@ -99,6 +121,7 @@ async fn resolve(target: Target<'_>) -> Result<File, Error> {
                 ))
             })?;
             File {
+                blob_id: chunk.meta.identifier.clone(),
                 identifier: chunk.meta.identifier.clone(),
                 version: chunk.meta.version.clone(),
                 date_modified: chunk.meta.date_modified.clone(),
@@ -161,7 +184,7 @@ pub async fn serve(principal: &Principal, target: Target<'_>, ask: Ask) -> Reply
         .header("content-range", format!("bytes */{len}"))
         .rate_limit(decision.as_ref());
     }
-    let location = format!("{base}/{}/{}.tar.gz", file.identifier, file.version);
+    let location = format!("{base}/{}/{}.tar.gz", file.blob_id, file.version);
     if ask.head {
         let reply = if base.is_empty() {
             describe(empty(200), &file)
@@ -193,7 +216,7 @@ pub async fn serve(principal: &Principal, target: Target<'_>, ask: Ask) -> Reply
 
     // Count the download once per account, version and month.
     let month = Month::from_unix((store::now_ms() / 1000) as i64);
-    let key = marker_key(&principal.account, &file.identifier, &file.version, month);
+    let key = marker_key(&principal.account, &file.blob_id, &file.version, month);
     let decision = match store::claim(&key).await {
         Err(err) => return gate::unmetered_error(principal, SNAPSHOT, &err).await,
         Ok(Claim::Counted) => gate::peek(principal, file.product).await,
@@ -234,7 +257,7 @@ pub async fn serve(principal: &Principal, target: Target<'_>, ask: Ask) -> Reply
             reply = reply.header("content-range", format!("bytes {start}-{end}/{len}"));
         }
         reply.body = Payload::Parts {
-            identifier: file.identifier.clone(),
+            identifier: file.blob_id.clone(),
             version: file.version.clone(),
             slices: if len == 0 {
                 Vec::new()

@@ -8,6 +8,11 @@
 //! - `GET|HEAD /v2/snapshots/{id}/download`,
 //!   `GET|HEAD /v2/snapshots/{id}/chunks/{chunk}/download`: the bytes, with
 //!   Range, under the `snapshot` and `chunk` quotas.
+//! - `GET|POST /v2/snapshots/structured-contents`,
+//!   `GET|POST /v2/snapshots/structured-contents/{id}`,
+//!   `GET|HEAD /v2/snapshots/structured-contents/{id}/download`: the
+//!   structured-contents snapshots, served the same way (no chunks; the
+//!   download under the `snapshot` quota).
 //!
 //! Every request is authenticated through the imported `auth` interface;
 //! downloads consume quota (`quota`) and are metered (`metering`) before
@@ -67,6 +72,9 @@ impl Route<'_> {
     }
 }
 
+/// The path segment of the structured-contents snapshots.
+const STRUCTURED: &str = "structured-contents";
+
 /// Maps a request path to its route; `None` is a 404.
 fn route(path: &str) -> Option<Route<'_>> {
     let rest = path.strip_prefix("/v2/snapshots")?;
@@ -78,8 +86,22 @@ fn route(path: &str) -> Option<Route<'_>> {
     if segments.iter().any(|s| s.is_empty()) {
         return None;
     }
-    let download = |snapshot, chunk| Route::Download(download::Target { snapshot, chunk });
+    let download = |snapshot, chunk| {
+        Route::Download(download::Target {
+            snapshot,
+            chunk,
+            structured: false,
+        })
+    };
     Some(match segments.as_slice() {
+        // Before `[id]`: no snapshot identifier is `structured-contents`.
+        [STRUCTURED] => Route::Metadata(metadata::Target::StructuredList),
+        [STRUCTURED, id] => Route::Metadata(metadata::Target::StructuredOne(id)),
+        [STRUCTURED, id, "download"] => Route::Download(download::Target {
+            snapshot: id,
+            chunk: None,
+            structured: true,
+        }),
         [id] => Route::Metadata(metadata::Target::One(id)),
         [id, "download"] => download(id, None),
         [id, "chunks"] => Route::Metadata(metadata::Target::Chunks(id)),

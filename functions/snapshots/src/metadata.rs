@@ -1,5 +1,7 @@
 //! The metadata routes: `/v2/snapshots`, `/v2/snapshots/{id}`,
-//! `/v2/snapshots/{id}/chunks` and `/v2/snapshots/{id}/chunks/{chunk}`.
+//! `/v2/snapshots/{id}/chunks`, `/v2/snapshots/{id}/chunks/{chunk}`,
+//! `/v2/snapshots/structured-contents` and
+//! `/v2/snapshots/structured-contents/{id}`.
 //!
 //! Choices: like On-demand's metadata routes they require authentication
 //! but consume no quota and are not metered; they carry the `RateLimit`
@@ -29,6 +31,10 @@ pub enum Target<'a> {
     Chunks(&'a str),
     /// One chunk.
     Chunk(&'a str, &'a str),
+    /// Every structured-contents snapshot.
+    StructuredList,
+    /// One structured-contents snapshot.
+    StructuredOne(&'a str),
 }
 
 fn value(meta: &Snapshot) -> Result<Value, Error> {
@@ -84,6 +90,18 @@ async fn answer(target: Target<'_>, request: &ArticlesRequest) -> Result<Value, 
             })?;
             project(&value(&chunk.meta)?, fields)
         }
+        Target::StructuredList => {
+            let metas: Vec<Snapshot> = store::all_structured(&kv)
+                .await?
+                .into_iter()
+                .map(|r| r.meta)
+                .collect();
+            Value::Array(list(&metas, request)?)
+        }
+        Target::StructuredOne(id) => project(
+            &value(&store::structured_record(&kv, id).await?.meta)?,
+            fields,
+        ),
     })
 }
 

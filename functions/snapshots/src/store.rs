@@ -18,7 +18,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use spin_sdk::experimental::wasi::keyvalue::store as wasi_store;
 use spin_sdk::key_value::Store;
 use wikiedge_core::Error;
-use wikiedge_core::snapshot::{INDEX_KEY, MARKER_ADMITTED, MARKER_PENDING, Record, record_key};
+use wikiedge_core::snapshot::{
+    INDEX_KEY, MARKER_ADMITTED, MARKER_PENDING, Record, STRUCTURED_INDEX_KEY, record_key,
+    structured_record_key,
+};
 use wikiedge_fn::kv::Update;
 
 /// The store every wikiedge component uses.
@@ -52,27 +55,76 @@ pub async fn open() -> Result<Store, Error> {
     Store::open_default().await.map_err(unavailable)
 }
 
+/// The two kinds of snapshot records.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Articles,
+    Structured,
+}
+
+impl Kind {
+    fn key(self, identifier: &str) -> String {
+        match self {
+            Kind::Articles => record_key(identifier),
+            Kind::Structured => structured_record_key(identifier),
+        }
+    }
+
+    fn index(self) -> &'static str {
+        match self {
+            Kind::Articles => INDEX_KEY,
+            Kind::Structured => STRUCTURED_INDEX_KEY,
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Kind::Articles => "snapshot",
+            Kind::Structured => "structured-contents snapshot",
+        }
+    }
+}
+
 /// The record of a snapshot, or `NotFound`.
 pub async fn record(store: &Store, identifier: &str) -> Result<Record, Error> {
+    read(store, Kind::Articles, identifier).await
+}
+
+/// The record of a structured-contents snapshot, or `NotFound`.
+pub async fn structured_record(store: &Store, identifier: &str) -> Result<Record, Error> {
+    read(store, Kind::Structured, identifier).await
+}
+
+async fn read(store: &Store, kind: Kind, identifier: &str) -> Result<Record, Error> {
+    let what = kind.what();
     let bytes = store
-        .get(record_key(identifier))
+        .get(kind.key(identifier))
         .await
         .map_err(unavailable)?
-        .ok_or_else(|| Error::NotFound(format!("snapshot '{identifier}' not found")))?;
+        .ok_or_else(|| Error::NotFound(format!("{what} '{identifier}' not found")))?;
     serde_json::from_slice(&bytes)
-        .map_err(|e| Error::Internal(format!("snapshot record {identifier} is corrupt: {e}")))
+        .map_err(|e| Error::Internal(format!("{what} record {identifier} is corrupt: {e}")))
 }
 
 /// Every snapshot record, in identifier order.
 pub async fn all(store: &Store) -> Result<Vec<Record>, Error> {
-    let ids: Vec<String> = match store.get(INDEX_KEY).await.map_err(unavailable)? {
+    all_of(store, Kind::Articles).await
+}
+
+/// Every structured-contents snapshot record, in identifier order.
+pub async fn all_structured(store: &Store) -> Result<Vec<Record>, Error> {
+    all_of(store, Kind::Structured).await
+}
+
+async fn all_of(store: &Store, kind: Kind) -> Result<Vec<Record>, Error> {
+    let ids: Vec<String> = match store.get(kind.index()).await.map_err(unavailable)? {
         Some(bytes) => serde_json::from_slice(&bytes)
             .map_err(|e| Error::Internal(format!("snapshot index is corrupt: {e}")))?,
         None => Vec::new(),
     };
     let mut records = Vec::with_capacity(ids.len());
     for id in ids {
-        match record(store, &id).await {
+        match read(store, kind, &id).await {
             Ok(record) => records.push(record),
             // Listed but gone: skip rather than fail the whole list.
             Err(Error::NotFound(_)) => {}

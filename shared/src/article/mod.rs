@@ -8,6 +8,7 @@
 //! - [`wikitext`]: categories, templates and redirects from wikitext.
 //! - [`plaintext`]: wikitext to plain text (abstracts, paragraphs).
 //! - [`sections`]: sections and infoboxes for structured contents.
+//! - [`parts`]: links, images, references and tables for structured contents.
 //! - [`dump`]: the streaming MediaWiki XML dump reader.
 //! - [`maintenance`]: `version.maintenance_tags`, counted as WME counts them.
 //! - [`transform`]: dump page -> article, redirect folding.
@@ -21,6 +22,7 @@ mod coverage;
 pub mod dump;
 pub mod layout;
 pub mod maintenance;
+pub mod parts;
 pub mod plaintext;
 pub mod projection;
 pub mod request;

@@ -1,6 +1,8 @@
-//! Structured contents from wikitext: sections of paragraphs, infoboxes and
-//! the `{{Short description}}` as `description`,
-//! in WME's `article_sections` and `infobox` part shapes.
+//! Structured contents from wikitext: sections of paragraphs (with their
+//! links and images), infoboxes, references, tables and the
+//! `{{Short description}}` as `description`, in WME's part shapes
+//! (docs/structured-contents.md says what is derived how; [`super::parts`]
+//! does links, images, references and tables).
 //!
 //! Sections nest by heading level: a `===` heading becomes a part of the
 //! `==` section before it. The lead section is named `Abstract`, as WME names
@@ -8,6 +10,7 @@
 //! `{name, type: "infobox", has_parts: [{type: "section", has_parts: fields}]}`
 //! with a `field` part per named parameter (`{type, name, value}`).
 
+use super::parts::{images, links, references, site_of, tables};
 use super::plaintext::{is_heading, plain_text};
 use super::schema::Article;
 use super::structured::{Part, StructuredContent};
@@ -22,6 +25,10 @@ pub struct Section {
     pub name: String,
     /// The section's paragraphs as plain text, empty ones dropped.
     pub paragraphs: Vec<String>,
+    /// The same paragraphs as wikitext (for their links).
+    pub raw_paragraphs: Vec<String>,
+    /// The section's own wikitext, sub-sections excluded (for its images).
+    pub raw: String,
 }
 
 /// Splits wikitext into flat sections by heading lines.
@@ -33,21 +40,13 @@ pub fn sections(wikitext: &str, loc: &Localisation) -> Vec<Section> {
         if let Some((level, name)) = is_heading(line) {
             let (l, n, body) =
                 std::mem::replace(&mut current, (level, plain_text(name, loc), String::new()));
-            out.push(Section {
-                level: l,
-                name: n,
-                paragraphs: paragraphs(&body, loc),
-            });
+            out.push(section(l, n, body, loc));
         } else {
             current.2.push_str(line);
         }
     }
     let (level, name, body) = current;
-    out.push(Section {
-        level,
-        name,
-        paragraphs: paragraphs(&body, loc),
-    });
+    out.push(section(level, name, body, loc));
     // A lead with nothing readable is dropped, as WME does.
     if out
         .first()
@@ -58,9 +57,20 @@ pub fn sections(wikitext: &str, loc: &Localisation) -> Vec<Section> {
     out
 }
 
+fn section(level: usize, name: String, raw: String, loc: &Localisation) -> Section {
+    let (raw_paragraphs, paragraphs) = paragraphs(&raw, loc).into_iter().unzip();
+    Section {
+        level,
+        name,
+        paragraphs,
+        raw_paragraphs,
+        raw,
+    }
+}
+
 /// Splits a section body at blank lines (outside templates and tables) and
-/// converts each paragraph to plain text.
-fn paragraphs(body: &str, loc: &Localisation) -> Vec<String> {
+/// converts each paragraph to plain text: `(wikitext, plain text)` pairs.
+fn paragraphs(body: &str, loc: &Localisation) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut i = 0;
@@ -71,29 +81,48 @@ fn paragraphs(body: &str, loc: &Localisation) -> Vec<String> {
         } else if rest.starts_with("{|") {
             i = matching(body, i, "{|", "|}");
         } else if rest.starts_with("\n\n") {
-            out.push(plain_text(&body[start..i], loc));
+            let raw = &body[start..i];
+            out.push((raw.to_string(), plain_text(raw, loc)));
             i += 2;
             start = i;
         } else {
             i += rest.chars().next().map_or(1, char::len_utf8);
         }
     }
-    out.push(plain_text(&body[start..], loc));
-    out.retain(|p| !p.is_empty());
+    let raw = &body[start..];
+    out.push((raw.to_string(), plain_text(raw, loc)));
+    out.retain(|(_, p)| !p.is_empty());
     out
 }
 
-/// Nests flat sections into WME `article_sections` parts.
+/// Nests flat sections into WME `sections` parts (paragraphs only).
 pub fn section_parts(sections: &[Section]) -> Vec<Part> {
+    nest(sections, None)
+}
+
+/// Nests flat sections into WME `sections` parts, each paragraph with its
+/// `links` and each section with its `images` (URLs on `site`).
+pub fn linked_section_parts(sections: &[Section], site: &str, loc: &Localisation) -> Vec<Part> {
+    nest(sections, Some((site, loc)))
+}
+
+fn nest(sections: &[Section], linked: Option<(&str, &Localisation)>) -> Vec<Part> {
     let mut stack: Vec<(usize, Part)> = Vec::new();
     let mut top = Vec::new();
     for section in sections {
         let children = section
             .paragraphs
             .iter()
-            .map(|p| Part::leaf("paragraph", p))
+            .zip(&section.raw_paragraphs)
+            .map(|(p, raw)| Part {
+                links: linked.map_or_else(Vec::new, |(site, loc)| links(raw, site, loc)),
+                ..Part::leaf("paragraph", p)
+            })
             .collect();
-        let part = Part::named("section", &section.name, children);
+        let mut part = Part::named("section", &section.name, children);
+        if let Some((site, loc)) = linked {
+            part.images = images(&section.raw, site, loc);
+        }
         // The lead is a sibling of the `==` sections, not their parent.
         let level = section.level.max(2);
         while stack.last().is_some_and(|(open, _)| *open >= level) {
@@ -188,11 +217,17 @@ pub fn structured_content(mut article: Article, loc: &Localisation) -> Structure
         .take()
         .and_then(|b| b.wikitext)
         .unwrap_or_default();
+    let url = article.url.clone().unwrap_or_default();
+    let site = site_of(&url);
     StructuredContent {
-        infobox: infoboxes(&wikitext, loc),
-        article_sections: section_parts(&sections(&wikitext, loc)),
+        infoboxes: infoboxes(&wikitext, loc),
+        sections: linked_section_parts(&sections(&wikitext, loc), site, loc),
+        references: references(&wikitext, site, loc),
+        tables: tables(&wikitext, loc),
+        // The template's text, else what the Action API said (upstream
+        // path); moved out of the article so it is written once.
+        description: short_description(&wikitext, loc).or(article.description.take()),
         article,
-        description: short_description(&wikitext, loc),
     }
 }
 
@@ -278,7 +313,7 @@ mod tests {
         let doc = structured_content(article, &ctx.localisation);
         assert!(doc.article.article_body.is_none());
         assert_eq!(doc.article.name, "Pear");
-        let lead = &doc.article_sections[0];
+        let lead = &doc.sections[0];
         assert_eq!(lead.name.as_deref(), Some("Abstract"));
         let first = lead.has_parts[0].value.as_deref().expect("paragraph");
         assert!(
@@ -286,7 +321,7 @@ mod tests {
             "{first}"
         );
         let names: Vec<&str> = doc
-            .article_sections
+            .sections
             .iter()
             .filter_map(|s| s.name.as_deref())
             .collect();
@@ -300,7 +335,7 @@ mod tests {
                 "Cultivation"
             ]
         );
-        let history = &doc.article_sections[3];
+        let history = &doc.sections[3];
         assert!(
             history
                 .has_parts
@@ -308,9 +343,9 @@ mod tests {
                 .any(|p| p.name.as_deref() == Some("Major recognized taxa"))
         );
         // Pear uses a taxobox, not an `{{Infobox ...}}`.
-        assert!(doc.infobox.is_empty());
+        assert!(doc.infoboxes.is_empty());
         assert!(
-            doc.article_sections
+            doc.sections
                 .iter()
                 .all(|s| s.kind.as_deref() == Some("section"))
         );
@@ -391,7 +426,7 @@ mod tests {
             Some("Lead c text. After.")
         );
         assert!(article.templates.is_empty() && article.categories.is_empty());
-        let lead = &doc.article_sections[0];
+        let lead = &doc.sections[0];
         assert_eq!(lead.has_parts.len(), 2);
         assert_eq!(lead.has_parts[0].value.as_deref(), Some("Lead c text."));
         // Shallow nesting still reads the innermost label.
@@ -405,8 +440,8 @@ mod tests {
         let (article, doc) = every_transform(&page);
         assert_eq!(article.abstract_text.as_deref(), Some("Lead text."));
         assert!(article.templates.is_empty());
-        assert!(doc.infobox.is_empty());
-        assert_eq!(doc.article_sections[0].has_parts.len(), 1);
+        assert!(doc.infoboxes.is_empty());
+        assert_eq!(doc.sections[0].has_parts.len(), 1);
         // Unclosed templates with names: each one is listed once.
         let page = format!("Lead.\n{}", "{{Foo|".repeat(200_000));
         let (article, _) = every_transform(&page);

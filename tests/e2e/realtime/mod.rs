@@ -26,7 +26,7 @@ mod stream;
 /// deterministic page. It counts the requests it answers.
 pub(crate) struct Wiki {
     pub(crate) url: String,
-    hits: Arc<AtomicUsize>,
+    pub(crate) hits: Arc<AtomicUsize>,
 }
 
 /// The fixture pages: key-form title -> (page id, latest revision id).
