@@ -402,6 +402,13 @@ impl Manifest {
                     "[component.{id}]: the deprecated `allowed_http_hosts` is not supported by wikiedge; use `allowed_outbound_hosts`"
                 );
             }
+            // Spin's loader checks literal entries and template syntax here
+            // (templates are resolved per instance; see outbound.rs).
+            crate::outbound::OutboundPolicy::validate(&decl.allowed_outbound_hosts).map_err(
+                |e| {
+                    anyhow::anyhow!("[component.{id}] `allowed_outbound_hosts` is malformed: {e:#}")
+                },
+            )?;
         }
 
         let http_base = raw
@@ -764,6 +771,91 @@ source = "lib.wasm"
                 .any(|t| t.route.as_deref() == Some("/...") && t.component == "fallback"),
             "the catch-all JSON 404 route"
         );
+        Ok(())
+    }
+
+    /// The production manifest lets no component reach a loopback host
+    /// with its defaults; tests open it through the variable
+    /// `upstream_extra_host` (and `mail_webhook_host`), as they do.
+    #[test]
+    fn the_production_manifest_allows_no_loopback_host() -> Result<()> {
+        use crate::outbound::OutboundPolicy;
+        use crate::variables::Resolver;
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let m = Manifest::load(&root.join("spin.toml"))?;
+        let policies =
+            |env: &dyn Fn(&str) -> Option<String>| -> Result<Vec<(String, OutboundPolicy)>> {
+                let dev = std::collections::BTreeMap::new();
+                let resolver = Resolver::new(&m, env, &dev);
+                m.components
+                    .iter()
+                    .map(|(id, decl)| {
+                        let p = OutboundPolicy::resolve(&decl.allowed_outbound_hosts, id, |t| {
+                            resolver.expand(t)
+                        })?;
+                        Ok((id.clone(), p))
+                    })
+                    .collect()
+            };
+        let loopback = |p: &OutboundPolicy| {
+            [
+                "127.0.0.1",
+                "127.0.0.2",
+                "localhost",
+                "0.0.0.0",
+                "[::1]",
+                "::1",
+            ]
+            .iter()
+            .any(|host| {
+                ["http", "https"].iter().any(|scheme| {
+                    [
+                        None,
+                        Some(80),
+                        Some(443),
+                        Some(3000),
+                        Some(9000),
+                        Some(40123),
+                    ]
+                    .iter()
+                    .any(|port| p.allows(scheme, host, *port))
+                })
+            })
+        };
+        let production = policies(&|_| None)?;
+        assert!(production.len() >= 7, "every component was checked");
+        for (id, p) in &production {
+            assert!(!loopback(p), "[component.{id}] allows a loopback host");
+        }
+        for (id, decl) in &m.components {
+            for entry in &decl.allowed_outbound_hosts {
+                assert!(
+                    !entry.contains("127.") && !entry.contains("localhost"),
+                    "[component.{id}]: {entry}"
+                );
+            }
+        }
+        // The upstream hosts are still allowed...
+        let articles = &production
+            .iter()
+            .find(|(id, _)| id == "articles")
+            .context("articles")?
+            .1;
+        assert!(articles.allows("https", "en.wikipedia.org", None));
+        // ... and the tests' override does open loopback (so this can fail).
+        let tests = policies(&|k: &str| {
+            matches!(
+                k,
+                "SPIN_VARIABLE_UPSTREAM_EXTRA_HOST" | "SPIN_VARIABLE_MAIL_WEBHOOK_HOST"
+            )
+            .then(|| "http://127.0.0.1:*".to_string())
+        })?;
+        let opened: Vec<&str> = tests
+            .iter()
+            .filter(|(_, p)| loopback(p))
+            .map(|(id, _)| id.as_str())
+            .collect();
+        assert_eq!(opened, ["articles", "auth", "realtime"]);
         Ok(())
     }
 

@@ -138,6 +138,13 @@ pub fn build_components(bin: &str, manifest: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The variables that open `spin.toml`'s outbound allow-lists to loopback,
+/// as every test host gets them.
+pub const LOOPBACK_OUTBOUND: &[(&str, &str)] = &[
+    ("SPIN_VARIABLE_UPSTREAM_EXTRA_HOST", "http://127.0.0.1:*"),
+    ("SPIN_VARIABLE_MAIL_WEBHOOK_HOST", "http://127.0.0.1:*"),
+];
+
 /// How to start a host.
 pub struct Builder {
     bin: String,
@@ -246,11 +253,18 @@ pub struct Host {
 
 impl Host {
     /// Start building a host for `manifest`, using the binary at `bin`.
+    ///
+    /// The production `spin.toml` lets no component reach loopback; tests
+    /// whose mock upstreams and webhooks listen on 127.0.0.1 get it through
+    /// the manifest's own variables (`.env` can set them back).
     pub fn builder(bin: &str, manifest: &Path) -> Builder {
         Builder {
             bin: bin.to_string(),
             manifest: manifest.to_path_buf(),
-            env: Vec::new(),
+            env: LOOPBACK_OUTBOUND
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             state_dir: None,
             runtime_config: None,
             extra_args: Vec::new(),
@@ -546,4 +560,27 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.stop();
     }
+}
+
+/// Shrinks a connected socket's receive buffer to about `bytes` (the kernel
+/// doubles it and keeps a floor), so a client that stops reading fills its
+/// TCP window after little data — a stalled reader, cheaply.
+#[allow(unsafe_code)]
+pub fn shrink_receive_buffer(stream: &std::net::TcpStream, bytes: i32) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setsockopt on a live socket with a pointer to a local int of
+    // the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&bytes as *const i32).cast(),
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        bail!("setsockopt(SO_RCVBUF): {}", std::io::Error::last_os_error());
+    }
+    Ok(())
 }
