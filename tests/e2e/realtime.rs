@@ -1269,7 +1269,7 @@ fn concurrent_ingests(extra: &[(&str, &str)]) -> Result<()> {
 
 /// Opens a stream on a raw connection and returns it with its status line,
 /// leaving the body unread.
-fn open_raw_stream(host: &Host, auth: &str) -> Result<(TcpStream, String)> {
+pub(crate) fn open_raw_stream(host: &Host, auth: &str) -> Result<(TcpStream, String)> {
     let addr = host.base.trim_start_matches("http://").to_string();
     let mut s = TcpStream::connect(&addr)?;
     s.set_read_timeout(Some(Duration::from_secs(20)))?;

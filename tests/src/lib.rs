@@ -561,26 +561,3 @@ impl Drop for RedisServer {
         let _ = self.stop();
     }
 }
-
-/// Shrinks a connected socket's receive buffer to about `bytes` (the kernel
-/// doubles it and keeps a floor), so a client that stops reading fills its
-/// TCP window after little data — a stalled reader, cheaply.
-#[allow(unsafe_code)]
-pub fn shrink_receive_buffer(stream: &std::net::TcpStream, bytes: i32) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: setsockopt on a live socket with a pointer to a local int of
-    // the size given.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&bytes as *const i32).cast(),
-            std::mem::size_of::<i32>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        bail!("setsockopt(SO_RCVBUF): {}", std::io::Error::last_os_error());
-    }
-    Ok(())
-}
