@@ -534,7 +534,11 @@ fn big_snapshot() -> Result<Option<(wikiedge_tests::TempDir, wikiedge_host::snap
             for i in 0..word_len {
                 text.push((b'a' + ((seed >> (i * 5)) % 26) as u8) as char);
             }
-            text.push(if (seed >> 40) % 12 == 0 { '\n' } else { ' ' });
+            text.push(if (seed >> 40).is_multiple_of(12) {
+                '\n'
+            } else {
+                ' '
+            });
         }
         xml.push_str(&format!(
             "  <page>\n    <title>Bulk {page}</title>\n    <ns>0</ns>\n    <id>{}</id>\n    <revision>\n      <id>{}</id>\n      <timestamp>2026-01-01T00:00:00Z</timestamp>\n      <contributor>\n        <username>Bulk</username>\n        <id>1</id>\n      </contributor>\n      <model>wikitext</model>\n      <format>text/x-wiki</format>\n      <text xml:space=\"preserve\" bytes=\"{}\">{text}</text>\n    </revision>\n  </page>\n",
