@@ -26,6 +26,7 @@ const MAX_LINES: usize = 600;
 const ONE_CONCEPT_TESTS: &[(&str, &str)] = &[
     ("tests/e2e/sdk.rs", "the official SDKs' calls, one by one"),
     ("tests/e2e/snapshots.rs", "the snapshot routes"),
+    ("tests/e2e/abuse.rs", "every bound under attack"),
 ];
 
 /// Files over [`MAX_LINES`] today, with the most lines each may have: each
@@ -37,7 +38,6 @@ const TOO_LONG: &[(&str, usize, &str)] = &[
         878,
         "to split: query building and parsing",
     ),
-    ("host/src/manifest.rs", 780, "to split: parsing and model"),
     (
         "functions/articles/src/articles.rs",
         651,

@@ -163,8 +163,9 @@ impl App {
             let pre = wasmtime_wasi_http::p3::bindings::ServicePre::new(pre).map_err(|e| {
                 anyhow!("component `{id}` is not a wasi:http/handler@0.3.0 component: {e:?}")
             })?;
-            let outbound = OutboundPolicy::parse(&decl.allowed_outbound_hosts)
-                .with_context(|| format!("[component.{id}] allowed_outbound_hosts"))?;
+            let outbound =
+                OutboundPolicy::resolve(&decl.allowed_outbound_hosts, id, |t| resolver.expand(t))
+                    .with_context(|| format!("[component.{id}] allowed_outbound_hosts"))?;
             for label in &decl.key_value_stores {
                 if !registry.contains(label) {
                     bail!("[component.{id}] key_value_stores: no store \"{label}\"");

@@ -5,6 +5,23 @@
 //! Without an explicit port the scheme's default port is implied. An empty
 //! list denies everything. `self` (the app itself) is not supported and is
 //! rejected at load time with a clear error.
+//!
+//! An entry may be a template over application variables (`"{{ host }}"`,
+//! `"https://{{ name }}.example.org"`), as in Spin, and [`OutboundPolicy::resolve`]
+//! follows Spin's two steps exactly:
+//! - at load (Spin's loader, `crates/loader/src/local.rs`, `load_component`
+//!   calling `AllowedHostsConfig::validate` in
+//!   `crates/outbound-networking-config/src/allowed_hosts.rs`): a literal
+//!   entry must parse and a template must be well formed (no unmatched
+//!   `{{`, `crates/expressions/src/template.rs`), or the app is refused;
+//! - per instance (`crates/factor-outbound-networking/src/lib.rs`, `prepare`:
+//!   `resolver.prepare()` then `AllowedHostsConfig::parse`): each template
+//!   is resolved against the application variables and parsed as *one*
+//!   entry. Should any of that fail (an undeclared variable, a value that
+//!   is not `scheme://host[:port]`, an empty value), Spin logs the error
+//!   and the component may reach no host at all. Variables cannot change
+//!   while `wikiedge up` runs, so this host does the same once, at load:
+//!   the error is logged and the component's allow-list denies everything.
 
 use anyhow::{Result, bail};
 
@@ -96,6 +113,56 @@ impl OutboundPolicy {
         Ok(OutboundPolicy { allowed })
     }
 
+    /// Spin's load-time check (`AllowedHostsConfig::validate`): literal
+    /// entries parse, templates are well formed.
+    pub fn validate(entries: &[String]) -> Result<()> {
+        Self::literals_and_templates(entries).map(|_| ())
+    }
+
+    /// The literal entries parsed, and the (well-formed) templates.
+    fn literals_and_templates(entries: &[String]) -> Result<(Self, Vec<&String>)> {
+        let mut literals = Vec::new();
+        let mut templates = Vec::new();
+        for entry in entries {
+            if entry.contains("{{") {
+                check_template(entry)?;
+                templates.push(entry);
+            } else {
+                literals.push(entry.clone());
+            }
+        }
+        Ok((OutboundPolicy::parse(&literals)?, templates))
+    }
+
+    /// Resolve and parse a component's `allowed_outbound_hosts`, templates
+    /// included, the way Spin does (see the module docs): `Err` for what
+    /// Spin refuses at load; a template that does not resolve to a valid
+    /// entry is logged (`component`) and denies every host.
+    pub fn resolve(
+        entries: &[String],
+        component: &str,
+        expand: impl Fn(&str) -> Result<String>,
+    ) -> Result<Self> {
+        let (mut policy, templates) = Self::literals_and_templates(entries)?;
+        for template in templates {
+            let resolved = expand(template).and_then(|value| {
+                let one = OutboundPolicy::parse(std::slice::from_ref(&value))?;
+                Ok((value, one))
+            });
+            match resolved {
+                Ok((_, one)) => policy.allowed.extend(one.allowed),
+                Err(e) => {
+                    tracing::error!(
+                        "component `{component}`: allowed_outbound_hosts entry `{template}`: {e:#}; \
+                         as in Spin, the component may reach no host"
+                    );
+                    return Ok(OutboundPolicy::default());
+                }
+            }
+        }
+        Ok(policy)
+    }
+
     /// Whether a request to this URL is allowed.
     pub fn allows(&self, scheme: &str, host: &str, port: Option<u16>) -> bool {
         let scheme = scheme.to_ascii_lowercase();
@@ -115,6 +182,18 @@ impl OutboundPolicy {
                 }
         })
     }
+}
+
+/// Spin's template syntax check (`Template::new`): every `{{` is closed.
+fn check_template(entry: &str) -> Result<()> {
+    let mut rest = entry;
+    while let Some(start) = rest.find("{{") {
+        let Some(end) = rest[start + 2..].find("}}") else {
+            bail!("allowed_outbound_hosts entry `{entry}`: unmatched '{{{{' in template");
+        };
+        rest = &rest[start + 2 + end + 2..];
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -161,6 +240,67 @@ mod tests {
             "ftp://x.org",
         ] {
             assert!(OutboundPolicy::parse(&[bad.to_string()]).is_err(), "{bad}");
+        }
+    }
+
+    fn entries(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// `{{ extra }}` is `http://127.0.0.1:*`; `{{ empty }}` is empty; any
+    /// other name is undeclared.
+    fn expand(template: &str) -> Result<String> {
+        Ok(template
+            .replace("{{ extra }}", "http://127.0.0.1:*")
+            .replace("{{ empty }}", "")
+            .replace("{{ name }}", "de"))
+        .and_then(|v| {
+            if v.contains("{{") {
+                bail!("undeclared variable")
+            }
+            Ok(v)
+        })
+    }
+
+    #[test]
+    fn templates_resolve_to_one_entry_each() -> Result<()> {
+        let p = OutboundPolicy::resolve(
+            &entries(&[
+                "https://*.wikipedia.org",
+                "{{ extra }}",
+                "https://{{ name }}.example.org",
+            ]),
+            "c",
+            expand,
+        )?;
+        assert!(p.allows("https", "en.wikipedia.org", None));
+        assert!(p.allows("http", "127.0.0.1", Some(40123)));
+        assert!(p.allows("https", "de.example.org", None));
+        assert!(!p.allows("https", "fr.example.org", None));
+        Ok(())
+    }
+
+    #[test]
+    fn a_template_that_does_not_resolve_to_a_host_denies_everything() -> Result<()> {
+        for bad in ["{{ empty }}", "{{ unknown }}", "{{ extra }}/path"] {
+            let p =
+                OutboundPolicy::resolve(&entries(&["https://*.wikipedia.org", bad]), "c", expand)?;
+            assert!(!p.allows("https", "en.wikipedia.org", None), "{bad}");
+            assert!(!p.allows("http", "127.0.0.1", Some(80)), "{bad}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn what_spin_refuses_at_load_is_refused() {
+        for bad in [
+            &["{{ extra"][..],
+            &["https://a.org/path", "{{ extra }}"][..],
+        ] {
+            assert!(
+                OutboundPolicy::resolve(&entries(bad), "c", expand).is_err(),
+                "{bad:?}"
+            );
         }
     }
 }

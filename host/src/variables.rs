@@ -114,7 +114,9 @@ impl<'a> Resolver<'a> {
         self.manifest.variables.get(name).is_some_and(|d| d.secret)
     }
 
-    fn expand(&self, template: &str) -> Result<String> {
+    /// Expand a template over application variables (`{{ name }}`): an
+    /// undeclared variable or one without a value is an error.
+    pub fn expand(&self, template: &str) -> Result<String> {
         let mut out = String::new();
         let mut rest = template;
         while let Some(start) = rest.find("{{") {

@@ -7,11 +7,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use wikiedge_tests::{Host, get};
+use anyhow::{Context, Result, ensure};
+use wikiedge_tests::{Host, get, repo_root};
 
 use crate::articles::{app_with_sample, bearer};
-use crate::{BIN, host_test_manifest};
+use crate::{ADMIN_KEY, BIN, host_test_manifest};
 
 /// Opens `n` connections that each send `prefix` and then nothing more.
 fn stalled_connections(host: &Host, n: usize, prefix: &str) -> Result<Vec<TcpStream>> {
@@ -356,5 +356,281 @@ fn a_poisoned_page_from_upstream_is_served_without_a_trap() -> Result<()> {
         .unwrap_or_default();
     assert_eq!(names, ["Abstract", "Later"]);
     assert!(!host.log().contains("failed"), "{}", host.log());
+    Ok(())
+}
+
+/// `(admitted, bytes)` of `product` today in `GET /v1/usage` as `auth`.
+fn usage_with_bytes(host: &Host, auth: &str, product: &str) -> Result<(u64, u64)> {
+    let day = crate::common::today()?;
+    let r = get(
+        &host.url(&format!("/v1/usage?from={day}&to={day}")),
+        &[("authorization", auth)],
+    )?;
+    ensure!(r.status == 200, "usage: {}", r.text());
+    let v = r.json()?;
+    let rows = v["usage"].as_array().context("usage rows")?;
+    Ok(rows
+        .iter()
+        .filter(|r| r["product"] == product)
+        .fold((0, 0), |(a, b), r| {
+            (
+                a + r["admitted"].as_u64().unwrap_or(0),
+                b + r["bytes"].as_u64().unwrap_or(0),
+            )
+        }))
+}
+
+/// Reads what `s` still holds; `true` when the server closed it (EOF or a
+/// reset) before `within`, `false` when it was still open.
+fn drained_to_close(s: &mut TcpStream, within: Duration) -> Result<bool> {
+    s.set_read_timeout(Some(Duration::from_secs(3)))?;
+    let end = Instant::now() + within;
+    let mut buf = vec![0u8; 1 << 16];
+    while Instant::now() < end {
+        match s.read(&mut buf) {
+            Ok(0) => return Ok(true),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Ok(false);
+            }
+            Err(_) => return Ok(true),
+        }
+    }
+    Ok(false)
+}
+
+/// A realtime reader that opens its stream and then never reads: once its
+/// TCP window is full, the host's send timeout (2 s here; the connection
+/// limit is 600 s) closes the connection, the component notices, meters
+/// the connection with its bytes and gives the stream slot back, so a new
+/// stream of the same account succeeds although the cap (lowered to 1
+/// through `max_concurrent_streams`) was reached.
+#[test]
+fn a_stalled_realtime_reader_is_cut_at_the_send_bound_freed_and_metered() -> Result<()> {
+    use crate::realtime::{Wiki, account, ingest, open_raw_stream, synthetic_event};
+    let wiki = Wiki::start()?;
+    let host = Host::builder(BIN, &repo_root().join("spin.toml"))
+        .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
+        .env("SPIN_VARIABLE_UPSTREAM_OVERRIDES", &wiki.overrides())
+        .env("SPIN_VARIABLE_REALTIME_MAX_CONNECTION_SECONDS", "600")
+        .env("SPIN_VARIABLE_REALTIME_POLL_MS", "20")
+        .env("SPIN_VARIABLE_MAX_CONCURRENT_STREAMS", "1")
+        .arg("--send-timeout")
+        .arg("2")
+        .arg("--quiet")
+        .start()?;
+    let auth = account(&host, "staller", "paid")?;
+    let (mut stalled, status) = open_raw_stream(&host, &auth)?;
+    ensure!(status.starts_with("HTTP/1.1 200"), "{status}");
+    // The lowered cap holds (the default is 8).
+    let (_refused, status) = open_raw_stream(&host, &auth)?;
+    ensure!(status.starts_with("HTTP/1.1 429"), "{status}");
+    assert_eq!(usage_with_bytes(&host, &auth, "realtime")?.0, 0);
+
+    // Events of ~40 KB each (a long edit comment) flow until the reader's
+    // window, the host's buffers and the component's are full; the reader
+    // never reads. Bounded: at most 40 batches of 40 events (64 MB).
+    let comment = "x".repeat(40_000);
+    let started = Instant::now();
+    let mut freed = None;
+    for batch in 0..40 {
+        let body: String = (batch * 40..batch * 40 + 40)
+            .map(|n| {
+                // The mock wiki's pages are at revision 42: the event's
+                // comment is laid over the fetched page of that revision.
+                let mut e = synthetic_event(n, n);
+                e["revision"]["rev_id"] = serde_json::Value::from(42);
+                e["revision"]["comment"] = serde_json::Value::from(format!("{n} {comment}"));
+                format!("{e}\n")
+            })
+            .collect();
+        let r = ingest(&host, body.as_bytes())?;
+        ensure!(r.status == 200, "ingest: {}", r.text());
+        let (_s, status) = open_raw_stream(&host, &auth)?;
+        if status.starts_with("HTTP/1.1 200") {
+            freed = Some(started.elapsed());
+            break;
+        }
+        ensure!(status.starts_with("HTTP/1.1 429"), "{status}");
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the stalled stream still holds its slot after {:?}",
+            started.elapsed()
+        );
+    }
+    let freed = freed.context("the stalled stream never gave its slot back")?;
+    // Far sooner than the 600 s connection limit: the send bound cut it.
+    assert!(freed < Duration::from_secs(90), "freed after {freed:?}");
+    // The server closed the stalled connection: what it holds drains to EOF.
+    assert!(
+        drained_to_close(&mut stalled, Duration::from_secs(30))?,
+        "the stalled connection is still open"
+    );
+    // Metered: the cut connection counts, with the bytes it was sent.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (admitted, bytes) = loop {
+        let seen = usage_with_bytes(&host, &auth, "realtime")?;
+        if seen.0 >= 1 || Instant::now() > deadline {
+            break seen;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(admitted >= 1, "the stalled connection was not metered");
+    assert!(
+        bytes > 100_000,
+        "the stalled connection was metered with {bytes} bytes"
+    );
+    Ok(())
+}
+
+/// Opens `GET path` on a raw connection and reads only the response head:
+/// a download held open by a client that takes its time. Returns the connection and the status line.
+fn held_download(host: &Host, path: &str, auth: &str) -> Result<(TcpStream, String)> {
+    let addr = host.base.trim_start_matches("http://").to_string();
+    let mut s = TcpStream::connect(&addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
+        if s.read(&mut byte)? == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    Ok((s, head.lines().next().unwrap_or_default().to_string()))
+}
+
+/// With 10 (the default cap) downloads of one account held open, the 11th
+/// gets 429 with `Retry-After` and another account is unaffected; once one
+/// of the 10 finishes, a new one succeeds.
+/// A snapshot too big to sit in the socket buffers of a client that does
+/// not read (a loopback send buffer grows to 4 MB): 80 pages of 200 KB of
+/// pseudo-random words, in a dump whose header is the fixtures' own.
+fn big_snapshot() -> Result<Option<(wikiedge_tests::TempDir, wikiedge_cli::snapshot::Summary)>> {
+    let Some(fixtures) = wikiedge_tests::fixtures_or_skip() else {
+        return Ok(None);
+    };
+    let export = std::fs::read_to_string(fixtures.join("dumps/enwiki-pear-export-0.10.xml"))?;
+    let head = &export[..export.find("</siteinfo>").context("siteinfo")? + "</siteinfo>".len()];
+    let mut xml = format!("{head}\n");
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    for page in 0..80 {
+        let mut text = String::with_capacity(200_000);
+        while text.len() < 200_000 {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let word_len = 2 + ((seed >> 60) % 10) as usize;
+            for i in 0..word_len {
+                text.push((b'a' + ((seed >> (i * 5)) % 26) as u8) as char);
+            }
+            text.push(if (seed >> 40).is_multiple_of(12) {
+                '\n'
+            } else {
+                ' '
+            });
+        }
+        xml.push_str(&format!(
+            "  <page>\n    <title>Bulk {page}</title>\n    <ns>0</ns>\n    <id>{}</id>\n    <revision>\n      <id>{}</id>\n      <timestamp>2026-01-01T00:00:00Z</timestamp>\n      <contributor>\n        <username>Bulk</username>\n        <id>1</id>\n      </contributor>\n      <model>wikitext</model>\n      <format>text/x-wiki</format>\n      <text xml:space=\"preserve\" bytes=\"{}\">{text}</text>\n    </revision>\n  </page>\n",
+            900_000 + page,
+            800_000 + page,
+            text.len()
+        ));
+    }
+    xml.push_str("</mediawiki>\n");
+    let state = wikiedge_tests::TempDir::new("big-snapshot")?;
+    let dump = state.path().join("enwiki-bulk.xml");
+    std::fs::write(&dump, xml)?;
+    crate::snapshots::build_from(state, dump, 4_000_000).map(Some)
+}
+
+#[test]
+fn the_eleventh_concurrent_download_of_an_account_is_refused_until_one_ends() -> Result<()> {
+    let Some((state, summary)) = big_snapshot()? else {
+        return Ok(());
+    };
+    // Big enough that a client that does not read holds the body open.
+    ensure!(
+        summary.tar_gz_bytes > 12_000_000,
+        "{} bytes",
+        summary.tar_gz_bytes
+    );
+    let plans = r#"[{"name":"free","monthly":{"ondemand":1000,"snapshot":30,"chunk":1500},"burst_per_second":1000}]"#;
+    let host = Host::builder(BIN, &repo_root().join("spin.toml"))
+        .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
+        .env("SPIN_VARIABLE_PLANS", plans)
+        .state_dir(state.path())
+        // Held downloads must outlast the test, not be cut as stalled
+        // readers (30 s by default).
+        .arg("--send-timeout")
+        .arg("600")
+        .arg("--quiet")
+        .start()?;
+    let auth = crate::quota::bearer(&host, "hoarder", "user")?;
+    let path = format!("/v2/snapshots/{}/download", summary.identifier);
+    let mut held = Vec::new();
+    for i in 0..10 {
+        let (s, status) = held_download(&host, &path, &auth)?;
+        ensure!(status.starts_with("HTTP/1.1 200"), "download {i}: {status}");
+        held.push(s);
+    }
+    let r = get(&host.url(&path), &[("authorization", auth.as_str())])?;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.json()?["status"], 429);
+    assert!(
+        r.header("retry-after")
+            .is_some_and(|s| s.parse::<u64>().is_ok_and(|s| s > 0)),
+        "{:?}",
+        r.header("retry-after")
+    );
+    // A range is a download body too.
+    let r = get(
+        &host.url(&path),
+        &[("authorization", auth.as_str()), ("range", "bytes=0-99")],
+    )?;
+    assert_eq!(r.status, 429, "{}", r.text());
+
+    // Another account is not affected.
+    let other = crate::quota::bearer(&host, "bystander", "user")?;
+    let r = get(&host.url(&path), &[("authorization", other.as_str())])?;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body.len() as u64, summary.tar_gz_bytes);
+
+    // One of the ten finishes (its client reads it to the end)...
+    let mut first = held.remove(0);
+    first.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut rest = Vec::new();
+    first.read_to_end(&mut rest)?;
+    ensure!(
+        rest.len() as u64 >= summary.tar_gz_bytes,
+        "read {} of {} bytes",
+        rest.len(),
+        summary.tar_gz_bytes
+    );
+    // ... and a new one succeeds (the slot is given back as the body ends).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        let (s, status) = held_download(&host, &path, &auth)?;
+        if !status.starts_with("HTTP/1.1 429") || Instant::now() > deadline {
+            held.push(s);
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    ensure!(status.starts_with("HTTP/1.1 200"), "{status}");
+    // Ten are held again: the cap is in force again.
+    let r = get(&host.url(&path), &[("authorization", auth.as_str())])?;
+    assert_eq!(r.status, 429, "{}", r.text());
+    drop(held);
     Ok(())
 }

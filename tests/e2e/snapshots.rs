@@ -33,7 +33,11 @@ pub fn build_sample(chunk_size: u64) -> Result<Option<(TempDir, Summary)>> {
 }
 
 /// Imports `dump` into `state` and builds its snapshot.
-fn build_from(state: TempDir, dump: PathBuf, chunk_size: u64) -> Result<(TempDir, Summary)> {
+pub(crate) fn build_from(
+    state: TempDir,
+    dump: PathBuf,
+    chunk_size: u64,
+) -> Result<(TempDir, Summary)> {
     let mut args = ImportArgs::new(dump, Some("enwiki".into())).with_state_dir(state.path());
     args.progress = false;
     import(args)?;

@@ -138,6 +138,13 @@ pub fn build_components(bin: &str, manifest: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The variables that open `spin.toml`'s outbound allow-lists to loopback,
+/// as every test host gets them.
+pub const LOOPBACK_OUTBOUND: &[(&str, &str)] = &[
+    ("SPIN_VARIABLE_UPSTREAM_EXTRA_HOST", "http://127.0.0.1:*"),
+    ("SPIN_VARIABLE_MAIL_WEBHOOK_HOST", "http://127.0.0.1:*"),
+];
+
 /// How to start a host.
 pub struct Builder {
     bin: String,
@@ -246,11 +253,18 @@ pub struct Host {
 
 impl Host {
     /// Start building a host for `manifest`, using the binary at `bin`.
+    ///
+    /// The production `spin.toml` lets no component reach loopback; tests
+    /// whose mock upstreams and webhooks listen on 127.0.0.1 get it through
+    /// the manifest's own variables (`.env` can set them back).
     pub fn builder(bin: &str, manifest: &Path) -> Builder {
         Builder {
             bin: bin.to_string(),
             manifest: manifest.to_path_buf(),
-            env: Vec::new(),
+            env: LOOPBACK_OUTBOUND
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             state_dir: None,
             runtime_config: None,
             extra_args: Vec::new(),

@@ -1,8 +1,11 @@
 //! Per-account caps on long-lived work (snapshot downloads, realtime
 //! streams): at most `max` at a time, counted with atomic increments.
+//! The caps and the lease are application variables ([`cap`]):
+//! `max_concurrent_streams`, `max_concurrent_downloads` and
+//! `concurrency_lease_seconds` (docs/limits.md).
 //!
 //! A slot is one increment of `slots:{kind}:{account}:{window}`, where the
-//! window is the current [`LEASE_SECONDS`]-long period; the slots in use
+//! window is the current lease-long period; the slots in use
 //! are this window's counter plus the previous one's (a stream started
 //! late in a window is still counted in the next). Dropping the [`Slot`]
 //! gives it back (a decrement). An instance that dies without dropping it
@@ -16,8 +19,39 @@
 use spin_sdk::experimental::wasi::keyvalue::{atomics, store as wkv};
 use wikiedge_core::Error;
 
-/// How long a slot counts without being given back.
-pub const LEASE_SECONDS: u64 = 300;
+/// How long a slot counts without being given back, unless the variable
+/// `concurrency_lease_seconds` says otherwise.
+pub const DEFAULT_LEASE_SECONDS: u64 = 300;
+
+/// A per-account cap: how many slots, and how long one counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cap {
+    /// Slots one account may hold at once (at least 1).
+    pub max: u64,
+    /// Seconds a slot counts without being given back (10 s to a day).
+    pub lease: u64,
+}
+
+impl Cap {
+    /// A cap from the variables' raw values: a missing or malformed value
+    /// takes its default; `max` is at least 1 and `lease` 10 s to a day.
+    pub fn from_values(max: Option<String>, lease: Option<String>, default_max: u64) -> Cap {
+        Cap {
+            max: crate::config::number(max, default_max).max(1),
+            lease: crate::config::number(lease, DEFAULT_LEASE_SECONDS).clamp(10, 86_400),
+        }
+    }
+}
+
+/// The cap held in the variable `max_variable` (default `default_max`),
+/// with the lease of `concurrency_lease_seconds`.
+pub async fn cap(max_variable: &str, default_max: u64) -> Cap {
+    Cap::from_values(
+        crate::config::variable(max_variable).await,
+        crate::config::variable("concurrency_lease_seconds").await,
+        default_max,
+    )
+}
 
 /// A slot held: given back when dropped.
 pub struct Slot {
@@ -43,9 +77,10 @@ fn key(kind: &str, account: &str, window: u64) -> String {
     format!("slots:{kind}:{account}:{window}")
 }
 
-/// Takes one of the `max` concurrent slots of `kind` for `account` at
+/// Takes one of the `cap.max` concurrent slots of `kind` for `account` at
 /// `now` (unix seconds), or refuses with 429 and `Retry-After`.
-pub fn acquire(kind: &str, account: &str, max: u64, now: u64) -> Result<Slot, Error> {
+pub fn acquire(kind: &str, account: &str, cap: Cap, now: u64) -> Result<Slot, Error> {
+    let Cap { max, lease } = cap;
     let unavailable = |e: wkv::Error| {
         eprintln!("slots: key-value: {e:?}");
         Error::Unavailable {
@@ -54,7 +89,7 @@ pub fn acquire(kind: &str, account: &str, max: u64, now: u64) -> Result<Slot, Er
         }
     };
     let bucket = wkv::open("default").map_err(unavailable)?;
-    let window = now / LEASE_SECONDS;
+    let window = now / lease.max(1);
     let current = key(kind, account, window);
     let mine = atomics::increment(&bucket, &current, 1).map_err(unavailable)?;
     let earlier = atomics::increment(&bucket, &key(kind, account, window.saturating_sub(1)), 0)
@@ -71,4 +106,27 @@ pub fn acquire(kind: &str, account: &str, max: u64, now: u64) -> Result<Slot, Er
         });
     }
     Ok(slot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_come_from_the_variables_with_safe_fallbacks() {
+        let v = |s: &str| Some(s.to_string());
+        assert_eq!(
+            Cap::from_values(v("2"), None, 8),
+            Cap { max: 2, lease: 300 }
+        );
+        assert_eq!(
+            Cap::from_values(v(" 12 "), v("60"), 8),
+            Cap { max: 12, lease: 60 }
+        );
+        // Malformed: the defaults; zero would refuse everyone: 1.
+        assert_eq!(Cap::from_values(v("many"), v("-1"), 8).max, 8);
+        assert_eq!(Cap::from_values(v("0"), None, 8).max, 1);
+        assert_eq!(Cap::from_values(None, v("1"), 8).lease, 10);
+        assert_eq!(Cap::from_values(None, v("999999999"), 8).lease, 86_400);
+    }
 }

@@ -15,6 +15,10 @@
 //! the partitions only when it moved, delivers each partition in offset
 //! order, and ends cleanly after `realtime_max_connection_seconds` (or when
 //! the client goes away), after metering the connection with its bytes.
+//! Every send is bounded by that deadline: a reader that stops taking bytes
+//! (a full TCP window) is cut at the latest when its connection's time is
+//! up, sooner when the host's send timeout closes the connection, and is
+//! metered and gives its stream slot back either way.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -66,21 +70,19 @@ fn positions(bucket: &Bucket, query: &StreamQuery) -> Result<Cursor, Error> {
     Ok(Cursor(cursor))
 }
 
-/// Streams one account may hold open at the same time.
-pub const MAX_CONCURRENT_STREAMS: u64 = 8;
+/// Streams one account may hold open at the same time, unless the variable
+/// `max_concurrent_streams` says otherwise.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u64 = 8;
 
 /// Answers a stream request.
 pub async fn serve(principal: Principal, query: StreamQuery) -> http::Response<BoxBody> {
-    // At most MAX_CONCURRENT_STREAMS per account; refused before quota.
+    // At most `max_concurrent_streams` per account; refused before quota.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let slot = match wikiedge_fn::slots::acquire(
-        "streams",
-        &principal.account,
-        MAX_CONCURRENT_STREAMS,
-        now,
-    ) {
+    let cap =
+        wikiedge_fn::slots::cap("max_concurrent_streams", DEFAULT_MAX_CONCURRENT_STREAMS).await;
+    let slot = match wikiedge_fn::slots::acquire("streams", &principal.account, cap, now) {
         Ok(slot) => slot,
         Err(err) => {
             return gate::unmetered_error(&principal, &err)
@@ -148,14 +150,48 @@ struct Sink {
     ndjson: bool,
     bytes: u64,
     open: bool,
+    /// When the connection ends: no send waits past it (or past
+    /// [`SEND_GRACE`] from now, whichever is later).
+    deadline: Instant,
 }
 
+/// How long a send may wait for a client that takes no bytes once the
+/// connection's time is up (for the final id block).
+const SEND_GRACE: Duration = Duration::from_secs(1);
+
 impl Sink {
+    /// Sends one frame, bounded in time: a client that stops reading fills
+    /// the body's buffer, and then the send gives up at the connection's
+    /// deadline and the stream ends (on hosts without a send timeout of
+    /// their own too, as Spin's). A closed client ends it at once.
     async fn send(&mut self, frame: Vec<u8>) {
-        self.bytes += frame.len() as u64;
-        if self.tx.send(Bytes::from(frame)).await.is_err() {
+        if !self.open {
+            return;
+        }
+        let len = frame.len() as u64;
+        let bound = self
+            .deadline
+            .saturating_duration_since(Instant::now())
+            .max(SEND_GRACE);
+        let send = std::pin::pin!(self.tx.send(Bytes::from(frame)));
+        let timeout = std::pin::pin!(spin_sdk::time::sleep(bound));
+        match futures::future::select(send, timeout).await {
+            futures::future::Either::Left((Ok(()), _)) => self.bytes += len,
+            futures::future::Either::Left((Err(_), _)) => self.open = false,
+            futures::future::Either::Right(_) => {
+                eprintln!("realtime: a stalled reader is cut at the connection limit");
+                self.open = false;
+            }
+        }
+    }
+
+    /// Whether the client is gone (the body was dropped), noticed without
+    /// waiting for a send to fail.
+    fn gone(&mut self) -> bool {
+        if self.tx.is_closed() {
             self.open = false;
         }
+        !self.open
     }
 
     async fn event(&mut self, cursor: &Cursor, doc: Vec<u8>) {
@@ -222,13 +258,14 @@ async fn pump(
     // The account's stream slot, given back when the stream ends.
     _slot: wikiedge_fn::slots::Slot,
 ) {
+    let deadline = Instant::now() + config.max_connection;
     let mut sink = Sink {
         tx,
         ndjson: query.ndjson,
         bytes: 0,
         open: true,
+        deadline,
     };
-    let deadline = Instant::now() + config.max_connection;
     let mut last_keepalive = Instant::now();
     match kv::open() {
         Ok(bucket) => {
@@ -236,7 +273,7 @@ async fn pump(
             let mut seen_total = None;
             let mut behind = true;
             // Bounded: every turn ends by the deadline or a closed client.
-            while sink.open && Instant::now() < deadline {
+            while !sink.gone() && Instant::now() < deadline {
                 let total = match log::total(&bucket) {
                     Ok(total) => total,
                     Err(err) => {

@@ -40,8 +40,9 @@ use crate::store::{self, Claim};
 use wikiedge_fn::bindings::wikiedge::auth::auth::Principal;
 use wikiedge_fn::gate;
 
-/// Download bodies one account may be receiving at the same time.
-pub const MAX_CONCURRENT_DOWNLOADS: u64 = 10;
+/// Download bodies one account may be receiving at the same time, unless
+/// the variable `max_concurrent_downloads` says otherwise.
+pub const DEFAULT_MAX_CONCURRENT_DOWNLOADS: u64 = 10;
 
 /// What is downloaded.
 #[derive(Debug, Clone, Copy)]
@@ -197,16 +198,14 @@ pub async fn serve(principal: &Principal, target: Target<'_>, ask: Ask) -> Reply
         return reply.rate_limit(decision.as_ref());
     }
 
-    // At most MAX_CONCURRENT_DOWNLOADS bodies per account at a time (the
+    // At most `max_concurrent_downloads` bodies per account at a time (the
     // WME SDKs download in a few parallel ranges); refused before quota.
     let slot = if base.is_empty() {
         let now = store::now_ms() / 1000;
-        match wikiedge_fn::slots::acquire(
-            "downloads",
-            &principal.account,
-            MAX_CONCURRENT_DOWNLOADS,
-            now,
-        ) {
+        let cap =
+            wikiedge_fn::slots::cap("max_concurrent_downloads", DEFAULT_MAX_CONCURRENT_DOWNLOADS)
+                .await;
+        match wikiedge_fn::slots::acquire("downloads", &principal.account, cap, now) {
             Ok(slot) => Some(std::sync::Arc::new(slot)),
             Err(err) => return gate::unmetered_error(principal, SNAPSHOT, &err).await,
         }

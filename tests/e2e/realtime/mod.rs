@@ -416,7 +416,7 @@ pub(crate) fn untar_gz(bytes: &[u8]) -> Result<(String, Vec<u8>)> {
 
 /// Opens a stream on a raw connection and returns it with its status line,
 /// leaving the body unread.
-fn open_raw_stream(host: &Host, auth: &str) -> Result<(TcpStream, String)> {
+pub(crate) fn open_raw_stream(host: &Host, auth: &str) -> Result<(TcpStream, String)> {
     let addr = host.base.trim_start_matches("http://").to_string();
     let mut s = TcpStream::connect(&addr)?;
     s.set_read_timeout(Some(Duration::from_secs(20)))?;
