@@ -29,14 +29,16 @@ use crate::{Error, Result};
 /// templates, the redirects pointing to the page, the Wikidata item, page
 /// info with protection and watchers (MediaWiki discloses the count only
 /// above the wiki's threshold), the lead image (`pageimages`, original
-/// size), the short description (`description`), and the two latest
+/// size), the short description (`description`), the Wikidata entities the
+/// page uses with their aspects (`wbentityusage`, WME's
+/// `additional_entities`), and the two latest
 /// revisions with their editor, comment, flags, tags and size — the
 /// current one and its parent. `|` is sent as `%7C`, which every URL
 /// parser accepts.
 pub const ACTION_API_QUERY: &str = "action=query&format=json&formatversion=2\
-&prop=categories%7Ctemplates%7Credirects%7Cpageprops%7Cinfo%7Crevisions%7Cpageimages%7Cdescription\
+&prop=categories%7Ctemplates%7Credirects%7Cpageprops%7Cinfo%7Crevisions%7Cpageimages%7Cdescription%7Cwbentityusage\
 &inprop=protection%7Cwatchers&ppprop=wikibase_item\
-&cllimit=max&tllimit=max&rdlimit=max&rdprop=title\
+&cllimit=max&tllimit=max&rdlimit=max&rdprop=title&wbeulimit=max\
 &rvprop=ids%7Ctimestamp%7Cflags%7Ccomment%7Cuser%7Cuserid%7Ctags%7Csize&rvlimit=2\
 &piprop=original";
 
@@ -107,6 +109,146 @@ fn first_page(root: &Value) -> Option<&Value> {
         Some(Value::Array(list)) => list.first(),
         Some(Value::Object(map)) => map.values().next(),
         _ => None,
+    }
+}
+
+/// The `wbentityusage` of a page, `{"Q42": {"aspects": ["S", "T"]}, ...}`
+/// (ApiPropsEntityUsage), as WME's `additional_entities`: identifier,
+/// Wikidata URL and aspects. Entries without an id-like key or aspects
+/// are skipped.
+fn entity_usage(page: &Value) -> Vec<Entity> {
+    let Some(usage) = page.get("wbentityusage").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    usage
+        .iter()
+        .filter(|(id, _)| {
+            !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        .map(|(id, v)| Entity {
+            aspects: v
+                .get("aspects")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            ..Entity::wikidata(id)
+        })
+        .collect()
+}
+
+/// The Action API query string of the follow-up call, sent once the page
+/// query has named the editor and the parent revision: the editor's edit
+/// count, groups and registration (`list=users`), and the parent
+/// revision's text (`prop=revisions&revids=`), whose length in characters
+/// is `previous_version.number_of_characters`. A list module and a prop
+/// module share one query, so it is one call; either half is left out when
+/// it is not needed.
+pub const USERS_QUERY: &str = "list=users&usprop=editcount%7Cgroups%7Cregistration";
+
+/// The revision half of the follow-up call (see [`USERS_QUERY`]).
+pub const PARENT_QUERY: &str = "prop=revisions&rvprop=ids%7Csize%7Ccontent&rvslots=main";
+
+/// The follow-up Action API URL for an article built by
+/// [`article_from_upstream`] (see [`USERS_QUERY`]); `None` when there is
+/// nothing to ask: the editor is anonymous or hidden (IP editors have no
+/// user record) and the revision has no parent.
+pub fn follow_up_url(base_url: &str, article: &Article) -> Option<String> {
+    let version = article.version.as_ref();
+    let user = version
+        .and_then(|v| v.editor.as_ref())
+        .filter(|e| e.is_anonymous != Some(true) && e.identifier.is_some())
+        .and_then(|e| e.name.as_deref());
+    let parent = article.previous_version.as_ref().and_then(|p| p.identifier);
+    if user.is_none() && parent.is_none() {
+        return None;
+    }
+    let mut url = format!(
+        "{}/w/api.php?action=query&format=json&formatversion=2",
+        base_url.trim_end_matches('/')
+    );
+    if let Some(name) = user {
+        url.push_str(&format!(
+            "&{USERS_QUERY}&ususers={}",
+            encode_component(name)
+        ));
+    }
+    if let Some(id) = parent {
+        url.push_str(&format!("&{PARENT_QUERY}&revids={id}"));
+    }
+    Some(url)
+}
+
+/// The text of one revision of `prop=revisions&rvprop=content`: the main
+/// slot's `content` (`rvslots=main`, formatversion 2) or `*` (format
+/// version 1, or answers without slots); `None` when hidden.
+fn revision_text(revision: &Value) -> Option<&str> {
+    let main = revision.pointer("/slots/main").unwrap_or(revision);
+    if main.get("texthidden").is_some() || revision.get("texthidden").is_some() {
+        return None;
+    }
+    main.get("content")
+        .or_else(|| main.get("*"))
+        .and_then(Value::as_str)
+}
+
+/// Fills from the answer to [`follow_up_url`] what it tells: the editor's
+/// `edit_count`, `groups`, `date_started` and the flags WME derives from the
+/// groups ([`Editor::with_group_flags`]), and
+/// `previous_version.number_of_characters`. Only a user record with the
+/// editor's name (and id) and only the parent revision's text are used; an
+/// answer that says nothing, or garbage, leaves the article as it was.
+pub fn apply_follow_up(article: &mut Article, json: &[u8]) {
+    let Ok(root) = serde_json::from_slice::<Value>(json) else {
+        return;
+    };
+    if let Some(editor) = article.version.as_mut().and_then(|v| v.editor.as_mut())
+        && editor.is_anonymous != Some(true)
+        && let Some(user) = root
+            .pointer("/query/users")
+            .and_then(Value::as_array)
+            .and_then(|users| {
+                users.iter().find(|u| {
+                    u.get("name").and_then(Value::as_str) == editor.name.as_deref()
+                        && u.get("missing").is_none()
+                        && u.get("invalid").is_none()
+                        && editor
+                            .identifier
+                            .is_none_or(|id| u.get("userid").and_then(Value::as_u64) == Some(id))
+                })
+            })
+    {
+        editor.edit_count = user.get("editcount").and_then(Value::as_u64);
+        editor.groups = user
+            .get("groups")
+            .and_then(Value::as_array)
+            .map(|g| {
+                g.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        editor.date_started = user
+            .get("registration")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        *editor = std::mem::take(editor).with_group_flags();
+    }
+    if let Some(previous) = article.previous_version.as_mut()
+        && let Some(parent) = previous.identifier
+        && let Some(text) = first_page(&root)
+            .and_then(|p| p.get("revisions"))
+            .and_then(Value::as_array)
+            .and_then(|revs| {
+                revs.iter()
+                    .find(|r| r.get("revid").and_then(Value::as_u64) == Some(parent))
+            })
+            .and_then(revision_text)
+    {
+        previous.number_of_characters = Some(text.chars().count() as u64);
     }
 }
 
@@ -290,6 +432,9 @@ pub struct PageInfo {
     pub redirects: Vec<String>,
     /// The Wikidata item, e.g. `Q9482`.
     pub wikibase_item: Option<String>,
+    /// The Wikidata entities the page uses (`wbentityusage`), with their
+    /// usage aspects as the API writes them (`S`, `T`, `C.P1630`, `L.en`).
+    pub entities: Vec<Entity>,
     /// The protections in force.
     pub protection: Vec<Protection>,
     /// The latest revision id.
@@ -369,6 +514,7 @@ impl PageInfo {
                 .pointer("/pageprops/wikibase_item")
                 .and_then(Value::as_str)
                 .map(str::to_string),
+            entities: entity_usage(page),
             protection,
             last_revision: page.get("lastrevid").and_then(Value::as_u64),
             language: page
@@ -528,6 +674,7 @@ pub fn article_from_upstream(
             ..Language::default()
         }),
         main_entity: info.wikibase_item.as_deref().map(Entity::wikidata),
+        additional_entities: info.entities.clone(),
         categories: categories.iter().map(|c| ctx.link(c)).collect(),
         templates: templates.iter().map(|t| ctx.link(t)).collect(),
         redirects: info.redirects.iter().map(|r| ctx.link(r)).collect(),
@@ -633,6 +780,7 @@ pub(crate) mod tests {
         "pageimage": "Sciuridae.jpg",
         "description": "Family of rodents", "descriptionsource": "local",
         "pageprops": {"wikibase_item": "Q9482"},
+        "wbentityusage": {"P4807": {"aspects": ["C.P1630"]}, "Q9482": {"aspects": ["S", "T"]}},
         "revisions": [
           {"revid": 1171934824, "parentid": 1170965821, "minor": true, "user": "OAbot", "userid": 28481209,
            "timestamp": "2023-08-24T01:14:42Z", "size": 34723,
@@ -640,6 +788,19 @@ pub(crate) mod tests {
            "tags": ["mw-reverted"]},
           {"revid": 1170965821, "parentid": 1170000000, "minor": false, "user": "203.0.113.7", "anon": true, "userid": 0,
            "timestamp": "2023-08-18T07:13:50Z", "size": 34675, "comment": "", "tags": []}]}]}}"#;
+
+    /// A formatversion=2 answer to the follow-up call (`list=users` with
+    /// `usprop=editcount|groups|registration`, ApiQueryUsers; and the
+    /// parent revision with `rvslots=main` content, ApiQueryRevisions), with
+    /// the editor values of WME's own Squirrel document. The parent's text
+    /// is 12 characters in 13 bytes.
+    pub(crate) const FOLLOW_UP: &str = r#"{"batchcomplete": true, "query": {
+        "users": [{"userid": 28481209, "name": "OAbot", "editcount": 342731,
+                   "registration": "2016-06-03T17:03:59Z", "groups": ["bot", "*", "user", "autoconfirmed"]}],
+        "pages": [{"pageid": 28492, "ns": 0, "title": "Squirrel",
+          "revisions": [{"revid": 1170965821, "parentid": 1170000000, "size": 13,
+            "slots": {"main": {"contentmodel": "wikitext", "contentformat": "text/x-wiki",
+                               "content": "Écureuil est"}}}]}]}}"#;
 
     pub(crate) const FIRST: &str = r#"{"continue": {"rvcontinue": "20011009175509|1", "continue": "||"},
         "query": {"pages": [{"pageid": 28492, "ns": 0, "title": "Squirrel",
@@ -695,6 +856,128 @@ pub(crate) mod tests {
         assert!(json.get("visibility").is_none());
         // Saved after 2023-06-29: CC BY-SA 4.0 only.
         assert_eq!(json["license"].as_array().map(Vec::len), Some(1));
+    }
+
+    fn live_article() -> Article {
+        let rest = RestPage::parse(REST.as_bytes()).expect("rest");
+        let info = PageInfo::parse(ACTION_FULL.as_bytes()).expect("info");
+        article_from_upstream(&rest, &info, &enwiki()).expect("article")
+    }
+
+    #[test]
+    fn entity_usage_becomes_additional_entities() {
+        let json = serde_json::to_value(live_article()).expect("json");
+        assert_eq!(
+            json["additional_entities"],
+            serde_json::json!([
+                {"identifier": "P4807", "url": "https://www.wikidata.org/entity/P4807", "aspects": ["C.P1630"]},
+                {"identifier": "Q9482", "url": "https://www.wikidata.org/entity/Q9482", "aspects": ["S", "T"]}
+            ])
+        );
+        // A cut-short usage list is reported like any other.
+        let cut = PageInfo::parse(
+            br#"{"continue": {"wbeucontinue": "28492|Q1", "continue": "||"},
+            "query": {"pages": [{"pageid": 1, "ns": 0, "title": "T",
+            "wbentityusage": {"Q1": {"aspects": ["O"]}, "bad key": {"aspects": []}}}]}}"#,
+        )
+        .expect("info");
+        assert!(cut.incomplete);
+        assert_eq!(cut.entities.len(), 1);
+        assert_eq!(cut.entities[0].aspects, ["O"]);
+        assert!(
+            ACTION_API_QUERY.contains("%7Cwbentityusage&")
+                && ACTION_API_QUERY.contains("wbeulimit=max")
+        );
+    }
+
+    #[test]
+    fn follow_up_asks_for_the_registered_editor_and_the_parent_only() {
+        let base = "https://en.wikipedia.org/";
+        let mut article = live_article();
+        assert_eq!(
+            follow_up_url(base, &article).as_deref(),
+            Some(
+                "https://en.wikipedia.org/w/api.php?action=query&format=json&formatversion=2\
+                 &list=users&usprop=editcount%7Cgroups%7Cregistration&ususers=OAbot\
+                 &prop=revisions&rvprop=ids%7Csize%7Ccontent&rvslots=main&revids=1170965821"
+            )
+        );
+        // An IP editor has no user record: only the parent is asked for.
+        let version = article.version.as_mut().expect("version");
+        version.editor = Some(Editor {
+            name: Some("203.0.113.7".into()),
+            is_anonymous: Some(true),
+            ..Editor::default()
+        });
+        let url = follow_up_url(base, &article).expect("url");
+        assert!(
+            !url.contains("list=users") && url.ends_with("&revids=1170965821"),
+            "{url}"
+        );
+        // Nothing to ask: no call at all.
+        article.previous_version = None;
+        assert_eq!(follow_up_url(base, &article), None);
+        // A name with spaces and slashes is one encoded value.
+        article.version.as_mut().expect("version").editor = Some(Editor {
+            identifier: Some(7),
+            name: Some("A b/c".into()),
+            ..Editor::default()
+        });
+        assert!(
+            follow_up_url(base, &article)
+                .expect("url")
+                .ends_with("&ususers=A%20b%2Fc")
+        );
+    }
+
+    #[test]
+    fn follow_up_answer_fills_the_editor_and_the_parent_length() {
+        let mut article = live_article();
+        apply_follow_up(&mut article, FOLLOW_UP.as_bytes());
+        let json = serde_json::to_value(&article).expect("json");
+        // Field for field as in WME's own Squirrel document.
+        assert_eq!(
+            json["version"]["editor"],
+            serde_json::json!({"identifier": 28481209, "name": "OAbot", "edit_count": 342731,
+                               "groups": ["bot", "*", "user", "autoconfirmed"], "is_bot": true,
+                               "date_started": "2016-06-03T17:03:59Z"})
+        );
+        // Characters, not bytes (the size is 13).
+        assert_eq!(
+            json["previous_version"],
+            serde_json::json!({"identifier": 1170965821, "number_of_characters": 12})
+        );
+
+        // A record for someone else, a missing user, a hidden parent text
+        // or garbage change nothing.
+        for body in [
+            r#"{"query": {"users": [{"userid": 1, "name": "Other", "editcount": 5, "groups": ["sysop"]}]}}"#,
+            r#"{"query": {"users": [{"name": "OAbot", "missing": true}]}}"#,
+            r#"{"query": {"users": [{"userid": 99, "name": "OAbot", "editcount": 5}]}}"#,
+            r#"{"query": {"pages": [{"pageid": 28492, "revisions": [{"revid": 1170965821, "slots": {"main": {"texthidden": true}}}]}]}}"#,
+            r#"{"query": {"pages": [{"pageid": 28492, "revisions": [{"revid": 5, "slots": {"main": {"content": "x"}}}]}]}}"#,
+            "<html>",
+        ] {
+            let mut untouched = live_article();
+            apply_follow_up(&mut untouched, body.as_bytes());
+            assert_eq!(untouched, live_article(), "{body}");
+        }
+    }
+
+    #[test]
+    fn reads_the_recorded_rvslots_main_answer() {
+        if crate::testdata::fixtures_or_skip().is_none() {
+            return;
+        }
+        let recorded: Value =
+            serde_json::from_slice(&std::fs::read(api("android_wikitext.json")).expect("fixture"))
+                .expect("json");
+        let revision = recorded
+            .pointer("/query/pages/0/revisions/0")
+            .expect("revision");
+        assert_eq!(revision_text(revision), Some("\\o/\n\ntest12\n\n3"));
+        // The formatversion=1 spelling of the recorded 2017 answers.
+        assert_eq!(revision_text(&serde_json::json!({"*": "abc"})), Some("abc"));
     }
 
     #[test]
