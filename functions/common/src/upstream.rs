@@ -2,7 +2,8 @@
 //! REST page source (for the wikitext behind abstracts and structured
 //! contents; optional), the Action API query (page facts and the two latest
 //! revisions) and the Action API first-revision query (`date_created`;
-//! optional) — four requests, sent concurrently and joined by the core's
+//! optional) — four requests (at most five per article in all), sent
+//! concurrently and joined by the core's
 //! `article_from_upstream` — then, when the article has a registered
 //! editor or a parent revision, one follow-up Action API query for the
 //! editor's record and the parent's text (docs/upstream.md). The whole
