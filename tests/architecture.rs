@@ -34,11 +34,6 @@ const ONE_CONCEPT_TESTS: &[(&str, &str)] = &[
 const TOO_LONG: &[(&str, usize, &str)] = &[
     ("bench/src/main.rs", 1546, "to split: scenarios and report"),
     (
-        "shared/src/article/upstream.rs",
-        878,
-        "to split: query building and parsing",
-    ),
-    (
         "functions/articles/src/articles.rs",
         651,
         "to split: the pipeline into the core",

@@ -1,7 +1,8 @@
 //! The live-wiki path: an article fetched from a fake MediaWiki that
 //! answers in the shapes MediaWiki documents (REST `with_html` and source,
-//! Action API `formatversion=2`), with every field the APIs give asserted
-//! and the upstream calls per article counted.
+//! Action API `formatversion=2`, including the follow-up `list=users` +
+//! `revids` query), with every field the APIs give asserted and the
+//! upstream calls per article counted.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -40,6 +41,7 @@ const ACTION: &str = r#"{"continue": {"rvcontinue": "20230818071350|1170965821",
     "templates": [{"ns": 10, "title": "Template:Citation needed"}],
     "redirects": [{"pageid": 63522, "ns": 0, "title": "Sciuridae"}],
     "pageprops": {"wikibase_item": "Q9482"},
+    "wbentityusage": {"P4807": {"aspects": ["C.P1630"]}, "Q9482": {"aspects": ["S", "T"]}},
     "original": {"source": "https://upload.wikimedia.org/wikipedia/commons/6/68/Sciuridae.jpg", "width": 600, "height": 600},
     "pageimage": "Sciuridae.jpg",
     "description": "Family of rodents", "descriptionsource": "local",
@@ -50,6 +52,47 @@ const ACTION: &str = r#"{"continue": {"rvcontinue": "20230818071350|1170965821",
        "tags": ["mw-manual-revert"]},
       {"revid": 1170965821, "parentid": 1169000000, "minor": false, "user": "Example", "userid": 42,
        "timestamp": "2023-08-18T07:13:50Z", "size": 34675, "comment": "copyedit", "tags": []}]}]}}"#;
+
+/// The editor's record in the answer to the follow-up query
+/// (`list=users&usprop=editcount|groups|registration`, ApiQueryUsers,
+/// formatversion=2), with the values of WME's own Squirrel document.
+const USERS: &str = r#"[{"userid": 28481209, "name": "OAbot", "editcount": 342731,
+    "registration": "2016-06-03T17:03:59Z", "groups": ["bot", "*", "user", "autoconfirmed"]}]"#;
+
+/// The parent revision's text: 31 characters in 35 bytes.
+const PARENT_TEXT: &str = "Écureuils — la famille Sciuridæ";
+
+/// The answer to the follow-up query: the `users` part when it asks
+/// `list=users`, the parent revision (`revids=`, `rvslots=main` content)
+/// when it asks for it — what MediaWiki answers to each.
+fn follow_up_answer(path: &str) -> String {
+    let mut query = serde_json::Map::new();
+    if path.contains("&list=users&") && path.contains("&ususers=OAbot") {
+        query.insert("users".into(), serde_json::from_str(USERS).expect("json"));
+    }
+    if path.contains("&revids=1170965821") {
+        query.insert(
+            "pages".into(),
+            json!([{"pageid": 28492, "ns": 0, "title": "Squirrel",
+                "revisions": [{"revid": 1170965821, "parentid": 1169000000, "size": PARENT_TEXT.len(),
+                    "slots": {"main": {"contentmodel": "wikitext", "contentformat": "text/x-wiki",
+                                       "content": PARENT_TEXT}}}]}]),
+        );
+    }
+    json!({"batchcomplete": true, "query": query}).to_string()
+}
+
+/// An answer about `Squirrel` turned into one about `Acorn` (page 28493),
+/// whose current revision an IP address saved.
+fn acorn(answer: &str) -> String {
+    answer
+        .replace("Squirrel", "Acorn")
+        .replace("28492", "28493")
+        .replace(
+            r#""user": "OAbot", "userid": 28481209"#,
+            r#""user": "203.0.113.7", "anon": true, "userid": 0"#,
+        )
+}
 
 /// The answer to the first-revision query (rvdir=newer, rvlimit=1).
 const FIRST: &str = r#"{"continue": {"rvcontinue": "20011009175509|284620", "continue": "||"},
@@ -69,6 +112,7 @@ const REVERTRISK_PATH: &str =
 struct FakeWiki {
     url: String,
     calls: Arc<Mutex<BTreeMap<&'static str, usize>>>,
+    follow_ups: Arc<Mutex<Vec<String>>>,
 }
 
 impl FakeWiki {
@@ -77,11 +121,14 @@ impl FakeWiki {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let url = format!("http://{}", listener.local_addr()?);
         let calls: Arc<Mutex<BTreeMap<&'static str, usize>>> = Arc::default();
+        let follow_ups: Arc<Mutex<Vec<String>>> = Arc::default();
         let counted = calls.clone();
+        let asked = follow_ups.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
                 let calls = counted.clone();
+                let follow_ups = asked.clone();
                 std::thread::spawn(move || {
                     let mut buf = [0u8; 8192];
                     let n = stream.read(&mut buf).unwrap_or(0);
@@ -105,28 +152,43 @@ impl FakeWiki {
                         }
                     }
                     let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
-                    let api = path.starts_with("/w/api.php?") && path.ends_with("&titles=Squirrel");
+                    // `Acorn` is `Squirrel` last edited from an IP address.
+                    let (name, page) = if path.contains("Acorn") {
+                        ("Acorn", acorn as fn(&str) -> String)
+                    } else {
+                        ("Squirrel", str::to_string as fn(&str) -> String)
+                    };
+                    let api = path.starts_with("/w/api.php?")
+                        && path.ends_with(&format!("&titles={name}"));
+                    let follow_up = path.starts_with("/w/api.php?action=query&")
+                        && !path.contains("titles=")
+                        && (path.contains("&list=users&") || path.contains("&revids="));
+                    if follow_up {
+                        follow_ups.lock().expect("lock").push(path.clone());
+                    }
                     let (kind, status, body) =
                         if head.starts_with("POST ") && path == REVERTRISK_PATH {
                             if revertrisk_ok {
-                                ("revertrisk", "200 OK", REVERTRISK)
+                                ("revertrisk", "200 OK", REVERTRISK.to_string())
                             } else {
                                 (
                                     "revertrisk",
                                     "500 Internal Server Error",
-                                    r#"{"error": "boom"}"#,
+                                    r#"{"error": "boom"}"#.to_string(),
                                 )
                             }
-                        } else if path == "/w/rest.php/v1/page/Squirrel/with_html" {
-                            ("with_html", "200 OK", WITH_HTML)
-                        } else if path == "/w/rest.php/v1/page/Squirrel" {
-                            ("source", "200 OK", SOURCE)
+                        } else if path == format!("/w/rest.php/v1/page/{name}/with_html") {
+                            ("with_html", "200 OK", page(WITH_HTML))
+                        } else if path == format!("/w/rest.php/v1/page/{name}") {
+                            ("source", "200 OK", page(SOURCE))
                         } else if api && path.contains("rvdir=newer") {
-                            ("first_revision", "200 OK", FIRST)
+                            ("first_revision", "200 OK", page(FIRST))
                         } else if api && path.contains("prop=categories") {
-                            ("page_query", "200 OK", ACTION)
+                            ("page_query", "200 OK", page(ACTION))
+                        } else if follow_up {
+                            ("follow_up", "200 OK", follow_up_answer(&path))
                         } else {
-                            ("other", "404 Not Found", r#"{"httpCode": 404}"#)
+                            ("other", "404 Not Found", r#"{"httpCode": 404}"#.to_string())
                         };
                     *calls.lock().expect("lock").entry(kind).or_default() += 1;
                     let _ = write!(
@@ -137,16 +199,25 @@ impl FakeWiki {
                 });
             }
         });
-        Ok(FakeWiki { url, calls })
+        Ok(FakeWiki {
+            url,
+            calls,
+            follow_ups,
+        })
     }
 
     fn calls(&self) -> BTreeMap<&'static str, usize> {
         self.calls.lock().expect("lock").clone()
     }
+
+    fn follow_ups(&self) -> Vec<String> {
+        self.follow_ups.lock().expect("lock").clone()
+    }
 }
 
 #[test]
-fn a_live_article_has_editor_history_image_watchers_and_description_in_four_calls() -> Result<()> {
+fn a_live_article_has_editor_history_entities_image_watchers_and_description_in_five_calls()
+-> Result<()> {
     let wiki = FakeWiki::start(true)?;
     let state = TempDir::new("live-fields")?;
     let overrides = format!("{{\"enwiki\":\"{}\"}}", wiki.url);
@@ -166,7 +237,12 @@ fn a_live_article_has_editor_history_image_watchers_and_description_in_four_call
     assert_eq!(doc["date_created"], "2001-10-09T17:55:09Z");
     assert_eq!(doc["date_modified"], "2023-08-24T01:14:42Z");
     assert_eq!(doc["date_previously_modified"], "2023-08-18T07:13:50Z");
-    assert_eq!(doc["previous_version"], json!({"identifier": 1170965821}));
+    // The parent's length in characters, not bytes.
+    assert_eq!(PARENT_TEXT.len(), 35);
+    assert_eq!(
+        doc["previous_version"],
+        json!({"identifier": 1170965821, "number_of_characters": 31})
+    );
     assert_eq!(doc["watchers_count"], 343);
     assert_eq!(doc["description"], "Family of rodents");
     assert_eq!(
@@ -183,11 +259,19 @@ fn a_live_article_has_editor_history_image_watchers_and_description_in_four_call
         doc["main_entity"],
         json!({"identifier": "Q9482", "url": "https://www.wikidata.org/entity/Q9482"})
     );
+    assert_eq!(
+        doc["additional_entities"],
+        json!([{"identifier": "P4807", "url": "https://www.wikidata.org/entity/P4807", "aspects": ["C.P1630"]},
+               {"identifier": "Q9482", "url": "https://www.wikidata.org/entity/Q9482", "aspects": ["S", "T"]}])
+    );
     let version = &doc["version"];
     assert_eq!(version["identifier"], 1171934824);
+    // The editor as in WME's own Squirrel document.
     assert_eq!(
         version["editor"],
-        json!({"identifier": 28481209, "name": "OAbot"})
+        json!({"identifier": 28481209, "name": "OAbot", "edit_count": 342731,
+               "groups": ["bot", "*", "user", "autoconfirmed"], "is_bot": true,
+               "date_started": "2016-06-03T17:03:59Z"})
     );
     assert_eq!(
         version["comment"],
@@ -204,24 +288,66 @@ fn a_live_article_has_editor_history_image_watchers_and_description_in_four_call
     assert!(version.get("scores").is_none());
     assert_eq!(doc["license"][0]["identifier"], "CC-BY-SA-4.0");
 
-    // Four upstream calls for the article, one of each kind, all answered.
+    // Five upstream calls for the article, one of each kind, all answered:
+    // the editor's record and the parent share the one follow-up query.
     let calls = wiki.calls();
     assert_eq!(
         calls,
         BTreeMap::from([
             ("first_revision", 1),
+            ("follow_up", 1),
             ("page_query", 1),
             ("source", 1),
             ("with_html", 1)
         ]),
         "{calls:?}"
     );
+    let follow_ups = wiki.follow_ups();
+    assert!(
+        follow_ups[0].contains("&ususers=OAbot") && follow_ups[0].contains("&revids=1170965821"),
+        "{follow_ups:?}"
+    );
 
     // Served again from the store: no further upstream call.
     let r = get(&host.url("/v2/articles/Squirrel"), &a)?;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()?[0]["watchers_count"], 343);
-    assert_eq!(wiki.calls().values().sum::<usize>(), 4);
+    assert_eq!(wiki.calls().values().sum::<usize>(), 5);
+    Ok(())
+}
+
+#[test]
+fn an_ip_editor_gets_no_user_lookup() -> Result<()> {
+    let wiki = FakeWiki::start(true)?;
+    let state = TempDir::new("live-anon")?;
+    let overrides = format!("{{\"enwiki\":\"{}\"}}", wiki.url);
+    let host = Host::builder(BIN, &repo_root().join("spin.toml"))
+        .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
+        .env("SPIN_VARIABLE_UPSTREAM_OVERRIDES", &overrides)
+        .env("SPIN_VARIABLE_UPSTREAM_TIMEOUT_MS", "5000")
+        .state_dir(state.path())
+        .start()?;
+    let auth = bearer(&host, "anon-reader", "user")?;
+    let r = get(
+        &host.url("/v2/articles/Acorn"),
+        &[("authorization", auth.as_str())],
+    )?;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let doc = &r.json()?[0];
+    assert_eq!(doc["identifier"], 28493);
+    assert_eq!(
+        doc["version"]["editor"],
+        json!({"name": "203.0.113.7", "is_anonymous": true})
+    );
+    // The parent is still measured: the follow-up asks for it alone.
+    assert_eq!(doc["previous_version"]["number_of_characters"], 31);
+    let follow_ups = wiki.follow_ups();
+    assert_eq!(follow_ups.len(), 1, "{follow_ups:?}");
+    assert!(
+        !follow_ups[0].contains("list=users") && follow_ups[0].ends_with("&revids=1170965821"),
+        "{follow_ups:?}"
+    );
+    assert_eq!(wiki.calls().values().sum::<usize>(), 5);
     Ok(())
 }
 
@@ -254,7 +380,7 @@ fn revert_risk_comes_from_lift_wing_when_enabled_and_never_fails_the_answer() ->
         json!({"revertrisk": {"prediction": false, "probability": {"false": 0.8813, "true": 0.1187}}})
     );
     assert_eq!(wiki.calls().get("revertrisk"), Some(&1));
-    assert_eq!(wiki.calls().values().sum::<usize>(), 5);
+    assert_eq!(wiki.calls().values().sum::<usize>(), 6);
 
     // A failing model: the article is still served, without scores.
     let broken = FakeWiki::start(false)?;

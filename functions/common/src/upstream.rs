@@ -2,9 +2,14 @@
 //! REST page source (for the wikitext behind abstracts and structured
 //! contents; optional), the Action API query (page facts and the two latest
 //! revisions) and the Action API first-revision query (`date_created`;
-//! optional) — four requests, sent concurrently and joined by the core's
-//! `article_from_upstream` (docs/upstream.md). The whole fetch races a
-//! timer so a slow upstream never hangs the request.
+//! optional) — four requests (at most five per article in all), sent
+//! concurrently and joined by the core's
+//! `article_from_upstream` — then, when the article has a registered
+//! editor or a parent revision, one follow-up Action API query for the
+//! editor's record and the parent's text (docs/upstream.md). The whole
+//! fetch races a timer so a slow upstream never hangs the request; the
+//! follow-up gets what is left of it and, late or failed, only leaves its
+//! fields out.
 
 use std::time::Duration;
 
@@ -17,8 +22,8 @@ use wikiedge_core::article::revertrisk;
 use wikiedge_core::article::schema::Article;
 use wikiedge_core::article::transform::ProjectContext;
 use wikiedge_core::article::upstream::{
-    PageInfo, RestPage, action_api_url, article_from_upstream, first_revision_timestamp,
-    first_revision_url, rest_with_html_url,
+    PageInfo, RestPage, action_api_url, apply_follow_up, article_from_upstream,
+    first_revision_timestamp, first_revision_url, follow_up_url, rest_with_html_url,
 };
 
 /// The User-Agent Wikimedia asks API clients to send.
@@ -177,6 +182,33 @@ pub async fn add_revertrisk(article: &mut Article, url: &str) {
     }
 }
 
+/// The follow-up call (core `follow_up_url`): the editor's edit count,
+/// groups and registration and the parent revision's length, within
+/// `budget`. Sequential, since the page query names the editor and the
+/// parent; best effort, since the article is complete without it.
+async fn add_follow_up(article: &mut Article, base_url: &str, budget: Duration) {
+    let Some(url) = follow_up_url(base_url, article) else {
+        return;
+    };
+    if budget.is_zero() {
+        return;
+    }
+    let work = std::pin::pin!(get(&url));
+    let timer = std::pin::pin!(spin_sdk::time::sleep(budget));
+    match select(work, timer).await {
+        Either::Left((Ok((200, body)), _)) => apply_follow_up(article, &body),
+        Either::Left((Ok((status, _)), _)) => {
+            eprintln!("{}: follow-up query answered {status}", crate::name())
+        }
+        Either::Left((Err(_), _)) => {}
+        Either::Right(((), _)) => eprintln!(
+            "{}: follow-up query took over {} ms",
+            crate::name(),
+            budget.as_millis()
+        ),
+    }
+}
+
 /// Fetches an article, giving up after `timeout` with `GatewayTimeout`.
 pub async fn fetch(
     base_url: &str,
@@ -184,13 +216,19 @@ pub async fn fetch(
     ctx: &ProjectContext,
     timeout: Duration,
 ) -> Result<Article, Error> {
+    let started = std::time::Instant::now();
     let work = std::pin::pin!(fetch_unbounded(base_url, title, ctx));
     let timer = std::pin::pin!(spin_sdk::time::sleep(timeout));
-    match select(work, timer).await {
-        Either::Left((result, _)) => result,
-        Either::Right(((), _)) => Err(Error::GatewayTimeout(format!(
-            "upstream did not answer within {} ms",
-            timeout.as_millis()
-        ))),
-    }
+    let mut article = match select(work, timer).await {
+        Either::Left((result, _)) => result?,
+        Either::Right(((), _)) => {
+            return Err(Error::GatewayTimeout(format!(
+                "upstream did not answer within {} ms",
+                timeout.as_millis()
+            )));
+        }
+    };
+    let left = timeout.saturating_sub(started.elapsed());
+    add_follow_up(&mut article, base_url, left).await;
+    Ok(article)
 }

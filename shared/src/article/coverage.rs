@@ -9,8 +9,9 @@
 //! - **dump**: the articles built from the real enwiki sample dump (206
 //!   pages) and the real simplewiki history sample.
 //! - **live**: the articles built from the documented-shape MediaWiki
-//!   answers of the upstream tests (once with a registered, once with an
-//!   anonymous editor), with the real enwiki document's HTML and wikitext as
+//!   answers of the upstream tests (with a registered bot, an anonymous
+//!   editor, and an administrator) and the follow-up call (the editor's record, the
+//!   parent's text), with the real enwiki document's HTML and wikitext as
 //!   the REST answers.
 //! - **WME import**: the real documents as `wikiedge import` stores them
 //!   (byte for byte; checked here through the schema round trip).
@@ -26,17 +27,23 @@ use super::dump::tests::open;
 use super::dump::{DumpPage, Revisions};
 use super::schema::Article;
 use super::transform::{ProjectContext, article_from_dump};
-use super::upstream::tests::{ACTION_FULL, FIRST, REST, enwiki};
-use super::upstream::{PageInfo, RestPage, article_from_upstream, first_revision_timestamp};
+use super::upstream::tests::{ACTION_FULL, FIRST, FOLLOW_UP, REST, enwiki};
+use super::upstream::{
+    PageInfo, RestPage, apply_follow_up, article_from_upstream, first_revision_timestamp,
+};
 
-/// WME schema fields (OpenAPI 2024-01 `article`, `version`) the sample
-/// documents do not carry.
-const SCHEMA_ONLY: [&str; 6] = [
+/// WME schema fields (OpenAPI 2024-01 `article`, `version`; the editor's
+/// rights flags of WME's current `Editor` schema) the sample documents do
+/// not carry.
+const SCHEMA_ONLY: [&str; 9] = [
     "description",
     "version.tags",
     "version.is_flagged_stable",
     "version.noindex",
     "version.editor.is_anonymous",
+    "version.editor.is_admin",
+    "version.editor.is_patroller",
+    "version.editor.has_advanced_rights",
     "version.maintenance_tags",
 ];
 
@@ -123,14 +130,31 @@ fn live_articles(real: &Value) -> Vec<Article> {
     revision["user"] = Value::from("203.0.113.7");
     revision["userid"] = Value::from(0);
     revision["anon"] = Value::from(true);
-    [ACTION_FULL.to_string(), anonymous.to_string()]
-        .iter()
-        .map(|body| {
-            let mut info = PageInfo::parse(body.as_bytes()).expect("info");
-            info.created = first_revision_timestamp(FIRST.as_bytes());
-            article_from_upstream(&rest, &info, &enwiki()).expect("article")
-        })
-        .collect()
+    // The same editor once more as an administrator, rollbacker and
+    // checkuser, for the flags WME derives from those groups.
+    let mut admin: Value = serde_json::from_str(FOLLOW_UP).expect("json");
+    admin["query"]["users"][0]["groups"] = serde_json::json!([
+        "checkuser",
+        "rollback",
+        "sysop",
+        "*",
+        "user",
+        "autoconfirmed"
+    ]);
+    [
+        (ACTION_FULL.to_string(), FOLLOW_UP.to_string()),
+        (anonymous.to_string(), FOLLOW_UP.to_string()),
+        (ACTION_FULL.to_string(), admin.to_string()),
+    ]
+    .iter()
+    .map(|(body, follow_up)| {
+        let mut info = PageInfo::parse(body.as_bytes()).expect("info");
+        info.created = first_revision_timestamp(FIRST.as_bytes());
+        let mut article = article_from_upstream(&rest, &info, &enwiki()).expect("article");
+        apply_follow_up(&mut article, follow_up.as_bytes());
+        article
+    })
+    .collect()
 }
 
 /// The table, as `docs/coverage.md` holds it.
@@ -195,6 +219,20 @@ fn coverage_table_is_current() {
     assert!(table.contains("| `version.editor.identifier` | yes | yes | yes |"));
     assert!(table.contains("| `article_body.html` | yes | — | yes |"));
     assert!(table.contains("| `previous_version.identifier` | yes | yes | yes |"));
+    for live in [
+        "previous_version.number_of_characters",
+        "version.editor.edit_count",
+        "version.editor.groups",
+        "version.editor.date_started",
+        "version.editor.is_bot",
+        "additional_entities.aspects",
+        "main_entity.identifier",
+    ] {
+        assert!(
+            table.contains(&format!("| `{live}` | yes |")),
+            "{live} is not filled by the live path"
+        );
+    }
     if std::env::var_os("WIKIEDGE_WRITE_COVERAGE").is_some() {
         std::fs::write(DOC, &table).expect("write docs/coverage.md");
         return;

@@ -191,9 +191,64 @@ pub struct Editor {
     /// Whether the edit was made without an account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_anonymous: Option<bool>,
+    /// Whether the user is an administrator (group `sysop`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_admin: Option<bool>,
+    /// Whether the user is in a group with patrolling rights
+    /// ([`PATROLLER_GROUPS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_patroller: Option<bool>,
+    /// Whether the user is in a group with advanced rights
+    /// ([`ADVANCED_GROUPS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub has_advanced_rights: Option<bool>,
     /// When the user registered (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date_started: Option<String>,
+}
+
+/// The user groups WME counts as patrolling (`is_patroller`): the
+/// rollbackers, edit-filter managers, patrollers and the reviewers of the
+/// wikis with flagged revisions.
+pub const PATROLLER_GROUPS: [&str; 9] = [
+    "rollback",
+    "abusefilter",
+    "patroller",
+    "reviewer",
+    "autoreview",
+    "autoreviewer",
+    "editor",
+    "autoeditor",
+    "eliminator",
+];
+
+/// The user groups WME counts as advanced rights (`has_advanced_rights`).
+pub const ADVANCED_GROUPS: [&str; 4] = ["checkuser", "bureaucrat", "oversight", "steward"];
+
+impl Editor {
+    /// Sets the flags WME derives from the user's groups — `is_bot`
+    /// (`bot`), `is_admin` (`sysop`), `is_patroller` ([`PATROLLER_GROUPS`])
+    /// and `has_advanced_rights` ([`ADVANCED_GROUPS`]) — to `true` when a
+    /// group grants them; a flag already `true` stays (WME omits `false`).
+    pub fn with_group_flags(mut self) -> Self {
+        let any = |set: &[&str]| self.groups.iter().any(|g| set.contains(&g.as_str()));
+        let (bot, admin, patroller, advanced) = (
+            any(&["bot"]),
+            any(&["sysop"]),
+            any(&PATROLLER_GROUPS),
+            any(&ADVANCED_GROUPS),
+        );
+        let set = |flag: &mut Option<bool>, on: bool| {
+            if on {
+                *flag = Some(true);
+            }
+        };
+        set(&mut self.is_bot, bot);
+        set(&mut self.is_admin, admin);
+        set(&mut self.is_patroller, patroller);
+        set(&mut self.has_advanced_rights, advanced);
+        self
+    }
 }
 
 /// A size with its unit (`B` for bytes).
@@ -460,6 +515,39 @@ mod tests {
         let all: Vec<Value> = serde_json::from_str(&read("articles.json")).expect("json");
         let wme: License = serde_json::from_value(all[0]["license"][0].clone()).expect("license");
         assert_eq!(wme, License::cc_by_sa_3());
+    }
+
+    #[test]
+    fn editor_flags_follow_the_groups_as_wme_derives_them() {
+        let editor = |groups: &[&str]| {
+            let e = Editor {
+                groups: groups.iter().map(|g| g.to_string()).collect(),
+                ..Editor::default()
+            }
+            .with_group_flags();
+            (e.is_bot, e.is_admin, e.is_patroller, e.has_advanced_rights)
+        };
+        let t = Some(true);
+        assert_eq!(
+            editor(&["bot", "*", "user", "autoconfirmed"]),
+            (t, None, None, None)
+        );
+        assert_eq!(
+            editor(&["sysop", "rollback", "*", "user"]),
+            (None, t, t, None)
+        );
+        assert_eq!(editor(&["checkuser", "autoreviewer"]), (None, None, t, t));
+        assert_eq!(
+            editor(&["*", "user", "autoconfirmed"]),
+            (None, None, None, None)
+        );
+        // A flag someone already set stays set.
+        let bot = Editor {
+            is_bot: Some(true),
+            ..Editor::default()
+        }
+        .with_group_flags();
+        assert_eq!(bot.is_bot, Some(true));
     }
 
     #[test]

@@ -24,19 +24,26 @@ use super::transform::ProjectContext;
 use super::wikitext;
 use crate::{Error, Result};
 
+mod follow_up;
+#[cfg(test)]
+use follow_up::revision_text;
+pub use follow_up::{PARENT_QUERY, USERS_QUERY, apply_follow_up, follow_up_url};
+
 /// The Action API query string (without `titles=`) the fetcher sends, one
 /// query for all of: categories (hidden ones too, as WME lists them),
 /// templates, the redirects pointing to the page, the Wikidata item, page
 /// info with protection and watchers (MediaWiki discloses the count only
 /// above the wiki's threshold), the lead image (`pageimages`, original
-/// size), the short description (`description`), and the two latest
+/// size), the short description (`description`), the Wikidata entities the
+/// page uses with their aspects (`wbentityusage`, WME's
+/// `additional_entities`), and the two latest
 /// revisions with their editor, comment, flags, tags and size — the
 /// current one and its parent. `|` is sent as `%7C`, which every URL
 /// parser accepts.
 pub const ACTION_API_QUERY: &str = "action=query&format=json&formatversion=2\
-&prop=categories%7Ctemplates%7Credirects%7Cpageprops%7Cinfo%7Crevisions%7Cpageimages%7Cdescription\
+&prop=categories%7Ctemplates%7Credirects%7Cpageprops%7Cinfo%7Crevisions%7Cpageimages%7Cdescription%7Cwbentityusage\
 &inprop=protection%7Cwatchers&ppprop=wikibase_item\
-&cllimit=max&tllimit=max&rdlimit=max&rdprop=title\
+&cllimit=max&tllimit=max&rdlimit=max&rdprop=title&wbeulimit=max\
 &rvprop=ids%7Ctimestamp%7Cflags%7Ccomment%7Cuser%7Cuserid%7Ctags%7Csize&rvlimit=2\
 &piprop=original";
 
@@ -107,6 +114,34 @@ fn first_page(root: &Value) -> Option<&Value> {
         Some(Value::Object(map)) => map.values().next(),
         _ => None,
     }
+}
+
+/// The `wbentityusage` of a page, `{"Q42": {"aspects": ["S", "T"]}, ...}`
+/// (ApiPropsEntityUsage), as WME's `additional_entities`: identifier,
+/// Wikidata URL and aspects. Entries without an id-like key or aspects
+/// are skipped.
+fn entity_usage(page: &Value) -> Vec<Entity> {
+    let Some(usage) = page.get("wbentityusage").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    usage
+        .iter()
+        .filter(|(id, _)| {
+            !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        .map(|(id, v)| Entity {
+            aspects: v
+                .get("aspects")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            ..Entity::wikidata(id)
+        })
+        .collect()
 }
 
 /// One revision of `prop=revisions`, in either format version.
@@ -289,6 +324,9 @@ pub struct PageInfo {
     pub redirects: Vec<String>,
     /// The Wikidata item, e.g. `Q9482`.
     pub wikibase_item: Option<String>,
+    /// The Wikidata entities the page uses (`wbentityusage`), with their
+    /// usage aspects as the API writes them (`S`, `T`, `C.P1630`, `L.en`).
+    pub entities: Vec<Entity>,
     /// The protections in force.
     pub protection: Vec<Protection>,
     /// The latest revision id.
@@ -368,6 +406,7 @@ impl PageInfo {
                 .pointer("/pageprops/wikibase_item")
                 .and_then(Value::as_str)
                 .map(str::to_string),
+            entities: entity_usage(page),
             protection,
             last_revision: page.get("lastrevid").and_then(Value::as_u64),
             language: page
@@ -527,6 +566,7 @@ pub fn article_from_upstream(
             ..Language::default()
         }),
         main_entity: info.wikibase_item.as_deref().map(Entity::wikidata),
+        additional_entities: info.entities.clone(),
         categories: categories.iter().map(|c| ctx.link(c)).collect(),
         templates: templates.iter().map(|t| ctx.link(t)).collect(),
         redirects: info.redirects.iter().map(|r| ctx.link(r)).collect(),
@@ -547,331 +587,4 @@ pub fn article_from_upstream(
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use crate::article::wikitext::Localisation;
-
-    fn api(name: &str) -> std::path::PathBuf {
-        crate::testdata::fixtures().join("mediawiki-api").join(name)
-    }
-
-    pub(crate) fn enwiki() -> ProjectContext {
-        ProjectContext {
-            identifier: "enwiki".into(),
-            base_url: "https://en.wikipedia.org".into(),
-            language: "en".into(),
-            localisation: Localisation::default(),
-        }
-    }
-
-    /// A with_html body in the ExistingPageHtml schema's shape.
-    pub(crate) const REST: &str = r#"{"id": 28492, "key": "Squirrel", "title": "Squirrel",
-        "latest": {"id": 1171934824, "timestamp": "2023-08-24T01:14:42Z"}, "content_model": "wikitext",
-        "license": {"url": "https://creativecommons.org/licenses/by-sa/4.0/", "title": "Creative Commons Attribution-Share Alike 4.0"},
-        "html": "<!DOCTYPE html><html><body><p>Squirrels are members of the family Sciuridae.</p></body></html>"}"#;
-
-    /// A formatversion=2 answer to ACTION_API_QUERY in MediaWiki's shape.
-    const ACTION: &str = r#"{"batchcomplete": true, "query": {"pages": [{"pageid": 28492, "ns": 0,
-        "title": "Squirrel", "contentmodel": "wikitext", "pagelanguage": "en", "lastrevid": 1171934824,
-        "protection": [{"type": "edit", "level": "autoconfirmed", "expiry": "infinity"},
-                       {"type": "move", "level": "sysop", "expiry": "infinity"}],
-        "categories": [{"ns": 14, "title": "Category:Sciuridae"}, {"ns": 14, "title": "Category:Use dmy dates from October 2020"}],
-        "templates": [{"ns": 10, "title": "Template:Automatic taxobox"}],
-        "redirects": [{"pageid": 63522, "ns": 0, "title": "Sciuridae"}],
-        "pageprops": {"wikibase_item": "Q9482"}}]}}"#;
-
-    #[test]
-    fn joins_rest_and_action_api_into_an_article() {
-        let rest = RestPage::parse(REST.as_bytes()).expect("rest");
-        let info = PageInfo::parse(ACTION.as_bytes()).expect("info");
-        let article = article_from_upstream(&rest, &info, &enwiki()).expect("article");
-        let json = serde_json::to_value(&article).expect("json");
-        assert_eq!(
-            json["main_entity"],
-            serde_json::json!({"identifier": "Q9482", "url": "https://www.wikidata.org/entity/Q9482"})
-        );
-        assert_eq!(
-            json["protection"][0],
-            serde_json::json!({"type": "edit", "level": "autoconfirmed", "expiry": "infinity"})
-        );
-        assert_eq!(
-            json["redirects"][0],
-            serde_json::json!({"name": "Sciuridae", "url": "https://en.wikipedia.org/wiki/Sciuridae"})
-        );
-        assert_eq!(
-            json["categories"][1]["url"],
-            "https://en.wikipedia.org/wiki/Category:Use_dmy_dates_from_October_2020"
-        );
-        assert_eq!(
-            json["version"],
-            serde_json::json!({"identifier": 1171934824})
-        );
-        assert_eq!(json["license"][0]["identifier"], "CC-BY-SA-4.0");
-        assert_eq!(json["date_modified"], "2023-08-24T01:14:42Z");
-        assert!(
-            json["article_body"]["html"]
-                .as_str()
-                .is_some_and(|h| h.contains("Sciuridae"))
-        );
-        assert!(json["article_body"].get("wikitext").is_none());
-    }
-
-    /// A formatversion=2 answer to the full ACTION_API_QUERY in the shapes
-    /// MediaWiki documents (ApiQueryRevisions, ApiQueryInfo inprop=watchers,
-    /// PageImages piprop=original, ShortDescription prop=description), with
-    /// the values of WME's own Squirrel document.
-    pub(crate) const ACTION_FULL: &str = r#"{"continue": {"rvcontinue": "20230818071350|1170965821", "continue": "||categories|templates|redirects|pageprops|info|pageimages|description"},
-        "query": {"pages": [{"pageid": 28492, "ns": 0, "title": "Squirrel", "contentmodel": "wikitext",
-        "pagelanguage": "en", "lastrevid": 1171934824, "length": 34723,
-        "protection": [{"type": "edit", "level": "autoconfirmed", "expiry": "infinity"}],
-        "restrictiontypes": ["edit", "move"], "watchers": 343,
-        "categories": [{"ns": 14, "title": "Category:Sciuridae"}],
-        "templates": [{"ns": 10, "title": "Template:Automatic taxobox"}],
-        "redirects": [{"pageid": 63522, "ns": 0, "title": "Sciuridae"}],
-        "original": {"source": "https://upload.wikimedia.org/wikipedia/commons/6/68/Sciuridae.jpg", "width": 600, "height": 600},
-        "pageimage": "Sciuridae.jpg",
-        "description": "Family of rodents", "descriptionsource": "local",
-        "pageprops": {"wikibase_item": "Q9482"},
-        "revisions": [
-          {"revid": 1171934824, "parentid": 1170965821, "minor": true, "user": "OAbot", "userid": 28481209,
-           "timestamp": "2023-08-24T01:14:42Z", "size": 34723,
-           "comment": "[[Wikipedia:OABOT|Open access bot]]: pmc, doi updated in citation with #oabot.",
-           "tags": ["mw-reverted"]},
-          {"revid": 1170965821, "parentid": 1170000000, "minor": false, "user": "203.0.113.7", "anon": true, "userid": 0,
-           "timestamp": "2023-08-18T07:13:50Z", "size": 34675, "comment": "", "tags": []}]}]}}"#;
-
-    pub(crate) const FIRST: &str = r#"{"continue": {"rvcontinue": "20011009175509|1", "continue": "||"},
-        "query": {"pages": [{"pageid": 28492, "ns": 0, "title": "Squirrel",
-        "revisions": [{"revid": 284620, "parentid": 0, "timestamp": "2001-10-09T17:55:09Z"}]}]}}"#;
-
-    #[test]
-    fn live_answers_fill_revision_history_image_watchers_and_description() {
-        let mut rest = RestPage::parse(REST.as_bytes()).expect("rest");
-        rest.source = Some("Squirrels{{Citation needed|date=May 2023}} are {{POV}}.".into());
-        let mut info = PageInfo::parse(ACTION_FULL.as_bytes()).expect("info");
-        info.created = first_revision_timestamp(FIRST.as_bytes());
-        let json =
-            serde_json::to_value(article_from_upstream(&rest, &info, &enwiki()).expect("article"))
-                .expect("json");
-        assert_eq!(json["date_created"], "2001-10-09T17:55:09Z");
-        assert_eq!(json["date_modified"], "2023-08-24T01:14:42Z");
-        assert_eq!(json["date_previously_modified"], "2023-08-18T07:13:50Z");
-        assert_eq!(
-            json["previous_version"],
-            serde_json::json!({"identifier": 1170965821})
-        );
-        assert_eq!(json["watchers_count"], 343);
-        assert_eq!(json["description"], "Family of rodents");
-        // Only `rvcontinue`: the lists are complete.
-        assert!(!info.incomplete);
-        let cut = PageInfo::parse(
-            br#"{"continue": {"clcontinue": "28492|X", "continue": "||"},
-            "query": {"pages": [{"pageid": 1, "ns": 0, "title": "T"}]}}"#,
-        )
-        .expect("info");
-        assert!(cut.incomplete);
-        assert_eq!(
-            json["image"],
-            serde_json::json!({"content_url": "https://upload.wikimedia.org/wikipedia/commons/6/68/Sciuridae.jpg",
-                               "width": 600, "height": 600})
-        );
-        let version = &json["version"];
-        assert_eq!(
-            version["editor"],
-            serde_json::json!({"identifier": 28481209, "name": "OAbot"})
-        );
-        assert_eq!(
-            version["comment"],
-            "[[Wikipedia:OABOT|Open access bot]]: pmc, doi updated in citation with #oabot."
-        );
-        assert_eq!(version["is_minor_edit"], true);
-        assert_eq!(version["tags"], serde_json::json!(["mw-reverted"]));
-        assert_eq!(
-            version["maintenance_tags"],
-            serde_json::json!({"citation_needed_count": 1, "pov_count": 1})
-        );
-        assert_eq!(version["has_tag_needs_citation"], true);
-        assert!(json.get("visibility").is_none());
-        // Saved after 2023-06-29: CC BY-SA 4.0 only.
-        assert_eq!(json["license"].as_array().map(Vec::len), Some(1));
-    }
-
-    #[test]
-    fn revision_metadata_of_another_revision_is_not_used() {
-        // An edit landed between the REST and Action API requests.
-        let mut rest = RestPage::parse(REST.as_bytes()).expect("rest");
-        rest.latest.id = 1171999999;
-        let info = PageInfo::parse(ACTION_FULL.as_bytes()).expect("info");
-        let json =
-            serde_json::to_value(article_from_upstream(&rest, &info, &enwiki()).expect("article"))
-                .expect("json");
-        assert_eq!(
-            json["version"],
-            serde_json::json!({"identifier": 1171999999})
-        );
-        assert!(json.get("previous_version").is_none());
-        assert!(json.get("date_previously_modified").is_none());
-        // Page-level facts still hold.
-        assert_eq!(json["watchers_count"], 343);
-    }
-
-    #[test]
-    fn hidden_users_and_comments_and_anonymous_editors() {
-        let body = r#"{"query": {"pages": [{"pageid": 28492, "ns": 0, "title": "Squirrel",
-            "revisions": [{"revid": 1171934824, "parentid": 0, "userhidden": true, "commenthidden": true,
-              "timestamp": "2019-01-01T00:00:00Z", "tags": []}]}]}}"#;
-        let rest = RestPage::parse(REST.as_bytes()).expect("rest");
-        let info = PageInfo::parse(body.as_bytes()).expect("info");
-        let json =
-            serde_json::to_value(article_from_upstream(&rest, &info, &enwiki()).expect("article"))
-                .expect("json");
-        assert!(json["version"].get("editor").is_none());
-        assert!(json["version"].get("comment").is_none());
-        assert_eq!(
-            json["visibility"],
-            serde_json::json!({"text": true, "comment": false, "user": false})
-        );
-        // The only revision (no parent) dates the page's creation.
-        assert_eq!(json["date_created"], "2019-01-01T00:00:00Z");
-        let anon = RevisionInfo::parse(&serde_json::json!(
-            {"revid": 1, "user": "203.0.113.7", "anon": "", "userid": 0, "minor": ""}
-        ))
-        .expect("revision");
-        assert!(anon.minor && anon.anonymous);
-        assert_eq!(
-            anon.editor(),
-            Some(Editor {
-                name: Some("203.0.113.7".into()),
-                is_anonymous: Some(true),
-                ..Editor::default()
-            })
-        );
-        // A first-revision answer whose revision has a parent is not a creation.
-        assert_eq!(
-            first_revision_timestamp(
-                br#"{"query": {"pages": [{"revisions": [{"revid": 5, "parentid": 4, "timestamp": "x"}]}]}}"#
-            ),
-            None
-        );
-        assert_eq!(first_revision_timestamp(b"<html>"), None);
-    }
-
-    #[test]
-    fn reads_the_recorded_pageimages_and_description_answer() {
-        if crate::testdata::fixtures_or_skip().is_none() {
-            return;
-        }
-        let body = std::fs::read(api("android_reading_list_page_info.json")).expect("fixture");
-        let info = PageInfo::parse(&body).expect("info");
-        // The first page of the recorded answer: thumbnail only (no
-        // `original`, so no image), a local description.
-        assert_eq!(info.title.as_deref(), Some("Joe Biden"));
-        assert_eq!(
-            info.description.as_deref(),
-            Some("47th Vice President of the United States")
-        );
-        assert_eq!(info.image, None);
-        assert!(info.revisions.is_empty() && info.watchers.is_none());
-    }
-
-    #[test]
-    fn reads_recorded_formatversion_1_answers() {
-        if crate::testdata::fixtures_or_skip().is_none() {
-            return;
-        }
-        let recorded: Value = serde_json::from_slice(
-            &std::fs::read(api("action-api-recorded-enwiki-2017.json")).expect("fixture"),
-        )
-        .expect("json");
-        let answers = recorded["http://en.wikipedia.org/w/api.php"]
-            .as_object()
-            .expect("object");
-        let mut found = 0;
-        let mut missing = 0;
-        for (request, answer) in answers {
-            if !request.contains("\"info|pageprops\"") {
-                continue;
-            }
-            let body = serde_json::to_vec(answer).expect("bytes");
-            match PageInfo::parse(&body) {
-                Ok(info) => {
-                    assert!(
-                        info.page_id.is_some()
-                            && info.title.is_some()
-                            && info.last_revision.is_some()
-                    );
-                    assert_eq!(info.language.as_deref(), Some("en"));
-                    found += 1;
-                }
-                Err(Error::NotFound(_)) => missing += 1,
-                Err(other) => panic!("unexpected {other:?}"),
-            }
-        }
-        assert_eq!((found, missing), (12, 1));
-    }
-
-    #[test]
-    fn upstream_failures_map_to_http() {
-        let api_error = br#"{"error": {"code": "badvalue", "info": "Unrecognized value"}}"#;
-        assert!(matches!(
-            PageInfo::parse(api_error),
-            Err(Error::BadGateway(_))
-        ));
-        assert!(matches!(
-            PageInfo::parse(b"<html>"),
-            Err(Error::BadGateway(_))
-        ));
-        let missing = br#"{"query": {"pages": [{"ns": 0, "title": "Nope", "missing": true}]}}"#;
-        assert!(matches!(PageInfo::parse(missing), Err(Error::NotFound(_))));
-        assert!(matches!(
-            RestPage::parse(b"{\"id\": 1}"),
-            Err(Error::BadGateway(_))
-        ));
-        let rest = RestPage::parse(REST.as_bytes()).expect("rest");
-        let other = PageInfo {
-            page_id: Some(1),
-            ..PageInfo::default()
-        };
-        assert!(matches!(
-            article_from_upstream(&rest, &other, &enwiki()),
-            Err(Error::BadGateway(_))
-        ));
-    }
-
-    #[test]
-    fn wikibase_item_is_read_from_pageprops_like_the_recorded_lead() {
-        if crate::testdata::fixtures_or_skip().is_none() {
-            return;
-        }
-        let lead: Value = serde_json::from_slice(
-            &std::fs::read(api("android_page_lead_mw.json")).expect("fixture"),
-        )
-        .expect("json");
-        let item = lead
-            .pointer("/mobileview/pageprops")
-            .cloned()
-            .expect("pageprops");
-        let body = serde_json::json!({"query": {"pages": [{"pageid": 3811039, "ns": 0, "title": "Juan Manuel Márquez", "pageprops": item}]}});
-        let info = PageInfo::parse(&serde_json::to_vec(&body).expect("bytes")).expect("info");
-        assert_eq!(info.wikibase_item.as_deref(), Some("Q557497"));
-    }
-
-    #[test]
-    fn builds_fetch_urls() {
-        assert_eq!(
-            rest_with_html_url("https://en.wikipedia.org", "Old French (842-ca. 1400)"),
-            "https://en.wikipedia.org/w/rest.php/v1/page/Old_French_%28842-ca._1400%29/with_html"
-        );
-        let url = action_api_url("https://en.wikipedia.org/", "AC/DC");
-        assert!(url.starts_with(
-            "https://en.wikipedia.org/w/api.php?action=query&format=json&formatversion=2&prop="
-        ));
-        assert!(url.ends_with("&titles=AC%2FDC"), "{url}");
-        assert!(ACTION_API_QUERY.contains("inprop=protection%7Cwatchers"));
-        assert!(ACTION_API_QUERY.contains("rvlimit=2"));
-        assert_eq!(
-            first_revision_url("https://en.wikipedia.org", "AC/DC"),
-            format!("https://en.wikipedia.org/w/api.php?{FIRST_REVISION_QUERY}&titles=AC%2FDC")
-        );
-    }
-}
+pub(crate) mod tests;

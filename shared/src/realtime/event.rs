@@ -30,7 +30,9 @@ fn editor(user: &User) -> Editor {
         is_bot: user.is_bot.filter(|b| *b),
         is_anonymous: user.user_id.is_none().then_some(true),
         date_started: user.registration_dt.clone(),
+        ..Editor::default()
     }
+    .with_group_flags()
 }
 
 /// The article of a change when no fetched one exists (a delete, or an
@@ -84,6 +86,9 @@ fn merged_editor(fetched: Option<Editor>, event: Option<Editor>) -> Option<Edito
             },
             is_bot: event.is_bot.or(fetched.is_bot),
             is_anonymous: event.is_anonymous.or(fetched.is_anonymous),
+            is_admin: event.is_admin.or(fetched.is_admin),
+            is_patroller: event.is_patroller.or(fetched.is_patroller),
+            has_advanced_rights: event.has_advanced_rights.or(fetched.has_advanced_rights),
             date_started: event.date_started.or(fetched.date_started),
         }),
         (fetched, event) => event.or(fetched),
