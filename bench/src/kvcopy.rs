@@ -180,11 +180,8 @@ mod tests {
 
     #[test]
     fn selects_article_rows_of_the_default_store() -> Result<()> {
-        let dir =
-            std::env::temp_dir().join(format!("wikiedge-bench-kvcopy-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let db = dir.join("sqlite_key_value.db");
-        let _ = std::fs::remove_file(&db);
+        let dir = tempfile::tempdir()?;
+        let db = dir.path().join("sqlite_key_value.db");
         {
             let c = rusqlite::Connection::open(&db)?;
             c.execute_batch(
@@ -197,7 +194,6 @@ mod tests {
             )?;
         }
         let rows = article_rows(&db)?;
-        let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(
             rows,
             vec![

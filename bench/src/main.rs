@@ -131,18 +131,10 @@ struct Ctx {
     wikiedge: PathBuf,
     baseline_bin: PathBuf,
     logs: PathBuf,
-    tmp: TempDir,
+    /// The run's scratch directory, removed when the run ends.
+    tmp: tempfile::TempDir,
     /// Extra arguments for every `wikiedge up`.
     up_args: Vec<String>,
-}
-
-/// A directory removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A child server, killed when dropped (error paths and ctrl-c included).
@@ -386,7 +378,7 @@ impl Ctx {
 
     /// Starts the baseline serving `fixed`'s bytes and headers.
     async fn spawn_baseline(&self, name: &str, fixed: &Fetched) -> Result<(Proc, u16)> {
-        let body = self.tmp.0.join(format!("{name}.body"));
+        let body = self.tmp.path().join(format!("{name}.body"));
         std::fs::write(&body, &fixed.body)?;
         let port = free_port()?;
         let mut cmd = Command::new(&self.baseline_bin);
@@ -507,7 +499,7 @@ async fn scenario_c(ctx: &Ctx) -> Result<Value> {
     let mut host = None;
     let fixed = if with_c {
         let port = free_port()?;
-        let state = ctx.tmp.0.join("state-c");
+        let state = ctx.tmp.path().join("state-c");
         let mut p = ctx.spawn_up("wikiedge-up-hello", "bench/spin.toml", port, &state, &[])?;
         let url = format!("http://127.0.0.1:{port}/");
         let (f, _) = wait_status(&mut p, &url, |s| s == StatusCode::OK, ctx.deadline()).await?;
@@ -627,7 +619,7 @@ fn redis_server_bin(args: &Args) -> Option<PathBuf> {
 /// snapshots, append-only file fsynced every second (the durability a
 /// deployment would run), data in the run's temporary directory.
 async fn spawn_redis(ctx: &Ctx, bin: &Path) -> Result<(Proc, u16)> {
-    let dir = ctx.tmp.0.join("redis-r");
+    let dir = ctx.tmp.path().join("redis-r");
     std::fs::create_dir_all(&dir)?;
     let port = free_port()?;
     let mut cmd = Command::new(bin);
@@ -657,7 +649,7 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
 /// Scenario (a), or (r) with `Kv::Redis`, with its baseline (b) when selected.
 async fn scenario_full(ctx: &Ctx, kv: Kv) -> Result<Value> {
     let letter = kv.key();
-    let state = ctx.tmp.0.join(format!("state-{letter}"));
+    let state = ctx.tmp.path().join(format!("state-{letter}"));
     std::fs::create_dir_all(&state)?;
     let dump = ctx.root.join(&ctx.args.dump);
     let state_s = state.to_string_lossy().into_owned();
@@ -708,7 +700,7 @@ async fn scenario_full(ctx: &Ctx, kv: Kv) -> Result<Value> {
             copied.bytes,
             db.display()
         );
-        let rc = ctx.tmp.0.join("runtime-config-r.toml");
+        let rc = ctx.tmp.path().join("runtime-config-r.toml");
         std::fs::write(
             &rc,
             format!(
@@ -887,9 +879,9 @@ async fn scenario_full(ctx: &Ctx, kv: Kv) -> Result<Value> {
 /// 200, then a second request, `cold_runs` times on one state dir.
 async fn cold_hello(ctx: &Ctx) -> Result<Value> {
     let mut hello_runs = Vec::new();
-    let state = ctx.tmp.0.join("state-d-hello");
+    let state = ctx.tmp.path().join("state-d-hello");
     // A fresh compile cache: run 1 compiles, later runs hit the cache.
-    let cache = ctx.tmp.0.join("cache-d-hello");
+    let cache = ctx.tmp.path().join("cache-d-hello");
     let cache_s = cache.to_string_lossy().into_owned();
     for run in 1..=ctx.args.cold_runs.max(1) {
         let port = free_port()?;
@@ -938,9 +930,9 @@ async fn cold_full(ctx: &Ctx) -> Result<Value> {
         ("articles", Method::GET, "/v2/articles/Anarchism", ""),
     ];
     let mut full_runs = Vec::new();
-    let state = ctx.tmp.0.join("state-d-full");
+    let state = ctx.tmp.path().join("state-d-full");
     let key = admin_key();
-    let cache = ctx.tmp.0.join("cache-d-full");
+    let cache = ctx.tmp.path().join("cache-d-full");
     let cache_s = cache.to_string_lossy().into_owned();
     let env = [
         ("SPIN_VARIABLE_ADMIN_API_KEY", key.as_str()),
@@ -1223,9 +1215,9 @@ async fn run(args: Args) -> Result<()> {
             baseline_bin.display()
         );
     }
-    let tmp = std::env::temp_dir().join(format!("wikiedge-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp)?;
-    let tmp = TempDir(tmp);
+    let tmp = tempfile::Builder::new()
+        .prefix("wikiedge-bench-")
+        .tempdir()?;
     let started = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let mut up_args = Vec::new();
     if needs_host && !args.host_log && host_supports(&wikiedge, "--quiet").await {
