@@ -111,10 +111,8 @@ mod tests {
 
     #[test]
     fn private_files_are_created_owner_only_and_never_through_an_existing_path() {
-        let dir = std::env::temp_dir().join(format!("wikiedge-devkeys-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("secret");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("secret");
         write_private(&path, b"s3cret").expect("written");
         assert_eq!(std::fs::read(&path).expect("read"), b"s3cret");
         #[cfg(unix)]
@@ -125,6 +123,5 @@ mod tests {
         }
         let err = write_private(&path, b"again").expect_err("exists");
         assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

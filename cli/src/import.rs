@@ -430,32 +430,13 @@ mod tests {
         wikiedge_tests::fixtures_or_skip().map(|f| f.join("dumps/enwiki-sample-206-pages.xml.bz2"))
     }
 
-    /// A temporary state directory, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new() -> Self {
-            let dir = std::env::temp_dir().join(format!(
-                "wikiedge-import-{}-{}",
-                std::process::id(),
-                rand::random::<u64>()
-            ));
-            std::fs::create_dir_all(&dir).expect("temp dir");
-            TempDir(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use tempfile::TempDir;
 
     fn import(dir: &TempDir, sample: &Path) -> Result<ImportSummary> {
         run(ImportArgs {
             dump: sample.into(),
             project: Some("enwiki".into()),
-            state_dir: dir.0.clone(),
+            state_dir: dir.path().to_path_buf(),
             runtime_config: None,
             progress: false,
         })
@@ -469,7 +450,7 @@ mod tests {
     }
 
     fn dump_store(dir: &TempDir) -> Result<Vec<(String, Vec<u8>)>> {
-        let conn = crate::store_file::open(&dir.0.join(crate::store_file::FILE_NAME))?;
+        let conn = crate::store_file::open(&dir.path().join(crate::store_file::FILE_NAME))?;
         let mut stmt =
             conn.prepare("SELECT key, value FROM spin_key_value WHERE store = ?1 ORDER BY key")?;
         let rows = stmt
@@ -483,7 +464,7 @@ mod tests {
         let Some(sample) = sample() else {
             return Ok(());
         };
-        let dir = TempDir::new();
+        let dir = TempDir::new().expect("temp dir");
         let summary = import(&dir, &sample)?;
         assert_eq!(
             (
@@ -500,7 +481,7 @@ mod tests {
         assert_eq!(summary.fixed_up, 2);
         assert!(summary.xml_bytes > summary.file_bytes);
 
-        let conn = crate::store_file::open(&dir.0.join(crate::store_file::FILE_NAME))?;
+        let conn = crate::store_file::open(&dir.path().join(crate::store_file::FILE_NAME))?;
         let json = get(&conn, "article:enwiki:Anarchism")?.expect("Anarchism stored");
         let article: serde_json::Value = serde_json::from_slice(&json)?;
         assert_eq!(article["name"], "Anarchism");
@@ -549,7 +530,7 @@ mod tests {
         let Some(sample) = sample() else {
             return Ok(());
         };
-        let dir = TempDir::new();
+        let dir = TempDir::new().expect("temp dir");
         let first = import(&dir, &sample)?;
         let before = dump_store(&dir)?;
         let second = import(&dir, &sample)?;
@@ -579,9 +560,9 @@ mod tests {
         let Some(sample) = sample() else {
             return Ok(());
         };
-        let dir = TempDir::new();
+        let dir = TempDir::new().expect("temp dir");
         let state_dir = std::env::var_os("WIKIEDGE_IMPORT_STATE_DIR")
-            .map_or_else(|| dir.0.clone(), PathBuf::from);
+            .map_or_else(|| dir.path().to_path_buf(), PathBuf::from);
         let summary =
             run(ImportArgs::new(sample, Some("enwiki".into())).with_state_dir(state_dir))?;
         println!("{summary}");

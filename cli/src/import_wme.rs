@@ -361,26 +361,7 @@ mod tests {
         "/../../shared/fixtures/wme/responses/articles.ndjson"
     );
 
-    /// A temporary directory, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new() -> Self {
-            let dir = std::env::temp_dir().join(format!(
-                "wikiedge-import-wme-{}-{}",
-                std::process::id(),
-                rand::random::<u64>()
-            ));
-            std::fs::create_dir_all(&dir).expect("temp dir");
-            TempDir(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use tempfile::TempDir;
 
     /// The real WME documents, one per line, as read from the fixture.
     fn real_lines() -> Vec<String> {
@@ -429,13 +410,13 @@ mod tests {
 
     #[test]
     fn real_documents_are_stored_byte_for_byte_and_reimport_is_a_no_op() -> Result<()> {
-        let dir = TempDir::new();
+        let dir = TempDir::new().expect("temp dir");
         let lines = real_lines();
         assert_eq!(lines.len(), 3);
-        let file = dir.0.join("articles.ndjson");
+        let file = dir.path().join("articles.ndjson");
         std::fs::write(&file, lines.join("\n") + "\n")?;
         assert!(is_wme(&file)?);
-        let state = dir.0.join("state");
+        let state = dir.path().join("state");
         let first = crate::import::run(args(&file, &state, None))?;
         assert_eq!(
             (first.pages, first.articles, first.written, first.malformed),
@@ -457,11 +438,11 @@ mod tests {
 
     #[test]
     fn gzip_and_tar_gz_read_like_plain_ndjson() -> Result<()> {
-        let dir = TempDir::new();
+        let dir = TempDir::new().expect("temp dir");
         let ndjson = real_lines().join("\n") + "\n";
-        let gz = dir.0.join("articles.ndjson.gz");
+        let gz = dir.path().join("articles.ndjson.gz");
         std::fs::write(&gz, gzip(ndjson.as_bytes()))?;
-        let summary = crate::import::run(args(&gz, &dir.0.join("a"), None))?;
+        let summary = crate::import::run(args(&gz, &dir.path().join("a"), None))?;
         assert_eq!((summary.articles, summary.written), (3, 3));
 
         // A tar.gz with a README first and the NDJSON split in two files.
@@ -473,9 +454,9 @@ mod tests {
             ("enwiki_namespace_0_chunk_0.ndjson", one.as_bytes()),
             ("enwiki_namespace_0_chunk_1.ndjson", rest.as_bytes()),
         ]);
-        let tgz = dir.0.join("snapshot.tar.gz");
+        let tgz = dir.path().join("snapshot.tar.gz");
         std::fs::write(&tgz, gzip(&archive))?;
-        let state = dir.0.join("b");
+        let state = dir.path().join("b");
         let summary = crate::import::run(args(&tgz, &state, None))?;
         assert_eq!(
             (summary.pages, summary.articles, summary.malformed),
@@ -488,7 +469,7 @@ mod tests {
 
     #[test]
     fn malformed_lines_are_skipped_and_counted_and_project_filters() -> Result<()> {
-        let dir = TempDir::new();
+        let dir = TempDir::new().expect("temp dir");
         let lines = real_lines();
         let body = [
             lines[0].as_str(),
@@ -501,9 +482,9 @@ mod tests {
             "{\"name\": \"A|b\", \"is_part_of\": {\"identifier\": \"enwiki\"}}",
         ]
         .join("\n");
-        let file = dir.0.join("mixed.ndjson");
+        let file = dir.path().join("mixed.ndjson");
         std::fs::write(&file, body)?;
-        let state = dir.0.join("state");
+        let state = dir.path().join("state");
         let summary = crate::import::run(args(&file, &state, None))?;
         assert_eq!(
             (summary.pages, summary.articles, summary.malformed),
@@ -512,7 +493,7 @@ mod tests {
         assert!(stored(&state, &title::storage_key("enwiki", "Squirrel")).is_some());
         assert!(stored(&state, &title::storage_key("enwiki", "No project")).is_none());
 
-        let state = dir.0.join("only-en");
+        let state = dir.path().join("only-en");
         let summary = crate::import::run(args(&file, &state, Some("enwiki")))?;
         assert_eq!((summary.articles, summary.skipped), (1, 1));
         assert!(stored(&state, &title::storage_key("dewiki", "Squirrel")).is_none());

@@ -66,9 +66,8 @@ mod tests {
 
     #[tokio::test]
     async fn writes_yet_reports_failure_and_aborts_still_report_failure() -> anyhow::Result<()> {
-        let dir = std::env::temp_dir().join(format!("wikiedge-misreport-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let db = SqliteDatabase::open(&dir.join("kv.db"))?;
+        let dir = tempfile::tempdir()?;
+        let db = SqliteDatabase::open(&dir.path().join("kv.db"))?;
         let store = Misreporting(db.store("default"));
         // A swap that goes through: written, reported failed.
         assert!(
@@ -84,7 +83,6 @@ mod tests {
                 .await?
         );
         assert_eq!(store.get("k".into()).await?, Some(b"one".to_vec()));
-        let _ = std::fs::remove_dir_all(&dir);
         Ok(())
     }
 }
