@@ -353,7 +353,6 @@ pub fn run(args: &ImportArgs) -> Result<ImportSummary> {
 mod tests {
     use super::*;
     use std::io::Write;
-    use std::path::PathBuf;
     use wikiedge_core::article::layout::Index;
 
     const ARTICLES: &str = concat!(
