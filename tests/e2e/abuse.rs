@@ -488,28 +488,6 @@ fn a_stalled_realtime_reader_is_cut_at_the_send_bound_freed_and_metered() -> Res
     Ok(())
 }
 
-/// Opens `GET path` on a raw connection and reads only the response head:
-/// a download held open by a client that takes its time. Returns the connection and the status line.
-fn held_download(host: &Host, path: &str, auth: &str) -> Result<(TcpStream, String)> {
-    let addr = host.base.trim_start_matches("http://").to_string();
-    let mut s = TcpStream::connect(&addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
-        if s.read(&mut byte)? == 0 {
-            break;
-        }
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_string();
-    Ok((s, head.lines().next().unwrap_or_default().to_string()))
-}
-
 /// With 10 (the default cap) downloads of one account held open, the 11th
 /// gets 429 with `Retry-After` and another account is unaffected; once one
 /// of the 10 finishes, a new one succeeds.
@@ -580,7 +558,7 @@ fn the_eleventh_concurrent_download_of_an_account_is_refused_until_one_ends() ->
     let path = format!("/v2/snapshots/{}/download", summary.identifier);
     let mut held = Vec::new();
     for i in 0..10 {
-        let (s, status) = held_download(&host, &path, &auth)?;
+        let (s, status) = wikiedge_tests::get_head_only(&host, &path, &auth)?;
         ensure!(status.starts_with("HTTP/1.1 200"), "download {i}: {status}");
         held.push(s);
     }
@@ -620,7 +598,7 @@ fn the_eleventh_concurrent_download_of_an_account_is_refused_until_one_ends() ->
     // ... and a new one succeeds (the slot is given back as the body ends).
     let deadline = Instant::now() + Duration::from_secs(5);
     let status = loop {
-        let (s, status) = held_download(&host, &path, &auth)?;
+        let (s, status) = wikiedge_tests::get_head_only(&host, &path, &auth)?;
         if !status.starts_with("HTTP/1.1 429") || Instant::now() > deadline {
             held.push(s);
             break status;

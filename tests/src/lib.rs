@@ -449,6 +449,31 @@ fn http_request(method: &str, url: &str) -> Result<ureq::http::request::Builder>
     Ok(ureq::http::Request::builder().method(method).uri(url))
 }
 
+/// Sends `GET path` with `Authorization: auth` on a raw connection and reads
+/// only the response head, leaving the body unread: a client that takes its
+/// time (a held download, a stalled stream). Returns the connection and the
+/// status line.
+pub fn get_head_only(host: &Host, path: &str, auth: &str) -> Result<(std::net::TcpStream, String)> {
+    use std::io::Write;
+    let addr = host.base.trim_start_matches("http://").to_string();
+    let mut s = std::net::TcpStream::connect(&addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
+        if s.read(&mut byte)? == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    Ok((s, head.lines().next().unwrap_or_default().to_string()))
+}
+
 /// GET a URL.
 pub fn get(url: &str, headers: &[(&str, &str)]) -> Result<Resp> {
     request("GET", url, headers, None)

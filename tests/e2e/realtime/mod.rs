@@ -417,22 +417,5 @@ pub(crate) fn untar_gz(bytes: &[u8]) -> Result<(String, Vec<u8>)> {
 /// Opens a stream on a raw connection and returns it with its status line,
 /// leaving the body unread.
 pub(crate) fn open_raw_stream(host: &Host, auth: &str) -> Result<(TcpStream, String)> {
-    let addr = host.base.trim_start_matches("http://").to_string();
-    let mut s = TcpStream::connect(&addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    write!(
-        s,
-        "GET /realtime/v2/articles HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\n\r\n"
-    )?;
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
-        if s.read(&mut byte)? == 0 {
-            break;
-        }
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_string();
-    let status = head.lines().next().unwrap_or_default().to_string();
-    Ok((s, status))
+    wikiedge_tests::get_head_only(host, "/realtime/v2/articles", auth)
 }
