@@ -33,6 +33,4 @@ pub mod realtime;
 pub mod reply;
 pub mod snapshot;
 pub mod sse;
-#[cfg(test)]
-pub(crate) mod testdata;
 pub mod time;

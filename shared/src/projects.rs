@@ -330,7 +330,7 @@ mod tests {
     use serde_json::Value;
 
     fn read(path: &str) -> Vec<u8> {
-        std::fs::read(crate::testdata::fixtures().join(path)).expect("fixture is readable")
+        std::fs::read(wikiedge_tests::fixtures().join(path)).expect("fixture is readable")
     }
 
     fn registry() -> Registry {
@@ -344,7 +344,7 @@ mod tests {
 
     #[test]
     fn enwiki_matches_wme_project_json() {
-        if crate::testdata::fixtures_or_skip().is_none() {
+        if wikiedge_tests::fixtures_or_skip().is_none() {
             return;
         }
         let registry = registry();
@@ -362,7 +362,7 @@ mod tests {
 
     #[test]
     fn projects_match_wme_where_the_sitematrix_has_them() {
-        if crate::testdata::fixtures_or_skip().is_none() {
+        if wikiedge_tests::fixtures_or_skip().is_none() {
             return;
         }
         let registry = registry();
@@ -396,7 +396,7 @@ mod tests {
 
     #[test]
     fn languages_match_wme_except_the_ui_language_name() {
-        if crate::testdata::fixtures_or_skip().is_none() {
+        if wikiedge_tests::fixtures_or_skip().is_none() {
             return;
         }
         let registry = registry();
@@ -423,7 +423,7 @@ mod tests {
 
     #[test]
     fn codes_and_namespaces_match_wme_exactly() {
-        if crate::testdata::fixtures_or_skip().is_none() {
+        if wikiedge_tests::fixtures_or_skip().is_none() {
             return;
         }
         assert_eq!(

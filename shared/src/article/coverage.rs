@@ -95,7 +95,7 @@ fn paths_of(articles: &[Article]) -> BTreeSet<String> {
 }
 
 fn wme_documents() -> Vec<Value> {
-    let path = crate::testdata::fixtures().join("wme/responses/articles.json");
+    let path = wikiedge_tests::fixtures().join("wme/responses/articles.json");
     serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
 }
 
@@ -211,7 +211,7 @@ fn table() -> String {
 
 #[test]
 fn coverage_table_is_current() {
-    if crate::testdata::fixtures_or_skip().is_none() {
+    if wikiedge_tests::fixtures_or_skip().is_none() {
         return;
     }
     let table = table();

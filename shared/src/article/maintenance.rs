@@ -204,7 +204,7 @@ mod tests {
 
     #[test]
     fn real_wme_documents_agree_with_their_has_tag_needs_citation() {
-        let Some(fixtures) = crate::testdata::fixtures_or_skip() else {
+        let Some(fixtures) = wikiedge_tests::fixtures_or_skip() else {
             return;
         };
         let path = fixtures.join("wme/responses/articles.json");

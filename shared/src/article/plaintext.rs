@@ -438,7 +438,7 @@ mod tests {
 
     #[test]
     fn the_linear_rewrite_reads_real_pages_as_before() {
-        if crate::testdata::fixtures_or_skip().is_none() {
+        if wikiedge_tests::fixtures_or_skip().is_none() {
             return;
         }
         let loc = Localisation::default();

@@ -184,12 +184,12 @@ mod tests {
 
     #[test]
     fn applies_to_the_real_squirrel_articles() {
-        if crate::testdata::fixtures_or_skip().is_none() {
+        if wikiedge_tests::fixtures_or_skip().is_none() {
             return;
         }
         let all: Vec<Value> = serde_json::from_str(
             &std::fs::read_to_string(
-                crate::testdata::fixtures().join("wme/responses/articles.json"),
+                wikiedge_tests::fixtures().join("wme/responses/articles.json"),
             )
             .expect("fixture"),
         )

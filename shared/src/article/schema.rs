@@ -451,7 +451,7 @@ mod tests {
     use serde_json::Value;
 
     fn read(name: &str) -> String {
-        std::fs::read_to_string(crate::testdata::fixtures().join("wme/responses").join(name))
+        std::fs::read_to_string(wikiedge_tests::fixtures().join("wme/responses").join(name))
             .expect("fixture is readable")
     }
 
@@ -463,7 +463,7 @@ mod tests {
 
     #[test]
     fn articles_json_round_trips_losslessly() {
-        if crate::testdata::fixtures_or_skip().is_none() {
+        if wikiedge_tests::fixtures_or_skip().is_none() {
             return;
         }
         let all: Vec<Value> = serde_json::from_str(&read("articles.json")).expect("json");
@@ -482,7 +482,7 @@ mod tests {
 
     #[test]
     fn articles_ndjson_round_trips_losslessly() {
-        if crate::testdata::fixtures_or_skip().is_none() {
+        if wikiedge_tests::fixtures_or_skip().is_none() {
             return;
         }
         let text = read("articles.ndjson");
@@ -497,7 +497,7 @@ mod tests {
 
     #[test]
     fn licence_follows_the_revision_date() {
-        if crate::testdata::fixtures_or_skip().is_none() {
+        if wikiedge_tests::fixtures_or_skip().is_none() {
             return;
         }
         let ids = |t: &str| -> Vec<String> {

@@ -297,7 +297,7 @@ mod tests {
 
     #[test]
     fn pear_from_the_dump_has_structured_contents() {
-        if crate::testdata::fixtures_or_skip().is_none() {
+        if wikiedge_tests::fixtures_or_skip().is_none() {
             return;
         }
         let pages: Vec<_> = open("enwiki-pear-export-0.10.xml")
@@ -353,7 +353,7 @@ mod tests {
 
     #[test]
     fn aristotle_infobox_from_the_dump() {
-        if crate::testdata::fixtures_or_skip().is_none() {
+        if wikiedge_tests::fixtures_or_skip().is_none() {
             return;
         }
         let page = open("enwiki-sample-206-pages.xml.bz2")

@@ -239,7 +239,7 @@ mod tests {
     use serde_json::Value;
 
     fn responses() -> std::path::PathBuf {
-        crate::testdata::fixtures().join("wme/responses")
+        wikiedge_tests::fixtures().join("wme/responses")
     }
 
     /// WME's recorded documents (older names `infobox`/`article_sections`)
@@ -267,7 +267,7 @@ mod tests {
 
     #[test]
     fn structured_contents_fixtures_round_trip_losslessly() {
-        if crate::testdata::fixtures_or_skip().is_none() {
+        if wikiedge_tests::fixtures_or_skip().is_none() {
             return;
         }
         check_round_trip("structured-contents.json", 3);
@@ -276,7 +276,7 @@ mod tests {
 
     #[test]
     fn infobox_and_sections_are_typed() {
-        if crate::testdata::fixtures_or_skip().is_none() {
+        if wikiedge_tests::fixtures_or_skip().is_none() {
             return;
         }
         let text = std::fs::read_to_string(

@@ -264,7 +264,7 @@ mod tests {
 
     #[test]
     fn anarchism_becomes_a_wme_article() {
-        if crate::testdata::fixtures_or_skip().is_none() {
+        if wikiedge_tests::fixtures_or_skip().is_none() {
             return;
         }
         let reader = open("enwiki-sample-206-pages.xml.bz2");
@@ -363,7 +363,7 @@ mod tests {
 
     #[test]
     fn pear_abstract_is_plain_prose() {
-        if crate::testdata::fixtures_or_skip().is_none() {
+        if wikiedge_tests::fixtures_or_skip().is_none() {
             return;
         }
         let pages: Vec<DumpPage> = open("enwiki-pear-export-0.10.xml")
@@ -382,7 +382,7 @@ mod tests {
 
     #[test]
     fn suppressed_parts_are_omitted_and_flagged() {
-        if crate::testdata::fixtures_or_skip().is_none() {
+        if wikiedge_tests::fixtures_or_skip().is_none() {
             return;
         }
         let pages: Vec<DumpPage> = open("simplewiki-history-export-0.11.xml")
@@ -415,7 +415,7 @@ mod tests {
 
     #[test]
     fn maintenance_tags_of_real_pages_match_wmes_regexes() {
-        if crate::testdata::fixtures_or_skip().is_none() {
+        if wikiedge_tests::fixtures_or_skip().is_none() {
             return;
         }
         let pages: Vec<DumpPage> = open("enwiki-sample-206-pages.xml.bz2")
@@ -444,7 +444,7 @@ mod tests {
 
     #[test]
     fn history_gives_creation_and_the_parent_revision() {
-        if crate::testdata::fixtures_or_skip().is_none() {
+        if wikiedge_tests::fixtures_or_skip().is_none() {
             return;
         }
         let pages: Vec<DumpPage> = open("simplewiki-history-export-0.11.xml")
@@ -487,7 +487,7 @@ mod tests {
 
     #[test]
     fn each_revision_carries_the_history_before_it() {
-        if crate::testdata::fixtures_or_skip().is_none() {
+        if wikiedge_tests::fixtures_or_skip().is_none() {
             return;
         }
         let revisions: Vec<DumpPage> = open("simplewiki-history-export-0.11.xml")
@@ -532,7 +532,7 @@ mod tests {
 
     #[test]
     fn every_real_page_and_every_truncation_transforms_without_panic() {
-        if crate::testdata::fixtures_or_skip().is_none() {
+        if wikiedge_tests::fixtures_or_skip().is_none() {
             return;
         }
         use crate::article::sections::{infoboxes, section_parts, sections};

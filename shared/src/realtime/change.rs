@@ -313,7 +313,7 @@ mod tests {
 
     fn fixture(name: &str) -> Vec<Value> {
         let bytes = std::fs::read(
-            crate::testdata::fixtures()
+            wikiedge_tests::fixtures()
                 .join("eventstreams/events")
                 .join(name),
         )
@@ -339,7 +339,7 @@ mod tests {
 
     #[test]
     fn fixture_events_map_to_wme_event_types() {
-        if crate::testdata::fixtures_or_skip().is_none() {
+        if wikiedge_tests::fixtures_or_skip().is_none() {
             return;
         }
         check(
@@ -422,7 +422,7 @@ mod tests {
 
     #[test]
     fn hidden_comments_and_editors_are_left_out() {
-        if crate::testdata::fixtures_or_skip().is_none() {
+        if wikiedge_tests::fixtures_or_skip().is_none() {
             return;
         }
         let events = fixture("wdqs_page_change_wikibase_item-visibility-change.json");

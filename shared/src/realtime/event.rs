@@ -181,7 +181,7 @@ mod tests {
     use crate::realtime::change::{Classified, classify, parse_batch};
 
     fn change(name: &str) -> Change {
-        let path = crate::testdata::fixtures()
+        let path = wikiedge_tests::fixtures()
             .join("eventstreams/events")
             .join(name);
         let bytes = std::fs::read(path).unwrap_or_default();
@@ -194,7 +194,7 @@ mod tests {
 
     #[test]
     fn a_delete_is_a_minimal_article_with_its_event() {
-        if crate::testdata::fixtures_or_skip().is_none() {
+        if wikiedge_tests::fixtures_or_skip().is_none() {
             return;
         }
         let c = change("wdqs_page_change_wikibase_item-delete.json");
@@ -220,7 +220,7 @@ mod tests {
 
     #[test]
     fn the_stored_copy_merges_the_event_into_the_fetched_article() {
-        if crate::testdata::fixtures_or_skip().is_none() {
+        if wikiedge_tests::fixtures_or_skip().is_none() {
             return;
         }
         let c = change("wdqs_page_change_wikibase_item-edit.json");
@@ -281,7 +281,7 @@ mod tests {
 
     #[test]
     fn commons_files_carry_their_image() {
-        if crate::testdata::fixtures_or_skip().is_none() {
+        if wikiedge_tests::fixtures_or_skip().is_none() {
             return;
         }
         let c = change("wdqs_page_change_mediainfo_edit-mediainfo-item.json");

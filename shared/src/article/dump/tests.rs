@@ -7,7 +7,7 @@ use crate::Error;
 
 /// Opens a fixture dump, decompressing `.bz2` as the host would.
 pub(crate) fn open(name: &str) -> DumpReader<Box<dyn std::io::BufRead>> {
-    let file = std::fs::File::open(crate::testdata::fixtures().join("dumps").join(name))
+    let file = std::fs::File::open(wikiedge_tests::fixtures().join("dumps").join(name))
         .expect("dump fixture");
     let input: Box<dyn std::io::BufRead> = if name.ends_with(".bz2") {
         Box::new(BufReader::new(bzip2::read::MultiBzDecoder::new(file)))
@@ -25,7 +25,7 @@ fn pages(name: &str) -> Vec<DumpPage> {
 
 #[test]
 fn enwiki_sample_has_106_articles_and_100_redirects() {
-    if crate::testdata::fixtures_or_skip().is_none() {
+    if wikiedge_tests::fixtures_or_skip().is_none() {
         return;
     }
     let reader = open("enwiki-sample-206-pages.xml.bz2");
@@ -66,7 +66,7 @@ fn enwiki_sample_has_106_articles_and_100_redirects() {
 
 #[test]
 fn pear_is_one_export_0_10_page() {
-    if crate::testdata::fixtures_or_skip().is_none() {
+    if wikiedge_tests::fixtures_or_skip().is_none() {
         return;
     }
     let pages = pages("enwiki-pear-export-0.10.xml");
@@ -81,7 +81,7 @@ fn pear_is_one_export_0_10_page() {
 
 #[test]
 fn table_markup_dump_without_siteinfo_reads() {
-    if crate::testdata::fixtures_or_skip().is_none() {
+    if wikiedge_tests::fixtures_or_skip().is_none() {
         return;
     }
     let reader = open("enwiki-table-markup-5-pages.xml.bz2");
@@ -106,7 +106,7 @@ fn table_markup_dump_without_siteinfo_reads() {
 
 #[test]
 fn simplewiki_history_keeps_suppressed_revisions_apart() {
-    if crate::testdata::fixtures_or_skip().is_none() {
+    if wikiedge_tests::fixtures_or_skip().is_none() {
         return;
     }
     let latest = pages("simplewiki-history-export-0.11.xml");
@@ -139,7 +139,7 @@ fn simplewiki_history_keeps_suppressed_revisions_apart() {
 
 #[test]
 fn commons_multi_slot_revisions_keep_the_main_slot() {
-    if crate::testdata::fixtures_or_skip().is_none() {
+    if wikiedge_tests::fixtures_or_skip().is_none() {
         return;
     }
     let reader = open("commonswiki-mediainfo-export-0.11.xml").revisions(Revisions::Each);

@@ -2,7 +2,7 @@ use super::*;
 use crate::article::wikitext::Localisation;
 
 fn api(name: &str) -> std::path::PathBuf {
-    crate::testdata::fixtures().join("mediawiki-api").join(name)
+    wikiedge_tests::fixtures().join("mediawiki-api").join(name)
 }
 
 pub(crate) fn enwiki() -> ProjectContext {
@@ -268,7 +268,7 @@ fn follow_up_answer_fills_the_editor_and_the_parent_length() {
 
 #[test]
 fn reads_the_recorded_rvslots_main_answer() {
-    if crate::testdata::fixtures_or_skip().is_none() {
+    if wikiedge_tests::fixtures_or_skip().is_none() {
         return;
     }
     let recorded: Value =
@@ -344,7 +344,7 @@ fn hidden_users_and_comments_and_anonymous_editors() {
 
 #[test]
 fn reads_the_recorded_pageimages_and_description_answer() {
-    if crate::testdata::fixtures_or_skip().is_none() {
+    if wikiedge_tests::fixtures_or_skip().is_none() {
         return;
     }
     let body = std::fs::read(api("android_reading_list_page_info.json")).expect("fixture");
@@ -362,7 +362,7 @@ fn reads_the_recorded_pageimages_and_description_answer() {
 
 #[test]
 fn reads_recorded_formatversion_1_answers() {
-    if crate::testdata::fixtures_or_skip().is_none() {
+    if wikiedge_tests::fixtures_or_skip().is_none() {
         return;
     }
     let recorded: Value = serde_json::from_slice(
@@ -424,7 +424,7 @@ fn upstream_failures_map_to_http() {
 
 #[test]
 fn wikibase_item_is_read_from_pageprops_like_the_recorded_lead() {
-    if crate::testdata::fixtures_or_skip().is_none() {
+    if wikiedge_tests::fixtures_or_skip().is_none() {
         return;
     }
     let lead: Value =
