@@ -17,27 +17,7 @@ use crate::{ADMIN_KEY, BIN};
 
 /// Creates an account and returns an `Authorization` header value for it.
 pub fn bearer(host: &Host, username: &str) -> Result<String> {
-    let password = "correct horse battery staple";
-    let body = serde_json::json!({"username": username, "password": password}).to_string();
-    let created = post(
-        &host.url("/v1/admin/accounts"),
-        &[
-            ("x-admin-key", ADMIN_KEY),
-            ("content-type", "application/json"),
-        ],
-        body.as_bytes(),
-    )?;
-    anyhow::ensure!(created.status == 201, "create account: {}", created.text());
-    let login = post(
-        &host.url("/v1/login"),
-        &[("content-type", "application/json")],
-        body.as_bytes(),
-    )?;
-    let token = login.json()?["access_token"]
-        .as_str()
-        .context("access_token")?
-        .to_string();
-    Ok(format!("Bearer {token}"))
+    crate::common::account(host, username, serde_json::json!({}))
 }
 
 /// Starts the app on a state dir holding the imported real 206-page sample

@@ -10,7 +10,6 @@
 use anyhow::{Context, Result};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use wikiedge_core::auth::jwt::{self, Claims};
@@ -136,30 +135,9 @@ fn claims_of(token: &str) -> Result<Claims> {
     Ok(serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload)?)?)
 }
 
-fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
-    let mut block = [0u8; 64];
-    block[..key.len().min(64)].copy_from_slice(&key[..key.len().min(64)]);
-    let inner: Vec<u8> = block.iter().map(|b| b ^ 0x36).collect();
-    let outer: Vec<u8> = block.iter().map(|b| b ^ 0x5c).collect();
-    let inner_hash = Sha256::new()
-        .chain_update(&inner)
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(&outer)
-        .chain_update(inner_hash)
-        .finalize()
-        .to_vec()
-}
-
-#[test]
-fn login_refresh_and_revoke_follow_wme_and_revocation_kills_every_access_token() -> Result<()> {
-    login_refresh_revoke(false)
-}
-
-#[test]
-fn login_refresh_and_revoke_hold_where_every_compare_and_swap_is_misreported() -> Result<()> {
-    login_refresh_revoke(true)
+on_both_stores! {
+    login_refresh_and_revoke_follow_wme_and_revocation_kills_every_access_token,
+    login_refresh_and_revoke_hold_where_every_compare_and_swap_is_misreported => login_refresh_revoke
 }
 
 fn login_refresh_revoke(misreport: bool) -> Result<()> {
@@ -193,16 +171,11 @@ fn login_refresh_revoke(misreport: bool) -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn a_refresh_token_allows_90_refreshes_and_the_91st_is_429() -> Result<()> {
-    ninety_refreshes(false)
-}
-
-/// Each refresh is a compare-and-swap of the session: counted twice, the
-/// 429 would come early; lost, it would come late.
-#[test]
-fn ninety_refreshes_count_exactly_where_every_compare_and_swap_is_misreported() -> Result<()> {
-    ninety_refreshes(true)
+on_both_stores! {
+    /// Each refresh is a compare-and-swap of the session: counted twice, the
+    /// 429 would come early; lost, it would come late.
+    a_refresh_token_allows_90_refreshes_and_the_91st_is_429,
+    ninety_refreshes_count_exactly_where_every_compare_and_swap_is_misreported => ninety_refreshes
 }
 
 /// Twelve racing creations of one username: one wins, eleven get 409, on
@@ -279,7 +252,10 @@ fn forged_expired_and_foreign_tokens_are_refused() -> Result<()> {
     let hs_input = format!("{}.{}", b64(br#"{"alg":"HS256","typ":"JWT"}"#), parts[1]);
     let hs256 = format!(
         "{hs_input}.{}",
-        b64(&hmac_sha256(public.as_bytes(), hs_input.as_bytes()))
+        b64(&wikiedge_core::auth::pow::hmac_sha256(
+            public.as_bytes(),
+            hs_input.as_bytes()
+        ))
     );
     let mut admin = claims.clone();
     admin.role = wikiedge_core::auth::Role::Admin;

@@ -1,7 +1,37 @@
 //! Helpers several e2e modules share.
 
-use anyhow::Result;
-use wikiedge_tests::{Host, get};
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+use wikiedge_tests::{Host, get, post};
+
+use crate::ADMIN_KEY;
+
+/// The password of every account the tests create.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Creates `username` through the admin API, with `fields` (`role`,
+/// `plan`, ...) beside its username and password, logs it in and returns
+/// its `Authorization` value: the one way every e2e module gets an account.
+pub fn account(host: &Host, username: &str, fields: Value) -> Result<String> {
+    let mut create = json!({"username": username, "password": PASSWORD});
+    if let (Some(to), Value::Object(from)) = (create.as_object_mut(), fields) {
+        to.extend(from);
+    }
+    let json = ("content-type", "application/json");
+    let created = post(
+        &host.url("/v1/admin/accounts"),
+        &[("x-admin-key", ADMIN_KEY), json],
+        create.to_string().as_bytes(),
+    )?;
+    anyhow::ensure!(created.status == 201, "create account: {}", created.text());
+    let login = json!({"username": username, "password": PASSWORD}).to_string();
+    let login = post(&host.url("/v1/login"), &[json], login.as_bytes())?;
+    let token = login.json()?["access_token"]
+        .as_str()
+        .context("access_token")?
+        .to_string();
+    Ok(format!("Bearer {token}"))
+}
 
 /// Today's UTC date, `YYYY-MM-DD` (the metering day).
 pub fn today() -> Result<String> {

@@ -11,17 +11,9 @@ use wikiedge_tests::{get, post};
 
 const JSON: (&str, &str) = ("content-type", "application/json");
 
-#[test]
-fn a_free_user_reads_articles_until_the_cap_then_is_refused_and_revoked() -> Result<()> {
-    journey(false)
-}
-
-/// The same journey where the store reports every compare-and-swap as
-/// failed after doing it (Spin 4.1's Redis store): nothing is lost or
-/// counted twice.
-#[test]
-fn the_journey_holds_where_every_compare_and_swap_is_misreported() -> Result<()> {
-    journey(true)
+on_both_stores! {
+    a_free_user_reads_articles_until_the_cap_then_is_refused_and_revoked,
+    the_journey_holds_where_every_compare_and_swap_is_misreported => journey
 }
 
 fn journey(misreport: bool) -> Result<()> {
@@ -119,14 +111,9 @@ fn journey(misreport: bool) -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn sixty_four_racing_clients_against_a_cap_of_fifty_get_exactly_fifty() -> Result<()> {
-    sixty_four_racers(false)
-}
-
-#[test]
-fn sixty_four_racers_stay_exact_where_every_compare_and_swap_is_misreported() -> Result<()> {
-    sixty_four_racers(true)
+on_both_stores! {
+    sixty_four_racing_clients_against_a_cap_of_fifty_get_exactly_fifty,
+    sixty_four_racers_stay_exact_where_every_compare_and_swap_is_misreported => sixty_four_racers
 }
 
 fn sixty_four_racers(misreport: bool) -> Result<()> {

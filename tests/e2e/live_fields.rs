@@ -219,14 +219,7 @@ impl FakeWiki {
 fn a_live_article_has_editor_history_entities_image_watchers_and_description_in_five_calls()
 -> Result<()> {
     let wiki = FakeWiki::start(true)?;
-    let state = TempDir::new("live-fields")?;
-    let overrides = format!("{{\"enwiki\":\"{}\"}}", wiki.url);
-    let host = Host::builder(BIN, &repo_root().join("spin.toml"))
-        .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
-        .env("SPIN_VARIABLE_UPSTREAM_OVERRIDES", &overrides)
-        .env("SPIN_VARIABLE_UPSTREAM_TIMEOUT_MS", "5000")
-        .state_dir(state.path())
-        .start()?;
+    let (_state, host) = app_on(&wiki, "live-fields", false)?;
     let auth = bearer(&host, "live-reader", "user")?;
     let a = [("authorization", auth.as_str())];
 
@@ -319,14 +312,7 @@ fn a_live_article_has_editor_history_entities_image_watchers_and_description_in_
 #[test]
 fn an_ip_editor_gets_no_user_lookup() -> Result<()> {
     let wiki = FakeWiki::start(true)?;
-    let state = TempDir::new("live-anon")?;
-    let overrides = format!("{{\"enwiki\":\"{}\"}}", wiki.url);
-    let host = Host::builder(BIN, &repo_root().join("spin.toml"))
-        .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
-        .env("SPIN_VARIABLE_UPSTREAM_OVERRIDES", &overrides)
-        .env("SPIN_VARIABLE_UPSTREAM_TIMEOUT_MS", "5000")
-        .state_dir(state.path())
-        .start()?;
+    let (_state, host) = app_on(&wiki, "live-anon", false)?;
     let auth = bearer(&host, "anon-reader", "user")?;
     let r = get(
         &host.url("/v2/articles/Acorn"),
@@ -351,24 +337,27 @@ fn an_ip_editor_gets_no_user_lookup() -> Result<()> {
     Ok(())
 }
 
-/// Starts the app against the fake wiki with revert risk enabled.
-fn app_with_revertrisk(wiki: &FakeWiki, tag: &str) -> Result<(TempDir, Host)> {
+/// Starts the app with the fake wiki as enwiki's upstream (and as the
+/// revert-risk model with `revertrisk`).
+fn app_on(wiki: &FakeWiki, tag: &str, revertrisk: bool) -> Result<(TempDir, Host)> {
     let state = TempDir::new(tag)?;
     let overrides = format!("{{\"enwiki\":\"{}\"}}", wiki.url);
-    let model = format!("{}{REVERTRISK_PATH}", wiki.url);
-    let host = Host::builder(BIN, &repo_root().join("spin.toml"))
+    let mut builder = Host::builder(BIN, &repo_root().join("spin.toml"))
         .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
         .env("SPIN_VARIABLE_UPSTREAM_OVERRIDES", &overrides)
-        .env("SPIN_VARIABLE_REVERTRISK_URL", &model)
-        .state_dir(state.path())
-        .start()?;
-    Ok((state, host))
+        .env("SPIN_VARIABLE_UPSTREAM_TIMEOUT_MS", "5000")
+        .state_dir(state.path());
+    if revertrisk {
+        let model = format!("{}{REVERTRISK_PATH}", wiki.url);
+        builder = builder.env("SPIN_VARIABLE_REVERTRISK_URL", &model);
+    }
+    Ok((state, builder.start()?))
 }
 
 #[test]
 fn revert_risk_comes_from_lift_wing_when_enabled_and_never_fails_the_answer() -> Result<()> {
     let wiki = FakeWiki::start(true)?;
-    let (_state, host) = app_with_revertrisk(&wiki, "revertrisk")?;
+    let (_state, host) = app_on(&wiki, "revertrisk", true)?;
     let auth = bearer(&host, "risk-reader", "user")?;
     let r = get(
         &host.url("/v2/articles/Squirrel"),
@@ -384,7 +373,7 @@ fn revert_risk_comes_from_lift_wing_when_enabled_and_never_fails_the_answer() ->
 
     // A failing model: the article is still served, without scores.
     let broken = FakeWiki::start(false)?;
-    let (_state, host) = app_with_revertrisk(&broken, "revertrisk-down")?;
+    let (_state, host) = app_on(&broken, "revertrisk-down", true)?;
     let auth = bearer(&host, "risk-reader", "user")?;
     let r = get(
         &host.url("/v2/articles/Squirrel"),

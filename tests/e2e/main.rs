@@ -4,6 +4,26 @@
 use std::path::PathBuf;
 use wikiedge_tests::{Host, repo_root};
 
+/// Declares one scenario as two tests: `$plain` on the store as it is and
+/// `$misreported` on one that reports every compare-and-swap as failed
+/// after doing it (Spin 4.1's Redis store), where nothing may be lost or
+/// counted twice. `$scenario` takes that `misreport` flag.
+macro_rules! on_both_stores {
+    ($(#[$doc:meta])* $plain:ident, $misreported:ident => $scenario:path) => {
+        $(#[$doc])*
+        #[test]
+        fn $plain() -> anyhow::Result<()> {
+            $scenario(false)
+        }
+
+        $(#[$doc])*
+        #[test]
+        fn $misreported() -> anyhow::Result<()> {
+            $scenario(true)
+        }
+    };
+}
+
 mod abuse;
 mod articles;
 mod auth;

@@ -12,22 +12,7 @@ const ADMIN: (&str, &str) = ("x-admin-key", ADMIN_KEY);
 
 /// Creates an account (optionally an admin) and returns a bearer header.
 pub fn bearer(host: &Host, username: &str, role: &str) -> Result<String> {
-    let password = "correct horse battery staple";
-    let create =
-        serde_json::json!({"username": username, "password": password, "role": role}).to_string();
-    let created = post(
-        &host.url("/v1/admin/accounts"),
-        &[ADMIN, JSON],
-        create.as_bytes(),
-    )?;
-    anyhow::ensure!(created.status == 201, "create account: {}", created.text());
-    let login = serde_json::json!({"username": username, "password": password}).to_string();
-    let login = post(&host.url("/v1/login"), &[JSON], login.as_bytes())?;
-    let token = login.json()?["access_token"]
-        .as_str()
-        .context("access_token")?
-        .to_string();
-    Ok(format!("Bearer {token}"))
+    crate::common::account(host, username, serde_json::json!({"role": role}))
 }
 
 /// Starts the app with these plans on the project's own sample dump

@@ -29,15 +29,12 @@
 //!
 //! docs/sdk-compatibility.md maps each SDK method to its test here.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
+use std::io::Read;
 
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
 use wikiedge_tests::openapi::Spec;
-use wikiedge_tests::{Host, Resp, TempDir, fixtures, post, repo_root, request};
+use wikiedge_tests::{Host, Resp, TempDir, fixtures, post, raw, repo_root, request};
 
 use crate::realtime::{Wiki, account, ingest, synthetic_event};
 use crate::{ADMIN_KEY, BIN};
@@ -1041,72 +1038,28 @@ fn structured_contents_read_under_the_names_both_sdks_models_read() -> Result<()
 /// their headers, over HTTP/1.1; the body read (chunked) until the server
 /// ends the connection's stream.
 fn stream(host: &Host, path: &str, token: &str, kit: Kit, body: &Value) -> Result<(u16, String)> {
-    let addr = host
-        .url("")
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    let mut tcp = TcpStream::connect(&addr)?;
-    tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let body = body.to_string();
-    let mut head = format!(
-        "GET {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
-         authorization: Bearer {token}\r\ncache-control: no-cache\r\n\
-         accept: application/x-ndjson\r\nconnection: keep-alive\r\n\
-         content-length: {}\r\n",
-        body.len()
-    );
+    let auth = format!("Bearer {token}");
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("authorization", auth.as_str()),
+        ("cache-control", "no-cache"),
+        ("accept", "application/x-ndjson"),
+        ("connection", "keep-alive"),
+    ];
     if let Kit::Python = kit {
-        head.push_str("user-agent: WME Python SDK\r\n");
+        headers.push(("user-agent", "WME Python SDK"));
     }
-    head.push_str("\r\n");
-    tcp.write_all(head.as_bytes())?;
-    tcp.write_all(body.as_bytes())?;
-    let mut reader = BufReader::new(tcp);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let status: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .context("status line")?
-        .parse()?;
-    let mut headers = BTreeMap::new();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-        }
-    }
-    let mut out = Vec::new();
-    if headers
-        .get("transfer-encoding")
-        .is_some_and(|t| t.contains("chunked"))
-    {
-        loop {
-            line.clear();
-            if reader.read_line(&mut line)? == 0 {
-                break;
-            }
-            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
-                .with_context(|| format!("chunk size line {line:?}"))?;
-            if size == 0 {
-                break;
-            }
-            let mut chunk = vec![0u8; size + 2];
-            reader.read_exact(&mut chunk)?;
-            out.extend_from_slice(&chunk[..size]);
-        }
-    } else if let Some(len) = headers.get("content-length") {
-        let mut buf = vec![0u8; len.parse()?];
-        reader.read_exact(&mut buf)?;
-        out = buf;
-    } else {
-        reader.read_to_end(&mut out)?;
-    }
-    Ok((status, String::from_utf8(out)?))
+    let body = body.to_string();
+    let r = raw::open(
+        host,
+        "GET",
+        path,
+        "HTTP/1.1",
+        &headers,
+        Some(body.as_bytes()),
+    )?;
+    let status = r.status;
+    Ok((status, String::from_utf8(r.body()?)?))
 }
 
 fn ingest_synthetic(host: &Host, range: std::ops::Range<usize>) -> Result<()> {

@@ -298,14 +298,7 @@ fn sign_up_needs_a_valid_unused_proof_of_work() -> Result<()> {
     anyhow::ensure!(difficulty == 16, "the default difficulty is 16");
     let wrong = (0u64..)
         .map(|n| n.to_string())
-        .find(|n| {
-            use sha2::{Digest, Sha256};
-            let d = Sha256::new()
-                .chain_update(id.as_bytes())
-                .chain_update(n.as_bytes())
-                .finalize();
-            pow::leading_zero_bits(&d) < 16
-        })
+        .find(|n| pow::work(&id, n) < 16)
         .context("a failing nonce")?;
     check(
         &create_user(&host, "bot2", "b@example.org", &(id.clone(), wrong))?,
@@ -502,12 +495,7 @@ fn racing_confirmations(misreport: bool) -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn racing_confirmations_spend_a_code_once() -> Result<()> {
-    racing_confirmations(false)
-}
-
-#[test]
-fn racing_confirmations_spend_a_code_once_where_swaps_are_misreported() -> Result<()> {
-    racing_confirmations(true)
+on_both_stores! {
+    racing_confirmations_spend_a_code_once,
+    racing_confirmations_spend_a_code_once_where_swaps_are_misreported => racing_confirmations
 }

@@ -88,12 +88,29 @@ fn parallel_download(
     len: u64,
     workers: u64,
 ) -> Result<Vec<u8>> {
+    parallel_download_url(&host.url(path), &[("authorization", auth)], len, workers)
+}
+
+/// [`parallel_download`] from any URL, with `headers` on every request;
+/// each part must be a 206 with its exact `Content-Range`.
+fn parallel_download_url(
+    url: &str,
+    headers: &[(&str, &str)],
+    len: u64,
+    workers: u64,
+) -> Result<Vec<u8>> {
     let step = len.div_ceil(workers);
+    let bounds = |w: u64| (w * step, ((w + 1) * step).min(len) - 1);
     let parts: Vec<Result<Resp>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|w| {
-                let (start, end) = (w * step, ((w + 1) * step).min(len) - 1);
-                s.spawn(move || range(host, path, auth, &format!("bytes={start}-{end}")))
+                let (start, end) = bounds(w);
+                s.spawn(move || {
+                    let spec = format!("bytes={start}-{end}");
+                    let mut with_range = headers.to_vec();
+                    with_range.push(("range", &spec));
+                    get(url, &with_range)
+                })
             })
             .collect();
         handles
@@ -105,7 +122,7 @@ fn parallel_download(
             .collect()
     });
     let mut out = Vec::with_capacity(len as usize);
-    for (w, part) in parts.into_iter().enumerate() {
+    for (w, part) in (0..).zip(parts) {
         let part = part?;
         ensure!(
             part.status == 206,
@@ -113,7 +130,7 @@ fn parallel_download(
             part.status,
             part.text()
         );
-        let (start, end) = (w as u64 * step, ((w as u64 + 1) * step).min(len) - 1);
+        let (start, end) = bounds(w);
         ensure!(
             part.header("content-range") == Some(&format!("bytes {start}-{end}/{len}")),
             "worker {w}: {:?}",
@@ -710,7 +727,7 @@ fn measure_snapshot_build_and_download_throughput() -> Result<()> {
     )?;
     let (ours_ranges, bare_ranges) = compare(
         &|| Ok(parallel_download(&host, &path, &auth, len, 5)?.len()),
-        &|| Ok(parallel_download_url(&url, len, 5)?.len()),
+        &|| Ok(parallel_download_url(&url, &[], len, 5)?.len()),
     )?;
     println!(
         "download of {:.2} MB x {ROUNDS}: whole GET wikiedge {ours_whole:.0} MB/s vs bare hyper \
@@ -721,33 +738,6 @@ fn measure_snapshot_build_and_download_throughput() -> Result<()> {
         ours_ranges / bare_ranges
     );
     Ok(())
-}
-
-/// Five-worker ranged download from a plain URL (the baseline server).
-fn parallel_download_url(url: &str, len: u64, workers: u64) -> Result<Vec<u8>> {
-    let step = len.div_ceil(workers);
-    let parts: Vec<Result<Resp>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|w| {
-                let (start, end) = (w * step, ((w + 1) * step).min(len) - 1);
-                s.spawn(move || get(url, &[("range", &format!("bytes={start}-{end}"))]))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("worker panicked")))
-            })
-            .collect()
-    });
-    let mut out = Vec::with_capacity(len as usize);
-    for part in parts {
-        let part = part?;
-        ensure!(part.status == 206, "{}", part.status);
-        out.extend_from_slice(&part.body);
-    }
-    Ok(out)
 }
 
 /// The baseline: a bare hyper server answering every GET with the same
@@ -812,6 +802,9 @@ mod bare {
             RangeRequest::Partial { start, end } => {
                 let mut r = Response::new(Full::new(bytes.slice(start as usize..=end as usize)));
                 *r.status_mut() = hyper::StatusCode::PARTIAL_CONTENT;
+                if let Ok(v) = format!("bytes {start}-{end}/{len}").parse() {
+                    r.headers_mut().insert("content-range", v);
+                }
                 r
             }
             _ => Response::new(Full::new(bytes)),

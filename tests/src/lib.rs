@@ -2,12 +2,13 @@
 //! talk HTTP to it, stop or kill it.
 //!
 //! The e2e tests themselves live in `tests/e2e/` and are compiled as the
-//! `e2e` test target of the host crate (so `cargo test` builds the binary
+//! `e2e` test target of the `wikiedge` package (so `cargo test` builds the binary
 //! first and hands its path over as `CARGO_BIN_EXE_wikiedge`). Components are
 //! built once per test run through `wikiedge build`, i.e. with the same
 //! build commands `spin build` would run.
 
 pub mod openapi;
+pub mod raw;
 
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;

@@ -318,16 +318,16 @@ async fn send_code(body: Vec<u8>, client: &str, purpose: Purpose) -> Result<Repl
 /// Counts a code check against the windows, then uses the pending code
 /// with compare-and-swap: a right code is spent (replaced by a dead
 /// record) in the same swap that accepts it, so two concurrent uses cannot
-/// both win. `Ok` only for the right, live code.
-fn spend_code(
-    kv: &mut Kv,
+/// both win. `Ok`, with the store to act on, only for the right, live code.
+async fn spend_code(
     client: &str,
     purpose: Purpose,
     username: &str,
     code: &str,
-    secret: &[u8],
     now: i64,
-) -> Result<()> {
+) -> Result<Kv> {
+    let key = secret().await?;
+    let mut kv = Kv::open().await?;
     let bucket = bucket()?;
     claim(
         &bucket,
@@ -352,7 +352,7 @@ fn spend_code(
         let Some(pending) = current.as_deref().and_then(PendingCode::from_json) else {
             return Ok(Update::Keep(false));
         };
-        Ok(match pending.check(secret, purpose, username, code, now) {
+        Ok(match pending.check(&key, purpose, username, code, now) {
             CodeCheck::Accepted => Update::Write(spent.to_json(), true),
             CodeCheck::Wrong(next) => Update::Write(next.to_json(), false),
             CodeCheck::Dead if pending == spent => Update::Keep(false),
@@ -360,7 +360,7 @@ fn spend_code(
         })
     })?;
     if accepted {
-        Ok(())
+        Ok(kv)
     } else {
         Err(invalid_code())
     }
@@ -370,17 +370,14 @@ fn spend_code(
 async fn confirm_user(body: Vec<u8>, client: &str) -> Result<Reply> {
     let request = ConfirmUserRequest::parse(&body)?;
     let now = records::now();
-    let secret = secret().await?;
-    let mut kv = Kv::open().await?;
-    spend_code(
-        &mut kv,
+    let mut kv = spend_code(
         client,
         Purpose::Confirm,
         &request.username,
         &request.confirmation_code,
-        &secret,
         now,
-    )?;
+    )
+    .await?;
     records::update_account(&mut kv, &request.username, |account| {
         account.unconfirmed = false;
         Ok(())
@@ -394,17 +391,14 @@ async fn confirm_user(body: Vec<u8>, client: &str) -> Result<Reply> {
 async fn forgot_password_confirm(body: Vec<u8>, client: &str) -> Result<Reply> {
     let request = ForgotPasswordConfirmRequest::parse(&body)?;
     let now = records::now();
-    let secret = secret().await?;
-    let mut kv = Kv::open().await?;
-    spend_code(
-        &mut kv,
+    let mut kv = spend_code(
         client,
         Purpose::Reset,
         &request.username,
         &request.confirmation_code,
-        &secret,
         now,
-    )?;
+    )
+    .await?;
     let hash = password::hash(&request.password, &records::random::<16>()?)?;
     records::update_account(&mut kv, &request.username, |account| {
         account.password_hash = hash.clone();

@@ -146,21 +146,32 @@ fn close(stack: &mut Vec<(usize, Part)>, top: &mut Vec<Part>) {
     }
 }
 
-/// The top-level `{{Infobox ...}}` templates as WME infobox parts.
-pub fn infoboxes(wikitext: &str, loc: &Localisation) -> Vec<Part> {
-    let text = strip_comments(capped(wikitext));
-    let mut out = Vec::new();
+/// The top-level templates of `text`: each one's name (trimmed, `_` read
+/// as a space) and its parameters, in order. Each template is matched once
+/// and the walk goes on after its end, so the walk is linear in the text.
+fn top_level_templates(text: &str) -> impl Iterator<Item = (String, Vec<&str>)> + '_ {
     let mut i = 0;
-    while let Some(pos) = text[i..].find("{{") {
-        let start = i + pos;
-        let end = matching(&text, start, "{{", "}}");
+    std::iter::from_fn(move || {
+        let start = i + text[i..].find("{{")?;
+        let end = matching(text, start, "{{", "}}");
+        i = end;
         let inner = text[start + 2..end]
             .strip_suffix("}}")
             .unwrap_or(&text[start + 2..end]);
         let mut params = split_top_level(inner).into_iter();
         let name = params.next().unwrap_or_default().trim().replace('_', " ");
-        if name.to_lowercase().starts_with("infobox") {
+        Some((name, params.collect()))
+    })
+}
+
+/// The top-level `{{Infobox ...}}` templates as WME infobox parts.
+pub fn infoboxes(wikitext: &str, loc: &Localisation) -> Vec<Part> {
+    let text = strip_comments(capped(wikitext));
+    top_level_templates(&text)
+        .filter(|(name, _)| name.to_lowercase().starts_with("infobox"))
+        .map(|(name, params)| {
             let fields: Vec<Part> = params
+                .into_iter()
                 .filter_map(|p| p.split_once('='))
                 .filter_map(|(key, value)| {
                     let value = plain_text(value, loc);
@@ -175,37 +186,22 @@ pub fn infoboxes(wikitext: &str, loc: &Localisation) -> Vec<Part> {
                 has_parts: fields,
                 ..Part::default()
             };
-            out.push(Part::named("infobox", &name, vec![section]));
-        }
-        i = end;
-    }
-    out
+            Part::named("infobox", &name, vec![section])
+        })
+        .collect()
 }
 
 /// The page's own short description: the first positional parameter of a
 /// top-level `{{Short description|...}}` (the English Wikipedia template
 /// that WME's `description` carries there); `none` means "no description".
 pub fn short_description(wikitext: &str, loc: &Localisation) -> Option<String> {
-    let text = strip_comments(wikitext);
-    let mut i = 0;
-    while let Some(pos) = text[i..].find("{{") {
-        let start = i + pos;
-        let end = matching(&text, start, "{{", "}}");
-        let inner = text[start + 2..end]
-            .strip_suffix("}}")
-            .unwrap_or(&text[start + 2..end]);
-        let mut params = split_top_level(inner).into_iter();
-        let name = params.next().unwrap_or_default().trim().replace('_', " ");
-        if name.eq_ignore_ascii_case("short description") {
-            let value = params.find(|p| !p.contains('='))?;
-            let value = plain_text(value, loc);
-            let value = value.trim();
-            return (!value.is_empty() && !value.eq_ignore_ascii_case("none"))
-                .then(|| value.to_string());
-        }
-        i = end;
-    }
-    None
+    let text = strip_comments(capped(wikitext));
+    let (_, params) = top_level_templates(&text)
+        .find(|(name, _)| name.eq_ignore_ascii_case("short description"))?;
+    let value = params.into_iter().find(|p| !p.contains('='))?;
+    let value = plain_text(value, loc);
+    let value = value.trim();
+    (!value.is_empty() && !value.eq_ignore_ascii_case("none")).then(|| value.to_string())
 }
 
 /// The structured-contents document of an article: its fields plus the

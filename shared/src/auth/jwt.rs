@@ -225,7 +225,6 @@ pub fn verify_typed(
 mod tests {
     use super::*;
     use crate::auth::signing;
-    use sha2::{Digest, Sha256};
 
     const ISS: &str = "https://wikiedge.example";
     const AUD: &str = "wikiedge";
@@ -265,37 +264,6 @@ mod tests {
 
     fn payload() -> String {
         serde_json::to_string(&claims()).expect("json")
-    }
-
-    /// HMAC-SHA256 (RFC 2104), written out so the test needs no crate.
-    fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
-        let mut block = [0u8; 64];
-        if key.len() > 64 {
-            block[..32].copy_from_slice(&Sha256::digest(key));
-        } else {
-            block[..key.len()].copy_from_slice(key);
-        }
-        let inner: Vec<u8> = block.iter().map(|b| b ^ 0x36).collect();
-        let outer: Vec<u8> = block.iter().map(|b| b ^ 0x5c).collect();
-        let inner_hash = Sha256::new()
-            .chain_update(&inner)
-            .chain_update(message)
-            .finalize();
-        Sha256::new()
-            .chain_update(&outer)
-            .chain_update(inner_hash)
-            .finalize()
-            .to_vec()
-    }
-
-    #[test]
-    fn hmac_helper_matches_rfc_4231_test_case_2() {
-        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
-        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(
-            hex,
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
     }
 
     fn check(token: &str, expect: Result<(), TokenError>) {
@@ -354,7 +322,10 @@ mod tests {
                 b64(br#"{"alg":"HS256","typ":"JWT"}"#),
                 b64(payload().as_bytes())
             );
-            let forged = format!("{input}.{}", b64(&hmac_sha256(&secret, input.as_bytes())));
+            let forged = format!(
+                "{input}.{}",
+                b64(&crate::auth::pow::hmac_sha256(&secret, input.as_bytes()))
+            );
             check(&forged, Err(TokenError::BadAlgorithm));
         }
     }

@@ -147,11 +147,7 @@ pub fn verify(secret: &[u8], challenge: &str, solution: &str, now: i64) -> Resul
     {
         return Err(invalid());
     }
-    let digest = Sha256::new()
-        .chain_update(challenge.as_bytes())
-        .chain_update(solution.as_bytes())
-        .finalize();
-    if leading_zero_bits(&digest) < difficulty {
+    if work(challenge, solution) < difficulty {
         return Err(invalid());
     }
     Ok(Challenge {
@@ -160,17 +156,21 @@ pub fn verify(secret: &[u8], challenge: &str, solution: &str, now: i64) -> Resul
     })
 }
 
+/// The work a nonce shows for a challenge: the leading zero bits of
+/// SHA-256(challenge ‖ nonce).
+pub fn work(challenge: &str, nonce: &str) -> u32 {
+    let digest = Sha256::new()
+        .chain_update(challenge.as_bytes())
+        .chain_update(nonce.as_bytes())
+        .finalize();
+    leading_zero_bits(&digest)
+}
+
 /// Finds a solution by brute force (for tests and native clients).
 pub fn solve(challenge: &str, difficulty: u8) -> String {
     (0u64..)
         .map(|n| n.to_string())
-        .find(|nonce| {
-            let digest = Sha256::new()
-                .chain_update(challenge.as_bytes())
-                .chain_update(nonce.as_bytes())
-                .finalize();
-            leading_zero_bits(&digest) >= u32::from(difficulty)
-        })
+        .find(|nonce| work(challenge, nonce) >= u32::from(difficulty))
         .unwrap_or_default()
 }
 
@@ -225,13 +225,7 @@ mod tests {
         // A nonce that does not reach the difficulty.
         let bad = (0u64..)
             .map(|n| n.to_string())
-            .find(|n| {
-                let d = Sha256::new()
-                    .chain_update(id.as_bytes())
-                    .chain_update(n.as_bytes())
-                    .finalize();
-                leading_zero_bits(&d) < 12
-            })
+            .find(|n| work(id, n) < 12)
             .expect("some nonce fails");
         assert_eq!(status(verify(SECRET, id, &bad, 1000)), Err(422));
         // Another secret, a tampered difficulty, a non-digit solution.

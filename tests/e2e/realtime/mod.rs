@@ -8,11 +8,11 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use serde_json::{Value, json};
-use wikiedge_tests::{Host, Resp, post, repo_root};
+use wikiedge_tests::{Host, Resp, post, raw, repo_root};
 
 use crate::{ADMIN_KEY, BIN};
 
@@ -158,28 +158,7 @@ pub(crate) fn app(
 
 /// Creates an account on `plan` and returns its `Authorization` value.
 pub(crate) fn account(host: &Host, username: &str, plan: &str) -> Result<String> {
-    let password = "correct horse battery staple";
-    let body = json!({"username": username, "password": password, "plan": plan}).to_string();
-    let created = post(
-        &host.url("/v1/admin/accounts"),
-        &[
-            ("x-admin-key", ADMIN_KEY),
-            ("content-type", "application/json"),
-        ],
-        body.as_bytes(),
-    )?;
-    ensure!(created.status == 201, "create account: {}", created.text());
-    let login = json!({"username": username, "password": password}).to_string();
-    let login = post(
-        &host.url("/v1/login"),
-        &[("content-type", "application/json")],
-        login.as_bytes(),
-    )?;
-    let token = login.json()?["access_token"]
-        .as_str()
-        .context("access_token")?
-        .to_string();
-    Ok(format!("Bearer {token}"))
+    crate::common::account(host, username, json!({"plan": plan}))
 }
 
 pub(crate) fn ingest(host: &Host, body: &[u8]) -> Result<Resp> {
@@ -231,51 +210,24 @@ pub(crate) fn open(
     extra: &[(&str, &str)],
     body: Option<&str>,
 ) -> Result<Stream> {
-    let addr = host
-        .url("")
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    let mut tcp = TcpStream::connect(&addr)?;
-    tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut headers = vec![("authorization", auth)];
+    headers.extend_from_slice(extra);
+    if body.is_some() {
+        headers.push(("content-type", "application/json"));
+    }
     let method = if body.is_some() { "POST" } else { "GET" };
-    let mut head = format!("{method} {path} HTTP/1.0\r\nhost: {addr}\r\nauthorization: {auth}\r\n");
-    for (k, v) in extra {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if let Some(body) = body {
-        head.push_str(&format!(
-            "content-type: application/json\r\ncontent-length: {}\r\n",
-            body.len()
-        ));
-    }
-    head.push_str("\r\n");
-    tcp.write_all(head.as_bytes())?;
-    if let Some(body) = body {
-        tcp.write_all(body.as_bytes())?;
-    }
-    let mut reader = BufReader::new(tcp);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let status: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .context("status line")?
-        .parse()?;
-    let mut headers = BTreeMap::new();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-        }
-    }
+    let raw = raw::open(
+        host,
+        method,
+        path,
+        "HTTP/1.0",
+        &headers,
+        body.map(str::as_bytes),
+    )?;
     Ok(Stream {
-        status,
-        headers,
-        reader,
+        status: raw.status,
+        headers: raw.headers,
+        reader: raw.reader,
     })
 }
 
