@@ -193,10 +193,12 @@ pub struct Served {
     pub stale: bool,
 }
 
-/// The last decision of a lookup, on what it found.
+/// The last decision of a lookup, on what it found. A charge that was
+/// [`Charge::Deferred`] is consumed now, except for a [`Answer::NotModified`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    /// 304: free (no quota consumed, not metered).
+    /// 304: free (no quota consumed, not metered). Only for a deferred
+    /// charge: a lookup charged first was charged for the documents.
     NotModified {
         /// The ETag of the copies.
         etag: String,
@@ -209,33 +211,25 @@ pub enum Answer {
         etag: String,
         /// Some copy is served past its max age (warn).
         stale: bool,
-        /// Consume quota first (it was deferred).
-        consume: bool,
     },
-    /// Nothing to serve: the error [`missing_error`] names.
-    Missing {
-        /// Consume quota first (it was deferred): a lookup made on the
-        /// caller's behalf costs, found or not.
-        consume: bool,
-    },
+    /// Nothing to serve: the error [`missing_error`] names. Charged: a
+    /// lookup made on the caller's behalf costs, found or not.
+    Missing,
 }
 
 /// Decides the answer, given the copies served (in answer order), the
 /// request's `If-None-Match` and how the lookup was charged.
 pub fn answer(if_none_match: Option<&str>, charge: Charge, served: &[Served]) -> Answer {
-    let consume = charge == Charge::Deferred;
     if served.is_empty() {
-        return Answer::Missing { consume };
+        return Answer::Missing;
     }
     let etag = etag(served.iter().map(|s| s.rev));
     let stale = served.iter().any(|s| s.stale);
     match if_none_match {
-        Some(inm) if consume && etag_matches(inm, &etag) => Answer::NotModified { etag, stale },
-        _ => Answer::Documents {
-            etag,
-            stale,
-            consume,
-        },
+        Some(inm) if charge == Charge::Deferred && etag_matches(inm, &etag) => {
+            Answer::NotModified { etag, stale }
+        }
+        _ => Answer::Documents { etag, stale },
     }
 }
 

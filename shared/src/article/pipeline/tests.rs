@@ -256,15 +256,12 @@ fn served(rev: u64, stale: bool) -> Served {
 }
 
 #[test]
-fn nothing_found_is_charged_if_the_charge_was_deferred() {
+fn nothing_found_is_missing_however_it_was_charged() {
     assert_eq!(
         answer(Some("\"1\""), Charge::Deferred, &[]),
-        Answer::Missing { consume: true }
+        Answer::Missing
     );
-    assert_eq!(
-        answer(None, Charge::Now, &[]),
-        Answer::Missing { consume: false }
-    );
+    assert_eq!(answer(None, Charge::Now, &[]), Answer::Missing);
 }
 
 #[test]
@@ -283,42 +280,29 @@ fn a_deferred_lookup_whose_answer_matches_is_a_free_304() {
 }
 
 #[test]
-fn every_other_answer_is_documents_charged_once() {
-    // Deferred, no match: consume now.
+fn every_other_answer_is_the_documents() {
+    let documents = |etag: &str, stale| Answer::Documents {
+        etag: etag.into(),
+        stale,
+    };
     assert_eq!(
         answer(Some("\"2\""), Charge::Deferred, &[served(1, false)]),
-        Answer::Documents {
-            etag: "\"1\"".into(),
-            stale: false,
-            consume: true
-        }
+        documents("\"1\"", false)
     );
     // The wildcard never matches here: `*` after a lookup is a 200.
     assert_eq!(
         answer(Some("*"), Charge::Deferred, &[served(1, true)]),
-        Answer::Documents {
-            etag: "\"1\"".into(),
-            stale: true,
-            consume: true
-        }
+        documents("\"1\"", true)
     );
     // Charged first (it went upstream): a matching tag still gets the
-    // documents, and is not charged twice.
+    // documents it paid for.
     assert_eq!(
         answer(Some("\"1\""), Charge::Now, &[served(1, false)]),
-        Answer::Documents {
-            etag: "\"1\"".into(),
-            stale: false,
-            consume: false
-        }
+        documents("\"1\"", false)
     );
     assert_eq!(
-        answer(None, Charge::Now, &[served(5, false), served(6, false)]),
-        Answer::Documents {
-            etag: "\"5-6\"".into(),
-            stale: false,
-            consume: false
-        }
+        answer(None, Charge::Now, &[served(5, false), served(6, true)]),
+        documents("\"5-6\"", true)
     );
 }
 
