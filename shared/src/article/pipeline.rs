@@ -6,10 +6,11 @@
 //! A lookup moves through two decisions:
 //! 1. [`plan`], on the index entries alone: answer 304 from the index
 //!    ([`Plan::NotModified`], free; [`Plan::WildcardNotModified`], charged),
-//!    or look the copies up ([`Plan::Lookup`]): which to fetch from upstream
-//!    ([`Source::Upstream`]), which to read from the cache and whether past
-//!    their max age ([`Source::Cache`]), and whether quota is consumed before the
-//!    lookup or deferred until the answer is known ([`Charge`]).
+//!    or look the copies up ([`Plan::Lookup`]): which to fetch from
+//!    upstream ([`Source::Upstream`]), which to read from the cache and
+//!    whether past their max age ([`Source::Cache`]), and whether quota is
+//!    consumed before the lookup or deferred until the answer is known
+//!    ([`Charge`]).
 //! 2. [`answer`], on the copies that made it into the answer: a free 304,
 //!    the documents, or nothing ([`Answer`]); with [`missing_error`] saying
 //!    which error explains nothing.
@@ -23,7 +24,8 @@
 //!   alone (no refresh due, no document filter) is answered 304 without
 //!   consuming quota: nothing was served.
 //! - `If-None-Match: *` matches only fresh cached copies, and is charged
-//!   like any other request (it asks "is there a copy", which is an answer).
+//!   like any other request (issue #16: a free `*` on uncached titles
+//!   bought unlimited upstream traffic).
 //! - Any lookup that goes upstream is charged before it does: upstream
 //!   traffic is never free, whatever `If-None-Match` says.
 //! - Any other conditional lookup defers consumption, so that a 304 found
