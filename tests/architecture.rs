@@ -34,11 +34,6 @@ const ONE_CONCEPT_TESTS: &[(&str, &str)] = &[
 const TOO_LONG: &[(&str, usize, &str)] = &[
     ("bench/src/main.rs", 1546, "to split: scenarios and report"),
     (
-        "functions/articles/src/articles.rs",
-        651,
-        "to split: the pipeline into the core",
-    ),
-    (
         "shared/src/auth/signup.rs",
         640,
         "to split: rules and records",

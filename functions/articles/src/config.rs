@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use wikiedge_core::article::pipeline::Freshness;
 use wikiedge_fn::config::{cached, number, upstream_overrides, variable};
 
 /// The project used for an uncached title when neither a project filter,
@@ -43,10 +44,11 @@ impl Config {
         }
     }
 
-    /// Seconds to wait before trying upstream again after it failed for a
-    /// stale article: a tenth of the max age, between 10 s and 5 min.
-    pub fn retry_backoff(&self) -> u64 {
-        (self.max_age / 10).clamp(10, 300)
+    /// The freshness rules of cached articles (max age, retry backoff).
+    pub fn freshness(&self) -> Freshness {
+        Freshness {
+            max_age: self.max_age,
+        }
     }
 }
 

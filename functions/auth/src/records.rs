@@ -33,13 +33,8 @@ pub fn random<const N: usize>() -> Result<[u8; N]> {
     Ok(buf)
 }
 
-/// The current time in unix seconds.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+/// The current time in unix seconds: the components' one clock.
+pub use wikiedge_fn::now;
 
 /// Reads an account.
 pub async fn account(kv: &Kv, username: &str) -> Result<Option<Account>> {

@@ -11,6 +11,7 @@
 //! - [`kv`]: key-value helpers with storage failures mapped to 503.
 //! - [`web`]: HTTP helpers of the account-side components (quota, metering).
 //! - [`caller`]: local bearer verification for quota and metering.
+//! - [`now`], [`now_ms`]: the wall clock, the one every component reads.
 //!
 //! Log lines and a few messages name the component that uses this crate:
 //! each component calls [`init`] at its entry points.
@@ -87,10 +88,17 @@ pub(crate) fn name() -> &'static str {
     component().name
 }
 
-/// The current unix time in seconds.
+/// The current unix time in seconds: the components' one clock, read
+/// through [`now_ms`].
 pub fn now() -> i64 {
+    now_ms().div_euclid(1000)
+}
+
+/// The current unix time in milliseconds (0 before 1970): the one place a
+/// component reads the wall clock.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }

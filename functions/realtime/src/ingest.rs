@@ -19,8 +19,6 @@
 //! publishes the event; the batch answers 503 and earlier events of it
 //! stay published (a retry reports them as duplicates).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use futures::future::join_all;
 use serde_json::{Value, json};
 use wikiedge_core::Error;
@@ -42,12 +40,8 @@ pub const MAX_EVENTS: usize = 1000;
 /// How many articles of a batch are fetched from upstream at once.
 const FETCH_CONCURRENCY: usize = 16;
 
-/// Wall-clock milliseconds.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+/// Wall-clock milliseconds: the components' one clock.
+pub use wikiedge_fn::now_ms;
 
 /// What happened to one event.
 enum Outcome {

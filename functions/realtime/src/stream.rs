@@ -77,9 +77,7 @@ pub const DEFAULT_MAX_CONCURRENT_STREAMS: u64 = 8;
 /// Answers a stream request.
 pub async fn serve(principal: Principal, query: StreamQuery) -> http::Response<BoxBody> {
     // At most `max_concurrent_streams` per account; refused before quota.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = u64::try_from(wikiedge_fn::now()).unwrap_or(0);
     let cap =
         wikiedge_fn::slots::cap("max_concurrent_streams", DEFAULT_MAX_CONCURRENT_STREAMS).await;
     let slot = match wikiedge_fn::slots::acquire("streams", &principal.account, cap, now) {

@@ -201,7 +201,7 @@ pub async fn serve(principal: &Principal, target: Target<'_>, ask: Ask) -> Reply
     // At most `max_concurrent_downloads` bodies per account at a time (the
     // WME SDKs download in a few parallel ranges); refused before quota.
     let slot = if base.is_empty() {
-        let now = store::now_ms() / 1000;
+        let now = u64::try_from(wikiedge_fn::now()).unwrap_or(0);
         let cap =
             wikiedge_fn::slots::cap("max_concurrent_downloads", DEFAULT_MAX_CONCURRENT_DOWNLOADS)
                 .await;
@@ -214,7 +214,7 @@ pub async fn serve(principal: &Principal, target: Target<'_>, ask: Ask) -> Reply
     };
 
     // Count the download once per account, version and month.
-    let month = Month::from_unix((store::now_ms() / 1000) as i64);
+    let month = Month::from_unix(wikiedge_fn::now());
     let key = marker_key(&principal.account, &file.blob_id, &file.version, month);
     let decision = match store::claim(&key).await {
         Err(err) => return gate::unmetered_error(principal, SNAPSHOT, &err).await,

@@ -13,7 +13,7 @@
 //! that runs out of patience ([`WAIT_MS`]) consumes a unit on its own,
 //! which may count a download twice but never lets one go uncounted.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use spin_sdk::experimental::wasi::keyvalue::store as wasi_store;
 use spin_sdk::key_value::Store;
@@ -27,9 +27,9 @@ use wikiedge_fn::kv::Update;
 /// The store every wikiedge component uses.
 const STORE: &str = "default";
 /// A pending claim older than this is abandoned.
-const STALE_PENDING_MS: u64 = 10_000;
+const STALE_PENDING_MS: i64 = 10_000;
 /// How long a request waits for another request's quota decision.
-const WAIT_MS: u64 = 3_000;
+const WAIT_MS: i64 = 3_000;
 /// How often it looks.
 const POLL: Duration = Duration::from_millis(15);
 
@@ -40,14 +40,6 @@ pub fn unavailable(err: impl std::fmt::Debug) -> Error {
         message: "snapshot storage is temporarily unavailable".into(),
         retry_after: 1,
     }
-}
-
-/// Unix milliseconds now.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
 }
 
 /// Opens the `default` store.
@@ -153,15 +145,15 @@ enum Look {
 /// Claims the download marker `key` (see the module docs).
 pub async fn claim(key: &str) -> Result<Claim, Error> {
     let bucket = wasi_store::open(STORE).map_err(unavailable)?;
-    let deadline = now_ms() + WAIT_MS;
+    let deadline = wikiedge_fn::now_ms() + WAIT_MS;
     loop {
-        let now = now_ms();
+        let now = wikiedge_fn::now_ms();
         let look = wikiedge_fn::kv::update(&bucket, key, |current| {
             let pending_since = current
                 .as_deref()
                 .and_then(|v| std::str::from_utf8(v).ok())
                 .and_then(|v| v.strip_prefix(MARKER_PENDING))
-                .and_then(|ms| ms.parse::<u64>().ok());
+                .and_then(|ms| ms.parse::<i64>().ok());
             Ok(match (current.as_deref(), pending_since) {
                 (Some(v), _) if v == MARKER_ADMITTED.as_bytes() => Update::Keep(Look::Counted),
                 (Some(_), Some(since)) if now.saturating_sub(since) < STALE_PENDING_MS => {

@@ -13,6 +13,8 @@
 //! - [`maintenance`]: `version.maintenance_tags`, counted as WME counts them.
 //! - [`transform`]: dump page -> article, redirect folding.
 //! - [`upstream`]: REST + Action API responses -> article.
+//! - [`pipeline`]: the decisions of an article lookup (freshness, backoff,
+//!   ETags, `If-None-Match`, when quota is charged), free of I/O.
 //! - [`projection`]: `fields` and `filters` on JSON documents by dot paths.
 //! - [`revertrisk`]: `version.scores.revertrisk` from Lift Wing (opt-in).
 //! - [`request`]: the On-demand request (`fields`, `filters`, `limit`).
@@ -23,6 +25,7 @@ pub mod dump;
 pub mod layout;
 pub mod maintenance;
 pub mod parts;
+pub mod pipeline;
 pub mod plaintext;
 pub mod projection;
 pub mod request;

@@ -1,13 +1,8 @@
-use super::*;
+//! The component's own parts; the lookup's decisions (freshness, backoff,
+//! ETags, `If-None-Match`, charging) are tested in the core
+//! (`wikiedge_core::article::pipeline`).
 
-#[test]
-fn if_none_match_lists_and_weak_tags_match() {
-    assert!(etag_matches("\"1\"", "\"1\""));
-    assert!(etag_matches("W/\"1\", \"2\"", "\"2\""));
-    assert!(!etag_matches("*", "\"7\""));
-    assert!(is_wildcard("*") && is_wildcard("\"1\", *") && !is_wildcard("\"*\""));
-    assert!(!etag_matches("\"1\"", "\"1-2\""));
-}
+use super::*;
 
 #[test]
 fn documents_join_as_array_or_ndjson() {
@@ -25,6 +20,7 @@ fn project_filters_select_projects_and_others_stay_document_filters() {
     ));
     assert_eq!(project, Some(Some("dewiki".to_string())));
     assert_eq!(rest.len(), 1);
+    assert_eq!(language_filter(&rest), Some("de".to_string()));
     let (project, _) = split_filters(&request(
         r#"{"filters": [{"field": "is_part_of.identifier", "value": "dewiki"},
                         {"field": "is_part_of.identifier", "value": "enwiki"}]}"#,
@@ -35,24 +31,6 @@ fn project_filters_select_projects_and_others_stay_document_filters() {
 }
 
 #[test]
-fn stale_copies_are_refetched_unless_backing_off() {
-    let config = Config {
-        overrides: Default::default(),
-        unfiltered: Vec::new(),
-        max_age: 100,
-        timeout: std::time::Duration::from_millis(10),
-        revertrisk_url: None,
-    };
-    let entry = |fetched, retry_at| {
-        Some(Entry {
-            rev: 1,
-            fetched,
-            retry_at,
-        })
-    };
-    assert!(needs_fetch(&config, None, 1_000));
-    assert!(!needs_fetch(&config, entry(950, 0), 1_000));
-    assert!(needs_fetch(&config, entry(800, 0), 1_000));
-    assert!(!needs_fetch(&config, entry(800, 1_010), 1_000));
+fn wiktionaries_keep_the_first_letter_as_given() {
     assert!(first_letter_upper("enwiki") && !first_letter_upper("enwiktionary"));
 }

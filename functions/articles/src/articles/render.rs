@@ -1,0 +1,63 @@
+//! Step 6 of an article lookup: stored JSON to the documents sent.
+
+use serde_json::Value;
+use wikiedge_core::Error;
+use wikiedge_core::article::projection::{Filter, matches_all, project};
+use wikiedge_core::article::schema::Article;
+use wikiedge_core::article::sections::structured_content;
+
+use super::Product;
+
+/// Turns stored JSON into the document to send: as stored on the fast
+/// path, else parsed, converted, filtered and projected. `None` when a
+/// filter drops it.
+pub fn render(
+    product: Product,
+    json: Vec<u8>,
+    filters: &[Filter],
+    fields: &[String],
+    first_letter_upper: bool,
+) -> Result<Option<Vec<u8>>, Error> {
+    if product == Product::Articles && filters.is_empty() && fields.is_empty() {
+        return Ok(Some(json));
+    }
+    let corrupt = |e: serde_json::Error| Error::Internal(format!("stored article is corrupt: {e}"));
+    let doc: Value = match product {
+        Product::Articles => serde_json::from_slice(&json).map_err(corrupt)?,
+        Product::Structured => {
+            let article: Article = serde_json::from_slice(&json).map_err(corrupt)?;
+            let loc = wikiedge_core::article::wikitext::Localisation {
+                first_letter_upper,
+                ..Default::default()
+            };
+            serde_json::to_value(structured_content(article, &loc)).map_err(corrupt)?
+        }
+    };
+    if !matches_all(&doc, filters) {
+        return Ok(None);
+    }
+    let doc = project(&doc, fields);
+    serde_json::to_vec(&doc).map(Some).map_err(corrupt)
+}
+
+/// Joins documents into a JSON array or NDJSON.
+pub fn join_documents(docs: &[Vec<u8>], ndjson: bool) -> Vec<u8> {
+    let size: usize = docs.iter().map(|d| d.len() + 1).sum::<usize>() + 2;
+    let mut out = Vec::with_capacity(size);
+    if ndjson {
+        for doc in docs {
+            out.extend_from_slice(doc);
+            out.push(b'\n');
+        }
+    } else {
+        out.push(b'[');
+        for (i, doc) in docs.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(doc);
+        }
+        out.push(b']');
+    }
+    out
+}
