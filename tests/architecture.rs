@@ -33,12 +33,6 @@ const ONE_CONCEPT_TESTS: &[(&str, &str)] = &[
 /// is waiting to be cut where its concepts part.
 const TOO_LONG: &[(&str, usize, &str)] = &[
     ("bench/src/main.rs", 1546, "to split: scenarios and report"),
-    (
-        "shared/src/auth/signup.rs",
-        640,
-        "to split: rules and records",
-    ),
-    ("host/src/kv/sqlite.rs", 630, "to split: writer and reader"),
 ];
 
 fn root() -> PathBuf {

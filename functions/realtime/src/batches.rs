@@ -27,8 +27,12 @@
 //!   characters as in WME. Every answer carries `x-wikiedge-batch-build`,
 //!   the number of the build it reads.
 //! - An hour is read with two binary searches per partition over the meta
-//!   records; at most [`MAX_EVENTS`] events per build. An hour that has not
-//!   started is 404.
+//!   records; at most the core's `batch_build::MAX_EVENTS` events per
+//!   build. An hour that has not started is 404.
+//!
+//! Building (selection, the two passes, parts under the budget, what a
+//! build replaces) is the core's `realtime::batch_build`; the build's I/O
+//! is [`crate::batch_store`], this module the routes' I/O.
 
 use bytes::Bytes;
 use futures::SinkExt;
@@ -40,6 +44,9 @@ use wikiedge_core::article::request::ArticlesRequest;
 use wikiedge_core::quota::period::Month;
 use wikiedge_core::realtime::batch::{
     Batch, StoredBatch, day_range, download_marker_key, hour_range, is_hour, part_key,
+};
+use wikiedge_core::realtime::batch_build::{
+    MARKER_WAIT_MS, Marker, look_at_marker, pending_marker, settled_marker,
 };
 use wikiedge_core::snapshot::{PartSlice, RangeRequest, parse_range, part_slices};
 use wikiedge_core::time::parse_millis;
@@ -224,55 +231,35 @@ pub async fn serve(principal: &Principal, ask: Ask<'_>) -> http::Response<BoxBod
 /// The header naming the build an answer reads.
 const BUILD_HEADER: &str = "x-wikiedge-batch-build";
 
-/// What one look at a download marker decided.
-enum Look {
-    Counted,
-    Mine,
-    Wait,
-}
-
-/// A marker older than this while pending is claimed over (its holder died).
-const STALE_PENDING_MS: i64 = 10_000;
-/// How long a range waits for another range's quota decision.
-const WAIT_MS: i64 = 3_000;
-const PENDING: &str = "pending:";
-const COUNTED: &[u8] = b"counted";
-
-/// Claims the download marker: `true` when this request must consume the
-/// unit (and then [`settle`]), `false` when the download was counted.
+/// Claims the download marker (core `batch_build::look_at_marker`):
+/// `true` when this request must consume the unit (and then [`settle`]),
+/// `false` when the download was counted.
 async fn claim(bucket: &Bucket, key: &str) -> Result<bool, Error> {
-    let deadline = now_ms() + WAIT_MS;
+    let deadline = now_ms() + MARKER_WAIT_MS;
     loop {
         let now = now_ms();
         let look = kv::update(bucket, key, |current| {
-            let pending_since = current
-                .as_deref()
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .and_then(|v| v.strip_prefix(PENDING))
-                .and_then(|ms| ms.parse::<i64>().ok());
-            Ok(match (current.as_deref(), pending_since) {
-                (Some(v), _) if v == COUNTED => Update::Keep(Look::Counted),
-                (Some(_), Some(since)) if now - since < STALE_PENDING_MS => {
-                    Update::Keep(Look::Wait)
-                }
-                _ => Update::Write(format!("{PENDING}{now}").into_bytes(), Look::Mine),
+            Ok(match look_at_marker(current.as_deref(), now) {
+                Marker::Mine => Update::Write(pending_marker(now), Marker::Mine),
+                other => Update::Keep(other),
             })
         })?;
         match look {
-            Look::Counted => return Ok(false),
-            Look::Mine => return Ok(true),
+            Marker::Counted => return Ok(false),
+            Marker::Mine => return Ok(true),
             // Out of patience: count it here; a download may be counted
             // twice, never left uncounted.
-            Look::Wait if now >= deadline => return Ok(true),
-            Look::Wait => spin_sdk::time::sleep(std::time::Duration::from_millis(15)).await,
+            Marker::Wait if now >= deadline => return Ok(true),
+            Marker::Wait => spin_sdk::time::sleep(std::time::Duration::from_millis(15)).await,
         }
     }
 }
 
 /// Marks the download counted (admitted) or releases the claim (denied).
 fn settle(bucket: &Bucket, key: &str, admitted: bool) -> Result<(), Error> {
-    let value: &[u8] = if admitted { COUNTED } else { b"denied" };
-    kv::update(bucket, key, |_| Ok(Update::Write(value.to_vec(), ())))
+    kv::update(bucket, key, |_| {
+        Ok(Update::Write(settled_marker(admitted), ()))
+    })
 }
 
 /// Streams slices of a stored batch's parts; a part that is missing (the

@@ -5,31 +5,28 @@
 //! Appending is: allocate an offset (atomic increment of `rt-offset:{p}`),
 //! write the event, write its meta record, bump `rt-total`. A reader that
 //! finds an allocated offset without its event waits for it (the writer is
-//! between the increment and the write); only when the gap outlives
-//! [`GAP_GRACE`] (a writer that died) is the offset skipped.
+//! between the increment and the write); only when the gap outlives the
+//! core's `GAP_GRACE_MS` (a writer that died) is the offset skipped.
 //!
-//! Compaction runs on every append, for at most [`COMPACT_BUDGET`] entries
-//! of the appended partition: it drops entries older than the retention
-//! window from the head, then advances `rt-head:{p}` with compare-and-swap
-//! (a concurrent compactor that lost the race drops nothing twice that
-//! matters: deletes are idempotent). Readers below the head jump to it.
-
-use std::time::Duration;
+//! Compaction runs on every append, for at most the core's
+//! `COMPACT_BUDGET` entries of the appended partition: it drops entries
+//! older than the retention window from the head, then advances
+//! `rt-head:{p}` with compare-and-swap (a concurrent compactor that lost
+//! the race drops nothing twice that matters: deletes are idempotent).
+//! Readers below the head jump to it.
+//!
+//! Every decision here (gap staleness, the compaction plan, the `since`
+//! search) is the core's `realtime::log_policy`; this module reads and
+//! writes the keys it names.
 
 use wikiedge_core::Error;
 use wikiedge_core::realtime::log::{
-    LAYOUT, LAYOUT_KEY, LEGACY_PARTITIONS, Layout, Meta, TOTAL_KEY, claim_key, decode_head,
-    event_key, head_key, meta_key, offset_key, seen_key,
+    LAYOUT, LAYOUT_KEY, LEGACY_PARTITIONS, Layout, Meta, TOTAL_KEY, decode_head, event_key,
+    head_key, meta_key, offset_key,
 };
+use wikiedge_core::realtime::log_policy::{self as policy, Metas, plan_compaction};
 
 use wikiedge_fn::kv::{self, Bucket};
-
-/// How many entries one append may compact.
-const COMPACT_BUDGET: u64 = 4;
-/// How long an allocated offset may stay unwritten before readers skip it.
-pub const GAP_GRACE: Duration = Duration::from_secs(5);
-/// How far a `since` search looks past an offset without a meta record.
-const META_PROBE: u64 = 8;
 
 /// Whether this instance has seen `rt-layout` written.
 static LAYOUT_RECORDED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -126,94 +123,62 @@ pub fn meta(bucket: &Bucket, partition: u32, offset: u64) -> Result<Option<Meta>
     Ok(kv::get(bucket, &meta_key(partition, offset))?.and_then(|b| Meta::decode(&b)))
 }
 
-/// Whether an unwritten offset is a dead writer's: the next entry exists
-/// and was published longer than [`GAP_GRACE`] ago.
+/// One partition's meta records, for the core's decisions.
+struct Partition<'a> {
+    bucket: &'a Bucket,
+    partition: u32,
+}
+
+impl Metas for Partition<'_> {
+    fn meta(&mut self, offset: u64) -> Result<Option<Meta>, Error> {
+        meta(self.bucket, self.partition, offset)
+    }
+}
+
+/// Whether an unwritten offset is a dead writer's (core
+/// `log_policy::gap_is_stale`, over the meta record of the entry after it).
 pub fn gap_is_stale(
     bucket: &Bucket,
     partition: u32,
     offset: u64,
     now_ms: i64,
 ) -> Result<bool, Error> {
-    let grace = GAP_GRACE.as_millis() as i64;
-    Ok(meta(bucket, partition, offset + 1)?.is_some_and(|m| now_ms - m.published_ms > grace))
+    Ok(policy::gap_is_stale(
+        meta(bucket, partition, offset + 1)?.as_ref(),
+        now_ms,
+    ))
 }
 
-/// Drops expired entries from the head of a partition (bounded work).
+/// Drops expired entries from the head of a partition (bounded work: core
+/// `log_policy::plan_compaction`).
 pub fn compact(
     bucket: &Bucket,
     partition: u32,
     now_ms: i64,
     retention_seconds: u64,
 ) -> Result<(), Error> {
-    let head_bytes = kv::get(bucket, &head_key(partition))?;
-    let start = decode_head(head_bytes.as_deref());
+    let start = head(bucket, partition)?;
     let tail = tail(bucket, partition)?;
-    let mut dropped = Vec::new();
-    let mut next = start;
-    while next < tail && next - start < COMPACT_BUDGET {
-        match meta(bucket, partition, next)? {
-            Some(m) if m.expired(now_ms, retention_seconds) => dropped.push(Some(m)),
-            Some(_) => break,
-            None => {
-                // A gap: skip it only when the entry after it is expired too.
-                let after = meta(bucket, partition, next + 1)?;
-                if after.is_some_and(|m| m.expired(now_ms, retention_seconds)) {
-                    dropped.push(None);
-                } else {
-                    break;
-                }
-            }
-        }
-        next += 1;
-    }
-    if dropped.is_empty() {
+    let mut metas = Partition { bucket, partition };
+    let Some(plan) = plan_compaction(start, tail, now_ms, retention_seconds, &mut metas)? else {
         return Ok(());
-    }
+    };
     let advanced = kv::update_bytes(bucket, &head_key(partition), |current| {
-        (decode_head(current.as_deref()) == start).then(|| next.to_string().into_bytes())
+        plan.advance(current.as_deref())
     })?;
     if !advanced {
         return Ok(());
     }
-    for (i, m) in dropped.iter().enumerate() {
-        let offset = start + i as u64;
-        kv::delete(bucket, &event_key(partition, offset))?;
-        kv::delete(bucket, &meta_key(partition, offset))?;
-        if let Some(m) = m {
-            kv::delete(bucket, &seen_key(&m.event_id))?;
-            kv::delete(bucket, &claim_key(&m.event_id))?;
-        }
+    for key in plan.doomed_keys(partition) {
+        kv::delete(bucket, &key)?;
     }
     Ok(())
 }
 
-/// The publication time at or just after `offset`: the first meta record
-/// within [`META_PROBE`] offsets, `None` when there is none.
-fn published_near(
-    bucket: &Bucket,
-    partition: u32,
-    offset: u64,
-    end: u64,
-) -> Result<Option<(u64, i64)>, Error> {
-    for o in offset..end.min(offset + META_PROBE) {
-        if let Some(m) = meta(bucket, partition, o)? {
-            return Ok(Some((o, m.published_ms)));
-        }
-    }
-    Ok(None)
-}
-
-/// The first offset of a partition published at or after `since_ms`
-/// (binary search over the meta records; the tail when none is).
+/// The first offset of a partition published at or after `since_ms` (core
+/// `log_policy::first_since` between the head and the tail).
 pub fn first_since(bucket: &Bucket, partition: u32, since_ms: i64) -> Result<u64, Error> {
-    let mut lo = head(bucket, partition)?;
-    let mut hi = tail(bucket, partition)?;
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        match published_near(bucket, partition, mid, hi)? {
-            Some((o, ms)) if ms < since_ms => lo = o + 1,
-            _ => hi = mid,
-        }
-    }
-    Ok(lo)
+    let head = head(bucket, partition)?;
+    let tail = tail(bucket, partition)?;
+    policy::first_since(head, tail, since_ms, &mut Partition { bucket, partition })
 }
