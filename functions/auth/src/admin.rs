@@ -46,7 +46,7 @@ pub async fn authorize(credentials: &Credentials<'_>) -> Result<()> {
 pub async fn create(body: Vec<u8>) -> Result<Reply> {
     let plans = config::plans().await?;
     let request = CreateAccountRequest::parse(&body, plans)?;
-    let now = records::now();
+    let now = wikiedge_fn::now();
     let hash = password::hash(&request.password, &records::random::<16>()?)?;
     let account = Account::new(&request.username, hash, request.role, &request.plan, now);
     let mut kv = Kv::open().await?;
@@ -57,7 +57,7 @@ pub async fn create(body: Vec<u8>) -> Result<Reply> {
 /// `GET /v1/admin/accounts`: every account, sorted by username.
 pub async fn list() -> Result<Reply> {
     let plans = config::plans().await?;
-    let now = records::now();
+    let now = wikiedge_fn::now();
     let kv = Kv::open().await?;
     let mut accounts = Vec::new();
     for name in records::usernames(&kv).await? {
@@ -78,7 +78,10 @@ pub async fn get(name: &str) -> Result<Reply> {
     let plans = config::plans().await?;
     let kv = Kv::open().await?;
     let account = records::account(&kv, &name).await?.ok_or_else(not_found)?;
-    Ok(respond::json(200, &view(&account, plans, records::now())))
+    Ok(respond::json(
+        200,
+        &view(&account, plans, wikiedge_fn::now()),
+    ))
 }
 
 /// `POST /v1/admin/accounts/{username}/unlock`: clears the username's login
@@ -87,7 +90,7 @@ pub async fn unlock(name: &str) -> Result<Reply> {
     let name = username::validate(name).map_err(|_| not_found())?;
     let kv = Kv::open().await?;
     records::account(&kv, &name).await?.ok_or_else(not_found)?;
-    crate::login::unlock(&kv, &name, records::now()).await?;
+    crate::login::unlock(&kv, &name, wikiedge_fn::now()).await?;
     Ok(respond::no_content())
 }
 
@@ -104,7 +107,7 @@ pub async fn patch(name: &str, body: Vec<u8>) -> Result<Reply> {
         Some(pw) => Some(password::hash(pw, &records::random::<16>()?)?),
         None => None,
     };
-    let now = records::now();
+    let now = wikiedge_fn::now();
     let mut kv = Kv::open().await?;
     let account = records::update_account(&mut kv, &name, |account| {
         request.apply(account, hash.clone());

@@ -103,7 +103,7 @@ pub async fn login(body: Vec<u8>, client: Option<&str>) -> Result<Reply> {
     // Load the keys first, so a misconfiguration fails before any write.
     let signer = config::signer().await?;
     let verifier = config::verifier().await?;
-    let now = records::now();
+    let now = wikiedge_fn::now();
     let mut kv = Kv::open().await?;
     let Ok(name) = username::validate(&request.username) else {
         // No account can have this name; count it against the client and

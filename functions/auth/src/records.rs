@@ -33,9 +33,6 @@ pub fn random<const N: usize>() -> Result<[u8; N]> {
     Ok(buf)
 }
 
-/// The current time in unix seconds: the components' one clock.
-pub use wikiedge_fn::now;
-
 /// Reads an account.
 pub async fn account(kv: &Kv, username: &str) -> Result<Option<Account>> {
     kv.get(&keys::account(username))

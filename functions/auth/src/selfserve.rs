@@ -184,7 +184,7 @@ async fn challenge() -> Result<Reply> {
     let issued = pow::issue(
         &secret().await?,
         &records::random::<16>()?,
-        records::now(),
+        wikiedge_fn::now(),
         settings.difficulty,
     );
     Ok(respond::json(200, &issued))
@@ -198,7 +198,7 @@ async fn create_user(body: Vec<u8>, client: &str) -> Result<Reply> {
         return Err(closed());
     }
     let request = CreateUserRequest::parse(&body)?;
-    let now = records::now();
+    let now = wikiedge_fn::now();
     let secret = secret().await?;
     let bucket = bucket()?;
     let per_client = Window {
@@ -281,7 +281,7 @@ async fn issue_code(
 async fn send_code(body: Vec<u8>, client: &str, purpose: Purpose) -> Result<Reply> {
     let settings = Settings::load().await?;
     let name = UsernameRequest::parse(&body)?;
-    let now = records::now();
+    let now = wikiedge_fn::now();
     let bucket = bucket()?;
     claim(
         &bucket,
@@ -369,7 +369,7 @@ async fn spend_code(
 /// `POST /v1/confirm-user`: 204 and the account can log in.
 async fn confirm_user(body: Vec<u8>, client: &str) -> Result<Reply> {
     let request = ConfirmUserRequest::parse(&body)?;
-    let now = records::now();
+    let now = wikiedge_fn::now();
     let mut kv = spend_code(
         client,
         Purpose::Confirm,
@@ -390,7 +390,7 @@ async fn confirm_user(body: Vec<u8>, client: &str) -> Result<Reply> {
 /// every session of the account is revoked.
 async fn forgot_password_confirm(body: Vec<u8>, client: &str) -> Result<Reply> {
     let request = ForgotPasswordConfirmRequest::parse(&body)?;
-    let now = records::now();
+    let now = wikiedge_fn::now();
     let mut kv = spend_code(
         client,
         Purpose::Reset,

@@ -22,7 +22,7 @@ pub async fn refresh(body: Vec<u8>) -> Result<Reply> {
     let (id, _) = parse_refresh_token(&request.refresh_token)?;
     let signer = config::signer().await?;
     let verifier = config::verifier().await?;
-    let now = records::now();
+    let now = wikiedge_fn::now();
     let mut kv = Kv::open().await?;
     let account = records::account(&kv, &request.username)
         .await?

@@ -29,7 +29,10 @@ pub async fn get_user(authorization: Option<&str>) -> Result<Reply> {
         .await?
         .ok_or_else(|| Error::Unauthorized("Unauthorized".into()))?;
     let plans = config::plans().await?;
-    Ok(respond::json(200, &view(&account, plans, records::now())))
+    Ok(respond::json(
+        200,
+        &view(&account, plans, wikiedge_fn::now()),
+    ))
 }
 
 /// Handles `POST /v1/change-password` (WME: the access token is in the
@@ -42,7 +45,7 @@ pub async fn change_password(body: Vec<u8>, client: Option<&str>) -> Result<Repl
         .await
         .map_err(verify::to_error)?;
     let name = principal.account;
-    let now = records::now();
+    let now = wikiedge_fn::now();
     let mut kv = Kv::open().await?;
     let reservation = login::reserve(&mut kv, login::dimensions(&name, client), now).await?;
     let account = records::account(&kv, &name)

@@ -76,7 +76,7 @@ fn remember(token: &str, claims: &jwt::Claims) {
 /// Verifies a bare access token.
 pub async fn verify_token(token: &str) -> Result<Principal, AuthError> {
     let verifier = config::verifier().await.map_err(|e| internal(&e))?;
-    let now = records::now();
+    let now = wikiedge_fn::now();
     let claims = match cached_claims(token, now) {
         Some(result) => result?,
         None => {

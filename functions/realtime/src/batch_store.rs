@@ -18,9 +18,9 @@ use wikiedge_core::realtime::batch_build::{
 };
 use wikiedge_core::realtime::log::PARTITIONS;
 
-use crate::ingest::now_ms;
 use crate::{config, log};
 use wikiedge_fn::kv::{self, Bucket};
+use wikiedge_fn::now_ms;
 
 /// Reads the range's events into a selection (positions only).
 fn scan(bucket: &Bucket, start: i64, end: i64) -> Result<BTreeMap<String, Group>, Error> {

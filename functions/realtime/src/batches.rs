@@ -52,9 +52,9 @@ use wikiedge_core::snapshot::{PartSlice, RangeRequest, parse_range, part_slices}
 use wikiedge_core::time::parse_millis;
 
 use crate::gate;
-use crate::ingest::now_ms;
 use wikiedge_fn::bindings::wikiedge::auth::auth::Principal;
 use wikiedge_fn::kv::{self, Bucket, Update};
+use wikiedge_fn::now_ms;
 use wikiedge_fn::respond::{Reply, response};
 
 use crate::batch_store::stored;

@@ -32,6 +32,7 @@ use wikiedge_core::realtime::log::{Meta, claim_key, partition_of, seen_key};
 use crate::config::{self, Config};
 use crate::log;
 use wikiedge_fn::kv::{self, Bucket};
+use wikiedge_fn::now_ms;
 use wikiedge_fn::respond::Reply;
 use wikiedge_fn::upstream;
 
@@ -39,9 +40,6 @@ use wikiedge_fn::upstream;
 pub const MAX_EVENTS: usize = 1000;
 /// How many articles of a batch are fetched from upstream at once.
 const FETCH_CONCURRENCY: usize = 16;
-
-/// Wall-clock milliseconds: the components' one clock.
-pub use wikiedge_fn::now_ms;
 
 /// What happened to one event.
 enum Outcome {

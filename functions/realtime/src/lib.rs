@@ -117,7 +117,7 @@ async fn handle(req: Request) -> impl IntoResponse {
         Ok(_) => StreamRequest::from_query(parts.uri.query().unwrap_or_default()),
         Err(err) => Err(err),
     }
-    .and_then(|request| request.check_clock(ingest::now_ms()).map(|()| request));
+    .and_then(|request| request.check_clock(wikiedge_fn::now_ms()).map(|()| request));
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let resume = match header("last-event-id").map(str::trim) {
         None | Some("") => Ok(None),

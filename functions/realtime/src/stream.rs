@@ -34,10 +34,10 @@ use wikiedge_core::realtime::log::Cursor;
 use wikiedge_core::realtime::request::{Start, StreamRequest};
 
 use crate::config::{self, Config};
-use crate::ingest::now_ms;
 use crate::{gate, log};
 use wikiedge_fn::bindings::wikiedge::auth::auth::Principal;
 use wikiedge_fn::kv::{self, Bucket};
+use wikiedge_fn::now_ms;
 use wikiedge_fn::respond::{Reply, response};
 
 /// How many entries of one partition are read before the others get a turn.
