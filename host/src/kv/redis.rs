@@ -158,6 +158,36 @@ impl Store for RedisStore {
         .boxed()
     }
 
+    fn get_keys_with_prefix(&self, prefix: String) -> BoxFuture<'static, KvResult<Vec<String>>> {
+        let this = self.arc();
+        async move {
+            let pattern = super::prefix::redis_pattern(&prefix);
+            let (mut keys, mut cursor) = (Vec::new(), 0u64);
+            loop {
+                // Each step is one short command: SCAN never blocks the server.
+                let (next, batch): (u64, Vec<String>) = this
+                    .run(async |mut c| {
+                        redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(&pattern)
+                            .arg("COUNT")
+                            .arg(1000)
+                            .query_async(&mut c)
+                            .await
+                    })
+                    .await?;
+                keys.extend(batch);
+                if next == 0 {
+                    // SCAN may repeat a key; the prefix filter sorts and dedups.
+                    return Ok(super::prefix::filter(keys, &prefix));
+                }
+                cursor = next;
+            }
+        }
+        .boxed()
+    }
+
     fn get_many(&self, keys: Vec<String>) -> BoxFuture<'static, KvResult<super::KeyValues>> {
         let this = self.arc();
         async move {
