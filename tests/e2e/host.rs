@@ -430,3 +430,41 @@ fn unknown_paths_get_spins_empty_404_and_health_answers() -> Result<()> {
     assert_eq!((r.status, r.text().as_str()), (200, "OK"));
     Ok(())
 }
+
+/// As Spin (`crates/factor-key-value/src/lib.rs`, `configure_app`): a
+/// store label other than `default` must be defined in the runtime config
+/// file, or the app does not load; defined there, it loads.
+#[test]
+fn a_store_label_the_runtime_config_does_not_define_is_refused() -> Result<()> {
+    let two_stores = |m: String| {
+        m.replace(
+            "key_value_stores = [\"default\"]\n[component.sink.variables]",
+            "key_value_stores = [\"default\", \"bulk\"]\n[component.sink.variables]",
+        )
+    };
+    let e = refusal(two_stores)?;
+    assert!(
+        e.contains("unknown key_value_stores label \"bulk\" for component \"sink\""),
+        "{e}"
+    );
+    let (dir, path) = variant(two_stores)?;
+    let rc = dir.path().join("rc.toml");
+    std::fs::write(
+        &rc,
+        "[key_value_store.bulk]\ntype = \"spin\"\npath = \"bulk.db\"\n",
+    )?;
+    let host = Host::builder(BIN, &path)
+        .env("SPIN_VARIABLE_SECRET_WORD", "x")
+        .no_build()
+        .runtime_config(&rc)
+        .start()?;
+    let set = post(&host.url("/kv/set?store=bulk&key=k"), &[], b"in bulk")?;
+    assert_eq!(set.status, 200, "{}", set.text());
+    let read = get(&host.url("/kv/get?store=bulk&key=k"), &[])?;
+    assert_eq!(read.text(), "in bulk");
+    assert!(
+        dir.path().join("bulk.db").exists(),
+        "the file the config names"
+    );
+    Ok(())
+}

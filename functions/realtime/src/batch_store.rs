@@ -96,8 +96,9 @@ fn build_one(
     let mut size = 0u64;
     let mut modified = String::new();
     let mut present = Vec::with_capacity(group.refs.len());
+    let log_bucket = kv::open()?;
     for &(p, o) in &group.refs {
-        let Some(bytes) = log::read(bucket, p, o)? else {
+        let Some(bytes) = log::read(&log_bucket, p, o)? else {
             continue;
         };
         md5.update(&bytes);
@@ -124,7 +125,7 @@ fn build_one(
     for (p, o) in present {
         // Compaction may drop an event between the passes (an hour at the
         // retention edge): the build fails and the next request rebuilds.
-        let bytes = log::read(bucket, p, o)?
+        let bytes = log::read(&log_bucket, p, o)?
             .ok_or_else(|| Error::Internal(format!("event {p}:{o} vanished during a build")))?;
         gz.write_all(&bytes).map_err(gzip)?;
         gz.write_all(b"\n").map_err(gzip)?;
@@ -172,7 +173,7 @@ fn build_index(
     part_size: usize,
 ) -> Result<BatchIndex, Error> {
     let previous = read_index(bucket, start, end)?;
-    let groups = scan(bucket, start, end)?;
+    let groups = scan(&kv::open()?, start, end)?;
     let mut batches = Vec::with_capacity(groups.len());
     for (id, group) in &groups {
         batches.push(build_one(bucket, start, id, group, part_size)?);
@@ -229,7 +230,7 @@ fn claim_build(bucket: &Bucket, start: i64, end: i64, now: i64) -> Result<bool, 
 pub(crate) async fn stored(bucket: &Bucket, start: i64, end: i64) -> Result<BatchIndex, Error> {
     let now = now_ms();
     let closed = is_closed(end, now);
-    let total = log::total(bucket)?;
+    let total = log::total(&kv::open()?)?;
     if let Some(index) = read_index(bucket, start, end)?
         && reusable(&index, closed, total)
     {
