@@ -49,8 +49,8 @@ use wikiedge_core::article::transform::{ProjectContext, article_from_dump};
 use wikiedge_core::article::{title, wikitext};
 use wikiedge_core::projects::Registry;
 
-/// The key-value store the articles component opens.
-const STORE: &str = "default";
+/// The key-value store the articles component keeps articles in.
+pub(crate) const STORE: &str = wikiedge_core::stores::BULK;
 /// The namespaces WME serves articles from.
 const NAMESPACES: [i64; 4] = [0, 6, 10, 14];
 use wikiedge_core::projects::SITEMATRIX;
@@ -217,13 +217,19 @@ fn open_dump(path: &Path) -> Result<Opened> {
     })
 }
 
+/// The store the articles component reads, as `wikiedge up --state-dir
+/// state_dir [--runtime-config-file runtime_config]` opens it.
+pub fn target(state_dir: &Path, runtime_config: Option<&Path>) -> Target {
+    Target {
+        state_dir: state_dir.to_path_buf(),
+        runtime_config: runtime_config.map(Path::to_path_buf),
+        label: STORE.to_string(),
+    }
+}
+
 /// Opens the store the articles component reads.
 pub(crate) fn open_store(args: &ImportArgs) -> Result<Bulk> {
-    Bulk::open(&Target {
-        state_dir: args.state_dir.clone(),
-        runtime_config: args.runtime_config.clone(),
-        label: STORE.to_string(),
-    })
+    Bulk::open(&target(&args.state_dir, args.runtime_config.as_deref()))
 }
 
 /// The project context: the dump's siteinfo, else the site matrix.
@@ -417,11 +423,15 @@ pub fn run(args: ImportArgs) -> Result<ImportSummary> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store_file::get as raw_get;
     use wikiedge_core::article::layout::Index;
 
-    fn get(conn: &rusqlite::Connection, key: &str) -> Result<Option<Vec<u8>>> {
-        raw_get(conn, STORE, key)
+    fn get(store: &Bulk, key: &str) -> Result<Option<Vec<u8>>> {
+        store.get(key)
+    }
+
+    /// The state dir's store, as `wikiedge up` would open it.
+    fn open(dir: &TempDir) -> Result<Bulk> {
+        Bulk::open(&Target::new(dir.path(), STORE))
     }
 
     /// The real 206-page sample of the fixtures; `None` (the test is
@@ -450,13 +460,14 @@ mod tests {
     }
 
     fn dump_store(dir: &TempDir) -> Result<Vec<(String, Vec<u8>)>> {
-        let conn = crate::store_file::open(&dir.path().join(crate::store_file::FILE_NAME))?;
-        let mut stmt =
-            conn.prepare("SELECT key, value FROM spin_key_value WHERE store = ?1 ORDER BY key")?;
-        let rows = stmt
-            .query_map([STORE], |row| Ok((row.get(0)?, row.get(1)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        let mut store = open(dir)?;
+        let keys = store.keys("")?;
+        let values = store.get_many(&keys)?;
+        Ok(keys
+            .into_iter()
+            .zip(values)
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect())
     }
 
     #[test]
@@ -481,7 +492,7 @@ mod tests {
         assert_eq!(summary.fixed_up, 2);
         assert!(summary.xml_bytes > summary.file_bytes);
 
-        let conn = crate::store_file::open(&dir.path().join(crate::store_file::FILE_NAME))?;
+        let conn = open(&dir)?;
         let json = get(&conn, "article:enwiki:Anarchism")?.expect("Anarchism stored");
         let article: serde_json::Value = serde_json::from_slice(&json)?;
         assert_eq!(article["name"], "Anarchism");

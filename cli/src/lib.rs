@@ -13,4 +13,3 @@ pub mod progress;
 pub mod sample;
 pub mod snapshot;
 pub mod snapshot_structured;
-pub mod store_file;

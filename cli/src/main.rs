@@ -124,6 +124,10 @@ enum SnapshotCommand {
         /// The state directory of the store (`wikiedge up --state-dir`).
         #[arg(long, env = "WIKIEDGE_STATE_DIR", default_value = ".spin")]
         state_dir: PathBuf,
+        /// A runtime config defining the key-value stores, as for `wikiedge up`
+        /// (for example on Redis); else the state directory's SQLite file.
+        #[arg(long)]
+        runtime_config_file: Option<PathBuf>,
         /// Bytes of NDJSON per chunk.
         #[arg(long, default_value_t = wikiedge_cli::snapshot::DEFAULT_CHUNK_SIZE)]
         chunk_size: u64,
@@ -347,6 +351,7 @@ fn main() -> Result<()> {
                     project,
                     namespace,
                     state_dir,
+                    runtime_config_file,
                     chunk_size,
                     quiet,
                 },
@@ -354,6 +359,7 @@ fn main() -> Result<()> {
             let mut args = wikiedge_cli::snapshot::SnapshotArgs::new(project);
             args.namespace = namespace;
             args.state_dir = state_dir;
+            args.runtime_config = runtime_config_file;
             args.chunk_size = chunk_size;
             args.progress = !quiet;
             let summary = wikiedge_cli::snapshot::run(args)?;
@@ -445,6 +451,7 @@ fn up(args: UpArgs) -> Result<()> {
             manifest: args.from.clone(),
             state_dir: state_dir.clone(),
             runtime_config: args.runtime_config_file.clone(),
+            store_defaults: wikiedge_cli::bulk::store_defaults(&state_dir),
             cache_dir,
             kv_durability: args.kv_durability,
             emulate_spin_redis_cas: args.emulate_spin_redis_cas,

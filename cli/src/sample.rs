@@ -388,12 +388,11 @@ mod tests {
         );
         // Anarchy and Planet Earth come after their targets: two fix-ups.
         assert_eq!((first.articles, first.written, first.fixed_up), (8, 8, 2));
-        let conn = rusqlite::Connection::open(state.join("sqlite_key_value.db"))?;
-        let value: Vec<u8> = conn.query_row(
-            "SELECT value FROM spin_key_value WHERE store = 'default' AND key = 'article:enwiki:Anarchism'",
-            [],
-            |row| row.get(0),
-        )?;
+        let store =
+            crate::bulk::Bulk::open(&crate::bulk::Target::new(&state, crate::import::STORE))?;
+        let value = store
+            .get("article:enwiki:Anarchism")?
+            .expect("Anarchism stored");
         let article: serde_json::Value = serde_json::from_slice(&value)?;
         let mut redirects: Vec<&str> = article["redirects"]
             .as_array()

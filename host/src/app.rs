@@ -41,6 +41,10 @@ pub struct AppOptions {
     pub state_dir: PathBuf,
     /// An optional runtime configuration file.
     pub runtime_config: Option<PathBuf>,
+    /// Key-value stores the embedding tool defines when there is no runtime
+    /// configuration file ([`RuntimeConfig::resolve`]); `default` is
+    /// always defined.
+    pub store_defaults: BTreeMap<String, crate::runtime_config::StoreConfig>,
     /// Where compiled code is cached (None disables the cache).
     pub cache_dir: Option<PathBuf>,
     /// When SQLite key-value writes reach the disk.
@@ -114,11 +118,25 @@ impl App {
             tracing::warn!("{w}");
         }
 
-        let runtime = match &opts.runtime_config {
-            Some(path) => RuntimeConfig::load(path, &opts.state_dir)?,
-            None => RuntimeConfig::defaults(&opts.state_dir),
-        };
+        let runtime = RuntimeConfig::resolve(
+            opts.runtime_config.as_deref(),
+            &opts.state_dir,
+            &opts.store_defaults,
+        )?;
 
+        // As Spin's key-value factor (`configure_app`): every label a
+        // component declares must be defined.
+        for (id, decl) in &manifest.components {
+            if let Some(label) = decl
+                .key_value_stores
+                .iter()
+                .find(|l| !runtime.key_value_stores.contains_key(l.as_str()))
+            {
+                bail!(
+                    "unknown key_value_stores label \"{label}\" for component \"{id}\": define [key_value_store.{label}] in the runtime config file"
+                );
+            }
+        }
         let used: std::collections::BTreeSet<&str> = manifest
             .components
             .values()

@@ -235,6 +235,12 @@ impl crate::kv::Store for MeteredStore {
     fn get_keys(&self) -> futures::future::BoxFuture<'static, crate::kv::KvResult<Vec<String>>> {
         counted("get_keys", self.0.get_keys())
     }
+    fn get_keys_with_prefix(
+        &self,
+        prefix: String,
+    ) -> futures::future::BoxFuture<'static, crate::kv::KvResult<Vec<String>>> {
+        counted("get_keys_with_prefix", self.0.get_keys_with_prefix(prefix))
+    }
     fn get_many(
         &self,
         keys: Vec<String>,

@@ -13,7 +13,13 @@
 //! ```
 //!
 //! Without a file (or without an entry for `default`), the `default` store is
-//! SQLite at `<state-dir>/sqlite_key_value.db`, as with `spin up`.
+//! SQLite at `<state-dir>/sqlite_key_value.db`, as with `spin up`. Every
+//! other label a component declares must be defined here, or the app does
+//! not load, as in Spin (spinframework/spin `crates/runtime-config/src/lib.rs`,
+//! `key_value_config_resolver`, adds only `default`;
+//! `crates/factor-key-value/src/lib.rs`, `configure_app`, refuses an
+//! "unknown key_value_stores label"). Only without a file may the embedding
+//! tool define more ([`RuntimeConfig::resolve`]): its own defaults.
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -61,6 +67,30 @@ impl RuntimeConfig {
             StoreConfig::Sqlite(state_dir.join("sqlite_key_value.db")),
         );
         RuntimeConfig { key_value_stores }
+    }
+
+    /// The stores an app runs with: the file's (and `default`) when there is
+    /// a file; without one, `default` plus the embedding tool's `fallback`
+    /// stores (never over what a file says: a file is the whole truth, as in
+    /// Spin).
+    pub fn resolve(
+        file: Option<&Path>,
+        state_dir: &Path,
+        fallback: &BTreeMap<String, StoreConfig>,
+    ) -> Result<Self> {
+        match file {
+            Some(path) => Self::load(path, state_dir),
+            None => {
+                let mut config = Self::defaults(state_dir);
+                for (label, store) in fallback {
+                    config
+                        .key_value_stores
+                        .entry(label.clone())
+                        .or_insert_with(|| store.clone());
+                }
+                Ok(config)
+            }
+        }
     }
 
     /// Read a runtime config file, filling in the default store if absent.
@@ -113,6 +143,25 @@ mod tests {
             c.key_value_stores["default"],
             StoreConfig::Sqlite(PathBuf::from(".spin/sqlite_key_value.db"))
         );
+    }
+
+    #[test]
+    fn fallback_stores_apply_only_without_a_file() -> Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let fallback = BTreeMap::from([(
+            "bulk".to_string(),
+            StoreConfig::Sqlite(PathBuf::from("/s/bulk.db")),
+        )]);
+        let c = RuntimeConfig::resolve(None, Path::new("/s"), &fallback)?;
+        assert_eq!(
+            c.key_value_stores.keys().collect::<Vec<_>>(),
+            ["bulk", "default"]
+        );
+        let file = tmp.path().join("rc.toml");
+        std::fs::write(&file, "[key_value_store.default]\ntype = \"spin\"\n")?;
+        let c = RuntimeConfig::resolve(Some(&file), Path::new("/s"), &fallback)?;
+        assert!(!c.key_value_stores.contains_key("bulk"), "{c:?}");
+        Ok(())
     }
 
     #[test]

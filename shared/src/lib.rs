@@ -15,6 +15,7 @@
 //! - [`realtime`]: page changes, the partitioned event log, stream requests.
 //! - [`snapshot`]: snapshot metadata, key layout, byte ranges, HTTP dates.
 //! - [`cas`]: compare-and-swap updates that stay exact when a store misreports them.
+//! - [`stores`]: the key-value store labels by purpose (`default`, `bulk`).
 //! - [`sse`]: the Server-Sent Events parser every SSE reader uses.
 //! - [`time`]: calendar arithmetic, RFC 3339 timestamps and HTTP dates, once.
 
@@ -33,4 +34,5 @@ pub mod realtime;
 pub mod reply;
 pub mod snapshot;
 pub mod sse;
+pub mod stores;
 pub mod time;

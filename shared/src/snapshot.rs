@@ -2,7 +2,8 @@
 //! the WME shape, the key-value layout they are stored in, and the pure
 //! pieces of serving them (byte ranges, part spans, HTTP dates).
 //!
-//! Key layout (store `default`), written by `wikiedge snapshot build`
+//! Key layout (store `bulk`, [`crate::stores`]; the download markers in
+//! `default`), written by `wikiedge snapshot build`
 //! (cli/src/snapshot.rs) and read by `functions/snapshots`:
 //! - `snapshot-blob:{identifier}:{version}:{n}`: part `n` (from 0) of the
 //!   tar.gz of a snapshot or of one of its chunks, [`Blob::part_size`]

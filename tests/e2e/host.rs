@@ -430,3 +430,63 @@ fn unknown_paths_get_spins_empty_404_and_health_answers() -> Result<()> {
     assert_eq!((r.status, r.text().as_str()), (200, "OK"));
     Ok(())
 }
+
+/// As Spin (`crates/factor-key-value/src/lib.rs`, `configure_app`): a
+/// store label other than `default` must be defined in the runtime config
+/// file, or the app does not load; defined there, it loads. Without a file
+/// `wikiedge up` also defines its app's `bulk`, nothing else; with a file,
+/// only what the file says.
+#[test]
+fn a_store_label_the_runtime_config_does_not_define_is_refused() -> Result<()> {
+    let declares = |label: &'static str| {
+        move |m: String| {
+            m.replace(
+                "key_value_stores = [\"default\"]\n[component.sink.variables]",
+                &format!(
+                    "key_value_stores = [\"default\", \"{label}\"]\n[component.sink.variables]"
+                ),
+            )
+        }
+    };
+    let e = refusal(declares("other"))?;
+    assert!(
+        e.contains("unknown key_value_stores label \"other\" for component \"sink\""),
+        "{e}"
+    );
+    let (dir, path) = variant(declares("bulk"))?;
+    let start = |rc: &std::path::Path| {
+        Host::builder(BIN, &path)
+            .env("SPIN_VARIABLE_SECRET_WORD", "x")
+            .no_build()
+            .runtime_config(rc)
+            .start()
+    };
+    let only_default = dir.path().join("default-only.toml");
+    std::fs::write(
+        &only_default,
+        "[key_value_store.default]\ntype = \"spin\"\npath = \"kv.db\"\n",
+    )?;
+    let e = match start(&only_default) {
+        Ok(_) => anyhow::bail!("a file without [key_value_store.bulk] was accepted"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        e.contains("unknown key_value_stores label \"bulk\" for component \"sink\""),
+        "{e}"
+    );
+    let both = dir.path().join("both.toml");
+    std::fs::write(
+        &both,
+        "[key_value_store.bulk]\ntype = \"spin\"\npath = \"bulk.db\"\n",
+    )?;
+    let host = start(&both)?;
+    let set = post(&host.url("/kv/set?store=bulk&key=k"), &[], b"in bulk")?;
+    assert_eq!(set.status, 200, "{}", set.text());
+    let read = get(&host.url("/kv/get?store=bulk&key=k"), &[])?;
+    assert_eq!(read.text(), "in bulk");
+    assert!(
+        dir.path().join("bulk.db").exists(),
+        "the file the config names"
+    );
+    Ok(())
+}

@@ -126,3 +126,34 @@ fn an_unreachable_redis_fails_requests_promptly_and_recovers() -> Result<()> {
     assert_eq!(value, "before");
     Ok(())
 }
+
+/// The bulk commands' prefix listing on Redis: `SCAN MATCH` through many
+/// cursor steps, only the prefix (glob characters in it match only
+/// themselves), each key once, sorted.
+#[test]
+fn a_prefix_listing_on_redis_sees_the_prefix_only_once_each_sorted() -> Result<()> {
+    use wikiedge_host::kv::Store;
+    let redis = RedisServer::start()?;
+    let store = wikiedge_host::kv::redis::RedisStore::new(&format!("{}/1", redis.url()))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut pairs: Vec<(String, Vec<u8>)> = (0..2500)
+        .map(|n| (format!("article:en*wiki:{n:04}"), b"x".to_vec()))
+        .collect();
+    pairs.push(("article:enXwiki:0001".into(), b"x".to_vec()));
+    pairs.push(("article:en*wiki".into(), b"x".to_vec()));
+    pairs.push(("other:0".into(), b"x".to_vec()));
+    rt.block_on(store.set_many(pairs))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let keys = rt
+        .block_on(store.get_keys_with_prefix("article:en*wiki:".into()))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let expected: Vec<String> = (0..2500)
+        .map(|n| format!("article:en*wiki:{n:04}"))
+        .collect();
+    assert_eq!(keys, expected);
+    // In database 1 only: the default store's database has none of them.
+    assert_eq!(redis.cli(&["DBSIZE"])?, "0");
+    Ok(())
+}

@@ -234,54 +234,128 @@ fn a_redis_outage_gives_503_and_counts_are_right_afterwards() -> Result<()> {
     Ok(())
 }
 
-/// Bulk loads reach whatever store the app is served from: `wikiedge import`
-/// with the same Redis runtime config as two serving hosts, then both hosts
-/// answer the imported article from Redis without asking upstream.
+/// Bulk commands reach whatever store the app is served from: `wikiedge
+/// import` and `wikiedge snapshot build` with the same Redis runtime config
+/// as two serving hosts; then both hosts answer the imported article from
+/// Redis without asking upstream, and the snapshot: its metadata, and the
+/// same bytes to a download from either host.
 #[test]
-fn an_import_into_redis_is_served_by_two_hosts() -> Result<()> {
+fn an_import_and_a_snapshot_built_in_redis_are_served_by_two_hosts() -> Result<()> {
     let redis = RedisServer::start()?;
     let dir = TempDir::new("scale-import")?;
     let wiki = MockWiki::start()?;
     let rc = redis.runtime_config(dir.path())?;
     let dump = wikiedge_tests::sample_dump(BIN, dir.path(), 0)?;
-    let mut args = wikiedge_cli::import::ImportArgs::new(dump, None)
-        .with_state_dir(dir.path().join("import-state"));
-    args.runtime_config = Some(rc);
+    let state = dir.path().join("bulk-state");
+    let mut args = wikiedge_cli::import::ImportArgs::new(dump, None).with_state_dir(&state);
+    args.runtime_config = Some(rc.clone());
     args.progress = false;
     let summary = wikiedge_cli::import::run(args)?;
     assert_eq!(summary.written, summary.articles);
     assert!(summary.written >= 6, "{summary}");
-    // In Redis, under the core's layout, and nothing in the state dir's SQLite.
-    let index = redis.cli(&["GET", "article-projects:Anarchism"])?;
+    // The command itself, with the flag an operator passes.
+    let out = std::process::Command::new(BIN)
+        .args(["snapshot", "build", "--project", "enwiki", "--quiet"])
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--runtime-config-file")
+        .arg(&rc)
+        .output()?;
+    let built = String::from_utf8_lossy(&out.stdout).into_owned();
+    anyhow::ensure!(
+        out.status.success(),
+        "snapshot build: {built}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let version = built
+        .split_whitespace()
+        .skip_while(|w| *w != "version")
+        .nth(1)
+        .context("the version in the summary")?
+        .to_string();
+    // In Redis's bulk store (database 1), under the core's layouts, and
+    // nothing in the state dir's SQLite.
+    let index = redis.cli(&["-n", "1", "GET", "article-projects:Anarchism"])?;
     assert!(index.contains("\"enwiki\""), "{index}");
+    let record = redis.cli(&["-n", "1", "GET", "snapshot:enwiki_namespace_0"])?;
+    assert!(record.contains(&version), "{record}");
     assert!(
-        !dir.path()
-            .join("import-state")
-            .join("sqlite_key_value.db")
-            .exists(),
-        "the import wrote to SQLite instead of Redis"
+        !state.join("sqlite_key_value.db").exists(),
+        "a bulk command wrote to SQLite instead of Redis"
     );
 
     let (a, b) = two_hosts(
         &redis,
         &dir,
         &wiki,
-        r#"[{"name":"free","monthly":{"ondemand":100},"burst_per_second":1000}]"#,
+        r#"[{"name":"free","monthly":{"ondemand":100,"snapshot":10,"chunk":10},"burst_per_second":1000}]"#,
     )?;
     let auth = login(&a, "bulkreader")?;
+    let h = [("authorization", auth.as_str())];
+    let mut downloads = Vec::new();
     for host in [&a, &b] {
-        let r = get(
-            &host.url("/v2/articles/Anarchism"),
-            &[("authorization", auth.as_str())],
-        )?;
+        let r = get(&host.url("/v2/articles/Anarchism"), &h)?;
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(r.header("etag"), Some("\"9012\""));
         assert_eq!(r.json()?[0]["name"], "Anarchism");
+        let meta = get(&host.url("/v2/snapshots/enwiki_namespace_0"), &h)?;
+        assert_eq!(meta.status, 200, "{}", meta.text());
+        assert_eq!(meta.json()?["version"], version.as_str());
+        let download = get(&host.url("/v2/snapshots/enwiki_namespace_0/download"), &h)?;
+        assert_eq!(download.status, 200, "{}", download.text());
+        downloads.push(download.body);
     }
     assert_eq!(
         wiki.hits.load(std::sync::atomic::Ordering::SeqCst),
         0,
         "an imported article must not be fetched upstream"
+    );
+    assert!(
+        downloads[0] == downloads[1],
+        "the two hosts served different bytes"
+    );
+    let files = crate::snapshots::untar(&downloads[0])?;
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].0, "enwiki_namespace_0.ndjson");
+    let names: Vec<String> = String::from_utf8(files[0].1.clone())?
+        .lines()
+        .map(|l| Ok(serde_json::from_str::<serde_json::Value>(l)?["name"].to_string()))
+        .collect::<Result<_>>()?;
+    // Every namespace-0 article the build counted, once each.
+    let counted: usize = built
+        .split(": ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .context("the article count in the summary")?
+        .parse()?;
+    assert!(counted >= 4, "{built}");
+    assert_eq!(names.len(), counted, "{names:?}");
+    let unique: std::collections::BTreeSet<&String> = names.iter().collect();
+    assert_eq!(unique.len(), names.len(), "{names:?}");
+    assert!(names.contains(&"\"Anarchism\"".to_string()), "{names:?}");
+    // Stores by purpose: bulk bytes in one store, accounts and counters in
+    // the other.
+    let bulk = redis.cli(&["-n", "1", "--scan"])?;
+    let counters = redis.cli(&["-n", "0", "--scan"])?;
+    let is_bulk = |k: &str| {
+        [
+            "article:",
+            "article-projects:",
+            "snapshot:",
+            "snapshot-index",
+            "snapshot-blob:",
+            "structured-snapshot:",
+            "structured-snapshot-index",
+        ]
+        .iter()
+        .any(|p| k.starts_with(p))
+    };
+    assert!(bulk.lines().all(is_bulk), "{bulk}");
+    assert!(bulk.lines().count() > 10, "{bulk}");
+    assert!(!counters.lines().any(is_bulk), "{counters}");
+    assert!(
+        !counters.is_empty(),
+        "accounts and counters are in the default store"
     );
     Ok(())
 }

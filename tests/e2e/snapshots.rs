@@ -142,7 +142,7 @@ fn parallel_download_url(
 }
 
 /// The files of a tar.gz.
-fn untar(tar_gz: &[u8]) -> Result<Vec<(String, Vec<u8>)>> {
+pub(crate) fn untar(tar_gz: &[u8]) -> Result<Vec<(String, Vec<u8>)>> {
     let mut tar = Vec::new();
     flate2::read::GzDecoder::new(tar_gz).read_to_end(&mut tar)?;
     wikiedge_core::snapshot::read_tar(&tar).context("a well-formed tar")

@@ -125,12 +125,10 @@ fn wme_documents_round_trip_through_import_on_demand_and_snapshots() -> Result<(
         (summary.pages, summary.written, summary.malformed),
         (1, 1, 0)
     );
-    let conn = rusqlite::Connection::open(again.path().join("sqlite_key_value.db"))?;
-    let value: Vec<u8> = conn.query_row(
-        "SELECT value FROM spin_key_value WHERE store = 'default' AND key = ?1",
-        ["article:enwiki:Squirrel"],
-        |row| row.get(0),
-    )?;
+    let store = wikiedge_cli::bulk::Bulk::open(&wikiedge_cli::import::target(again.path(), None))?;
+    let value = store
+        .get("article:enwiki:Squirrel")?
+        .context("Squirrel re-imported")?;
     assert!(value == lines[1].as_bytes(), "re-imported bytes differ");
     Ok(())
 }

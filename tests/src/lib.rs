@@ -544,13 +544,16 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// A runtime config file that puts the `default` store on this Redis.
+    /// A runtime config file that puts the app's two stores on this Redis:
+    /// `default` in database 0, `bulk` in database 1 (`redis-cli -n 1`), so
+    /// a key in the wrong store is not found.
     pub fn runtime_config(&self, dir: &Path) -> Result<PathBuf> {
         let path = dir.join(format!("redis-{}.toml", self.port));
         std::fs::write(
             &path,
             format!(
-                "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n",
+                "[key_value_store.default]\ntype = \"redis\"\nurl = \"{0}/0\"\n\n\
+                 [key_value_store.bulk]\ntype = \"redis\"\nurl = \"{0}/1\"\n",
                 self.url()
             ),
         )?;

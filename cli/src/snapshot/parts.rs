@@ -2,29 +2,20 @@
 //! each stored as it fills up.
 
 use std::io::Write;
-use std::rc::Rc;
+use std::sync::mpsc::Sender;
 
 use anyhow::Result;
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use rusqlite::Connection;
 use wikiedge_core::snapshot::*;
 
 use super::*;
 
-/// Where finished parts go.
-pub(super) enum PartOut {
-    /// Written at once.
-    Db(Rc<Connection>),
-    /// Handed to the thread that writes (one SQLite writer: two would wait
-    /// on each other's locks).
-    Channel(std::sync::mpsc::Sender<(String, Vec<u8>)>),
-}
-
-/// Collects written bytes into parts of `part_size` and stores each as it
-/// fills up.
+/// Collects written bytes into parts of `part_size` and hands each, as it
+/// fills up, to the one thread that writes the store (`out`), which drains
+/// it after every line.
 pub(super) struct PartSink {
-    pub(super) out: PartOut,
+    pub(super) out: Sender<(String, Vec<u8>)>,
     pub(super) identifier: String,
     pub(super) version: String,
     pub(super) part_size: usize,
@@ -34,7 +25,12 @@ pub(super) struct PartSink {
 }
 
 impl PartSink {
-    pub(super) fn new(out: PartOut, identifier: String, version: String, part_size: u64) -> Self {
+    pub(super) fn new(
+        out: Sender<(String, Vec<u8>)>,
+        identifier: String,
+        version: String,
+        part_size: u64,
+    ) -> Self {
         let part_size = part_size.max(1) as usize;
         PartSink {
             out,
@@ -49,17 +45,10 @@ impl PartSink {
 
     pub(super) fn store_part(&mut self) -> std::io::Result<()> {
         let key = core::part_key(&self.identifier, &self.version, self.parts);
-        match &self.out {
-            PartOut::Db(conn) => {
-                set(conn, &key, &self.buf).map_err(std::io::Error::other)?;
-                self.buf.clear();
-            }
-            PartOut::Channel(tx) => {
-                let part = std::mem::replace(&mut self.buf, Vec::with_capacity(self.part_size));
-                tx.send((key, part))
-                    .map_err(|_| std::io::Error::other("the part writer stopped"))?;
-            }
-        }
+        let part = std::mem::replace(&mut self.buf, Vec::with_capacity(self.part_size));
+        self.out
+            .send((key, part))
+            .map_err(|_| std::io::Error::other("the part writer stopped"))?;
         self.parts += 1;
         Ok(())
     }
@@ -120,29 +109,27 @@ impl TarGz {
     }
 }
 
-pub(super) fn get(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
-    crate::store_file::get(conn, STORE, key)
-}
-
-pub(super) fn set(conn: &Connection, key: &str, value: &[u8]) -> Result<()> {
-    crate::store_file::set(conn, STORE, key, value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn part_sinks_split_at_the_part_size() -> Result<()> {
-        let dir = tempfile::tempdir()?;
-        let conn = Connection::open(dir.path().join("kv.db"))?;
-        conn.execute(wikiedge_host::kv::sqlite::CREATE_TABLE, [])?;
-        let conn = Rc::new(conn);
-        let mut sink = PartSink::new(PartOut::Db(conn.clone()), "s".into(), "v".into(), 4);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut sink = PartSink::new(tx, "s".into(), "v".into(), 4);
         sink.write_all(b"abcdefghij")?;
         let blob = sink.finish()?;
         assert_eq!((blob.bytes, blob.parts, blob.part_size), (10, 3, 4));
-        assert_eq!(get(&conn, "snapshot-blob:s:v:2")?, Some(b"ij".to_vec()));
+        let parts: Vec<(String, Vec<u8>)> = rx.try_iter().collect();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(
+            parts[0],
+            ("snapshot-blob:s:v:0".to_string(), b"abcd".to_vec())
+        );
+        assert_eq!(
+            parts[2],
+            ("snapshot-blob:s:v:2".to_string(), b"ij".to_vec())
+        );
         Ok(())
     }
 }

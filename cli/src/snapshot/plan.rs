@@ -2,9 +2,9 @@
 //! and the chunk plan, read from the store in key order.
 
 use anyhow::Result;
-use rusqlite::{Connection, params};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use wikiedge_core::article::layout::ARTICLE_PREFIX;
 use wikiedge_core::snapshot::*;
 
 use super::*;
@@ -38,14 +38,52 @@ pub(super) fn hex32(digest: &[u8]) -> String {
     digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
-/// The upper bound of a key prefix range: the prefix with its last byte
-/// incremented (every prefix here ends in ASCII `:` or `_`).
-pub(super) fn prefix_end(prefix: &str) -> String {
-    let mut bytes = prefix.as_bytes().to_vec();
-    if let Some(last) = bytes.last_mut() {
-        *last += 1;
+/// How many articles one read asks the store for.
+const READ_BATCH: usize = 32;
+
+/// The project's stored article keys, sorted: the order of every line.
+/// The build holds this list (not the articles) for both passes.
+pub(super) fn article_keys(store: &mut Bulk, project: &str) -> Result<Vec<String>> {
+    store.keys(&format!("{ARTICLE_PREFIX}{project}:"))
+}
+
+/// The version hash of a flavor's lines: what pass 1 computes and pass 2
+/// checks (equal content, equal version).
+pub(super) struct Versioner {
+    whole: Sha256,
+    mtime: u64,
+}
+
+impl Versioner {
+    pub(super) fn new(args: &SnapshotArgs, flavor: Flavor, identifier: &str) -> Self {
+        let mut whole = Sha256::new();
+        whole.update(FORMAT);
+        if flavor != Flavor::Articles {
+            // Articles keep the versions they had before flavors existed.
+            whole.update(flavor.name());
+        }
+        whole.update(identifier);
+        if flavor.chunked() {
+            whole.update(args.chunk_size.to_le_bytes());
+        }
+        whole.update(args.part_size.to_le_bytes());
+        Versioner { whole, mtime: 0 }
     }
-    String::from_utf8_lossy(&bytes).into_owned()
+
+    pub(super) fn line(&mut self, line: &[u8], head: &Head) {
+        self.whole.update(line);
+        self.whole.update(b"\n");
+        if let Some(t) = head.date_modified.as_deref().and_then(core::parse_rfc3339) {
+            self.mtime = self.mtime.max(t.max(0) as u64);
+        }
+    }
+
+    /// The version and the tar mtime (the newest `date_modified`).
+    pub(super) fn finish(mut self) -> (String, u64) {
+        // The tar mtime changes the stored bytes: it belongs in the version.
+        self.whole.update(self.mtime.to_le_bytes());
+        (hex32(&self.whole.finalize()), self.mtime)
+    }
 }
 
 /// Streams the project's stored articles of one namespace, in key order,
@@ -53,38 +91,36 @@ pub(super) fn prefix_end(prefix: &str) -> String {
 /// structured-contents snapshot each line is the article's structured
 /// contents.
 pub(super) fn for_each_article(
-    conn: &Connection,
+    store: &mut Bulk,
+    keys: &[String],
     args: &SnapshotArgs,
     flavor: Flavor,
-    mut f: impl FnMut(&[u8], &Head) -> Result<()>,
+    mut f: impl FnMut(&mut Bulk, &[u8], &Head) -> Result<()>,
 ) -> Result<()> {
-    let prefix = format!("article:{}:", args.project);
-    let mut stmt = conn.prepare(
-        "SELECT key, value FROM spin_key_value WHERE store = ?1 AND key >= ?2 AND key < ?3 \
-         ORDER BY key",
-    )?;
-    let mut rows = stmt.query(params![STORE, prefix, prefix_end(&prefix)])?;
-    while let Some(row) = rows.next()? {
-        let value = row.get_ref(1)?.as_blob()?;
-        let head: Head = match serde_json::from_slice(value) {
-            Ok(head) => head,
-            Err(e) => {
-                let key: String = row.get(0)?;
-                tracing::warn!("snapshot: skipping unreadable article {key}: {e}");
+    for batch in keys.chunks(READ_BATCH) {
+        let values = store.get_many(batch)?;
+        for (key, value) in batch.iter().zip(values) {
+            // Deleted since it was listed: not in this snapshot.
+            let Some(value) = value else { continue };
+            let head: Head = match serde_json::from_slice(&value) {
+                Ok(head) => head,
+                Err(e) => {
+                    tracing::warn!("snapshot: skipping unreadable article {key}: {e}");
+                    continue;
+                }
+            };
+            if head.namespace.as_ref().map(|n| n.identifier) != Some(args.namespace) {
                 continue;
             }
-        };
-        if head.namespace.as_ref().map(|n| n.identifier) != Some(args.namespace) {
-            continue;
-        }
-        if flavor == Flavor::Structured {
-            f(&structured_line(&args.project, value)?, &head)?;
-        } else if value.contains(&b'\n') {
-            // Stored JSON is compact; re-serialise anything that is not.
-            let doc: serde_json::Value = serde_json::from_slice(value)?;
-            f(&serde_json::to_vec(&doc)?, &head)?;
-        } else {
-            f(value, &head)?;
+            if flavor == Flavor::Structured {
+                f(store, &structured_line(&args.project, &value)?, &head)?;
+            } else if value.contains(&b'\n') {
+                // Stored JSON is compact; re-serialise anything that is not.
+                let doc: serde_json::Value = serde_json::from_slice(&value)?;
+                f(store, &serde_json::to_vec(&doc)?, &head)?;
+            } else {
+                f(store, &value, &head)?;
+            }
         }
     }
     Ok(())
@@ -92,27 +128,18 @@ pub(super) fn for_each_article(
 
 /// Pass 1: sizes, chunk boundaries and hashes.
 pub(super) fn plan(
-    conn: &Connection,
+    store: &mut Bulk,
+    keys: &[String],
     args: &SnapshotArgs,
     flavor: Flavor,
     identifier: &str,
 ) -> Result<Plan> {
-    let mut whole = Sha256::new();
-    whole.update(FORMAT);
-    if flavor != Flavor::Articles {
-        // Articles keep the versions they had before flavors existed.
-        whole.update(flavor.name());
-    }
-    whole.update(identifier);
-    if flavor.chunked() {
-        whole.update(args.chunk_size.to_le_bytes());
-    }
-    whole.update(args.part_size.to_le_bytes());
+    let mut whole = Versioner::new(args, flavor, identifier);
     let mut chunks: Vec<PlannedChunk> = Vec::new();
-    let (mut articles, mut bytes, mut mtime) = (0u64, 0u64, 0u64);
+    let (mut articles, mut bytes) = (0u64, 0u64);
     let mut language = String::new();
     let progress = Progress::new(args.progress, "pass 1/2 (plan)");
-    for_each_article(conn, args, flavor, |line, head| {
+    for_each_article(store, keys, args, flavor, |_, line, head| {
         let len = line.len() as u64 + 1;
         let start_new = chunks
             .last()
@@ -133,8 +160,7 @@ pub(super) fn plan(
             chunk.hasher.update(line);
             chunk.hasher.update(b"\n");
         }
-        whole.update(line);
-        whole.update(b"\n");
+        whole.line(line, head);
         articles += 1;
         bytes += len;
         if language.is_empty()
@@ -142,16 +168,13 @@ pub(super) fn plan(
         {
             language = lang.identifier.clone();
         }
-        if let Some(t) = head.date_modified.as_deref().and_then(core::parse_rfc3339) {
-            mtime = mtime.max(t.max(0) as u64);
-        }
         progress.tick(articles, bytes);
         Ok(())
     })?;
     progress.done(articles, bytes);
+    let (version, mtime) = whole.finish();
     // The tar mtime and the part size change the stored bytes and their
     // layout: they belong in every version.
-    whole.update(mtime.to_le_bytes());
     for chunk in &mut chunks {
         chunk.hasher.update(mtime.to_le_bytes());
         chunk.hasher.update(args.part_size.to_le_bytes());
@@ -159,7 +182,7 @@ pub(super) fn plan(
     Ok(Plan {
         articles,
         bytes,
-        version: hex32(&whole.finalize()),
+        version,
         chunks: chunks
             .into_iter()
             .map(|c| (c.articles, c.bytes, hex32(&c.hasher.finalize())))
@@ -167,18 +190,4 @@ pub(super) fn plan(
         language,
         mtime,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefix_ranges_end_just_after_the_prefix() {
-        assert_eq!(prefix_end("article:enwiki:"), "article:enwiki;");
-        assert_eq!(
-            prefix_end("snapshot-blob:x_chunk_"),
-            "snapshot-blob:x_chunk`"
-        );
-    }
 }

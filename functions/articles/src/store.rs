@@ -1,4 +1,4 @@
-//! Cached articles in store `default`, in the layout defined once in the
+//! Cached articles in store `bulk`, in the layout defined once in the
 //! core (`wikiedge_core::article::layout`, which `wikiedge import` writes
 //! too). The article JSON is never parsed on the hot path (no `fields`, no
 //! filters beyond the project). Every article write updates the title index.
@@ -22,9 +22,11 @@ fn unavailable(err: impl std::fmt::Debug) -> Error {
     }
 }
 
-/// Opens the `default` store.
+/// Opens the `bulk` store.
 pub async fn open() -> Result<Store, Error> {
-    Store::open_default().await.map_err(unavailable)
+    Store::open(wikiedge_fn::kv::BULK)
+        .await
+        .map_err(unavailable)
 }
 
 /// Reads the index of a title; a missing or unreadable record is empty.
@@ -65,7 +67,7 @@ pub async fn write_article(
 
 /// Sets one project's entry in a title's index.
 pub fn update_entry(project: &str, display_title: &str, entry: Entry) -> Result<(), Error> {
-    let bucket = wikiedge_fn::kv::open()?;
+    let bucket = wikiedge_fn::kv::open_bulk()?;
     wikiedge_fn::kv::update(&bucket, &index_key(display_title), |current| {
         let mut index = parse_index(current.as_deref());
         index.insert(project.to_string(), entry);

@@ -15,8 +15,11 @@ use wikiedge_core::{Error, cas};
 
 pub use store::Bucket;
 
-/// The store every wikiedge component uses.
-pub const STORE: &str = "default";
+/// Accounts, sessions, counters, markers, the realtime log
+/// ([`wikiedge_core::stores`]).
+pub const STORE: &str = wikiedge_core::stores::DEFAULT;
+/// Cached articles, snapshot and batch parts, and their records.
+pub const BULK: &str = wikiedge_core::stores::BULK;
 /// How many keys one `get-many` call asks for.
 const BATCH: usize = 256;
 
@@ -33,6 +36,11 @@ pub fn unavailable(context: &str, err: impl std::fmt::Debug) -> Error {
 /// Opens the default store.
 pub fn open() -> Result<Bucket, Error> {
     store::open(STORE).map_err(|e| unavailable("open", e))
+}
+
+/// Opens the bulk store.
+pub fn open_bulk() -> Result<Bucket, Error> {
+    store::open(BULK).map_err(|e| unavailable("open bulk", e))
 }
 
 /// Reads one key.

@@ -88,7 +88,7 @@ pub fn acquire(kind: &str, account: &str, cap: Cap, now: u64) -> Result<Slot, Er
             retry_after: 1,
         }
     };
-    let bucket = wkv::open("default").map_err(unavailable)?;
+    let bucket = wkv::open(crate::kv::STORE).map_err(unavailable)?;
     let window = now / lease.max(1);
     let current = key(kind, account, window);
     let mine = atomics::increment(&bucket, &current, 1).map_err(unavailable)?;

@@ -56,8 +56,9 @@ fn build_one(
     part_size: usize,
 ) -> Result<StoredBatch, Error> {
     let mut measure = Measure::new(group.refs.len());
+    let log_bucket = kv::open()?;
     for &(p, o) in &group.refs {
-        if let Some(bytes) = log::read(bucket, p, o)? {
+        if let Some(bytes) = log::read(&log_bucket, p, o)? {
             measure.add(p, o, &bytes);
         }
     }
@@ -73,7 +74,7 @@ fn build_one(
     for &(p, o) in &measured.present {
         // Compaction may drop an event between the passes (an hour at the
         // retention edge): the build fails and the next request rebuilds.
-        let bytes = log::read(bucket, p, o)?
+        let bytes = log::read(&log_bucket, p, o)?
             .ok_or_else(|| Error::Internal(format!("event {p}:{o} vanished during a build")))?;
         archive.event(&bytes)?;
     }
@@ -101,7 +102,7 @@ fn build_index(
     part_size: usize,
 ) -> Result<BatchIndex, Error> {
     let previous = read_index(bucket, start, end)?;
-    let groups = scan(bucket, start, end)?;
+    let groups = scan(&kv::open()?, start, end)?;
     let mut batches = Vec::with_capacity(groups.len());
     for (id, group) in &groups {
         batches.push(build_one(bucket, start, id, group, part_size)?);
@@ -141,7 +142,7 @@ fn take_claim(bucket: &Bucket, start: i64, end: i64, now: i64) -> Result<bool, E
 pub(crate) async fn stored(bucket: &Bucket, start: i64, end: i64) -> Result<BatchIndex, Error> {
     let now = now_ms();
     let closed = is_closed(end, now);
-    let total = log::total(bucket)?;
+    let total = log::total(&kv::open()?)?;
     if let Some(index) = read_index(bucket, start, end)?
         && reusable(&index, closed, total)
     {

@@ -181,7 +181,7 @@ pub async fn serve(principal: &Principal, ask: Ask<'_>) -> http::Response<BoxBod
             .rate_limit(peeked.as_ref())
             .into_box_response();
     }
-    let index = match kv::open() {
+    let index = match kv::open_bulk() {
         Ok(bucket) => stored(&bucket, start, end).await,
         Err(err) => Err(err),
     };
@@ -269,7 +269,7 @@ fn settle(bucket: &Bucket, key: &str, admitted: bool) -> Result<(), Error> {
 fn stream_parts(start: i64, id: String, version: String, slices: Vec<PartSlice>) -> BoxBody {
     let (mut tx, body) = spin_sdk::http::body::stream::<Bytes>();
     spin_sdk::wasip3::spawn(async move {
-        let bucket = match kv::open() {
+        let bucket = match kv::open_bulk() {
             Ok(bucket) => bucket,
             Err(err) => {
                 eprintln!("realtime: download of batch {id} aborted: {err:?}");

@@ -67,6 +67,10 @@ pub async fn serve(body: Result<Vec<u8>, Error>) -> Reply {
         Ok(bucket) => bucket,
         Err(err) => return Reply::error(&err),
     };
+    let bulk = match kv::open_bulk() {
+        Ok(bulk) => bulk,
+        Err(err) => return Reply::error(&err),
+    };
     let config = config::config().await;
     let classified: Vec<Classified> = values
         .iter()
@@ -88,7 +92,7 @@ pub async fn serve(body: Result<Vec<u8>, Error>) -> Reply {
     }
     for group in pages.chunks(FETCH_CONCURRENCY) {
         let work = group.iter().map(|(_, indexes)| {
-            let (classified, bucket) = (&classified, &bucket);
+            let (classified, bucket, bulk) = (&classified, &bucket, &bulk);
             async move {
                 let mut out = Vec::with_capacity(indexes.len());
                 for &i in indexes {
@@ -98,7 +102,7 @@ pub async fn serve(body: Result<Vec<u8>, Error>) -> Reply {
                     let article = match kv::get(bucket, &seen_key(&change.id)) {
                         Ok(Some(_)) => None,
                         // A storage error surfaces when the id is claimed.
-                        Ok(None) | Err(_) => Some(refresh(config, bucket, change).await),
+                        Ok(None) | Err(_) => Some(refresh(config, bulk, change).await),
                     };
                     out.push((i, article));
                 }

@@ -92,7 +92,7 @@ struct File {
 }
 
 async fn resolve(target: Target<'_>) -> Result<File, Error> {
-    let kv = store::open().await?;
+    let kv = store::open_bulk().await?;
     if target.structured {
         let record = store::structured_record(&kv, target.snapshot).await?;
         return Ok(File {

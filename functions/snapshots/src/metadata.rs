@@ -71,7 +71,7 @@ fn encode(body: Value, ndjson: bool) -> Result<Vec<u8>, Error> {
 
 async fn answer(target: Target<'_>, request: &ArticlesRequest) -> Result<Value, Error> {
     let fields = request.fields.as_deref().unwrap_or_default();
-    let kv = store::open().await?;
+    let kv = store::open_bulk().await?;
     Ok(match target {
         Target::List => {
             let metas: Vec<Snapshot> = store::all(&kv).await?.into_iter().map(|r| r.meta).collect();

@@ -81,7 +81,7 @@ fn stream_parts(
     spin_sdk::wasip3::spawn(async move {
         // Held until this task ends.
         let _slot = slot;
-        let store = match spin_sdk::key_value::Store::open_default().await {
+        let store = match crate::store::open_bulk().await {
             Ok(store) => store,
             Err(err) => {
                 let _ = tx

@@ -1,5 +1,5 @@
-//! Reading snapshot records and the download markers (store `default`; the
-//! layout is `wikiedge_core::snapshot`'s).
+//! Reading snapshot records (store `bulk`) and the download markers (store
+//! `default`); the layout is `wikiedge_core::snapshot`'s.
 //!
 //! The download marker makes one download cost one unit however many
 //! requests (parallel ranges, resumptions) it takes. The first request of a
@@ -42,9 +42,16 @@ pub fn unavailable(err: impl std::fmt::Debug) -> Error {
     }
 }
 
-/// Opens the `default` store.
+/// Opens the `default` store (download markers).
 pub async fn open() -> Result<Store, Error> {
     Store::open_default().await.map_err(unavailable)
+}
+
+/// Opens the `bulk` store (records and parts).
+pub async fn open_bulk() -> Result<Store, Error> {
+    Store::open(wikiedge_fn::kv::BULK)
+        .await
+        .map_err(unavailable)
 }
 
 /// The two kinds of snapshot records.

@@ -34,6 +34,9 @@ impl Store for Misreporting {
     fn get_keys(&self) -> BoxFuture<'static, KvResult<Vec<String>>> {
         self.0.get_keys()
     }
+    fn get_keys_with_prefix(&self, prefix: String) -> BoxFuture<'static, KvResult<Vec<String>>> {
+        self.0.get_keys_with_prefix(prefix)
+    }
     fn get_many(&self, keys: Vec<String>) -> BoxFuture<'static, KvResult<KeyValues>> {
         self.0.get_many(keys)
     }

@@ -6,11 +6,14 @@
 //! component. Every write a backend acknowledges is durable.
 
 pub mod cache;
+mod durability;
 pub mod misreport;
 pub mod open;
+mod prefix;
 pub mod redis;
 pub mod sqlite;
 
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -47,6 +50,13 @@ pub trait Store: Send + Sync + 'static {
     fn exists(&self, key: String) -> BoxFuture<'static, KvResult<bool>>;
     /// All keys of the store.
     fn get_keys(&self) -> BoxFuture<'static, KvResult<Vec<String>>>;
+    /// The keys that start with `prefix`, sorted: what bulk tools list
+    /// (Spin's interface has only [`Store::get_keys`]; this default filters
+    /// its answer, the backends ask for the prefix alone).
+    fn get_keys_with_prefix(&self, prefix: String) -> BoxFuture<'static, KvResult<Vec<String>>> {
+        let all = self.get_keys();
+        async move { Ok(prefix::filter(all.await?, &prefix)) }.boxed()
+    }
     /// Values of many keys; absent keys are `None`.
     fn get_many(&self, keys: Vec<String>) -> BoxFuture<'static, KvResult<KeyValues>>;
     /// Set many keys (atomically in this backend; the interface promises less).

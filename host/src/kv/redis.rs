@@ -10,7 +10,11 @@
 //!
 //! When Redis is unreachable every operation fails promptly (commands time
 //! out after [`OP_TIMEOUT`]) with an error the components map to 503; the
-//! connection manager reconnects by itself when Redis is back.
+//! connection manager reconnects by itself when Redis is back. A command
+//! that may run twice (everything but `INCRBY` and CAS) is sent once more
+//! when it finds its connection dropped (Redis restarted since the
+//! connection was last used): a store the outage did not touch (the
+//! `bulk` store, say) would otherwise fail its first request after it.
 
 use super::{KvError, KvResult, Store};
 use futures::FutureExt;
@@ -75,14 +79,37 @@ impl RedisStore {
             .cloned()
     }
 
+    async fn attempt<T>(
+        &self,
+        f: impl AsyncFnOnce(ConnectionManager) -> redis::RedisResult<T>,
+    ) -> KvResult<redis::RedisResult<T>> {
+        let conn = self.conn().await?;
+        tokio::time::timeout(OP_TIMEOUT, f(conn))
+            .await
+            .map_err(|_| unavailable("command timed out"))
+    }
+
+    /// Runs a command once (one that must not run twice: `INCRBY`).
     async fn run<T>(
         &self,
         f: impl AsyncFnOnce(ConnectionManager) -> redis::RedisResult<T>,
     ) -> KvResult<T> {
-        let conn = self.conn().await?;
-        match tokio::time::timeout(OP_TIMEOUT, f(conn)).await {
-            Ok(r) => r.map_err(unavailable),
-            Err(_) => Err(unavailable("command timed out")),
+        self.attempt(f).await?.map_err(unavailable)
+    }
+
+    /// Runs a command that may run twice: `first`, then `again` (the same
+    /// command) if the connection had dropped; the manager has reconnected
+    /// by then.
+    async fn run_idempotent<T>(
+        &self,
+        first: impl AsyncFnOnce(ConnectionManager) -> redis::RedisResult<T>,
+        again: impl AsyncFnOnce(ConnectionManager) -> redis::RedisResult<T>,
+    ) -> KvResult<T> {
+        match self.attempt(first).await? {
+            Err(e) if e.is_connection_dropped() || e.is_io_error() => {
+                self.attempt(again).await?.map_err(unavailable)
+            }
+            other => other.map_err(unavailable),
         }
     }
 
@@ -124,8 +151,11 @@ impl Store for RedisStore {
     fn get(&self, key: String) -> BoxFuture<'static, KvResult<Option<Vec<u8>>>> {
         let this = self.arc();
         async move {
-            this.run(async |mut c| c.get::<_, Option<Vec<u8>>>(key).await)
-                .await
+            this.run_idempotent(
+                async |mut c| c.get::<_, Option<Vec<u8>>>(&key).await,
+                async |mut c| c.get::<_, Option<Vec<u8>>>(&key).await,
+            )
+            .await
         }
         .boxed()
     }
@@ -133,27 +163,78 @@ impl Store for RedisStore {
     fn set(&self, key: String, value: Vec<u8>) -> BoxFuture<'static, KvResult<()>> {
         let this = self.arc();
         async move {
-            this.run(async |mut c| c.set::<_, _, ()>(key, value).await)
-                .await
+            this.run_idempotent(
+                async |mut c| c.set::<_, _, ()>(&key, &value).await,
+                async |mut c| c.set::<_, _, ()>(&key, &value).await,
+            )
+            .await
         }
         .boxed()
     }
 
     fn delete(&self, key: String) -> BoxFuture<'static, KvResult<()>> {
         let this = self.arc();
-        async move { this.run(async |mut c| c.del::<_, ()>(key).await).await }.boxed()
+        async move {
+            this.run_idempotent(
+                async |mut c| c.del::<_, ()>(&key).await,
+                async |mut c| c.del::<_, ()>(&key).await,
+            )
+            .await
+        }
+        .boxed()
     }
 
     fn exists(&self, key: String) -> BoxFuture<'static, KvResult<bool>> {
         let this = self.arc();
-        async move { this.run(async |mut c| c.exists::<_, bool>(key).await).await }.boxed()
+        async move {
+            this.run_idempotent(
+                async |mut c| c.exists::<_, bool>(&key).await,
+                async |mut c| c.exists::<_, bool>(&key).await,
+            )
+            .await
+        }
+        .boxed()
     }
 
     fn get_keys(&self) -> BoxFuture<'static, KvResult<Vec<String>>> {
         let this = self.arc();
         async move {
-            this.run(async |mut c| c.keys::<_, Vec<String>>("*").await)
-                .await
+            this.run_idempotent(
+                async |mut c| c.keys::<_, Vec<String>>("*").await,
+                async |mut c| c.keys::<_, Vec<String>>("*").await,
+            )
+            .await
+        }
+        .boxed()
+    }
+
+    fn get_keys_with_prefix(&self, prefix: String) -> BoxFuture<'static, KvResult<Vec<String>>> {
+        let this = self.arc();
+        async move {
+            let pattern = super::prefix::redis_pattern(&prefix);
+            let (mut keys, mut cursor) = (Vec::new(), 0u64);
+            loop {
+                // Each step is one short command: SCAN never blocks the server.
+                let scan = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .to_owned();
+                let (next, batch): (u64, Vec<String>) = this
+                    .run_idempotent(
+                        async |mut c| scan.query_async(&mut c).await,
+                        async |mut c| scan.query_async(&mut c).await,
+                    )
+                    .await?;
+                keys.extend(batch);
+                if next == 0 {
+                    // SCAN may repeat a key; the prefix filter sorts and dedups.
+                    return Ok(super::prefix::filter(keys, &prefix));
+                }
+                cursor = next;
+            }
         }
         .boxed()
     }
@@ -165,7 +246,10 @@ impl Store for RedisStore {
                 return Ok(Vec::new());
             }
             let values: Vec<Option<Vec<u8>>> = this
-                .run(async |mut c| redis::cmd("MGET").arg(&keys).query_async(&mut c).await)
+                .run_idempotent(
+                    async |mut c| redis::cmd("MGET").arg(&keys).query_async(&mut c).await,
+                    async |mut c| redis::cmd("MGET").arg(&keys).query_async(&mut c).await,
+                )
                 .await?;
             Ok(keys.into_iter().zip(values).collect())
         }
@@ -178,8 +262,11 @@ impl Store for RedisStore {
             if pairs.is_empty() {
                 return Ok(());
             }
-            this.run(async |mut c| c.mset::<_, _, ()>(&pairs).await)
-                .await
+            this.run_idempotent(
+                async |mut c| c.mset::<_, _, ()>(&pairs).await,
+                async |mut c| c.mset::<_, _, ()>(&pairs).await,
+            )
+            .await
         }
         .boxed()
     }
@@ -190,7 +277,11 @@ impl Store for RedisStore {
             if keys.is_empty() {
                 return Ok(());
             }
-            this.run(async |mut c| c.del::<_, ()>(keys).await).await
+            this.run_idempotent(
+                async |mut c| c.del::<_, ()>(&keys).await,
+                async |mut c| c.del::<_, ()>(&keys).await,
+            )
+            .await
         }
         .boxed()
     }
@@ -198,7 +289,7 @@ impl Store for RedisStore {
     fn increment(&self, key: String, delta: i64) -> BoxFuture<'static, KvResult<i64>> {
         let this = self.arc();
         async move {
-            this.run(async |mut c| c.incr::<_, _, i64>(key, delta).await)
+            this.run(async |mut c| c.incr::<_, _, i64>(&key, delta).await)
                 .await
         }
         .boxed()

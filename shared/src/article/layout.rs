@@ -1,5 +1,6 @@
 //! The key-value layout of stored articles, the one definition the articles
-//! component, `wikiedge import` and any bulk tool share.
+//! component, `wikiedge import` and any bulk tool share, in the `bulk`
+//! store ([`crate::stores`]).
 //!
 //! - `article:{project}:{Title_Key}` ([`article_key`]) holds the WME Article
 //!   JSON, compact, exactly as it is served.

@@ -7,7 +7,7 @@
 //! line in partition and offset order.
 //!
 //! Stored batches (like snapshot parts): a range's batches are built into
-//! the store as parts of at most the byte budget each
+//! the `bulk` store ([`crate::stores`]) as parts of at most the byte budget each
 //! ([`part_key`]), described by a [`BatchIndex`] under [`index_key`]. A
 //! range is *closed* [`CLOSE_GRACE_MS`] after its end (every append that
 //! allocated an offset in it has written by then); the build made after
