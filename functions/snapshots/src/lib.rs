@@ -147,13 +147,9 @@ async fn dispatch(
     route: Route<'_>,
     body: impl Future<Output = Result<Vec<u8>, Error>>,
 ) -> Reply {
-    let principal = match gate::authenticate(&parts.headers).await {
-        Ok(principal) => principal,
-        Err(err) => return Reply::error(&err),
-    };
-    let body = match body.await {
-        Ok(body) => body,
-        Err(err) => return gate::unmetered_error(&principal, SNAPSHOT, &err).await,
+    let (principal, body) = match gate::admit(&parts.headers, SNAPSHOT, body).await {
+        Ok(admitted) => admitted,
+        Err(reply) => return reply,
     };
     let header = |name: &str| gate::header(&parts.headers, name).map(str::to_string);
     match route {
