@@ -81,14 +81,7 @@ async fn handle(req: Request) -> impl IntoResponse {
         .header("allow", "GET, POST")
     } else {
         // Read only once the caller is authenticated (see `dispatch`).
-        let is_post = parts.method == Method::POST;
-        let body = async move {
-            if is_post {
-                web::read_bounded(body, web::MAX_BODY_BYTES).await
-            } else {
-                Ok(Vec::new())
-            }
-        };
+        let body = web::post_body(&parts.method, body);
         dispatch(&parts, body).await
     };
     reply.into_response()
