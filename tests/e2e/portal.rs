@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 use std::path::PathBuf;
 
+use wikiedge_tests::manifest::{Component, spin_manifest};
 use wikiedge_tests::{Host, get, post, repo_root, target_dir};
 
 use crate::BIN;
@@ -107,22 +108,18 @@ fn the_page_has_no_inline_code_no_third_party_and_no_local_storage() -> Result<(
 }
 
 fn portal_manifest() -> Result<PathBuf> {
-    let manifest = format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "portal-only"
-[[trigger.http]]
-route = "/portal/..."
-component = "portal"
-[[trigger.http]]
-route = "/openapi.json"
-component = "portal"
-[component.portal]
-source = "{}/wasm32-wasip2/release/wikiedge_portal.wasm"
-[component.portal.build]
-command = "cargo build --target wasm32-wasip2 --release -p wikiedge-portal"
-"#,
+    let source = format!(
+        "{}/wasm32-wasip2/release/wikiedge_portal.wasm",
         target_dir().display()
+    );
+    let manifest = spin_manifest(
+        "portal-only",
+        &[("/portal/...", "portal"), ("/openapi.json", "portal")],
+        &[Component {
+            id: "portal",
+            source: &source,
+            build: "cargo build --target wasm32-wasip2 --release -p wikiedge-portal",
+        }],
     );
     let dir = target_dir().join("e2e-tmp");
     std::fs::create_dir_all(&dir)?;

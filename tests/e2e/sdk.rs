@@ -332,6 +332,109 @@ fn app() -> Result<Option<(TempDir, Wiki, Host, String)>> {
     Ok(Some((state, wiki, host, token)))
 }
 
+/// `app`, with the OpenAPI spec its answers are checked against. The specs
+/// are real-data fixtures: without them the test is skipped, saying so.
+type Checked = (Spec, TempDir, Wiki, Host, String);
+fn app_checked_by(spec: fn() -> Result<Spec>) -> Result<Option<Checked>> {
+    if wikiedge_tests::fixtures_or_skip().is_none() {
+        return Ok(None);
+    }
+    let spec = spec()?;
+    Ok(app()?.map(|(state, wiki, host, token)| (spec, state, wiki, host, token)))
+}
+
+/// A listing (`get_snapshots`, `get_batches`, ...) under each request: a
+/// list holding `id`, every item valid as `schema` and read by the
+/// snapshot model. Returns the items of all the requests.
+fn listing(
+    sdk: &Sdk,
+    spec: &Spec,
+    schema: &str,
+    path: &str,
+    reqs: &[Option<Value>],
+    id: &str,
+) -> Result<Vec<Value>> {
+    let mut all = vec![];
+    for req in reqs {
+        let v = sdk.get_entity(path, req.as_ref())?;
+        let items = v.as_array().with_context(|| format!("{path}: a list"))?;
+        ensure!(
+            items.iter().any(|s| s["identifier"] == id),
+            "{:?} {path} {req:?}: {v}",
+            sdk.kit
+        );
+        for s in items {
+            spec.validate(schema, s)?;
+            reads(s, SNAPSHOT_MODEL)?;
+        }
+        all.extend(items.iter().cloned());
+    }
+    Ok(all)
+}
+
+/// A single entity (`get_snapshot`, `get_batch`, ...): valid as `schema`
+/// and read by the snapshot model.
+fn entity(sdk: &Sdk, spec: &Spec, schema: &str, path: &str, req: Option<&Value>) -> Result<Value> {
+    let v = sdk.get_entity(path, req)?;
+    spec.validate(schema, &v)?;
+    reads(&v, SNAPSHOT_MODEL)?;
+    Ok(v)
+}
+
+/// `head_*` of a whole download: a gzip of some length, ranges offered,
+/// its ETag the entity's `version`, a Last-Modified.
+fn head_of(sdk: &Sdk, path: &str, entity: &Value) -> Result<Headers> {
+    let head = sdk.head_entity(path)?;
+    ensure!(head.content_length > 0, "{head:?}");
+    ensure!(
+        head.etag == entity["version"].as_str().unwrap_or(""),
+        "{head:?}"
+    );
+    ensure!(head.accept_ranges == "bytes", "{head:?}");
+    ensure!(head.content_type == "application/gzip", "{head:?}");
+    ensure!(!head.last_modified.is_empty(), "{head:?}");
+    Ok(head)
+}
+
+/// `read_*` (a plain GET of as many bytes as the HEAD said), then
+/// `download_*` with each (Python) chunk size, each equal to the read.
+fn read_and_download(sdk: &Sdk, path: &str, head: &Headers, sizes: &[i64]) -> Result<Vec<u8>> {
+    let bytes = sdk.read_entity(path)?;
+    ensure!(
+        bytes.len() as u64 == head.content_length,
+        "{path}: {} bytes, HEAD said {head:?}",
+        bytes.len()
+    );
+    for size in sizes {
+        let got = sdk.download_entity(path, *size)?;
+        ensure!(
+            got == bytes,
+            "{:?} {path}: download (chunk size {size}) differs",
+            sdk.kit
+        );
+    }
+    Ok(bytes)
+}
+
+/// Publishes `n` synthetic events and returns the `date_published` of the
+/// first, as the SDK's stream reads it.
+fn publish(host: &Host, token: &str, kit: Kit, n: usize) -> Result<String> {
+    ingest_synthetic(host, 0..n)?;
+    let (_, text) = stream(
+        host,
+        "/v2/articles",
+        token,
+        kit,
+        &json!({"since": "2000-01-01T00:00:00Z"}),
+    )?;
+    let events = ndjson(&text)?;
+    let published = events
+        .first()
+        .and_then(|e| e["event"]["date_published"].as_str())
+        .context("an event")?;
+    Ok(published.to_string())
+}
+
 #[test]
 fn auth_client_login_refresh_and_revoke_work_as_the_python_sdk_sends_them() -> Result<()> {
     // The responses are checked against WME's OpenAPI schemas, which are
@@ -427,13 +530,7 @@ type MetadataCase = (
 
 #[test]
 fn metadata_methods_of_both_sdks_get_what_their_models_read() -> Result<()> {
-    // The responses are checked against WME's OpenAPI schemas, which are
-    // real-data fixtures: without them the test is skipped, saying so.
-    if wikiedge_tests::fixtures_or_skip().is_none() {
-        return Ok(());
-    }
-    let spec = main_spec()?;
-    let Some((_state, _wiki, host, token)) = app()? else {
+    let Some((spec, _state, _wiki, host, token)) = app_checked_by(main_spec)? else {
         return Ok(());
     };
     for kit in [Kit::Python, Kit::Go] {
@@ -577,13 +674,7 @@ fn metadata_methods_of_both_sdks_get_what_their_models_read() -> Result<()> {
 
 #[test]
 fn on_demand_methods_of_both_sdks_get_articles_and_structured_contents() -> Result<()> {
-    // The responses are checked against WME's OpenAPI schemas, which are
-    // real-data fixtures: without them the test is skipped, saying so.
-    if wikiedge_tests::fixtures_or_skip().is_none() {
-        return Ok(());
-    }
-    let spec = main_spec()?;
-    let Some((_state, _wiki, host, token)) = app()? else {
+    let Some((spec, _state, _wiki, host, token)) = app_checked_by(main_spec)? else {
         return Ok(());
     };
     for kit in [Kit::Python, Kit::Go] {
@@ -645,39 +736,22 @@ fn on_demand_methods_of_both_sdks_get_articles_and_structured_contents() -> Resu
 
 #[test]
 fn snapshot_and_chunk_methods_of_both_sdks_list_head_read_and_download() -> Result<()> {
-    // The responses are checked against WME's OpenAPI schemas, which are
-    // real-data fixtures: without them the test is skipped, saying so.
-    if wikiedge_tests::fixtures_or_skip().is_none() {
-        return Ok(());
-    }
-    let spec = main_spec()?;
-    let Some((_state, _wiki, host, token)) = app()? else {
+    let Some((spec, _state, _wiki, host, token)) = app_checked_by(main_spec)? else {
         return Ok(());
     };
     let mut whole: Option<Vec<u8>> = None;
     for kit in [Kit::Python, Kit::Go] {
         let sdk = Sdk::new(&host, &token, kit);
         // get_snapshots / GetSnapshots, with and without a request.
-        for req in [
+        let reqs = [
             None,
             Some(json!({})),
             Some(json!({"filters": [{"field": "is_part_of.identifier", "value": "enwiki"}]})),
-        ] {
-            let v = sdk.get_entity("snapshots", req.as_ref())?;
-            let items = v.as_array().context("snapshots: a list")?;
-            ensure!(
-                items.iter().any(|s| s["identifier"] == SNAPSHOT),
-                "{kit:?}: {v}"
-            );
-            for s in items {
-                spec.validate("snapshot", s)?;
-                reads(s, SNAPSHOT_MODEL)?;
-            }
-        }
+        ];
+        listing(&sdk, &spec, "snapshot", "snapshots", &reqs, SNAPSHOT)?;
         // get_snapshot / GetSnapshot.
-        let snap = sdk.get_entity(&format!("snapshots/{SNAPSHOT}"), Some(&json!({})))?;
-        spec.validate("snapshot", &snap)?;
-        reads(&snap, SNAPSHOT_MODEL)?;
+        let path = format!("snapshots/{SNAPSHOT}");
+        let snap = entity(&sdk, &spec, "snapshot", &path, Some(&json!({})))?;
         reads(&snap, &[("chunks", Ty::Arr)])?;
         let chunks: Vec<String> = snap["chunks"]
             .as_array()
@@ -687,37 +761,22 @@ fn snapshot_and_chunk_methods_of_both_sdks_list_head_read_and_download() -> Resu
             .collect();
         ensure!(chunks.len() > 1, "several chunks: {snap}");
 
-        // head_snapshot / HeadSnapshot.
-        let download = format!("snapshots/{SNAPSHOT}/download");
-        let head = sdk.head_entity(&download)?;
-        ensure!(head.content_length > 0, "{head:?}");
-        ensure!(
-            head.etag == snap["version"].as_str().unwrap_or(""),
-            "{head:?}"
-        );
-        ensure!(head.accept_ranges == "bytes", "{head:?}");
-        ensure!(head.content_type == "application/gzip", "{head:?}");
-        ensure!(!head.last_modified.is_empty(), "{head:?}");
-
-        // read_snapshot / ReadSnapshot: a plain GET; Go gunzips and untars
-        // it (Python's read_* feeds the gzip bytes to its NDJSON reader).
-        let bytes = sdk.read_entity(&download)?;
-        ensure!(bytes.len() as u64 == head.content_length);
-        let articles = read_all(&bytes)?;
-        ensure!(articles.len() > 100, "{} articles", articles.len());
-        for a in articles.iter().take(5) {
-            reads(a, ARTICLE_MODEL)?;
-        }
-
-        // download_snapshot / DownloadSnapshot: HEAD, then the SDK's ranges
-        // (Python once with its default single range, once with 1 MB chunks).
+        // head_snapshot / HeadSnapshot, read_snapshot / ReadSnapshot (a
+        // plain GET; Go gunzips and untars it, Python's read_* feeds the
+        // gzip bytes to its NDJSON reader), download_snapshot /
+        // DownloadSnapshot: HEAD, then the SDK's ranges (Python once with
+        // its default single range, once with 1 MB chunks).
+        let download = format!("{path}/download");
+        let head = head_of(&sdk, &download, &snap)?;
         let chunk_sizes: &[i64] = match kit {
             Kit::Python => &[-1, 1_000_000],
             Kit::Go => &[0],
         };
-        for size in chunk_sizes {
-            let got = sdk.download_entity(&download, *size)?;
-            ensure!(got == bytes, "{kit:?} download (chunk size {size}) differs");
+        let bytes = read_and_download(&sdk, &download, &head, chunk_sizes)?;
+        let articles = read_all(&bytes)?;
+        ensure!(articles.len() > 100, "{} articles", articles.len());
+        for a in articles.iter().take(5) {
+            reads(a, ARTICLE_MODEL)?;
         }
         if let Some(w) = &whole {
             ensure!(w == &bytes, "both SDKs read the same snapshot");
@@ -733,20 +792,16 @@ fn snapshot_and_chunk_methods_of_both_sdks_list_head_read_and_download() -> Resu
             reads(c, SNAPSHOT_MODEL)?;
         }
         let first = &chunks[0];
-        let c = sdk.get_entity(&format!("snapshots/{SNAPSHOT}/chunks/{first}"), None)?;
-        spec.validate("snapshot", &c)?;
-        reads(&c, SNAPSHOT_MODEL)?;
+        let path = format!("snapshots/{SNAPSHOT}/chunks/{first}");
+        let c = entity(&sdk, &spec, "snapshot", &path, None)?;
         ensure!(c["identifier"] == first.as_str(), "{c}");
 
         // head_chunk, read_chunk, download_chunk.
-        let path = format!("snapshots/{SNAPSHOT}/chunks/{first}/download");
+        let path = format!("{path}/download");
         let head = sdk.head_entity(&path)?;
         ensure!(head.content_length > 0 && !head.etag.is_empty(), "{head:?}");
-        let bytes = sdk.read_entity(&path)?;
-        ensure!(bytes.len() as u64 == head.content_length);
+        let bytes = read_and_download(&sdk, &path, &head, &[300_000])?;
         ensure!(!read_all(&bytes)?.is_empty(), "chunk holds articles");
-        let got = sdk.download_entity(&path, 300_000)?;
-        ensure!(got == bytes, "{kit:?} chunk download differs");
     }
     Ok(())
 }
@@ -860,38 +915,22 @@ fn reads_structured(doc: &Value) -> Result<()> {
 
 #[test]
 fn structured_snapshot_methods_of_the_python_sdk_list_head_read_and_download() -> Result<()> {
-    // The responses are checked against WME's OpenAPI schemas, which are
-    // real-data fixtures: without them the test is skipped, saying so.
-    if wikiedge_tests::fixtures_or_skip().is_none() {
-        return Ok(());
-    }
-    let spec = main_spec()?;
-    let Some((_state, _wiki, host, token)) = app()? else {
+    let Some((spec, _state, _wiki, host, token)) = app_checked_by(main_spec)? else {
         return Ok(());
     };
     let sdk = Sdk::new(&host, &token, Kit::Python);
     // get_structured_snapshots: `snapshots/structured-contents/` (with the
     // slash in the released client, without it in the newer one), with
     // `Request()` and with filters.
+    let reqs = [
+        Some(json!({})),
+        Some(json!({"filters": [{"field": "is_part_of.identifier", "value": "enwiki"}]})),
+    ];
     for path in [
         "snapshots/structured-contents/",
         "snapshots/structured-contents",
     ] {
-        for req in [
-            json!({}),
-            json!({"filters": [{"field": "is_part_of.identifier", "value": "enwiki"}]}),
-        ] {
-            let v = sdk.get_entity(path, Some(&req))?;
-            let items = v.as_array().context("structured snapshots: a list")?;
-            ensure!(
-                items.iter().any(|s| s["identifier"] == SNAPSHOT),
-                "{path}: {v}"
-            );
-            for s in items {
-                spec.validate("snapshot", s)?;
-                reads(s, SNAPSHOT_MODEL)?;
-            }
-        }
+        listing(&sdk, &spec, "snapshot", path, &reqs, SNAPSHOT)?;
     }
     let filtered = sdk.get_entity(
         "snapshots/structured-contents/",
@@ -901,9 +940,7 @@ fn structured_snapshot_methods_of_the_python_sdk_list_head_read_and_download() -
 
     // get_structured_snapshot.
     let path = format!("snapshots/structured-contents/{SNAPSHOT}");
-    let snap = sdk.get_entity(&path, Some(&json!({})))?;
-    spec.validate("snapshot", &snap)?;
-    reads(&snap, SNAPSHOT_MODEL)?;
+    let snap = entity(&sdk, &spec, "snapshot", &path, Some(&json!({})))?;
     let article_snap = sdk.get_entity(&format!("snapshots/{SNAPSHOT}"), None)?;
     ensure!(
         snap["version"] != article_snap["version"],
@@ -915,22 +952,13 @@ fn structured_snapshot_methods_of_the_python_sdk_list_head_read_and_download() -
         "fields apply: {only}"
     );
 
-    // head_structured_snapshot.
+    // head_structured_snapshot; read_structured_snapshot, a plain GET
+    // whose documents validate and read as the SDK's StructuredContent
+    // model reads them; download_structured_snapshot: HEAD, then one
+    // range, then 1 MB ranges.
     let download = format!("{path}/download");
-    let head = sdk.head_entity(&download)?;
-    ensure!(head.content_length > 0, "{head:?}");
-    ensure!(
-        head.etag == snap["version"].as_str().unwrap_or(""),
-        "{head:?}"
-    );
-    ensure!(head.accept_ranges == "bytes", "{head:?}");
-    ensure!(head.content_type == "application/gzip", "{head:?}");
-    ensure!(!head.last_modified.is_empty(), "{head:?}");
-
-    // read_structured_snapshot: a plain GET; its documents validate and
-    // read as the SDK's StructuredContent model reads them.
-    let bytes = sdk.read_entity(&download)?;
-    ensure!(bytes.len() as u64 == head.content_length);
+    let head = head_of(&sdk, &download, &snap)?;
+    let bytes = read_and_download(&sdk, &download, &head, &[-1, 1_000_000])?;
     let docs = read_all(&bytes)?;
     ensure!(docs.len() > 100, "{} documents", docs.len());
     for doc in &docs {
@@ -947,21 +975,14 @@ fn structured_snapshot_methods_of_the_python_sdk_list_head_read_and_download() -
         "some document has references"
     );
 
-    // download_structured_snapshot: HEAD, then one range, then 1 MB ranges.
-    for size in [-1, 1_000_000] {
-        let got = sdk.download_entity(&download, size)?;
-        ensure!(got == bytes, "download (chunk size {size}) differs");
-    }
-
     // Go: the SDK's example calls GetStructuredSnapshots(ctx,
     // &api.Request{}) and GetStructuredSnapshot(ctx, id, req) with an
     // `in_language.identifier` filter (their source is not in the stored
     // versions of the SDK; getEntity POSTs json.Marshal(req), as for every
     // listing). The example reads DateModified, Identifier and Size.
     let go = Sdk::new(&host, &token, Kit::Go);
-    let v = go.get_entity("snapshots/structured-contents", Some(&json!({})))?;
-    let items = v.as_array().context("a list")?;
-    ensure!(items.iter().any(|s| s["identifier"] == SNAPSHOT), "{v}");
+    let list = "snapshots/structured-contents";
+    listing(&go, &spec, "snapshot", list, &[Some(json!({}))], SNAPSHOT)?;
     let req = json!({"filters": [{"field": "in_language.identifier", "value": "en"}]});
     let one = go.get_entity(&path, Some(&req))?;
     spec.validate("snapshot", &one)?;
@@ -978,11 +999,7 @@ fn structured_snapshot_methods_of_the_python_sdk_list_head_read_and_download() -
 
 #[test]
 fn structured_contents_read_under_the_names_both_sdks_models_read() -> Result<()> {
-    if wikiedge_tests::fixtures_or_skip().is_none() {
-        return Ok(());
-    }
-    let spec = main_spec()?;
-    let Some((_state, _wiki, host, token)) = app()? else {
+    let Some((spec, _state, _wiki, host, token)) = app_checked_by(main_spec)? else {
         return Ok(());
     };
     for kit in [Kit::Python, Kit::Go] {
@@ -1082,13 +1099,7 @@ fn ndjson(text: &str) -> Result<Vec<Value>> {
 
 #[test]
 fn stream_articles_of_both_sdks_reads_the_stream_at_v2_articles_with_a_json_body() -> Result<()> {
-    // The responses are checked against WME's OpenAPI schemas, which are
-    // real-data fixtures: without them the test is skipped, saying so.
-    if wikiedge_tests::fixtures_or_skip().is_none() {
-        return Ok(());
-    }
-    let spec = realtime_spec()?;
-    let Some((_state, _wiki, host, token)) = app()? else {
+    let Some((spec, _state, _wiki, host, token)) = app_checked_by(realtime_spec)? else {
         return Ok(());
     };
     ingest_synthetic(&host, 0..12)?;
@@ -1241,51 +1252,22 @@ fn hour_of(published: &str) -> Result<(String, String)> {
 
 #[test]
 fn batch_methods_of_the_python_sdk_list_head_and_download_an_hour() -> Result<()> {
-    // The responses are checked against WME's OpenAPI schemas, which are
-    // real-data fixtures: without them the test is skipped, saying so.
-    if wikiedge_tests::fixtures_or_skip().is_none() {
-        return Ok(());
-    }
-    let spec = main_spec()?;
-    let Some((_state, _wiki, host, token)) = app()? else {
+    let Some((spec, _state, _wiki, host, token)) = app_checked_by(main_spec)? else {
         return Ok(());
     };
-    ingest_synthetic(&host, 0..6)?;
-    let (_, text) = stream(
-        &host,
-        "/v2/articles",
-        &token,
-        Kit::Python,
-        &json!({"since": "2000-01-01T00:00:00Z"}),
-    )?;
-    let events = ndjson(&text)?;
-    let published = events
-        .first()
-        .and_then(|e| e["event"]["date_published"].as_str())
-        .context("an event")?;
-    let (date, hour) = hour_of(published)?;
+    let published = publish(&host, &token, Kit::Python, 6)?;
+    let (date, hour) = hour_of(&published)?;
     let prefix = format!("batches/{date}/{hour}");
     let sdk = Sdk::new(&host, &token, Kit::Python);
 
     // get_batches: POST with the request (none, {}, fields+filters).
-    for req in [None, Some(json!({}))] {
-        let v = sdk.get_entity(&prefix, req.as_ref())?;
-        let items = v.as_array().context("batches: a list")?;
+    let id = "enwiki_namespace_0";
+    for b in listing(&sdk, &spec, "batch", &prefix, &[None, Some(json!({}))], id)? {
+        let version = b["version"].as_str().unwrap_or("");
         ensure!(
-            items
-                .iter()
-                .any(|b| b["identifier"] == "enwiki_namespace_0"),
-            "{v}"
+            version.len() == 32 && version.bytes().all(|c| c.is_ascii_hexdigit()),
+            "version '{version}' is 32 hex characters"
         );
-        for b in items {
-            spec.validate("batch", b)?;
-            reads(b, SNAPSHOT_MODEL)?;
-            let version = b["version"].as_str().unwrap_or("");
-            ensure!(
-                version.len() == 32 && version.bytes().all(|c| c.is_ascii_hexdigit()),
-                "version '{version}' is 32 hex characters"
-            );
-        }
     }
     let req = json!({"fields": ["identifier", "version"],
         "filters": [{"field": "namespace.identifier", "value": 0}]});
@@ -1304,17 +1286,10 @@ fn batch_methods_of_the_python_sdk_list_head_and_download_an_hour() -> Result<()
     ensure!(r.status == 200, "{}", r.text());
     ensure!(!ndjson(&r.text())?.is_empty(), "NDJSON list");
 
-    // get_batch.
-    let id = "enwiki_namespace_0";
-    let b = sdk.get_entity(&format!("{prefix}/{id}"), None)?;
-    spec.validate("batch", &b)?;
-    reads(&b, SNAPSHOT_MODEL)?;
-
-    // head_batch, download_batch (HEAD + ranges).
+    // get_batch; head_batch, read_batch, download_batch (HEAD + ranges).
+    let b = entity(&sdk, &spec, "batch", &format!("{prefix}/{id}"), None)?;
     let path = format!("{prefix}/{id}/download");
-    let head = sdk.head_entity(&path)?;
-    ensure!(head.etag == b["version"].as_str().unwrap_or(""), "{head:?}");
-    ensure!(head.accept_ranges == "bytes", "{head:?}");
+    let head = head_of(&sdk, &path, &b)?;
     let used = |host: &Host| -> Result<u64> {
         let report = request(
             "GET",
@@ -1330,9 +1305,8 @@ fn batch_methods_of_the_python_sdk_list_head_and_download_an_hour() -> Result<()
             .context("realtime in the quota report")
     };
     let before = used(&host)?;
-    let small = sdk.download_entity(&path, (head.content_length / 3).max(1) as i64)?;
-    let whole = sdk.download_entity(&path, -1)?;
-    ensure!(small == whole, "ranged and whole downloads agree");
+    let sizes = [(head.content_length / 3).max(1) as i64, -1];
+    let whole = read_and_download(&sdk, &path, &head, &sizes)?;
     let docs = read_all(&whole)?;
     ensure!(docs.len() == 6, "{} events in the batch", docs.len());
     for d in &docs {
@@ -1343,7 +1317,7 @@ fn batch_methods_of_the_python_sdk_list_head_and_download_an_hour() -> Result<()
     // the number of ranges or repeated downloads.
     ensure!(
         after - before == 1,
-        "two ranged downloads of one batch cost {} units",
+        "a read and two ranged downloads of one batch cost {} units",
         after - before
     );
     Ok(())
@@ -1351,66 +1325,30 @@ fn batch_methods_of_the_python_sdk_list_head_and_download_an_hour() -> Result<()
 
 #[test]
 fn batch_methods_of_the_go_sdk_read_the_daily_form() -> Result<()> {
-    // The responses are checked against WME's OpenAPI schemas, which are
-    // real-data fixtures: without them the test is skipped, saying so.
-    if wikiedge_tests::fixtures_or_skip().is_none() {
-        return Ok(());
-    }
-    let spec = main_spec()?;
-    let Some((_state, _wiki, host, token)) = app()? else {
+    let Some((spec, _state, _wiki, host, token)) = app_checked_by(main_spec)? else {
         return Ok(());
     };
-    ingest_synthetic(&host, 0..5)?;
-    let (_, text) = stream(
-        &host,
-        "/v2/articles",
-        &token,
-        Kit::Go,
-        &json!({"since": "2000-01-01T00:00:00Z"}),
-    )?;
-    let events = ndjson(&text)?;
-    let published = events
-        .first()
-        .and_then(|e| e["event"]["date_published"].as_str())
-        .context("an event")?;
+    let published = publish(&host, &token, Kit::Go, 5)?;
     // GetBatches formats the date with Go's DateFormat "2006-01-02": no hour.
-    let (date, _) = hour_of(published)?;
+    let (date, hour) = hour_of(&published)?;
     let sdk = Sdk::new(&host, &token, Kit::Go);
 
     // GetBatches(ctx, &dte, nil) and with a Request.
-    for req in [
+    let reqs = [
         None,
         Some(json!({"filters": [{"field": "is_part_of.identifier", "value": "enwiki"}]})),
-    ] {
-        let v = sdk.get_entity(&format!("batches/{date}"), req.as_ref())?;
-        let items = v.as_array().context("batches: a list")?;
-        ensure!(
-            items
-                .iter()
-                .any(|b| b["identifier"] == "enwiki_namespace_0"),
-            "{v}"
-        );
-        for b in items {
-            spec.validate("batch", b)?;
-            reads(b, SNAPSHOT_MODEL)?;
-        }
-    }
-    // GetBatch, HeadBatch, ReadBatch, DownloadBatch.
+    ];
     let id = "enwiki_namespace_0";
-    let b = sdk.get_entity(&format!("batches/{date}/{id}"), Some(&json!({})))?;
-    spec.validate("batch", &b)?;
-    reads(&b, SNAPSHOT_MODEL)?;
-    let path = format!("batches/{date}/{id}/download");
-    let head = sdk.head_entity(&path)?;
-    ensure!(head.etag == b["version"].as_str().unwrap_or(""), "{head:?}");
-    ensure!(head.content_type == "application/gzip", "{head:?}");
-    let read = sdk.read_entity(&path)?;
+    listing(&sdk, &spec, "batch", &format!("batches/{date}"), &reqs, id)?;
+    // GetBatch, HeadBatch, ReadBatch, DownloadBatch.
+    let path = format!("batches/{date}/{id}");
+    let b = entity(&sdk, &spec, "batch", &path, Some(&json!({})))?;
+    let path = format!("{path}/download");
+    let head = head_of(&sdk, &path, &b)?;
+    let read = read_and_download(&sdk, &path, &head, &[0])?;
     let docs = read_all(&read)?;
     ensure!(docs.len() == 5, "{} events in the day's batch", docs.len());
-    let downloaded = sdk.download_entity(&path, 0)?;
-    ensure!(downloaded == read, "Go's ranged download equals the read");
     // The hour form is still answered beside the day form.
-    let hour = &published[11..13];
     let hourly = sdk.get_entity(&format!("batches/{date}/{hour}/{id}"), None)?;
     ensure!(hourly["identifier"] == id, "{hourly}");
     Ok(())

@@ -7,26 +7,23 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use wikiedge_tests::TempDir;
+use wikiedge_tests::manifest::{Component, spin_manifest};
 
 /// A manifest with one component built for `wasm32-fake`, a fake `rustc`
 /// whose target libdir is `<dir>/lib`, and (optionally) a fake `rustup`
 /// that installs the target there and logs its arguments.
 fn fake_toolchain(dir: &Path, with_rustup: bool) -> Result<()> {
     let d = dir.display();
-    std::fs::write(
-        dir.join("spin.toml"),
-        r#"spin_manifest_version = 2
-[application]
-name = "fake"
-[[trigger.http]]
-route = "/..."
-component = "c"
-[component.c]
-source = "c.wasm"
-[component.c.build]
-command = "echo ran > built.txt # cargo build --target wasm32-fake"
-"#,
-    )?;
+    let manifest = spin_manifest(
+        "fake",
+        &[("/...", "c")],
+        &[Component {
+            id: "c",
+            source: "c.wasm",
+            build: "echo ran > built.txt # cargo build --target wasm32-fake",
+        }],
+    );
+    std::fs::write(dir.join("spin.toml"), manifest)?;
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin)?;
     let script = |name: &str, body: String| -> Result<()> {

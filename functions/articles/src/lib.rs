@@ -81,14 +81,7 @@ async fn handle(req: Request) -> impl IntoResponse {
         .header("allow", "GET, POST")
     } else {
         // Read only once the caller is authenticated (see `dispatch`).
-        let is_post = parts.method == Method::POST;
-        let body = async move {
-            if is_post {
-                web::read_bounded(body, web::MAX_BODY_BYTES).await
-            } else {
-                Ok(Vec::new())
-            }
-        };
+        let body = web::post_body(&parts.method, body);
         dispatch(&parts, body).await
     };
     reply.into_response()
@@ -104,13 +97,9 @@ async fn dispatch(
     let Some(route) = route(path) else {
         return Reply::error(&Error::NotFound(format!("no route for {path}")));
     };
-    let principal = match gate::authenticate(&parts.headers).await {
-        Ok(principal) => principal,
-        Err(err) => return Reply::error(&err),
-    };
-    let body = match body.await {
-        Ok(body) => body,
-        Err(err) => return gate::unmetered_error(&principal, ON_DEMAND, &err).await,
+    let (principal, body) = match gate::admit(&parts.headers, ON_DEMAND, body).await {
+        Ok(admitted) => admitted,
+        Err(reply) => return reply,
     };
     let query = parts.uri.query().unwrap_or_default();
     let is_post = parts.method == Method::POST;

@@ -111,6 +111,25 @@ pub async fn unmetered_error<B: From<Vec<u8>>>(
     Reply::error(err).rate_limit(decision.as_ref())
 }
 
+/// Authenticates the caller, then reads the body (an anonymous client
+/// cannot make a component read one): the principal and the body, or the
+/// reply to send instead. A body that cannot be read is answered unmetered
+/// with `product`'s `RateLimit` headers.
+pub async fn admit<B: From<Vec<u8>>>(
+    headers: &HeaderMap,
+    product: &str,
+    body: impl Future<Output = Result<Vec<u8>, Error>>,
+) -> Result<(Principal, Vec<u8>), Reply<B>> {
+    let principal = match authenticate(headers).await {
+        Ok(principal) => principal,
+        Err(err) => return Err(Reply::error(&err)),
+    };
+    match body.await {
+        Ok(body) => Ok((principal, body)),
+        Err(err) => Err(unmetered_error(&principal, product, &err).await),
+    }
+}
+
 /// Records one answered request (or one denied attempt) of `bytes` body
 /// bytes.
 pub async fn record(

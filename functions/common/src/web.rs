@@ -58,6 +58,21 @@ pub fn or_error(result: Result<Resp, Error>) -> Resp {
     }
 }
 
+/// The body of a `POST`, read under [`MAX_BODY_BYTES`]; none for any other
+/// method. Nothing is read until the future is awaited, so a component can
+/// authenticate the caller first (see [`crate::gate::admit`]).
+pub async fn post_body<B>(method: &http::Method, body: B) -> Result<Vec<u8>, Error>
+where
+    B: http_body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if method == http::Method::POST {
+        read_bounded(body, MAX_BODY_BYTES).await
+    } else {
+        Ok(Vec::new())
+    }
+}
+
 /// Reads a request body under a limit: a 413 as soon as it passes `limit`
 /// bytes (nothing past the limit is held), a 400 when it cannot be read.
 pub async fn read_bounded<B>(body: B, limit: usize) -> Result<Vec<u8>, Error>

@@ -126,14 +126,7 @@ async fn handle(req: Request) -> impl IntoResponse {
         .header("allow", route.allow()),
         Some(route) => {
             // Read only once the caller is authenticated (see `dispatch`).
-            let is_post = parts.method == Method::POST;
-            let body = async move {
-                if is_post {
-                    web::read_bounded(body, web::MAX_BODY_BYTES).await
-                } else {
-                    Ok(Vec::new())
-                }
-            };
+            let body = web::post_body(&parts.method, body);
             dispatch(&parts, route, body).await
         }
     };
@@ -147,13 +140,9 @@ async fn dispatch(
     route: Route<'_>,
     body: impl Future<Output = Result<Vec<u8>, Error>>,
 ) -> Reply {
-    let principal = match gate::authenticate(&parts.headers).await {
-        Ok(principal) => principal,
-        Err(err) => return Reply::error(&err),
-    };
-    let body = match body.await {
-        Ok(body) => body,
-        Err(err) => return gate::unmetered_error(&principal, SNAPSHOT, &err).await,
+    let (principal, body) = match gate::admit(&parts.headers, SNAPSHOT, body).await {
+        Ok(admitted) => admitted,
+        Err(reply) => return reply,
     };
     let header = |name: &str| gate::header(&parts.headers, name).map(str::to_string);
     match route {
