@@ -3,15 +3,13 @@
 //! real sample dump, articles fetched from a mock upstream MediaWiki, and
 //! the metadata routes.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use wikiedge_cli::import::{ImportArgs, run as import};
-use wikiedge_tests::{Host, TempDir, fixtures_or_skip, get, post, repo_root};
+use wikiedge_tests::{Host, TempDir, fake, fixtures_or_skip, get, post, repo_root};
 
 use crate::{ADMIN_KEY, BIN};
 
@@ -184,47 +182,32 @@ const ACTION: &str = r#"{"batchcomplete": true, "query": {"pages": [{"pageid": 2
 impl MockWiki {
     /// Start it.
     pub fn start() -> Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let url = format!("http://{}", listener.local_addr()?);
         let down = Arc::new(AtomicBool::new(false));
         let hits = Arc::new(AtomicUsize::new(0));
         let (d, h) = (down.clone(), hits.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let (down, hits) = (d.clone(), h.clone());
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 8192];
-                    let n = stream.read(&mut buf).unwrap_or(0);
-                    let head = String::from_utf8_lossy(&buf[..n]).to_string();
-                    let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
-                    hits.fetch_add(1, Ordering::SeqCst);
-                    if down.load(Ordering::SeqCst) {
-                        // Slower than any timeout the test configures.
-                        std::thread::sleep(Duration::from_secs(5));
-                    }
-                    let (status, body) = if path == "/w/rest.php/v1/page/Squirrel/with_html" {
-                        ("200 OK", REST)
-                    } else if path == "/w/rest.php/v1/page/Squirrel" {
-                        ("200 OK", SOURCE)
-                    } else if path.starts_with("/w/api.php?") && path.ends_with("titles=Squirrel") {
-                        ("200 OK", ACTION)
-                    } else if path.starts_with("/w/api.php?") {
-                        (
-                            "200 OK",
-                            r#"{"query": {"pages": [{"ns": 0, "title": "X", "missing": true}]}}"#,
-                        )
-                    } else {
-                        ("404 Not Found", r#"{"httpCode": 404}"#)
-                    };
-                    let _ = write!(
-                        stream,
-                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                });
+        let url = fake::serve(move |req| {
+            let path = req.path.as_str();
+            h.fetch_add(1, Ordering::SeqCst);
+            if d.load(Ordering::SeqCst) {
+                // Slower than any timeout the test configures.
+                std::thread::sleep(Duration::from_secs(5));
             }
-        });
+            let (status, body) = if path == "/w/rest.php/v1/page/Squirrel/with_html" {
+                (200, REST)
+            } else if path == "/w/rest.php/v1/page/Squirrel" {
+                (200, SOURCE)
+            } else if path.starts_with("/w/api.php?") && path.ends_with("titles=Squirrel") {
+                (200, ACTION)
+            } else if path.starts_with("/w/api.php?") {
+                (
+                    200,
+                    r#"{"query": {"pages": [{"ns": 0, "title": "X", "missing": true}]}}"#,
+                )
+            } else {
+                (404, r#"{"httpCode": 404}"#)
+            };
+            (status, body.to_string())
+        })?;
         Ok(MockWiki { url, down, hits })
     }
 }

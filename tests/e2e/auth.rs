@@ -17,6 +17,7 @@ use wikiedge_core::auth::signing;
 
 use wikiedge_tests::{Host, Resp, post, repo_root, request, target_dir};
 
+use crate::common::check;
 use crate::{ADMIN_KEY, BIN};
 
 const SEED: [u8; 32] = [42; 32];
@@ -104,26 +105,6 @@ fn field(v: &serde_json::Value, name: &str) -> Result<String> {
 fn get_user(host: &Host, token: &str) -> Result<Resp> {
     let auth = format!("Bearer {token}");
     post(&host.url("/v1/get-user"), &[("authorization", &auth)], b"")
-}
-
-/// Asserts the status and the WME error body.
-fn check(resp: &Resp, status: u16) -> Result<()> {
-    anyhow::ensure!(
-        resp.status == status,
-        "want {status}, got {} {}",
-        resp.status,
-        resp.text()
-    );
-    if status >= 400 {
-        let body = resp.json()?;
-        anyhow::ensure!(body["status"] == status, "error body {body}");
-        anyhow::ensure!(body["message"].is_string(), "error body {body}");
-        anyhow::ensure!(
-            resp.header("content-type") == Some("application/json"),
-            "content type"
-        );
-    }
-    Ok(())
 }
 
 fn b64(bytes: &[u8]) -> String {

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
-use wikiedge_tests::{Host, get, post};
+use wikiedge_tests::{Host, Resp, get, post};
 
 use crate::ADMIN_KEY;
 
@@ -31,6 +31,28 @@ pub fn account(host: &Host, username: &str, fields: Value) -> Result<String> {
         .context("access_token")?
         .to_string();
     Ok(format!("Bearer {token}"))
+}
+
+/// Asserts the status and, for an error, WME's JSON error body
+/// (`{status, message}`, `application/json`).
+pub fn check(resp: &Resp, status: u16) -> Result<()> {
+    anyhow::ensure!(
+        resp.status == status,
+        "want {status}, got {} {}",
+        resp.status,
+        resp.text()
+    );
+    if status >= 400 {
+        let body = resp.json()?;
+        anyhow::ensure!(body["status"] == status, "error body {body}");
+        anyhow::ensure!(body["message"].is_string(), "error body {body}");
+        anyhow::ensure!(
+            resp.header("content-type") == Some("application/json"),
+            "content type {:?}",
+            resp.header("content-type")
+        );
+    }
+    Ok(())
 }
 
 /// Today's UTC date, `YYYY-MM-DD` (the metering day).

@@ -5,13 +5,11 @@
 //! upstream calls per article counted.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use serde_json::json;
-use wikiedge_tests::{Host, TempDir, get, repo_root};
+use wikiedge_tests::{Host, TempDir, fake, get, repo_root};
 
 use crate::quota::bearer;
 use crate::{ADMIN_KEY, BIN};
@@ -118,87 +116,48 @@ struct FakeWiki {
 impl FakeWiki {
     /// Starts it; `revertrisk_ok: false` makes the model answer 500.
     fn start(revertrisk_ok: bool) -> Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let url = format!("http://{}", listener.local_addr()?);
         let calls: Arc<Mutex<BTreeMap<&'static str, usize>>> = Arc::default();
         let follow_ups: Arc<Mutex<Vec<String>>> = Arc::default();
         let counted = calls.clone();
         let asked = follow_ups.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let calls = counted.clone();
-                let follow_ups = asked.clone();
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 8192];
-                    let n = stream.read(&mut buf).unwrap_or(0);
-                    let head = String::from_utf8_lossy(&buf[..n]).to_string();
-                    // Read a POST body to its end, so closing never resets
-                    // the connection under the client.
-                    let length = head
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse::<usize>().ok())?
-                        })
-                        .unwrap_or(0);
-                    let body_start = head.find("\r\n\r\n").map_or(n, |i| i + 4);
-                    let mut remaining = length.saturating_sub(n - body_start.min(n));
-                    while remaining > 0 {
-                        match stream.read(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(k) => remaining = remaining.saturating_sub(k),
-                        }
-                    }
-                    let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
-                    // `Acorn` is `Squirrel` last edited from an IP address.
-                    let (name, page) = if path.contains("Acorn") {
-                        ("Acorn", acorn as fn(&str) -> String)
-                    } else {
-                        ("Squirrel", str::to_string as fn(&str) -> String)
-                    };
-                    let api = path.starts_with("/w/api.php?")
-                        && path.ends_with(&format!("&titles={name}"));
-                    let follow_up = path.starts_with("/w/api.php?action=query&")
-                        && !path.contains("titles=")
-                        && (path.contains("&list=users&") || path.contains("&revids="));
-                    if follow_up {
-                        follow_ups.lock().expect("lock").push(path.clone());
-                    }
-                    let (kind, status, body) =
-                        if head.starts_with("POST ") && path == REVERTRISK_PATH {
-                            if revertrisk_ok {
-                                ("revertrisk", "200 OK", REVERTRISK.to_string())
-                            } else {
-                                (
-                                    "revertrisk",
-                                    "500 Internal Server Error",
-                                    r#"{"error": "boom"}"#.to_string(),
-                                )
-                            }
-                        } else if path == format!("/w/rest.php/v1/page/{name}/with_html") {
-                            ("with_html", "200 OK", page(WITH_HTML))
-                        } else if path == format!("/w/rest.php/v1/page/{name}") {
-                            ("source", "200 OK", page(SOURCE))
-                        } else if api && path.contains("rvdir=newer") {
-                            ("first_revision", "200 OK", page(FIRST))
-                        } else if api && path.contains("prop=categories") {
-                            ("page_query", "200 OK", page(ACTION))
-                        } else if follow_up {
-                            ("follow_up", "200 OK", follow_up_answer(&path))
-                        } else {
-                            ("other", "404 Not Found", r#"{"httpCode": 404}"#.to_string())
-                        };
-                    *calls.lock().expect("lock").entry(kind).or_default() += 1;
-                    let _ = write!(
-                        stream,
-                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                });
+        let url = fake::serve(move |req| {
+            let (calls, follow_ups) = (&counted, &asked);
+            let path = req.path.clone();
+            // `Acorn` is `Squirrel` last edited from an IP address.
+            let (name, page) = if path.contains("Acorn") {
+                ("Acorn", acorn as fn(&str) -> String)
+            } else {
+                ("Squirrel", str::to_string as fn(&str) -> String)
+            };
+            let api = path.starts_with("/w/api.php?") && path.ends_with(&format!("&titles={name}"));
+            let follow_up = path.starts_with("/w/api.php?action=query&")
+                && !path.contains("titles=")
+                && (path.contains("&list=users&") || path.contains("&revids="));
+            if follow_up {
+                follow_ups.lock().expect("lock").push(path.clone());
             }
-        });
+            let (kind, status, body) = if req.method == "POST" && path == REVERTRISK_PATH {
+                if revertrisk_ok {
+                    ("revertrisk", 200, REVERTRISK.to_string())
+                } else {
+                    ("revertrisk", 500, r#"{"error": "boom"}"#.to_string())
+                }
+            } else if path == format!("/w/rest.php/v1/page/{name}/with_html") {
+                ("with_html", 200, page(WITH_HTML))
+            } else if path == format!("/w/rest.php/v1/page/{name}") {
+                ("source", 200, page(SOURCE))
+            } else if api && path.contains("rvdir=newer") {
+                ("first_revision", 200, page(FIRST))
+            } else if api && path.contains("prop=categories") {
+                ("page_query", 200, page(ACTION))
+            } else if follow_up {
+                ("follow_up", 200, follow_up_answer(&path))
+            } else {
+                ("other", 404, r#"{"httpCode": 404}"#.to_string())
+            };
+            *calls.lock().expect("lock").entry(kind).or_default() += 1;
+            (status, body)
+        })?;
         Ok(FakeWiki {
             url,
             calls,

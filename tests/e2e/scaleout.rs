@@ -7,7 +7,7 @@ use crate::common::{count, race, usage_today};
 use crate::{ADMIN_KEY, BIN};
 use anyhow::{Context, Result};
 use std::time::Duration;
-use wikiedge_tests::{Host, RedisServer, TempDir, get, post, repo_root};
+use wikiedge_tests::{Host, RedisServer, TempDir, get, repo_root};
 
 const JSON: (&str, &str) = ("content-type", "application/json");
 
@@ -62,21 +62,6 @@ fn public_key() -> String {
     wikiedge_core::auth::signing::public_key_b64(&key.verifying_key())
 }
 
-fn login(host: &Host, user: &str) -> Result<String> {
-    let body = serde_json::json!({"username": user, "password": "a long passphrase"}).to_string();
-    let r = post(
-        &host.url("/v1/admin/accounts"),
-        &[("x-admin-key", ADMIN_KEY), JSON],
-        body.as_bytes(),
-    )?;
-    anyhow::ensure!(r.status == 201, "create: {}", r.text());
-    let r = post(&host.url("/v1/login"), &[JSON], body.as_bytes())?;
-    Ok(format!(
-        "Bearer {}",
-        r.json()?["access_token"].as_str().context("token")?
-    ))
-}
-
 fn usage(host: &Host, auth: &str) -> Result<(u64, u64)> {
     usage_today(host, auth, "ondemand")
 }
@@ -109,7 +94,7 @@ fn two_instances_admit_the_cap(misreport: bool) -> Result<()> {
     let wiki = MockWiki::start()?;
     let plans = r#"[{"name":"free","monthly":{"ondemand":50},"burst_per_second":1000}]"#;
     let (a, b) = two_hosts_on(&redis, &dir, &wiki, plans, misreport)?;
-    let auth = login(&a, "shared")?;
+    let auth = crate::common::account(&a, "shared", serde_json::json!({}))?;
     let urls = [
         a.url("/v2/articles/Squirrel"),
         b.url("/v2/articles/Squirrel"),
@@ -134,7 +119,7 @@ fn a_killed_instance_loses_no_metering_of_what_it_answered() -> Result<()> {
     let wiki = MockWiki::start()?;
     let plans = r#"[{"name":"free","monthly":{"ondemand":100000},"burst_per_second":100000}]"#;
     let (mut a, b) = two_hosts(&redis, &dir, &wiki, plans)?;
-    let auth = login(&a, "survivor")?;
+    let auth = crate::common::account(&a, "survivor", serde_json::json!({}))?;
     let (url_a, url_b) = (
         a.url("/v2/articles/Squirrel"),
         b.url("/v2/articles/Squirrel"),
@@ -190,7 +175,7 @@ fn a_redis_outage_gives_503_and_counts_are_right_afterwards() -> Result<()> {
     let wiki = MockWiki::start()?;
     let plans = r#"[{"name":"free","monthly":{"ondemand":1000},"burst_per_second":1000}]"#;
     let (a, b) = two_hosts(&redis, &dir, &wiki, plans)?;
-    let auth = login(&a, "patient")?;
+    let auth = crate::common::account(&a, "patient", serde_json::json!({}))?;
     let hit = |h: &Host| {
         get(
             &h.url("/v2/articles/Squirrel"),
@@ -290,7 +275,7 @@ fn an_import_and_a_snapshot_built_in_redis_are_served_by_two_hosts() -> Result<(
         &wiki,
         r#"[{"name":"free","monthly":{"ondemand":100,"snapshot":10,"chunk":10},"burst_per_second":1000}]"#,
     )?;
-    let auth = login(&a, "bulkreader")?;
+    let auth = crate::common::account(&a, "bulkreader", serde_json::json!({}))?;
     let h = [("authorization", auth.as_str())];
     let mut downloads = Vec::new();
     for host in [&a, &b] {

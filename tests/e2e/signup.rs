@@ -17,6 +17,7 @@ use wikiedge_core::auth::{pow, signing};
 
 use wikiedge_tests::{Host, Resp, get, post};
 
+use crate::common::check;
 use crate::{ADMIN_KEY, BIN};
 
 const SEED: [u8; 32] = [7; 32];
@@ -45,22 +46,6 @@ fn app(vars: &[(&str, &str)]) -> Result<Host> {
 
 fn post_json(host: &Host, path: &str, body: &Value) -> Result<Resp> {
     post(&host.url(path), &[JSON], body.to_string().as_bytes())
-}
-
-/// Asserts the status (and, for errors, the WME error body).
-fn check(resp: &Resp, status: u16) -> Result<()> {
-    anyhow::ensure!(
-        resp.status == status,
-        "want {status}, got {} {}",
-        resp.status,
-        resp.text()
-    );
-    if status >= 400 {
-        let body = resp.json()?;
-        anyhow::ensure!(body["status"] == status, "error body {body}");
-        anyhow::ensure!(body["message"].is_string(), "error body {body}");
-    }
-    Ok(())
 }
 
 /// A fresh challenge and its solution.

@@ -7,6 +7,7 @@
 //! built once per test run through `wikiedge build`, i.e. with the same
 //! build commands `spin build` would run.
 
+pub mod fake;
 pub mod manifest;
 pub mod openapi;
 pub mod raw;

@@ -4,15 +4,15 @@
 //! SSE and NDJSON with filters, fields, parts, offsets and resumption.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{Result, ensure};
 use serde_json::{Value, json};
-use wikiedge_tests::{Host, Resp, post, raw, repo_root};
+use wikiedge_tests::{Host, Resp, fake, post, raw, repo_root};
 
 use crate::{ADMIN_KEY, BIN};
 
@@ -103,29 +103,12 @@ fn wiki_answer(path: &str) -> String {
 
 impl Wiki {
     pub(crate) fn start() -> Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let url = format!("http://{}", listener.local_addr()?);
         let hits = Arc::new(AtomicUsize::new(0));
         let counter = hits.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let hits = counter.clone();
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 8192];
-                    let n = stream.read(&mut buf).unwrap_or(0);
-                    let head = String::from_utf8_lossy(&buf[..n]).to_string();
-                    let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
-                    hits.fetch_add(1, Ordering::SeqCst);
-                    let body = wiki_answer(&path);
-                    let _ = write!(
-                        stream,
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                });
-            }
-        });
+        let url = fake::serve(move |req| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            (200, wiki_answer(&req.path))
+        })?;
         Ok(Wiki { url, hits })
     }
 
