@@ -9,13 +9,11 @@
 //!   binary).
 //! - [`stats`]: latency histograms and their summaries.
 //! - [`client`]: a one-shot HTTP client for setup steps and readiness polls.
-//! - [`kvcopy`]: copies imported articles from the SQLite store into Redis.
 //!
 //! The `wikiedge-bench` binary orchestrates the scenarios.
 
 pub mod baseline;
 pub mod client;
-pub mod kvcopy;
 pub mod load;
 pub mod stats;
 
