@@ -4,7 +4,9 @@
 //! run, because the machine is shared and noisy: absolute numbers move from
 //! run to run, the ratio of two back-to-back runs much less.
 //!
-//! - [`load`]: a closed-loop HTTP/1.1 load generator (the `loadgen` binary).
+//! - [`load`]: an HTTP/1.1 load generator, closed loop or open loop at a
+//!   fixed arrival rate (the `loadgen` binary).
+//! - [`schedule`]: the open loop's due times and latency accounting.
 //! - [`baseline`]: a bare hyper server answering fixed bytes (the `baseline`
 //!   binary).
 //! - [`stats`]: latency histograms and their summaries.
@@ -15,6 +17,7 @@
 pub mod baseline;
 pub mod client;
 pub mod load;
+pub mod schedule;
 pub mod stats;
 
 /// Parses a `Name: value` header argument (as in curl's `-H`).

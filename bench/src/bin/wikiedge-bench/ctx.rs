@@ -41,6 +41,7 @@ impl Ctx {
             warmup: Duration::try_from_secs_f64(self.args.warmup).context("--warmup")?,
             duration: Duration::try_from_secs_f64(self.args.duration).context("--duration")?,
             threads: None,
+            rate: None,
         })
     }
 
