@@ -11,6 +11,7 @@ use wikiedge_bench::client::{Fetched, fetch};
 
 use crate::Scenario;
 use crate::ctx::Ctx;
+use crate::open_loop;
 use crate::proc::{free_port, ms, truncate, wait_status};
 use crate::redis::{Redis, redis_server_bin};
 use crate::report::{load_json, ratios};
@@ -260,6 +261,18 @@ pub(crate) async fn scenario_full(ctx: &Ctx, kv: Kv) -> Result<Value> {
         .await?;
     out["host_peak_rss_kib"] = json!(host.status_kib("VmHWM"));
     out["host_rss_kib_after"] = json!(host.status_kib("VmRSS"));
+    if kv == Kv::Sqlite && ctx.args.wants(Scenario::O) {
+        // The closed loop just measured the maximum rate; now the same path
+        // at fixed fractions of it.
+        let max_rps = crate::report::median(as_.iter().map(|r| r.requests_per_s).collect());
+        match max_rps {
+            Some(max_rps) => {
+                out["open_loop"] = open_loop::sweep(ctx, &article_url, &headers, max_rps).await?;
+                out["open_loop"]["host_peak_rss_kib"] = json!(host.status_kib("VmHWM"));
+            }
+            None => bail!("no closed-loop rate to take the open loop's rates from"),
+        }
+    }
     host.stop().await;
     if let Some(r) = redis {
         out["redis_peak_rss_kib"] = json!(r.proc.status_kib("VmHWM"));

@@ -24,6 +24,7 @@
 mod cold;
 mod ctx;
 mod full;
+mod open_loop;
 mod proc;
 mod redis;
 mod report;
@@ -56,6 +57,9 @@ pub(crate) enum Scenario {
     D,
     /// The authenticated article path with the key-value store on Redis.
     R,
+    /// Open loop on the full path (a): fixed arrival rates at 25%, 50% and
+    /// 80% of (a)'s closed-loop rate in the same run (runs (a) too).
+    O,
 }
 
 /// Runs the wikiedge benchmark scenarios and writes bench-results/latest.{json,md}.
@@ -75,8 +79,8 @@ pub(crate) struct Args {
     #[arg(long)]
     no_build: bool,
     /// Scenarios to run, comma-separated.
-    /// (r runs only when `redis-server` is on PATH.)
-    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d,r")]
+    /// (r runs only when `redis-server` is on PATH; o runs a too.)
+    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d,r,o")]
     only: Vec<Scenario>,
     /// Measured seconds per load run.
     #[arg(short = 'd', long, default_value_t = 10.0)]
@@ -131,6 +135,11 @@ impl Args {
     pub(crate) fn wants(&self, s: Scenario) -> bool {
         self.only.contains(&s)
     }
+
+    /// Whether scenario (a) runs: asked for, or needed by (o).
+    fn wants_full(&self) -> bool {
+        self.wants(Scenario::A) || self.wants(Scenario::O)
+    }
 }
 fn resolve(root: &Path, p: &Path) -> PathBuf {
     if p.is_absolute() {
@@ -160,6 +169,7 @@ async fn run(args: Args) -> Result<()> {
     let logs = out_dir.join("logs");
     std::fs::create_dir_all(&logs)?;
     let needs_host = args.wants(Scenario::A)
+        || args.wants(Scenario::O)
         || args.wants(Scenario::C)
         || args.wants(Scenario::D)
         || args.wants(Scenario::R);
@@ -197,7 +207,7 @@ async fn run(args: Args) -> Result<()> {
 
     let need_trivial = ctx.args.wants(Scenario::C) || ctx.args.wants(Scenario::D);
     let need_full =
-        ctx.args.wants(Scenario::A) || ctx.args.wants(Scenario::D) || ctx.args.wants(Scenario::R);
+        ctx.args.wants_full() || ctx.args.wants(Scenario::D) || ctx.args.wants(Scenario::R);
     // A failed build is reported; the scenarios still run on whatever
     // components were built before.
     if !ctx.args.no_build {
@@ -238,9 +248,7 @@ async fn run(args: Args) -> Result<()> {
         scenarios.insert("d".into(), d);
     }
     if ctx.args.wants(Scenario::C)
-        || (ctx.args.wants(Scenario::B)
-            && !ctx.args.wants(Scenario::A)
-            && !ctx.args.wants(Scenario::R))
+        || (ctx.args.wants(Scenario::B) && !ctx.args.wants_full() && !ctx.args.wants(Scenario::R))
     {
         println!("scenario c (trivial component) vs baseline");
         match scenario_c(&ctx).await {
@@ -253,7 +261,7 @@ async fn run(args: Args) -> Result<()> {
             }
         }
     }
-    if ctx.args.wants(Scenario::A) {
+    if ctx.args.wants_full() {
         println!("scenario a (full authenticated path) vs baseline");
         match scenario_full(&ctx, Kv::Sqlite).await {
             Ok(v) => {
@@ -343,7 +351,8 @@ mod tests {
                 Scenario::B,
                 Scenario::C,
                 Scenario::D,
-                Scenario::R
+                Scenario::R,
+                Scenario::O
             ]
         );
         assert_eq!(a.redis_server, None);
@@ -363,9 +372,12 @@ mod tests {
         ])
         .expect("valid");
         assert!(a.wants(Scenario::B) && a.wants(Scenario::C) && !a.wants(Scenario::A));
+        assert!(!a.wants_full());
         assert_eq!(a.duration, 3.0);
         assert_eq!(a.connections, 8);
         assert!(a.no_build);
+        let a = Args::try_parse_from(["wikiedge-bench", "--only", "o"]).expect("valid");
+        assert!(a.wants_full() && !a.wants(Scenario::A));
         assert!(Args::try_parse_from(["wikiedge-bench", "--only", "e"]).is_err());
     }
 }

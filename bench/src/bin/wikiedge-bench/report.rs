@@ -191,6 +191,7 @@ pub(crate) fn markdown(report: &Value) -> String {
                 .map_or("-".to_string(), |v| v.to_string())
         ));
     }
+    md.push_str(&open_loop_markdown(&a["open_loop"]));
     if let Some(runs) = report["scenarios"]["d"]["hello"].as_array() {
         md.push_str("\n## Cold start (d)\n\n| app | run | start → listening | start → first 200 | first request | second request |\n|---|---|---|---|---|---|\n");
         for r in runs {
@@ -240,6 +241,42 @@ pub(crate) fn markdown(report: &Value) -> String {
     md
 }
 
+/// The open-loop table of scenario (o), or nothing when it did not run.
+fn open_loop_markdown(o: &Value) -> String {
+    let Some(points) = o["points"].as_array() else {
+        return String::new();
+    };
+    let mut md = format!(
+        "\n## Open loop on (a) (o)\n\n\
+         Fixed arrival rates, fractions of (a)'s closed-loop {:.0} req/s in this run; latency from each \
+         request's due time (no coordinated omission); requests still owed at the end count with their wait.\n\n\
+         | load | offered req/s | answered req/s | p50 | p99 | p99.9 | max | late at end | send lag p99 | non-2xx/3xx | errors |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
+        o["max_rps"].as_f64().unwrap_or(0.0)
+    );
+    for p in points {
+        let Ok(r) = serde_json::from_value::<LoadResult>(p["result"].clone()) else {
+            continue;
+        };
+        let l = r.latency;
+        md.push_str(&format!(
+            "| {:.0}% | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            p["fraction"].as_f64().unwrap_or(0.0) * 100.0,
+            r.target_rate.unwrap_or(0.0),
+            r.requests_per_s,
+            fmt_us(l.p50_us),
+            fmt_us(l.p99_us),
+            fmt_us(l.p999_us),
+            fmt_us(l.max_us),
+            r.late_at_end,
+            r.send_lag.map_or("-".to_string(), |s| fmt_us(s.p99_us)),
+            r.non_success,
+            r.errors,
+        ));
+    }
+    md
+}
+
 /// The whole report: when, where, how, the scenarios' results and what
 /// could not be measured.
 pub(crate) fn assemble(
@@ -277,6 +314,15 @@ pub(crate) fn assemble(
             "redis_host_peak_rss_kib": scenarios.get("r").map(|r| r["host_peak_rss_kib"].clone()),
             "redis_server_peak_rss_kib": scenarios.get("r").map(|r| r["redis_peak_rss_kib"].clone()),
             "trivial_host_peak_rss_kib": scenarios.get("c").map(|c| c["host_peak_rss_kib"].clone()),
+            "a_open_loop_latency_us": scenarios.get("a").and_then(|a| a["open_loop"]["points"].as_array()).map(|points| {
+                points.iter().map(|p| json!({
+                    "fraction": p["fraction"],
+                    "target_rate": p["target_rate"],
+                    "p50_us": p["result"]["latency"]["p50_us"],
+                    "p99_us": p["result"]["latency"]["p99_us"],
+                    "p999_us": p["result"]["latency"]["p999_us"],
+                })).collect::<Vec<_>>()
+            }),
         },
         "scenarios": scenarios,
         "errors": errors,
@@ -362,5 +408,42 @@ mod tests {
         assert!(md.contains("r/b 4.000"), "{md}");
         assert!(md.contains("redis-server peak RSS 1.0 MiB"), "{md}");
         assert!(md.contains("same body as (a): true"), "{md}");
+    }
+
+    #[test]
+    fn markdown_renders_the_open_loop_points() {
+        let point = |fraction: f64, rate: f64, p99: u64| {
+            json!({"fraction": fraction, "target_rate": rate, "result": LoadResult {
+                requests_per_s: rate - 1.0,
+                target_rate: Some(rate),
+                late_at_end: 3,
+                latency: wikiedge_bench::stats::Latency { p50_us: 900, p99_us: p99, p999_us: 2 * p99, max_us: 3 * p99, ..Default::default() },
+                send_lag: Some(wikiedge_bench::stats::Latency { p99_us: 1_100, ..Default::default() }),
+                ..Default::default()
+            }})
+        };
+        let report = json!({
+            "started_at": "x", "machine": {"cpus": 2},
+            "config": {"connections": 32, "warmup_s": 2.0, "duration_s": 10.0, "rounds": 1},
+            "scenarios": {"a": {"open_loop": {"max_rps": 4000.0, "points": [
+                point(0.25, 1000.0, 4_000), point(0.8, 3200.0, 25_000),
+            ]}}},
+            "errors": {},
+        });
+        let md = markdown(&report);
+        assert!(md.contains("closed-loop 4000 req/s"), "{md}");
+        assert!(
+            md.contains(
+                "| 25% | 1000 | 999 | 900µs | 4.00ms | 8.00ms | 12.00ms | 3 | 1.10ms | 0 | 0 |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 80% | 3200 | 3199 | 900µs | 25.00ms | 50.00ms |"),
+            "{md}"
+        );
+        // Without (o), no open-loop section.
+        let report = json!({"scenarios": {"a": {}}, "errors": {}});
+        assert!(!markdown(&report).contains("Open loop"));
     }
 }
