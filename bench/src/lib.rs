@@ -4,19 +4,20 @@
 //! run, because the machine is shared and noisy: absolute numbers move from
 //! run to run, the ratio of two back-to-back runs much less.
 //!
-//! - [`load`]: a closed-loop HTTP/1.1 load generator (the `loadgen` binary).
+//! - [`load`]: an HTTP/1.1 load generator, closed loop or open loop at a
+//!   fixed arrival rate (the `loadgen` binary).
+//! - [`schedule`]: the open loop's due times and latency accounting.
 //! - [`baseline`]: a bare hyper server answering fixed bytes (the `baseline`
 //!   binary).
 //! - [`stats`]: latency histograms and their summaries.
 //! - [`client`]: a one-shot HTTP client for setup steps and readiness polls.
-//! - [`kvcopy`]: copies imported articles from the SQLite store into Redis.
 //!
 //! The `wikiedge-bench` binary orchestrates the scenarios.
 
 pub mod baseline;
 pub mod client;
-pub mod kvcopy;
 pub mod load;
+pub mod schedule;
 pub mod stats;
 
 /// Parses a `Name: value` header argument (as in curl's `-H`).

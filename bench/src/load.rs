@@ -1,4 +1,4 @@
-//! A closed-loop HTTP/1.1 load generator.
+//! An HTTP/1.1 load generator, closed loop or open loop.
 //!
 //! `connections` workers each own one keep-alive connection and send the
 //! next request only when the previous response body has been read to the
@@ -10,6 +10,18 @@
 //! from the moment it was handed to the connection to the last body byte.
 //! At the end of the window every in-flight request is abandoned (not
 //! counted) and the run returns: it always stops by itself.
+//!
+//! Open loop (`rate` set): requests arrive at a fixed rate whatever the
+//! server does ([`crate::schedule`]). Each connection sends its requests at
+//! their due times (or as soon as it is free, if it is behind), and a
+//! request's latency runs from when it was *due* (as wrk2 measures, so that
+//! a stall shows in every request it delays: no coordinated omission). A
+//! request counts when it was due inside the window; one still unanswered
+//! when the window closes is recorded with its wait so far (`late_at_end`,
+//! a lower bound of its latency). tokio's timer has millisecond resolution:
+//! a request may leave up to about 1 ms after it was due, and that lag
+//! (reported as `send_lag`) is part of its latency, as a client's queueing
+//! would be.
 //!
 //! Failures: a connection error (connect, send, or a body cut short) is
 //! counted and the worker reconnects; a response that announces
@@ -32,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until, timeout_at};
 
+use crate::schedule;
 use crate::stats::{self, Latency};
 
 /// What to send, and how hard.
@@ -54,6 +67,9 @@ pub struct LoadConfig {
     /// Load threads, each with its own single-threaded runtime (default:
     /// one per core; never more than the connections).
     pub threads: Option<usize>,
+    /// Open loop: this many requests per second over all connections, each
+    /// timed from when it was due. `None`: closed loop.
+    pub rate: Option<f64>,
 }
 
 /// The measured result of one run.
@@ -91,6 +107,16 @@ pub struct LoadResult {
     pub response_bytes: u64,
     /// `response_bytes / duration_s`.
     pub response_bytes_per_s: f64,
+    /// Open loop: the arrival rate asked for (requests/s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_rate: Option<f64>,
+    /// Open loop: requests due in the window still unanswered at its end,
+    /// recorded in `latency` with their wait so far.
+    #[serde(default)]
+    pub late_at_end: u64,
+    /// Open loop: how long after its due time each request left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_lag: Option<Latency>,
 }
 
 impl LoadResult {
@@ -102,6 +128,16 @@ impl LoadResult {
             .iter()
             .map(|(s, n)| format!("{s}: {n}"))
             .collect();
+        let open = match (self.target_rate, &self.send_lag) {
+            (Some(rate), Some(lag)) => format!(
+                "\nopen loop     {rate:.0} req/s offered; p99.9 {}; late at end {}; send lag p50 {} p99 {}",
+                stats::fmt_us(l.p999_us),
+                self.late_at_end,
+                stats::fmt_us(lag.p50_us),
+                stats::fmt_us(lag.p99_us),
+            ),
+            _ => String::new(),
+        };
         format!(
             "{} {}  ({} connections, {:.0}s warm-up, {:.0}s measured)\n\
              requests      {} ({:.1} req/s)\n\
@@ -109,7 +145,7 @@ impl LoadResult {
              statuses      {}\n\
              non-2xx/3xx   {}\n\
              errors        {} (connect {}; warm-up {}; connections opened {})\n\
-             body bytes    {} ({:.1} MiB/s)",
+             body bytes    {} ({:.1} MiB/s){open}",
             self.method,
             self.url,
             self.connections,
@@ -183,6 +219,7 @@ impl Target {
 /// The phase boundaries of a run.
 #[derive(Debug, Clone, Copy)]
 struct Window {
+    start: Instant,
     measure_from: Instant,
     end: Instant,
 }
@@ -190,6 +227,9 @@ struct Window {
 /// What one worker saw.
 struct WorkerStats {
     hist: Histogram<u64>,
+    /// Open loop: send time minus due time.
+    lag: Histogram<u64>,
+    late_at_end: u64,
     status_counts: BTreeMap<u16, u64>,
     errors: u64,
     connect_errors: u64,
@@ -202,6 +242,8 @@ impl WorkerStats {
     fn new() -> WorkerStats {
         WorkerStats {
             hist: stats::new_histogram(),
+            lag: stats::new_histogram(),
+            late_at_end: 0,
             status_counts: BTreeMap::new(),
             errors: 0,
             connect_errors: 0,
@@ -321,6 +363,78 @@ async fn worker(target: Arc<Target>, window: Window) -> WorkerStats {
     st
 }
 
+/// One open-loop connection: connection `k` of `connections`, sending its
+/// requests at their due times at `rate` requests/s overall.
+async fn open_worker(
+    target: Arc<Target>,
+    window: Window,
+    rate: f64,
+    connections: usize,
+    k: usize,
+) -> WorkerStats {
+    let mut st = WorkerStats::new();
+    let mut sender: Option<SendRequest<Full<Bytes>>> = None;
+    let measure_from = window.measure_from - window.start;
+    let end = window.end - window.start;
+    let mut i = 0u64;
+    loop {
+        let due = schedule::due(rate, connections, k, i);
+        if due >= end {
+            break;
+        }
+        sleep_until(window.start + due).await;
+        let conn = match sender.as_mut() {
+            Some(s) => s,
+            None => match timeout_at(window.end, connect(&target.addr)).await {
+                Err(_) => break,
+                Ok(Ok(s)) => {
+                    st.connections_opened += 1;
+                    sender.insert(s)
+                }
+                Ok(Err(_)) => {
+                    // The request stays owed; retry after a pause.
+                    st.error(&window, true);
+                    sleep_until((Instant::now() + RECONNECT_BACKOFF).min(window.end)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(req) = target.request() else { break };
+        let sent = Instant::now() - window.start;
+        let counted = due >= measure_from;
+        match timeout_at(window.end, one_request(conn, req)).await {
+            // The window closed with this request in flight: owed.
+            Err(_) => break,
+            Ok(Err(_)) => {
+                st.error(&window, false);
+                sender = None;
+            }
+            Ok(Ok(done)) => {
+                if counted {
+                    let took = schedule::latency(due, Instant::now() - window.start);
+                    record(&mut st.hist, took);
+                    record(&mut st.lag, sent.saturating_sub(due));
+                    *st.status_counts.entry(done.status).or_default() += 1;
+                    st.response_bytes += done.bytes;
+                }
+                if done.close {
+                    sender = None;
+                }
+            }
+        }
+        i += 1;
+    }
+    for wait in schedule::owed_at_end(rate, connections, k, i, measure_from, end) {
+        record(&mut st.hist, wait);
+        st.late_at_end += 1;
+    }
+    st
+}
+
+fn record(hist: &mut Histogram<u64>, d: Duration) {
+    stats::record(hist, u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+}
+
 /// Runs the load and returns the measured result. Returns after
 /// `warmup + duration` (plus task teardown), whatever the server does.
 pub async fn run(cfg: &LoadConfig) -> Result<LoadResult> {
@@ -330,10 +444,16 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult> {
     if cfg.duration.is_zero() {
         return Err(anyhow!("the duration must be positive"));
     }
+    if let Some(rate) = cfg.rate
+        && !(rate.is_finite() && rate > 0.0)
+    {
+        return Err(anyhow!("the rate must be a positive number of requests/s"));
+    }
     let target = Arc::new(Target::new(cfg)?);
     target.request()?;
     let start = Instant::now();
     let window = Window {
+        start,
         measure_from: start + cfg.warmup,
         end: start + cfg.warmup + cfg.duration,
     };
@@ -348,7 +468,9 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult> {
         .clamp(1, cfg.connections);
     let mut pending = Vec::with_capacity(threads);
     for t in 0..threads {
-        let share = (t..cfg.connections).step_by(threads).count();
+        let ks: Vec<usize> = (t..cfg.connections).step_by(threads).collect();
+        let share = ks.len();
+        let (rate, connections) = (cfg.rate, cfg.connections);
         let target = target.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
@@ -360,8 +482,18 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult> {
                     .map_err(anyhow::Error::from)
                     .and_then(|rt| {
                         rt.block_on(async {
-                            let tasks: Vec<_> = (0..share)
-                                .map(|_| tokio::spawn(worker(target.clone(), window)))
+                            let tasks: Vec<_> = ks
+                                .into_iter()
+                                .map(|k| match rate {
+                                    None => tokio::spawn(worker(target.clone(), window)),
+                                    Some(rate) => tokio::spawn(open_worker(
+                                        target.clone(),
+                                        window,
+                                        rate,
+                                        connections,
+                                        k,
+                                    )),
+                                })
                                 .collect();
                             let mut out = Vec::with_capacity(share);
                             for task in tasks {
@@ -380,6 +512,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult> {
         workers.extend(rx.await.context("load thread died")??);
     }
     let mut hist = stats::new_histogram();
+    let mut lag = stats::new_histogram();
     let mut result = LoadResult {
         url: cfg.url.clone(),
         method: cfg.method.to_string(),
@@ -391,6 +524,9 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult> {
     for st in workers {
         hist.add(&st.hist)
             .map_err(|e| anyhow!("merging histograms: {e:?}"))?;
+        lag.add(&st.lag)
+            .map_err(|e| anyhow!("merging histograms: {e:?}"))?;
+        result.late_at_end += st.late_at_end;
         for (s, n) in st.status_counts {
             *result.status_counts.entry(s).or_default() += n;
         }
@@ -401,7 +537,12 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult> {
         result.response_bytes += st.response_bytes;
     }
     result.latency = Latency::of(&hist);
-    result.requests = result.latency.count;
+    // Answered requests (open loop: the latency also holds the owed ones).
+    result.requests = result.status_counts.values().sum();
+    if cfg.rate.is_some() {
+        result.target_rate = cfg.rate;
+        result.send_lag = Some(Latency::of(&lag));
+    }
     result.non_success = result
         .status_counts
         .iter()

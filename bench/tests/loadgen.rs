@@ -20,6 +20,7 @@ fn config(url: String, connections: usize) -> LoadConfig {
         warmup: Duration::from_millis(200),
         duration: Duration::from_millis(800),
         threads: None,
+        rate: None,
     }
 }
 
@@ -221,5 +222,99 @@ async fn any_thread_count_drives_every_connection() {
         assert_eq!(r.connections_opened, 5, "threads {threads}: {r:?}");
         assert!(r.requests > 0);
         assert_eq!(r.errors, 0);
+    }
+}
+
+/// A keep-alive server that takes `stall` over every answer (over only the
+/// first of each connection when `once`).
+async fn stalling_server(stall: Duration, once: bool) -> String {
+    raw_server(move |mut sock| async move {
+        let mut first = true;
+        while read_head(&mut sock).await {
+            if first || !once {
+                tokio::time::sleep(stall).await;
+            }
+            first = false;
+            let resp = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+            if sock.write_all(resp).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_loop_times_latency_from_when_each_request_was_due() {
+    // 100 req/s on one connection to a server that takes >= 50 ms per
+    // answer: request i is due at 10i ms but cannot be answered before
+    // 50(i+1) ms, so it waits >= 50 + 40i ms; at most 20 are answered in the
+    // 1 s window and the other 80 (due at 200..990 ms) are still owed at the
+    // end, having waited 800..10 ms. Timed from the send instead, every
+    // latency would be about 50 ms (coordinated omission).
+    let url = stalling_server(Duration::from_millis(50), false).await;
+    let mut cfg = config(url, 1);
+    cfg.warmup = Duration::ZERO;
+    cfg.duration = Duration::from_secs(1);
+    cfg.rate = Some(100.0);
+    let r = timed_run(&cfg).await;
+    assert_eq!(r.target_rate, Some(100.0));
+    assert_eq!(r.errors, 0, "{r:?}");
+    assert!(r.requests <= 20, "{r:?}");
+    // Every request due in the window is in the histogram, answered or owed.
+    assert_eq!(r.requests + r.late_at_end, 100, "{r:?}");
+    assert_eq!(r.latency.count, 100, "{r:?}");
+    // More than half waited >= 400 ms; more than 1% >= 700 ms.
+    assert!(r.latency.p50_us >= 300_000, "{:?}", r.latency);
+    assert!(r.latency.p99_us >= 700_000, "{:?}", r.latency);
+    assert!(r.latency.p999_us >= r.latency.p99_us);
+    // Requests left late: the send lag shows the queue.
+    let lag = r.send_lag.expect("open loop reports its send lag");
+    assert_eq!(lag.count, r.requests);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_loop_charges_one_stall_to_every_request_it_delayed() {
+    // 100 req/s on one connection; the first answer takes >= 800 ms, the
+    // rest are immediate. Requests 0..79 (due at 0..790 ms) cannot leave
+    // before 800 ms, so request i waits >= 800 - 10i ms: at least 61 of the
+    // 100 wait >= 200 ms. Timed from the send, only the first would.
+    let url = stalling_server(Duration::from_millis(800), true).await;
+    let mut cfg = config(url, 1);
+    cfg.warmup = Duration::ZERO;
+    cfg.duration = Duration::from_secs(1);
+    cfg.rate = Some(100.0);
+    let r = timed_run(&cfg).await;
+    assert_eq!(r.errors, 0, "{r:?}");
+    assert_eq!(r.requests + r.late_at_end, 100, "{r:?}");
+    assert_eq!(r.latency.count, 100, "{r:?}");
+    assert!(r.latency.p50_us >= 200_000, "{:?}", r.latency);
+    assert!(r.latency.max_us >= 800_000, "{:?}", r.latency);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_loop_counts_the_requests_due_in_the_window() {
+    // 200 req/s over 2 connections; the 160 due in [200 ms, 1000 ms) count.
+    let url = baseline(StatusCode::OK, b"x").await;
+    let mut cfg = config(url, 2);
+    cfg.duration = Duration::from_millis(800);
+    cfg.rate = Some(200.0);
+    let r = timed_run(&cfg).await;
+    assert_eq!(r.errors, 0, "{r:?}");
+    assert_eq!(r.non_success, 0, "{r:?}");
+    assert_eq!(r.connections_opened, 2, "{r:?}");
+    assert_eq!(r.requests + r.late_at_end, 160, "{r:?}");
+    assert_eq!(r.latency.count, 160, "{r:?}");
+    assert_eq!(r.status_counts.get(&200), Some(&r.requests));
+    assert!((r.requests_per_s - r.requests as f64 / 0.8).abs() < 1e-6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_loop_rejects_a_rate_that_is_not_positive() {
+    let url = baseline(StatusCode::OK, b"x").await;
+    for rate in [0.0, -5.0, f64::NAN, f64::INFINITY] {
+        let mut cfg = config(url.clone(), 1);
+        cfg.rate = Some(rate);
+        assert!(run(&cfg).await.is_err(), "rate {rate}");
     }
 }

@@ -9,8 +9,6 @@ use anyhow::{Context, Result};
 use std::time::Duration;
 use wikiedge_tests::{Host, RedisServer, TempDir, get, repo_root};
 
-const JSON: (&str, &str) = ("content-type", "application/json");
-
 /// Two hosts on the app, both on `redis`, fetching "Squirrel" from a mock wiki.
 fn two_hosts(
     redis: &RedisServer,

@@ -1,8 +1,10 @@
-//! `loadgen`: a closed-loop HTTP/1.1 load generator.
+//! `loadgen`: an HTTP/1.1 load generator, closed loop or (with `--rate`)
+//! open loop.
 //!
 //! ```text
 //! loadgen -c 32 -d 10 --warmup 2 -H 'Authorization: Bearer T' \
 //!         http://127.0.0.1:3000/v2/articles/Anarchism [--json]
+//! loadgen -c 32 -d 10 --rate 2000 http://127.0.0.1:3000/   # open loop
 //! ```
 
 use std::time::Duration;
@@ -12,9 +14,10 @@ use clap::Parser;
 use http::{HeaderMap, Method};
 use wikiedge_bench::load::{LoadConfig, run};
 
-/// A closed-loop HTTP/1.1 load generator: a fixed number of keep-alive
-/// connections, each sending its next request when the previous response
-/// has been read in full.
+/// An HTTP/1.1 load generator: a fixed number of keep-alive connections,
+/// each sending its next request when the previous response has been read
+/// in full (closed loop), or, with `--rate`, when it is due at a fixed
+/// arrival rate, its latency timed from then (open loop, as wrk2).
 #[derive(Debug, Parser)]
 #[command(name = "loadgen")]
 struct Args {
@@ -41,6 +44,10 @@ struct Args {
     /// Load threads, each a single-threaded runtime (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Open loop: requests per second over all connections, each timed from
+    /// when it was due (default: closed loop).
+    #[arg(long)]
+    rate: Option<f64>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -73,6 +80,7 @@ fn config(args: &Args) -> Result<LoadConfig> {
         warmup: seconds(args.warmup, "warm-up")?,
         duration: seconds(args.duration, "duration")?,
         threads: args.threads,
+        rate: args.rate,
     })
 }
 
@@ -137,6 +145,10 @@ mod tests {
         assert_eq!(cfg.warmup, Duration::from_secs(2));
         assert_eq!(cfg.method, Method::GET);
         assert!(cfg.body.is_empty());
+        assert_eq!(cfg.rate, None);
+        let args = Args::try_parse_from(["loadgen", "--rate", "250", "http://127.0.0.1:1/"])
+            .expect("valid");
+        assert_eq!(config(&args).expect("valid config").rate, Some(250.0));
     }
 
     #[test]

@@ -1,0 +1,178 @@
+//! The run's context: arguments, paths and the ways a scenario starts
+//! `wikiedge` commands, hosts and baselines, and runs load against them.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use http::{HeaderMap, Method};
+use tokio::process::Command;
+use wikiedge_bench::baseline::is_framing_header;
+use wikiedge_bench::client::Fetched;
+use wikiedge_bench::load::{self, LoadConfig, LoadResult};
+
+use crate::Args;
+use crate::proc::{Proc, free_port, wait_listening};
+
+/// Everything a scenario needs.
+pub(crate) struct Ctx {
+    pub(crate) args: Args,
+    pub(crate) root: PathBuf,
+    pub(crate) wikiedge: PathBuf,
+    pub(crate) baseline_bin: PathBuf,
+    pub(crate) logs: PathBuf,
+    /// The run's scratch directory, removed when the run ends.
+    pub(crate) tmp: tempfile::TempDir,
+    /// Extra arguments for every `wikiedge up`.
+    pub(crate) up_args: Vec<String>,
+}
+impl Ctx {
+    pub(crate) fn deadline(&self) -> Instant {
+        Instant::now() + Duration::from_secs(self.args.startup_timeout)
+    }
+
+    pub(crate) fn load_config(&self, url: &str, headers: &HeaderMap) -> Result<LoadConfig> {
+        Ok(LoadConfig {
+            method: Method::GET,
+            url: url.to_string(),
+            headers: headers.clone(),
+            body: Default::default(),
+            connections: self.args.connections,
+            warmup: Duration::try_from_secs_f64(self.args.warmup).context("--warmup")?,
+            duration: Duration::try_from_secs_f64(self.args.duration).context("--duration")?,
+            threads: None,
+            rate: None,
+        })
+    }
+
+    /// Runs a wikiedge subcommand to completion, output to a log.
+    pub(crate) async fn run_wikiedge(
+        &self,
+        name: &str,
+        argv: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<()> {
+        let mut cmd = Command::new(&self.wikiedge);
+        cmd.args(argv).current_dir(&self.root);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut p = Proc::spawn(name, &mut cmd, &self.logs)?;
+        println!("  $ {} {}", self.wikiedge.display(), argv.join(" "));
+        let status =
+            tokio::time::timeout(Duration::from_secs(self.args.build_timeout), p.child.wait())
+                .await
+                .map_err(|_| anyhow!("{name} did not finish in {}s", self.args.build_timeout))??;
+        if !status.success() {
+            bail!(
+                "{name} failed ({status}); log {}:\n{}",
+                p.log.display(),
+                p.log_tail()
+            );
+        }
+        Ok(())
+    }
+
+    pub(crate) fn spawn_up(
+        &self,
+        name: &str,
+        manifest: &str,
+        port: u16,
+        state: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<Proc> {
+        self.spawn_up_with(name, manifest, port, state, env, &[])
+    }
+
+    /// [`Ctx::spawn_up`] with extra `wikiedge up` arguments.
+    pub(crate) fn spawn_up_with(
+        &self,
+        name: &str,
+        manifest: &str,
+        port: u16,
+        state: &Path,
+        env: &[(&str, &str)],
+        extra: &[&std::ffi::OsStr],
+    ) -> Result<Proc> {
+        let mut cmd = Command::new(&self.wikiedge);
+        cmd.arg("up")
+            .arg("--from")
+            .arg(manifest)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--state-dir")
+            .arg(state)
+            .args(&self.up_args)
+            .args(extra)
+            .current_dir(&self.root);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Proc::spawn(name, &mut cmd, &self.logs)
+    }
+
+    /// Starts the baseline serving `fixed`'s bytes and headers.
+    pub(crate) async fn spawn_baseline(&self, name: &str, fixed: &Fetched) -> Result<(Proc, u16)> {
+        let body = self.tmp.path().join(format!("{name}.body"));
+        std::fs::write(&body, &fixed.body)?;
+        let port = free_port()?;
+        let mut cmd = Command::new(&self.baseline_bin);
+        cmd.arg("--body")
+            .arg(&body)
+            .arg("--status")
+            .arg(fixed.status.as_u16().to_string())
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"));
+        let content_type = fixed
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream");
+        cmd.arg("--content-type").arg(content_type);
+        for (k, v) in &fixed.headers {
+            if is_framing_header(k.as_str()) || k == http::header::CONTENT_TYPE {
+                continue;
+            }
+            if let Ok(v) = v.to_str() {
+                cmd.arg("-H").arg(format!("{k}: {v}"));
+            }
+        }
+        let mut p = Proc::spawn(name, &mut cmd, &self.logs)?;
+        let deadline = self.deadline();
+        wait_listening(&mut p, port, deadline).await?;
+        Ok((p, port))
+    }
+
+    /// Alternates baseline and subject load runs; returns both result lists.
+    pub(crate) async fn compare(
+        &self,
+        label: &str,
+        baseline: Option<(&str, &HeaderMap)>,
+        subject: Option<(&str, &HeaderMap)>,
+    ) -> Result<(Vec<LoadResult>, Vec<LoadResult>)> {
+        let (mut bs, mut ss) = (Vec::new(), Vec::new());
+        for round in 1..=self.args.rounds.max(1) {
+            if let Some((url, h)) = baseline {
+                println!("  [{label}] round {round}: baseline load on {url}");
+                let r = load::run(&self.load_config(url, h)?).await?;
+                println!("{}", indent(&r.human()));
+                bs.push(r);
+            }
+            if let Some((url, h)) = subject {
+                println!("  [{label}] round {round}: wikiedge load on {url}");
+                let r = load::run(&self.load_config(url, h)?).await?;
+                println!("{}", indent(&r.human()));
+                ss.push(r);
+            }
+        }
+        Ok((bs, ss))
+    }
+}
+
+pub(crate) fn indent(s: &str) -> String {
+    s.lines()
+        .map(|l| format!("      {l}\n"))
+        .collect::<String>()
+        .trim_end()
+        .to_string()
+}

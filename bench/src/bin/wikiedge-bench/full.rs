@@ -1,0 +1,304 @@
+//! Scenario (a), the full authenticated article path, and (r), the same on
+//! Redis, each with its baseline (b).
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, anyhow, bail};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use serde_json::{Value, json};
+use wikiedge_bench::client::{Fetched, fetch};
+
+use crate::Scenario;
+use crate::ctx::Ctx;
+use crate::open_loop;
+use crate::proc::{free_port, ms, truncate, wait_status};
+use crate::redis::{Redis, redis_server_bin};
+use crate::report::{load_json, ratios};
+
+/// The plans for scenario (a): `paid` with caps far above any run.
+const BENCH_PLANS: &str = r#"[
+  {"name": "free", "monthly": {"ondemand": 50000, "snapshot": 30, "chunk": 1500}, "burst_per_second": 10},
+  {"name": "paid", "monthly": {"ondemand": 1099511627776, "snapshot": 1099511627776, "chunk": 1099511627776, "realtime": 1099511627776}, "burst_per_second": 1099511627776}
+]"#;
+
+const BENCH_USER: &str = "bench-user";
+const BENCH_PASSWORD: &str = "bench-password-0123456789";
+
+pub(crate) fn admin_key() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("bench-admin-{}-{nanos:x}", std::process::id())
+}
+
+async fn post_json(url: &str, headers: &[(&str, &str)], body: &Value) -> Result<Fetched> {
+    let mut h = vec![("content-type", "application/json")];
+    h.extend_from_slice(headers);
+    fetch(
+        Method::POST,
+        url,
+        &h,
+        serde_json::to_vec(body)?,
+        Duration::from_secs(60),
+    )
+    .await
+}
+
+/// Where scenario (a) keeps its key-value data: (a) on the embedded SQLite
+/// store, (r) on Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kv {
+    Sqlite,
+    Redis,
+}
+
+impl Kv {
+    /// The scenario letter (the key in the report).
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            Kv::Sqlite => "a",
+            Kv::Redis => "r",
+        }
+    }
+}
+
+/// FNV-1a (64-bit) of `bytes`: tells whether (a) and (r) served the same body.
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Imports the dump into the state directory's SQLite store, or into the
+/// stores a runtime config names; returns the seconds it took.
+async fn import(ctx: &Ctx, state: &Path, runtime_config: Option<&Path>) -> Result<Option<f64>> {
+    if ctx.args.no_import {
+        println!("  skipping the import (--no-import)");
+        return Ok(None);
+    }
+    let dump = ctx.root.join(&ctx.args.dump);
+    let dump_s = dump.to_string_lossy().into_owned();
+    let state_s = state.to_string_lossy().into_owned();
+    let mut argv = vec![
+        "import",
+        &dump_s,
+        "--project",
+        "enwiki",
+        "--state-dir",
+        &state_s,
+    ];
+    let rc_s = runtime_config.map(|p| p.to_string_lossy().into_owned());
+    if let Some(rc) = &rc_s {
+        argv.extend(["--runtime-config-file", rc.as_str()]);
+    }
+    let t = Instant::now();
+    ctx.run_wikiedge("wikiedge-import", &argv, &[])
+        .await
+        .context("importing the dump")?;
+    Ok(Some(t.elapsed().as_secs_f64()))
+}
+
+/// Creates the bench account (plan `paid`) through the admin API, logs in,
+/// and returns the `Authorization` value.
+async fn account_bearer(base_url: &str, admin_key: &str) -> Result<String> {
+    let created = post_json(
+        &format!("{base_url}/v1/admin/accounts"),
+        &[("x-admin-key", admin_key)],
+        &json!({"username": BENCH_USER, "password": BENCH_PASSWORD, "plan": "paid"}),
+    )
+    .await?;
+    if !created.status.is_success() {
+        bail!(
+            "creating the account: {} {}",
+            created.status,
+            truncate(&created.text(), 300)
+        );
+    }
+    let login = post_json(
+        &format!("{base_url}/v1/login"),
+        &[],
+        &json!({"username": BENCH_USER, "password": BENCH_PASSWORD}),
+    )
+    .await?;
+    if !login.status.is_success() {
+        bail!(
+            "logging in: {} {}",
+            login.status,
+            truncate(&login.text(), 300)
+        );
+    }
+    let tokens: Value =
+        serde_json::from_slice(&login.body).context("login response is not JSON")?;
+    let token = tokens["access_token"].as_str().ok_or_else(|| {
+        anyhow!(
+            "login response has no access_token: {}",
+            truncate(&login.text(), 300)
+        )
+    })?;
+    Ok(format!("Bearer {token}"))
+}
+
+/// Scenario (a), or (r) with `Kv::Redis`, with its baseline (b) when selected.
+pub(crate) async fn scenario_full(ctx: &Ctx, kv: Kv) -> Result<Value> {
+    let letter = kv.key();
+    let state = ctx.tmp.path().join(format!("state-{letter}"));
+    std::fs::create_dir_all(&state)?;
+
+    // (r): a private Redis first, so that the import writes into it through
+    // the same runtime config the host then serves from.
+    let redis = match kv {
+        Kv::Sqlite => None,
+        Kv::Redis => {
+            let bin = redis_server_bin(&ctx.args)
+                .ok_or_else(|| anyhow!("Not measured: redis-server not found"))?;
+            Some(Redis::start(ctx, &bin).await?)
+        }
+    };
+    let runtime_config = redis.as_ref().map(|r| r.runtime_config.clone());
+    let import_s = import(ctx, &state, runtime_config.as_deref()).await?;
+    let mut redis_info = Value::Null;
+    if let Some(r) = &redis {
+        redis_info = r.info();
+        redis_info["keys_after_import"] = json!(r.dbsize().await);
+    }
+    let mut extra: Vec<&std::ffi::OsStr> = Vec::new();
+    if let Some(rc) = &runtime_config {
+        extra.extend([
+            std::ffi::OsStr::new("--runtime-config-file"),
+            rc.as_os_str(),
+        ]);
+    }
+
+    let key = admin_key();
+    let env = [
+        ("SPIN_VARIABLE_ADMIN_API_KEY", key.as_str()),
+        ("SPIN_VARIABLE_PLANS", BENCH_PLANS),
+    ];
+    let port = free_port()?;
+    let mut host = ctx.spawn_up_with(
+        &format!("wikiedge-up-full-{letter}"),
+        "spin.toml",
+        port,
+        &state,
+        &env,
+        &extra,
+    )?;
+    let base_url = format!("http://127.0.0.1:{port}");
+    wait_status(
+        &mut host,
+        &format!("{base_url}/v1/quota"),
+        |_| true,
+        ctx.deadline(),
+    )
+    .await?;
+    let bearer = account_bearer(&base_url, &key).await?;
+    let mut headers = HeaderMap::new();
+    headers.insert(http::header::AUTHORIZATION, HeaderValue::from_str(&bearer)?);
+
+    let a_path = ctx
+        .args
+        .a_path
+        .clone()
+        .unwrap_or_else(|| format!("/v2/articles/{}", ctx.args.article));
+    let article_url = format!("{base_url}{a_path}");
+    let t = Instant::now();
+    let first = fetch(
+        Method::GET,
+        &article_url,
+        &[("authorization", bearer.as_str())],
+        Vec::new(),
+        Duration::from_secs(60),
+    )
+    .await?;
+    let first_ms = ms(t.elapsed());
+    if first.status != StatusCode::OK {
+        bail!(
+            "GET {article_url}: {} {}",
+            first.status,
+            truncate(&first.text(), 300)
+        );
+    }
+    let mut out = json!({
+        "kv_store": match kv { Kv::Sqlite => "sqlite", Kv::Redis => "redis" },
+        "import_seconds": import_s,
+        "path": a_path,
+        "response_bytes": first.body.len(),
+        "response_body_fnv1a64": format!("{:016x}", fnv1a64(&first.body)),
+        "first_article_request_ms": first_ms,
+        "response_headers": first.headers.iter().map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("?"))).collect::<Vec<_>>(),
+    });
+
+    if let Some(r) = &redis {
+        // Everything (articles, the account, tokens, counters) must be in
+        // Redis: a host or an import that ignored the runtime config would
+        // have written the state directory's SQLite file instead.
+        let sqlite = state.join("sqlite_key_value.db");
+        if sqlite.exists() {
+            bail!(
+                "{} exists: the import or the host wrote to SQLite, not to redis (is --runtime-config-file honoured?)",
+                sqlite.display()
+            );
+        }
+        redis_info["keys_after_first_request"] = json!(r.dbsize().await);
+        out["redis"] = redis_info;
+    }
+
+    let mut base = None;
+    if ctx.args.wants(Scenario::B) {
+        let (p, bport) = ctx
+            .spawn_baseline(&format!("baseline-article-{letter}"), &first)
+            .await?;
+        base = Some((p, format!("http://127.0.0.1:{bport}{a_path}")));
+    }
+    let (bs, as_) = ctx
+        .compare(
+            letter,
+            base.as_ref().map(|(_, u)| (u.as_str(), &headers)),
+            Some((article_url.as_str(), &headers)),
+        )
+        .await?;
+    out["host_peak_rss_kib"] = json!(host.status_kib("VmHWM"));
+    out["host_rss_kib_after"] = json!(host.status_kib("VmRSS"));
+    if kv == Kv::Sqlite && ctx.args.wants(Scenario::O) {
+        // The closed loop just measured the maximum rate; now the same path
+        // at fixed fractions of it.
+        let max_rps = crate::report::median(as_.iter().map(|r| r.requests_per_s).collect());
+        match max_rps {
+            Some(max_rps) => {
+                out["open_loop"] = open_loop::sweep(ctx, &article_url, &headers, max_rps).await?;
+                out["open_loop"]["host_peak_rss_kib"] = json!(host.status_kib("VmHWM"));
+            }
+            None => bail!("no closed-loop rate to take the open loop's rates from"),
+        }
+    }
+    host.stop().await;
+    if let Some(r) = redis {
+        out["redis_peak_rss_kib"] = json!(r.proc.status_kib("VmHWM"));
+        r.proc.stop().await;
+    }
+    if let Some((p, _)) = base {
+        out["baseline_peak_rss_kib"] = json!(p.status_kib("VmHWM"));
+        p.stop().await;
+    }
+    if !bs.is_empty() {
+        out["b"] = load_json(&bs);
+    }
+    out[letter] = load_json(&as_);
+    if !bs.is_empty() {
+        out[format!("ratio_{letter}_over_b")] = ratios(&bs, &as_);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a64_known_values() {
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}
