@@ -61,8 +61,13 @@ fn auth_app() -> Result<Host> {
 /// [`auth_app`]; with `misreport`, every compare-and-swap is reported
 /// failed after it ran, as Spin 4.1's Redis store reports it.
 fn auth_app_on(misreport: bool) -> Result<Host> {
+    auth_app_with(misreport, &[])
+}
+
+/// [`auth_app_on`] with extra variables (`SPIN_VARIABLE_*` names).
+pub(crate) fn auth_app_with(misreport: bool, vars: &[(&str, &str)]) -> Result<Host> {
     let key = signing::generate(SEED);
-    Host::builder(BIN, &auth_manifest()?)
+    let mut builder = Host::builder(BIN, &auth_manifest()?)
         .env(
             "WIKIEDGE_EMULATE_SPIN_REDIS_CAS",
             if misreport { "true" } else { "false" },
@@ -75,8 +80,11 @@ fn auth_app_on(misreport: bool) -> Result<Host> {
         .env(
             "SPIN_VARIABLE_JWT_PUBLIC_KEY",
             &signing::public_key_b64(&key.verifying_key()),
-        )
-        .start()
+        );
+    for (k, v) in vars {
+        builder = builder.env(k, v);
+    }
+    builder.start()
 }
 
 fn post_json(host: &Host, path: &str, headers: &[(&str, &str)], body: &str) -> Result<Resp> {

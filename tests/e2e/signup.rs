@@ -7,41 +7,24 @@
 //! Like `auth.rs`, the app is the auth part of `spin.toml` only.
 
 use anyhow::{Context, Result};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
-use wikiedge_core::auth::{pow, signing};
+use wikiedge_core::auth::pow;
 
 use wikiedge_tests::{Host, Resp, get, post};
 
+use crate::ADMIN_KEY;
 use crate::common::check;
-use crate::{ADMIN_KEY, BIN};
 
-const SEED: [u8; 32] = [7; 32];
 const JSON: (&str, &str) = ("content-type", "application/json");
 const ADMIN: (&str, &str) = ("x-admin-key", ADMIN_KEY);
 const PASSWORD: &str = "a long enough password";
 
 /// Starts the auth app with extra variables (`SPIN_VARIABLE_*` names).
 fn app(vars: &[(&str, &str)]) -> Result<Host> {
-    let key = signing::generate(SEED);
-    let mut builder = Host::builder(BIN, &crate::auth::auth_manifest()?)
-        .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
-        .env(
-            "SPIN_VARIABLE_JWT_PRIVATE_KEY",
-            &URL_SAFE_NO_PAD.encode(SEED),
-        )
-        .env(
-            "SPIN_VARIABLE_JWT_PUBLIC_KEY",
-            &signing::public_key_b64(&key.verifying_key()),
-        );
-    for (k, v) in vars {
-        builder = builder.env(k, v);
-    }
-    builder.start()
+    crate::auth::auth_app_with(false, vars)
 }
 
 fn post_json(host: &Host, path: &str, body: &Value) -> Result<Resp> {
