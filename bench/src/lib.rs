@@ -10,11 +10,13 @@
 //! - [`stats`]: latency histograms and their summaries.
 //! - [`client`]: a one-shot HTTP client for setup steps and readiness polls.
 //! - [`kvcopy`]: copies imported articles from the SQLite store into Redis.
+//! - [`idle`]: the host's resident memory after a quiet spell.
 //!
 //! The `wikiedge-bench` binary orchestrates the scenarios.
 
 pub mod baseline;
 pub mod client;
+pub mod idle;
 pub mod kvcopy;
 pub mod load;
 pub mod stats;

@@ -113,6 +113,10 @@ struct Args {
     /// The Redis server for scenario (r) (default: `redis-server` on PATH).
     #[arg(long)]
     redis_server: Option<PathBuf>,
+    /// Seconds scenario (a) leaves the host idle after its load before
+    /// reading its VmRSS (`host_rss_kib_after_idle`); 0 skips it.
+    #[arg(long, default_value_t = 30)]
+    idle_seconds: u64,
     /// Seconds a `wikiedge build` or `wikiedge import` may take.
     #[arg(long, default_value_t = 1800)]
     build_timeout: u64,
@@ -856,6 +860,9 @@ async fn scenario_full(ctx: &Ctx, kv: Kv) -> Result<Value> {
         .await?;
     out["host_peak_rss_kib"] = json!(host.status_kib("VmHWM"));
     out["host_rss_kib_after"] = json!(host.status_kib("VmRSS"));
+    let idle = Duration::from_secs(ctx.args.idle_seconds);
+    out["host_rss_kib_after_idle"] = json!(wikiedge_bench::idle::rss_after(host.pid(), idle).await);
+    println!("  host VmRSS after {idle:?} idle: {} KiB", out["host_rss_kib_after_idle"]);
     host.stop().await;
     if let Some(p) = redis {
         out["redis_peak_rss_kib"] = json!(p.status_kib("VmHWM"));

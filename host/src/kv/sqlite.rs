@@ -199,6 +199,15 @@ impl SqliteDatabase {
         &self.path
     }
 
+    /// Give back what is kept only for speed: the read cache and the pooled
+    /// readers with their page caches (reopened on demand).
+    pub fn release_memory(&self) {
+        self.cache.clear();
+        if let Ok(mut readers) = self.readers.lock() {
+            readers.clear();
+        }
+    }
+
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> KvResult<T> {
         let conn = self
             .readers
