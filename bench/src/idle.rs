@@ -40,6 +40,9 @@ mod tests {
 
     #[tokio::test]
     async fn zero_idle_is_not_measured() {
-        assert_eq!(rss_after(Some(std::process::id()), Duration::ZERO).await, None);
+        assert_eq!(
+            rss_after(Some(std::process::id()), Duration::ZERO).await,
+            None
+        );
     }
 }

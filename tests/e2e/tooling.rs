@@ -491,7 +491,10 @@ fn an_idle_hosts_instance_pool_empties_and_its_memory_is_released() -> Result<()
         .start()?;
     let metrics_url = format!("http://127.0.0.1:{port}/metrics");
     let metric = |name: &str| -> Result<Option<f64>> {
-        Ok(sample(&wikiedge_tests::get(&metrics_url, &[])?.text(), name))
+        Ok(sample(
+            &wikiedge_tests::get(&metrics_url, &[])?.text(),
+            name,
+        ))
     };
     let r = wikiedge_tests::post(&host.url("/kv/set?key=idle"), &[], b"v")?;
     assert_eq!(r.text(), "ok");
@@ -515,7 +518,10 @@ fn an_idle_hosts_instance_pool_empties_and_its_memory_is_released() -> Result<()
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let text = wikiedge_tests::get(&metrics_url, &[])?.text();
-    assert!(emptied, "no instance retired or no release within 15 s:\n{text}");
+    assert!(
+        emptied,
+        "no instance retired or no release within 15 s:\n{text}"
+    );
     // A retired pool serves again: a fresh instance, the stored value.
     assert_eq!(
         wikiedge_tests::get(&host.url("/kv/get?key=idle"), &[])?.text(),
