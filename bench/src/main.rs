@@ -862,10 +862,6 @@ async fn scenario_full(ctx: &Ctx, kv: Kv) -> Result<Value> {
     out["host_rss_kib_after"] = json!(host.status_kib("VmRSS"));
     let idle = Duration::from_secs(ctx.args.idle_seconds);
     out["host_rss_kib_after_idle"] = json!(wikiedge_bench::idle::rss_after(host.pid(), idle).await);
-    println!(
-        "  host VmRSS after {idle:?} idle: {} KiB",
-        out["host_rss_kib_after_idle"]
-    );
     host.stop().await;
     if let Some(p) = redis {
         out["redis_peak_rss_kib"] = json!(p.status_kib("VmHWM"));

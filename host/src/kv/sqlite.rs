@@ -32,8 +32,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use tokio::sync::oneshot;
+mod release;
 
-/// The most operations committed in one transaction.
 /// The store file's name inside a state directory, as `spin up` names it.
 pub const FILE_NAME: &str = "sqlite_key_value.db";
 
@@ -197,15 +197,6 @@ impl SqliteDatabase {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// Give back what is kept only for speed: the read cache and the pooled
-    /// readers with their page caches (reopened on demand).
-    pub fn release_memory(&self) {
-        self.cache.clear();
-        if let Ok(mut readers) = self.readers.lock() {
-            readers.clear();
-        }
     }
 
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> KvResult<T> {
