@@ -11,11 +11,13 @@
 //!   binary).
 //! - [`stats`]: latency histograms and their summaries.
 //! - [`client`]: a one-shot HTTP client for setup steps and readiness polls.
+//! - [`idle`]: the host's resident memory after a quiet spell.
 //!
 //! The `wikiedge-bench` binary orchestrates the scenarios.
 
 pub mod baseline;
 pub mod client;
+pub mod idle;
 pub mod load;
 pub mod schedule;
 pub mod stats;

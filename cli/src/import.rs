@@ -16,7 +16,9 @@
 //! - One streaming pass over the dump (core `DumpReader` over a `BufReader`,
 //!   bz2 through `MultiBzDecoder`): memory is bounded by the largest page
 //!   plus the redirect map (target -> redirect titles), which grows with the
-//!   number of redirects only.
+//!   number of redirects only. Reading and decompressing run on a thread of
+//!   their own ([`ReadAhead`], a few MiB ahead), so bzip2 decoding overlaps
+//!   the parsing, transforming and writing.
 //! - Articles are written with the redirects seen so far; redirects that
 //!   come after their target are folded in by a fix-up pass over the
 //!   redirect targets at the end (one read, and a write only when the list
@@ -33,14 +35,15 @@
 //!   same). Next to a running `wikiedge up` on SQLite this is safe: SQLite
 //!   serialises writers and the busy timeout waits.
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::bulk::{Bulk, Target};
+use crate::readahead::ReadAhead;
 use anyhow::{Context, Result, bail};
 use wikiedge_core::article::dump::{DumpPage, DumpReader};
 use wikiedge_core::article::layout::{Entry, article_key, index_key, parse_index};
@@ -170,35 +173,36 @@ impl std::fmt::Display for ImportSummary {
 /// Counts the bytes read through it.
 struct Counting<R> {
     inner: R,
-    count: Rc<Cell<u64>>,
+    count: Arc<AtomicU64>,
 }
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.count.set(self.count.get() + n as u64);
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
 
-/// Opens the dump, decompressing `.bz2`, with byte counters on the file
-/// and on the XML.
 /// An opened dump: the XML stream and its byte counters.
 struct Opened {
     input: Box<dyn BufRead>,
-    file_bytes: Rc<Cell<u64>>,
-    xml_bytes: Rc<Cell<u64>>,
+    file_bytes: Arc<AtomicU64>,
+    xml_bytes: Arc<AtomicU64>,
 }
 
+/// Opens the dump, decompressing `.bz2`, with byte counters on the file
+/// and on the XML. Reading and decompressing run on a thread of their own
+/// ([`ReadAhead`]), a few MiB ahead of the parser.
 fn open_dump(path: &Path) -> Result<Opened> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let file_bytes = Rc::new(Cell::new(0));
-    let xml_bytes = Rc::new(Cell::new(0));
+    let file_bytes = Arc::new(AtomicU64::new(0));
+    let xml_bytes = Arc::new(AtomicU64::new(0));
     let file = Counting {
         inner: file,
         count: file_bytes.clone(),
     };
-    let xml: Box<dyn Read> = if path.extension().is_some_and(|e| e == "bz2") {
+    let xml: Box<dyn Read + Send> = if path.extension().is_some_and(|e| e == "bz2") {
         Box::new(bzip2::read::MultiBzDecoder::new(BufReader::with_capacity(
             1 << 20,
             file,
@@ -210,8 +214,9 @@ fn open_dump(path: &Path) -> Result<Opened> {
         inner: xml,
         count: xml_bytes.clone(),
     };
+    let ahead = ReadAhead::spawn(xml, 1 << 20, 4).context("starting the dump reader thread")?;
     Ok(Opened {
-        input: Box::new(BufReader::with_capacity(1 << 20, xml)),
+        input: Box::new(BufReader::with_capacity(64 << 10, ahead)),
         file_bytes,
         xml_bytes,
     })
@@ -406,15 +411,15 @@ pub fn run(args: ImportArgs) -> Result<ImportSummary> {
                 importer.summary.articles,
                 importer.summary.redirects,
                 importer.summary.pages as f64 / secs,
-                xml_bytes.get() as f64 / 1e6 / secs,
+                xml_bytes.load(Ordering::Relaxed) as f64 / 1e6 / secs,
             )
         });
     }
     importer.store.flush()?;
     importer.fix_up()?;
     let mut summary = importer.summary;
-    summary.file_bytes = file_bytes.get();
-    summary.xml_bytes = xml_bytes.get();
+    summary.file_bytes = file_bytes.load(Ordering::Relaxed);
+    summary.xml_bytes = xml_bytes.load(Ordering::Relaxed);
     summary.elapsed = started.elapsed();
     progress.finish(&summary);
     Ok(summary)

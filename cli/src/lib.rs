@@ -10,6 +10,7 @@ pub mod follow;
 pub mod import;
 pub mod import_wme;
 pub mod progress;
+pub mod readahead;
 pub mod sample;
 pub mod snapshot;
 pub mod snapshot_structured;

@@ -218,7 +218,7 @@ struct UpArgs {
     #[arg(long, env = "WIKIEDGE_KV_DURABILITY", default_value = "interval")]
     kv_durability: wikiedge_host::kv::sqlite::Durability,
     /// Requests one component works on at once; more wait in line.
-    #[arg(long, default_value_t = ServeOptions::default().max_in_flight_per_component)]
+    #[arg(long, env = "WIKIEDGE_MAX_IN_FLIGHT_PER_COMPONENT", default_value_t = ServeOptions::default().max_in_flight_per_component)]
     max_in_flight_per_component: usize,
     /// Also serve Prometheus metrics at http://ADDR/metrics (requests by
     /// component and status, latency, instances, key-value operations).
@@ -251,6 +251,21 @@ struct UpArgs {
     /// head is ready (503 after it).
     #[arg(long, env = "WIKIEDGE_REQUEST_CPU_LIMIT_MS", default_value_t = ReuseLimits::default().cpu_limit.as_millis() as u64)]
     request_cpu_limit_ms: u64,
+    /// MiB of linear memory one guest may grow to.
+    #[arg(long, env = "WIKIEDGE_MAX_INSTANCE_MEMORY_MIB", default_value_t = (wikiedge_host::engine::MAX_MEMORY >> 20) as u64)]
+    max_instance_memory_mib: u64,
+    /// Seconds without requests (and without instances coming or going)
+    /// after which caches are dropped and free memory is returned to the
+    /// kernel; 0: never.
+    #[arg(long, env = "WIKIEDGE_IDLE_RELEASE_SECONDS", default_value_t = 5.0)]
+    idle_release_seconds: f64,
+    /// glibc heap arenas at most (each keeps freed memory of its own);
+    /// 0: glibc's default (8 per core).
+    #[arg(long, env = "WIKIEDGE_MALLOC_ARENA_MAX", default_value_t = 2)]
+    malloc_arena_max: usize,
+    /// Runtime worker threads; 0: one per core.
+    #[arg(long, env = "WIKIEDGE_WORKER_THREADS", default_value_t = 0)]
+    worker_threads: usize,
 }
 
 /// A positive number of seconds from the command line.
@@ -439,11 +454,23 @@ fn up(args: UpArgs) -> Result<()> {
     } else {
         args.cache_dir.clone().or_else(default_cache_dir)
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // Before any thread exists: arenas are made per thread.
+    wikiedge_host::idle::limit_allocator_arenas(args.malloc_arena_max);
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if args.worker_threads > 0 {
+        runtime.worker_threads(args.worker_threads);
+    }
+    let runtime = runtime.enable_all().build()?;
+    anyhow::ensure!(
+        args.max_instance_memory_mib > 0 && args.max_instance_memory_mib <= 4096,
+        "--max-instance-memory-mib must be between 1 and 4096"
+    );
+    let max_memory = (args.max_instance_memory_mib as usize) << 20;
     runtime.block_on(async move {
-        let engine = wikiedge_host::engine::engine(cache_dir.as_deref())?;
+        let engine = wikiedge_host::engine::engine_with(
+            cache_dir.as_deref(),
+            wikiedge_host::engine::EngineOptions { max_memory },
+        )?;
         let manifest = Manifest::load(&args.from)?;
         let env = |k: &str| std::env::var(k).ok();
         let dev = wikiedge_cli::devkeys::dev_defaults(&manifest, &state_dir, &env)?;
@@ -462,6 +489,7 @@ fn up(args: UpArgs) -> Result<()> {
             max_concurrent: args.max_instance_concurrent_reuse_count.max(1),
             idle_timeout: std::time::Duration::from_secs(args.idle_instance_timeout),
             cpu_limit: std::time::Duration::from_millis(args.request_cpu_limit_ms.max(1)),
+            max_memory,
         };
         let app = App::load(&opts, engine, reuse)?;
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -497,6 +525,11 @@ fn up(args: UpArgs) -> Result<()> {
             body_read_timeout: seconds("body-read-timeout", args.body_read_timeout)?,
             max_buffered_body_bytes: args.max_buffered_body_bytes,
             send_timeout: seconds("send-timeout", args.send_timeout)?,
+            release_after_idle: if args.idle_release_seconds == 0.0 {
+                None
+            } else {
+                Some(seconds("idle-release-seconds", args.idle_release_seconds)?)
+            },
         };
         serve(app, listener, serve_opts, shutdown_signal()).await
     })

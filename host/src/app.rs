@@ -8,6 +8,7 @@
 //! many (and, for WASI 0.3 components, concurrent) requests, as Spin 4 does.
 
 use crate::compose;
+use crate::idle::Activity;
 use crate::kv::open::{OpenStores, StoreOptions, open_stores};
 use crate::kv::sqlite::SqliteDatabase;
 use crate::manifest::Manifest;
@@ -82,6 +83,9 @@ pub struct ReuseLimits {
     /// may use before its response head is ready. A request past it traps
     /// its instance and is answered 503; see [`RequestClock`].
     pub cpu_limit: Duration,
+    /// The largest linear memory an instance's guest may grow to, in bytes
+    /// (at most the engine's [`crate::engine::EngineOptions::max_memory`]).
+    pub max_memory: usize,
 }
 
 impl Default for ReuseLimits {
@@ -91,6 +95,7 @@ impl Default for ReuseLimits {
             max_concurrent: 16,
             idle_timeout: Duration::from_secs(10),
             cpu_limit: Duration::from_secs(10),
+            max_memory: crate::engine::MAX_MEMORY,
         }
     }
 }
@@ -107,6 +112,8 @@ pub struct App {
     pub engine: Engine,
     /// The key-value databases (kept open for the app's lifetime).
     pub databases: Vec<Arc<SqliteDatabase>>,
+    /// Requests and instances coming and going, for [`crate::idle`].
+    pub activity: Arc<Activity>,
 }
 
 impl App {
@@ -164,6 +171,7 @@ impl App {
         wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
         crate::kv_host::add_to_linker(&mut linker)?;
 
+        let activity = Arc::new(Activity::default());
         let mut components = HashMap::new();
         let routed: std::collections::BTreeSet<&str> = manifest
             .http_triggers
@@ -203,6 +211,7 @@ impl App {
                     .collect(),
                 reuse,
                 next_instance: AtomicU64::new(0),
+                activity: activity.clone(),
             };
             components.insert(id.to_string(), ProxyHandler::new(handler));
         }
@@ -212,7 +221,19 @@ impl App {
             components,
             engine,
             databases,
+            activity,
         })
+    }
+
+    /// Give back the memory the host keeps only for speed: the key-value
+    /// read caches and pooled SQLite readers, then the allocator's free
+    /// pages. Called when the host has gone quiet ([`crate::idle`]).
+    pub fn release_memory(&self) {
+        for db in &self.databases {
+            db.release_memory();
+        }
+        crate::idle::trim_allocator();
+        crate::metrics::metrics().idle_release();
     }
 }
 
@@ -228,6 +249,7 @@ pub struct ComponentHandler {
     env: Vec<(String, String)>,
     reuse: ReuseLimits,
     next_instance: AtomicU64,
+    activity: Arc<Activity>,
 }
 
 impl ComponentHandler {
@@ -254,7 +276,7 @@ impl HandlerState for ComponentHandler {
                 self.stores.clone(),
                 self.variables.clone(),
                 self.outbound.clone(),
-                crate::engine::MAX_MEMORY,
+                self.reuse.max_memory,
             ),
         );
         store.limiter(|s| &mut s.limits);
@@ -267,6 +289,7 @@ impl HandlerState for ComponentHandler {
         store.set_epoch_deadline(1);
         let proxy = self.pre.instantiate_async(&mut store).await?;
         crate::metrics::metrics().instance_created(&self.id);
+        self.activity.changed();
         Ok(Instance {
             store,
             proxy,
@@ -279,6 +302,7 @@ impl HandlerState for ComponentHandler {
                 id: self.id.clone(),
                 reuse: self.reuse,
                 meter,
+                activity: self.activity.clone(),
             },
         })
     }
@@ -435,6 +459,7 @@ pub struct ReuseState {
     id: String,
     reuse: ReuseLimits,
     meter: Arc<Meter>,
+    activity: Arc<Activity>,
 }
 
 impl WorkerState for ReuseState {
@@ -470,6 +495,7 @@ impl WorkerState for ReuseState {
         }
         drop(store);
         crate::metrics::metrics().instance_dropped(&self.id);
+        self.activity.changed();
     }
 }
 

@@ -20,17 +20,39 @@ use wasmtime::{
     Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
 };
 
-/// The largest linear memory a guest may grow to.
+/// The largest linear memory a guest may grow to, by default.
 pub const MAX_MEMORY: usize = 256 << 20;
+
+/// Engine-wide bounds (docs/limits.md).
+#[derive(Debug, Clone, Copy)]
+pub struct EngineOptions {
+    /// The largest linear memory any guest may grow to, in bytes: the size
+    /// of each slot of the pooling allocator (address space, not memory).
+    pub max_memory: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            max_memory: MAX_MEMORY,
+        }
+    }
+}
 
 /// How often the epoch advances: the granularity of the CPU budget and the
 /// longest a guest runs before yielding its runtime thread.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Build the engine. `cache_dir` enables the on-disk compilation cache.
+/// Build the engine with the default options. `cache_dir` enables the
+/// on-disk compilation cache.
 ///
 /// Starts the epoch ticker thread, which stops once the engine is dropped.
 pub fn engine(cache_dir: Option<&Path>) -> Result<Engine> {
+    engine_with(cache_dir, EngineOptions::default())
+}
+
+/// [`engine`] with explicit bounds.
+pub fn engine_with(cache_dir: Option<&Path>, opts: EngineOptions) -> Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.wasm_component_model_async(true);
@@ -47,7 +69,7 @@ pub fn engine(cache_dir: Option<&Path>) -> Result<Engine> {
         pool.total_core_instances(4000);
         pool.total_memories(2000);
         pool.total_tables(4000);
-        pool.max_memory_size(MAX_MEMORY);
+        pool.max_memory_size(opts.max_memory);
         pool.max_memories_per_component(64);
         pool.max_tables_per_component(64);
         pool.max_core_instances_per_component(256);

@@ -16,12 +16,14 @@
 //! - [`engine`], [`app`], [`state`], [`server`]: compiling, instantiating
 //!   and serving components over HTTP, with the limits in `docs/limits.md`.
 //! - [`build_cmd`]: the manifest's build commands (`spin build`).
+//! - [`idle`]: giving memory back once the host goes quiet.
 //! - [`runtime_config`], [`metrics`].
 
 pub mod app;
 pub mod build_cmd;
 pub mod compose;
 pub mod engine;
+pub mod idle;
 pub mod kv;
 pub mod kv_host;
 pub mod manifest;

@@ -6,7 +6,9 @@
 //!   time to the response head;
 //! - `wikiedge_instances_created_total{component}` and
 //!   `wikiedge_instances{component}` (live instances);
-//! - `wikiedge_kv_operations_total{op}` and `wikiedge_kv_errors_total{op}`.
+//! - `wikiedge_kv_operations_total{op}` and `wikiedge_kv_errors_total{op}`;
+//! - `wikiedge_idle_releases_total`: times the quiet host gave memory back
+//!   (`crate::idle`).
 //!
 //! The counters live in one process-wide registry ([`metrics`]), as
 //! Prometheus clients keep theirs; recording is a lock on a small map.
@@ -36,6 +38,7 @@ struct Inner {
     instances_live: BTreeMap<String, i64>,
     kv_ops: BTreeMap<&'static str, u64>,
     kv_errors: BTreeMap<&'static str, u64>,
+    idle_releases: u64,
 }
 
 /// The registry.
@@ -88,6 +91,11 @@ impl Metrics {
     /// An instance of `component` was retired or discarded.
     pub fn instance_dropped(&self, component: &str) {
         self.with(|m| *m.instances_live.entry(component.to_string()).or_default() -= 1);
+    }
+
+    /// The quiet host released the memory it keeps for speed.
+    pub fn idle_release(&self) {
+        self.with(|m| m.idle_releases += 1);
     }
 
     /// A key-value operation `op`, failed or not.
@@ -191,6 +199,12 @@ impl Metrics {
         for (op, n) in &m.kv_errors {
             let _ = writeln!(out, "wikiedge_kv_errors_total{{op=\"{op}\"}} {n}");
         }
+        let _ = writeln!(
+            out,
+            "# HELP wikiedge_idle_releases_total Times the quiet host gave back the memory it keeps for speed."
+        );
+        let _ = writeln!(out, "# TYPE wikiedge_idle_releases_total counter");
+        let _ = writeln!(out, "wikiedge_idle_releases_total {}", m.idle_releases);
         out
     }
 }
@@ -327,6 +341,7 @@ mod tests {
         m.instance_dropped("articles");
         m.kv("get", true);
         m.kv("set", false);
+        m.idle_release();
         let text = m.render();
         for line in [
             "wikiedge_http_requests_total{component=\"articles\",status=\"200\"} 2",
@@ -342,6 +357,7 @@ mod tests {
             "wikiedge_kv_operations_total{op=\"get\"} 1",
             "wikiedge_kv_operations_total{op=\"set\"} 1",
             "wikiedge_kv_errors_total{op=\"set\"} 1",
+            "wikiedge_idle_releases_total 1",
             "# TYPE wikiedge_http_request_duration_seconds histogram",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");

@@ -62,6 +62,9 @@ pub struct ServeOptions {
     /// How long a connection may refuse to take response bytes before it is
     /// closed (a stalled reader).
     pub send_timeout: Duration,
+    /// After this long with no request and no instance coming or going,
+    /// release the memory kept for speed ([`crate::idle`]); `None` never.
+    pub release_after_idle: Option<Duration>,
 }
 
 impl Default for ServeOptions {
@@ -75,6 +78,7 @@ impl Default for ServeOptions {
             body_read_timeout: Duration::from_secs(30),
             max_buffered_body_bytes: 256 << 20,
             send_timeout: Duration::from_secs(30),
+            release_after_idle: Some(Duration::from_secs(5)),
         }
     }
 }
@@ -141,6 +145,13 @@ pub async fn serve(
         )),
     });
     let connections = Arc::new(tokio::sync::Semaphore::new(opts.max_connections.max(1)));
+    let releaser = opts.release_after_idle.map(|after| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let activity = app.activity.clone();
+            crate::idle::run(activity, after, || app.release_memory()).await
+        })
+    });
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         // A connection slot first: at the cap, clients wait in the backlog.
@@ -192,6 +203,9 @@ pub async fn serve(
     drop(listener);
     tracing::info!("Shutting down: finishing in-flight requests");
     graceful.shutdown().await;
+    if let Some(task) = releaser {
+        task.abort();
+    }
     Ok(())
 }
 
@@ -204,6 +218,7 @@ async fn handle(
     opts: ServeOptions,
 ) -> Response<WasiBody> {
     let start = Instant::now();
+    let _active = app.activity.request();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let log = |component: &str, status: StatusCode| {

@@ -469,3 +469,61 @@ fn metrics_are_served_on_their_own_listen_address() -> Result<()> {
     assert_eq!(elsewhere.json()?["status"], 404);
     Ok(())
 }
+
+/// An idle host scales back: its instances retire after
+/// `--idle-instance-timeout`, and once nothing has happened for
+/// `--idle-release-seconds` it gives back the memory it keeps for speed
+/// (docs/host.md, "Memory").
+#[test]
+fn an_idle_hosts_instance_pool_empties_and_its_memory_is_released() -> Result<()> {
+    let port = wikiedge_tests::free_port();
+    let host = wikiedge_tests::Host::builder(BIN, &crate::host_test_manifest())
+        .env("SPIN_VARIABLE_SECRET_WORD", "x")
+        .arg("--metrics-listen")
+        .arg(&format!("127.0.0.1:{port}"))
+        .arg("--idle-instance-timeout")
+        .arg("3")
+        .arg("--idle-release-seconds")
+        .arg("0.5")
+        .start()?;
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    let metric = |name: &str| -> Result<Option<f64>> {
+        Ok(sample(
+            &wikiedge_tests::get(&metrics_url, &[])?.text(),
+            name,
+        ))
+    };
+    let r = wikiedge_tests::post(&host.url("/kv/set?key=idle"), &[], b"v")?;
+    assert_eq!(r.text(), "ok");
+    assert_eq!(
+        wikiedge_tests::get(&host.url("/kv/get?key=idle"), &[])?.text(),
+        "v"
+    );
+    let live = "wikiedge_instances{component=\"sink\"}";
+    let releases = metric("wikiedge_idle_releases_total")?.unwrap_or(0.0);
+    // Right after the requests an instance is alive (it is kept for 3 s).
+    assert!(metric(live)?.is_some_and(|n| n >= 1.0));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut emptied = false;
+    while std::time::Instant::now() < deadline {
+        if metric(live)? == Some(0.0)
+            && metric("wikiedge_idle_releases_total")?.is_some_and(|n| n > releases)
+        {
+            emptied = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let text = wikiedge_tests::get(&metrics_url, &[])?.text();
+    assert!(
+        emptied,
+        "no instance retired or no release within 15 s:\n{text}"
+    );
+    // A retired pool serves again: a fresh instance, the stored value.
+    assert_eq!(
+        wikiedge_tests::get(&host.url("/kv/get?key=idle"), &[])?.text(),
+        "v"
+    );
+    assert!(metric(live)?.is_some_and(|n| n >= 1.0));
+    Ok(())
+}

@@ -87,6 +87,16 @@ impl ReadCache {
         }
     }
 
+    /// Forget everything (the generation moves on, so a read in progress
+    /// does not refill it with a value from before).
+    pub fn clear(&self) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.entries = HashMap::new();
+            inner.bytes = 0;
+            inner.generation += 1;
+        }
+    }
+
     /// After a commit: forget the written keys and start a new generation.
     pub fn invalidate<'a>(&self, written: impl IntoIterator<Item = (&'a str, &'a str)>) {
         let Ok(mut inner) = self.inner.lock() else {
@@ -134,6 +144,19 @@ mod tests {
         c.invalidate([("s", "k")]);
         c.insert("s", "k", &big(1), before);
         assert!(c.get("s", "k").is_none());
+    }
+
+    #[test]
+    fn clearing_empties_the_cache_and_refuses_reads_from_before() {
+        let c = ReadCache::default();
+        let before = c.generation();
+        c.insert("s", "k", &big(1), before);
+        c.clear();
+        assert!(c.get("s", "k").is_none());
+        c.insert("s", "k", &big(1), before);
+        assert!(c.get("s", "k").is_none());
+        c.insert("s", "k", &big(2), c.generation());
+        assert_eq!(c.get("s", "k").map(|v| v[0]), Some(2));
     }
 
     #[test]

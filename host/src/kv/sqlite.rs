@@ -36,6 +36,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use tokio::sync::oneshot;
 
+mod release;
 mod writer;
 
 use writer::{Op, OpResult, Write, wal_sync_loop, writer_loop};

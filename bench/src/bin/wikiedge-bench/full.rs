@@ -273,6 +273,11 @@ pub(crate) async fn scenario_full(ctx: &Ctx, kv: Kv) -> Result<Value> {
             None => bail!("no closed-loop rate to take the open loop's rates from"),
         }
     }
+    if kv == Kv::Sqlite {
+        let idle = Duration::from_secs(ctx.args.idle_seconds);
+        out["host_rss_kib_after_idle"] =
+            json!(wikiedge_bench::idle::rss_after(host.pid(), idle).await);
+    }
     host.stop().await;
     if let Some(r) = redis {
         out["redis_peak_rss_kib"] = json!(r.proc.status_kib("VmHWM"));

@@ -126,6 +126,10 @@ pub(crate) struct Args {
     /// The Redis server for scenario (r) (default: `redis-server` on PATH).
     #[arg(long)]
     redis_server: Option<PathBuf>,
+    /// Seconds scenario (a) leaves the host idle after its load before
+    /// reading its VmRSS (`host_rss_kib_after_idle`); 0 skips it.
+    #[arg(long, default_value_t = 30)]
+    idle_seconds: u64,
     /// Seconds a `wikiedge build` or `wikiedge import` may take.
     #[arg(long, default_value_t = 1800)]
     build_timeout: u64,
