@@ -314,24 +314,50 @@ async fn one_request(
 /// tight loop; never past the end of the run.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(10);
 
+/// A worker's connection, as [`connected`] leaves it.
+enum Connection<'a> {
+    /// Open, ready for a request.
+    Ready(&'a mut SendRequest<Full<Bytes>>),
+    /// The connect failed (counted, paused): try again.
+    Retry,
+    /// The run's window closed while connecting.
+    WindowClosed,
+}
+
+/// The worker's open connection, or a new one (counted in
+/// `connections_opened`); a failed connect is counted as an error and
+/// followed by [`RECONNECT_BACKOFF`].
+async fn connected<'a>(
+    sender: &'a mut Option<SendRequest<Full<Bytes>>>,
+    target: &Target,
+    window: &Window,
+    st: &mut WorkerStats,
+) -> Connection<'a> {
+    if sender.is_some() {
+        return sender.as_mut().map_or(Connection::Retry, Connection::Ready);
+    }
+    match timeout_at(window.end, connect(&target.addr)).await {
+        Err(_) => Connection::WindowClosed,
+        Ok(Ok(s)) => {
+            st.connections_opened += 1;
+            Connection::Ready(sender.insert(s))
+        }
+        Ok(Err(_)) => {
+            st.error(window, true);
+            sleep_until((Instant::now() + RECONNECT_BACKOFF).min(window.end)).await;
+            Connection::Retry
+        }
+    }
+}
+
 async fn worker(target: Arc<Target>, window: Window) -> WorkerStats {
     let mut st = WorkerStats::new();
     let mut sender: Option<SendRequest<Full<Bytes>>> = None;
     while Instant::now() < window.end {
-        let conn = match sender.as_mut() {
-            Some(s) => s,
-            None => match timeout_at(window.end, connect(&target.addr)).await {
-                Err(_) => break,
-                Ok(Ok(s)) => {
-                    st.connections_opened += 1;
-                    sender.insert(s)
-                }
-                Ok(Err(_)) => {
-                    st.error(&window, true);
-                    sleep_until((Instant::now() + RECONNECT_BACKOFF).min(window.end)).await;
-                    continue;
-                }
-            },
+        let conn = match connected(&mut sender, &target, &window, &mut st).await {
+            Connection::Ready(conn) => conn,
+            Connection::Retry => continue,
+            Connection::WindowClosed => break,
         };
         let req = match target.request() {
             Ok(r) => r,
@@ -383,21 +409,11 @@ async fn open_worker(
             break;
         }
         sleep_until(window.start + due).await;
-        let conn = match sender.as_mut() {
-            Some(s) => s,
-            None => match timeout_at(window.end, connect(&target.addr)).await {
-                Err(_) => break,
-                Ok(Ok(s)) => {
-                    st.connections_opened += 1;
-                    sender.insert(s)
-                }
-                Ok(Err(_)) => {
-                    // The request stays owed; retry after a pause.
-                    st.error(&window, true);
-                    sleep_until((Instant::now() + RECONNECT_BACKOFF).min(window.end)).await;
-                    continue;
-                }
-            },
+        let conn = match connected(&mut sender, &target, &window, &mut st).await {
+            Connection::Ready(conn) => conn,
+            // The request stays owed; retry after the pause.
+            Connection::Retry => continue,
+            Connection::WindowClosed => break,
         };
         let Ok(req) = target.request() else { break };
         let sent = Instant::now() - window.start;
