@@ -62,7 +62,7 @@ impl Target {
 /// Flush after this many buffered writes...
 const MAX_ENTRIES: usize = 2_000;
 /// ... or this many buffered bytes.
-const MAX_BYTES: usize = 32 << 20;
+const MAX_BYTES: usize = 4 << 20;
 
 /// A store opened for bulk loading.
 pub struct Bulk {
