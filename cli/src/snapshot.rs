@@ -26,7 +26,7 @@
 //!   current writes nothing (idempotent).
 //! - Pass 2 streams the articles again through gzip (flate2, default
 //!   level) into 1 MiB parts written as they fill up, in batches
-//!   ([`crate::bulk::Bulk`], at most 32 MiB buffered); the whole file is
+//!   ([`crate::bulk::Bulk`], at most 4 MiB buffered); the whole file is
 //!   compressed on a second thread, the chunks on this one, and this thread
 //!   alone writes the store. Memory is bounded by [`LINES_IN_FLIGHT`]
 //!   articles plus the gzip states, a batch of parts and the key list; the
