@@ -11,32 +11,12 @@ pub async fn rss_after(pid: Option<u32>, idle: Duration) -> Option<u64> {
         return None;
     }
     tokio::time::sleep(idle).await;
-    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
-    vm_kib(&status, "VmRSS")
-}
-
-/// A `Field:   N kB` line of `/proc/PID/status`, in KiB.
-fn vm_kib(status: &str, field: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    crate::procfs::status_kib(pid?, "VmRSS")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_the_field_in_kib() {
-        let status = "Name:\twikiedge\nVmHWM:\t  176000 kB\nVmRSS:\t   38500 kB\n";
-        assert_eq!(vm_kib(status, "VmRSS"), Some(38500));
-        assert_eq!(vm_kib(status, "VmHWM"), Some(176000));
-        assert_eq!(vm_kib(status, "VmSwap"), None);
-    }
 
     #[tokio::test]
     async fn zero_idle_is_not_measured() {

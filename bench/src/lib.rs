@@ -12,6 +12,7 @@
 //! - [`stats`]: latency histograms and their summaries.
 //! - [`client`]: a one-shot HTTP client for setup steps and readiness polls.
 //! - [`idle`]: the host's resident memory after a quiet spell.
+//! - [`procfs`]: a process's memory figures from `/proc/PID/status`.
 //!
 //! The `wikiedge-bench` binary orchestrates the scenarios.
 
@@ -19,6 +20,7 @@ pub mod baseline;
 pub mod client;
 pub mod idle;
 pub mod load;
+pub mod procfs;
 pub mod schedule;
 pub mod stats;
 

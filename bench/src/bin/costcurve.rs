@@ -139,17 +139,6 @@ fn write_dump(sample: &Sample, articles: usize, path: &Path) -> Result<u64> {
     Ok(std::fs::metadata(path)?.len())
 }
 
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| {
-        l.strip_prefix("VmHWM:")?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
-    })
-}
-
 /// Runs `wikiedge import` of `dump` into `state`; returns the seconds and
 /// the last peak RSS read while it ran.
 fn import(args: &Args, dump: &Path, state: &Path) -> Result<(f64, Option<u64>)> {
@@ -166,7 +155,7 @@ fn import(args: &Args, dump: &Path, state: &Path) -> Result<(f64, Option<u64>)> 
     let mut peak = None;
     let deadline = t + Duration::from_secs(args.timeout);
     let status = loop {
-        if let Some(kib) = vm_hwm_kib(child.id()) {
+        if let Some(kib) = wikiedge_bench::procfs::status_kib(child.id(), "VmHWM") {
             peak = Some(kib);
         }
         if let Some(status) = child.try_wait()? {

@@ -46,7 +46,7 @@ impl Proc {
 
     /// A `/proc/PID/status` field in KiB (`VmHWM` is the peak RSS).
     pub(crate) fn status_kib(&self, field: &str) -> Option<u64> {
-        proc_status_kib(self.pid()?, field)
+        wikiedge_bench::procfs::status_kib(self.pid()?, field)
     }
 
     pub(crate) fn log_tail(&self) -> String {
@@ -90,18 +90,6 @@ impl Drop for Proc {
     fn drop(&mut self) {
         self.kill_group();
     }
-}
-
-pub(crate) fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    parse_status_kib(&status, field)
-}
-
-fn parse_status_kib(status: &str, field: &str) -> Option<u64> {
-    status.lines().find_map(|line| {
-        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
-        rest.split_whitespace().next()?.parse().ok()
-    })
 }
 
 /// A free port on 127.0.0.1 (bound, then released for the child to take).
@@ -184,16 +172,6 @@ pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_proc_status() {
-        let status = "Name:\twikiedge\nVmPeak:\t  900 kB\nVmHWM:\t   12345 kB\nVmRSS:\t 2000 kB\n";
-        assert_eq!(parse_status_kib(status, "VmHWM"), Some(12345));
-        assert_eq!(parse_status_kib(status, "VmRSS"), Some(2000));
-        assert_eq!(parse_status_kib(status, "VmSwap"), None);
-        // Our own process has a peak RSS.
-        assert!(proc_status_kib(std::process::id(), "VmHWM").is_some_and(|k| k > 0));
-    }
 
     #[test]
     fn finds_programs_on_path() {
