@@ -237,7 +237,6 @@ impl App {
     }
 }
 
-/// The store, wrapped in [`crate::kv::misreport::Misreporting`] when asked.
 /// Creates instances of one component for the request handler.
 pub struct ComponentHandler {
     id: String,

@@ -97,18 +97,17 @@ impl RedisStore {
         self.attempt(f).await?.map_err(unavailable)
     }
 
-    /// Runs a command that may run twice: `first`, then `again` (the same
-    /// command) if the connection had dropped; the manager has reconnected
-    /// by then.
-    async fn run_idempotent<T>(
-        &self,
-        first: impl AsyncFnOnce(ConnectionManager) -> redis::RedisResult<T>,
-        again: impl AsyncFnOnce(ConnectionManager) -> redis::RedisResult<T>,
-    ) -> KvResult<T> {
-        match self.attempt(first).await? {
-            Err(e) if e.is_connection_dropped() || e.is_io_error() => {
-                self.attempt(again).await?.map_err(unavailable)
-            }
+    /// Runs a command that may run twice, and runs it again if its
+    /// connection had dropped (the manager has reconnected by then).
+    async fn run_idempotent<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> KvResult<T> {
+        match self
+            .attempt(async |mut c| cmd.query_async(&mut c).await)
+            .await?
+        {
+            Err(e) if e.is_connection_dropped() || e.is_io_error() => self
+                .attempt(async |mut c| cmd.query_async(&mut c).await)
+                .await?
+                .map_err(unavailable),
             other => other.map_err(unavailable),
         }
     }
@@ -151,11 +150,8 @@ impl Store for RedisStore {
     fn get(&self, key: String) -> BoxFuture<'static, KvResult<Option<Vec<u8>>>> {
         let this = self.arc();
         async move {
-            this.run_idempotent(
-                async |mut c| c.get::<_, Option<Vec<u8>>>(&key).await,
-                async |mut c| c.get::<_, Option<Vec<u8>>>(&key).await,
-            )
-            .await
+            this.run_idempotent::<Option<Vec<u8>>>(redis::cmd("GET").arg(&key))
+                .await
         }
         .boxed()
     }
@@ -163,35 +159,22 @@ impl Store for RedisStore {
     fn set(&self, key: String, value: Vec<u8>) -> BoxFuture<'static, KvResult<()>> {
         let this = self.arc();
         async move {
-            this.run_idempotent(
-                async |mut c| c.set::<_, _, ()>(&key, &value).await,
-                async |mut c| c.set::<_, _, ()>(&key, &value).await,
-            )
-            .await
+            this.run_idempotent::<()>(redis::cmd("SET").arg(&key).arg(&value))
+                .await
         }
         .boxed()
     }
 
     fn delete(&self, key: String) -> BoxFuture<'static, KvResult<()>> {
         let this = self.arc();
-        async move {
-            this.run_idempotent(
-                async |mut c| c.del::<_, ()>(&key).await,
-                async |mut c| c.del::<_, ()>(&key).await,
-            )
-            .await
-        }
-        .boxed()
+        async move { this.run_idempotent::<()>(redis::cmd("DEL").arg(&key)).await }.boxed()
     }
 
     fn exists(&self, key: String) -> BoxFuture<'static, KvResult<bool>> {
         let this = self.arc();
         async move {
-            this.run_idempotent(
-                async |mut c| c.exists::<_, bool>(&key).await,
-                async |mut c| c.exists::<_, bool>(&key).await,
-            )
-            .await
+            this.run_idempotent::<bool>(redis::cmd("EXISTS").arg(&key))
+                .await
         }
         .boxed()
     }
@@ -199,11 +182,8 @@ impl Store for RedisStore {
     fn get_keys(&self) -> BoxFuture<'static, KvResult<Vec<String>>> {
         let this = self.arc();
         async move {
-            this.run_idempotent(
-                async |mut c| c.keys::<_, Vec<String>>("*").await,
-                async |mut c| c.keys::<_, Vec<String>>("*").await,
-            )
-            .await
+            this.run_idempotent::<Vec<String>>(redis::cmd("KEYS").arg("*"))
+                .await
         }
         .boxed()
     }
@@ -222,12 +202,7 @@ impl Store for RedisStore {
                     .arg("COUNT")
                     .arg(1000)
                     .to_owned();
-                let (next, batch): (u64, Vec<String>) = this
-                    .run_idempotent(
-                        async |mut c| scan.query_async(&mut c).await,
-                        async |mut c| scan.query_async(&mut c).await,
-                    )
-                    .await?;
+                let (next, batch): (u64, Vec<String>) = this.run_idempotent(&scan).await?;
                 keys.extend(batch);
                 if next == 0 {
                     // SCAN may repeat a key; the prefix filter sorts and dedups.
@@ -245,12 +220,8 @@ impl Store for RedisStore {
             if keys.is_empty() {
                 return Ok(Vec::new());
             }
-            let values: Vec<Option<Vec<u8>>> = this
-                .run_idempotent(
-                    async |mut c| redis::cmd("MGET").arg(&keys).query_async(&mut c).await,
-                    async |mut c| redis::cmd("MGET").arg(&keys).query_async(&mut c).await,
-                )
-                .await?;
+            let values: Vec<Option<Vec<u8>>> =
+                this.run_idempotent(redis::cmd("MGET").arg(&keys)).await?;
             Ok(keys.into_iter().zip(values).collect())
         }
         .boxed()
@@ -262,11 +233,8 @@ impl Store for RedisStore {
             if pairs.is_empty() {
                 return Ok(());
             }
-            this.run_idempotent(
-                async |mut c| c.mset::<_, _, ()>(&pairs).await,
-                async |mut c| c.mset::<_, _, ()>(&pairs).await,
-            )
-            .await
+            this.run_idempotent::<()>(redis::cmd("MSET").arg(&pairs))
+                .await
         }
         .boxed()
     }
@@ -277,11 +245,8 @@ impl Store for RedisStore {
             if keys.is_empty() {
                 return Ok(());
             }
-            this.run_idempotent(
-                async |mut c| c.del::<_, ()>(&keys).await,
-                async |mut c| c.del::<_, ()>(&keys).await,
-            )
-            .await
+            this.run_idempotent::<()>(redis::cmd("DEL").arg(&keys))
+                .await
         }
         .boxed()
     }
