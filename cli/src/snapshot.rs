@@ -56,7 +56,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Result, bail};
 use wikiedge_core::snapshot::{self as core, Blob, Chunk, Record, Ref, Size, Snapshot};
 
-use crate::bulk::{Bulk, Target};
+use crate::bulk::Bulk;
 use crate::snapshot_structured::{Flavor, structured_line};
 
 mod parts;
@@ -65,8 +65,6 @@ mod plan;
 use parts::*;
 use plan::*;
 
-/// The key-value store of articles and snapshots.
-const STORE: &str = wikiedge_core::stores::BULK;
 /// How many times a build starts over when the articles change under it.
 const ATTEMPTS: usize = 3;
 /// Bumped when the bytes a build produces for equal content change.
@@ -166,13 +164,13 @@ impl std::fmt::Display for Summary {
     }
 }
 
-/// The store the articles are read from and the snapshot written to.
+/// The store the articles are read from and the snapshot written to: the
+/// one `import` writes.
 fn open_store(args: &SnapshotArgs) -> Result<Bulk> {
-    Bulk::open(&Target {
-        state_dir: args.state_dir.clone(),
-        runtime_config: args.runtime_config.clone(),
-        label: STORE.to_string(),
-    })
+    Bulk::open(&crate::import::target(
+        &args.state_dir,
+        args.runtime_config.as_deref(),
+    ))
 }
 
 /// The articles changed between the two passes: the build starts over.
