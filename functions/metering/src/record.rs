@@ -5,12 +5,13 @@
 //! `usage:{account}:{day}:{product}:admitted` and its body size to
 //! `...:bytes`; a denied one adds 1 to `...:denied`. When the count
 //! increment returns exactly 1, this is the first such event of the
-//! account, product and kind that day, and the monthly account index
-//! (`usage-accounts:{YYYY-MM}`) is merged with compare-and-swap; an
-//! instance also remembers the (account, month) pairs it has indexed and
-//! skips them. So an admitted request costs two increments (one without
-//! body bytes), plus a read (and at most one write) of the index a few
-//! times per account and day.
+//! account, product and kind that day, and the account is listed for the
+//! month if it is not yet ([`wikiedge_core::metering::index`]: a read of its
+//! marker; the first time in a month an increment and two writes, O(1)
+//! whatever the number of accounts). An instance also remembers the
+//! (account, month) pairs it has listed and skips them. So an admitted
+//! request costs two increments (one without body bytes), plus a read of
+//! the marker a few times per account and day.
 //!
 //! Spin acknowledges a key-value write only after it is committed, so the
 //! event is durable when this returns `Ok`. Should a later increment fail
@@ -22,12 +23,12 @@ use std::cell::RefCell;
 use std::collections::HashSet;
 
 use wikiedge_core::auth::username;
-use wikiedge_core::metering::index::{accounts_key, merge};
+use wikiedge_core::metering::index::{count_key, encode_marker, entry_key, marker_key};
 use wikiedge_core::metering::{MeteredProduct, Outcome, increments};
 use wikiedge_core::quota::Month;
 
 use crate::exports::wikiedge::metering::metering::UsageEvent;
-use wikiedge_fn::kv::{self, Update};
+use wikiedge_fn::kv;
 use wikiedge_fn::now;
 
 /// Entries remembered before the set is cleared wholesale.
@@ -69,13 +70,7 @@ pub fn record(event: UsageEvent) -> Result<(), String> {
         if INDEXED.with(|s| s.borrow().contains(&pair)) {
             return Ok(());
         }
-        kv::update(&bucket, &accounts_key(Month::from_unix(now)), |current| {
-            Ok(match merge(current.as_deref(), &account)? {
-                Some(bytes) => Update::Write(bytes, ()),
-                None => Update::Keep(()),
-            })
-        })
-        .map_err(storage_failed)?;
+        list(&bucket, Month::from_unix(now), &account).map_err(storage_failed)?;
         INDEXED.with(|s| {
             let mut set = s.borrow_mut();
             if set.len() >= MAX_INDEXED {
@@ -85,4 +80,18 @@ pub fn record(event: UsageEvent) -> Result<(), String> {
         });
     }
     Ok(())
+}
+
+/// Lists `account` for `month` unless its marker says it is: the entry
+/// first, then the marker that makes it count (see the index's docs).
+fn list(bucket: &kv::Bucket, month: Month, account: &str) -> Result<(), wikiedge_core::Error> {
+    let marker = marker_key(month, account);
+    if kv::get(bucket, &marker)?.is_some() {
+        return Ok(());
+    }
+    let seq = kv::increment(bucket, &count_key(month), 1)?;
+    let seq = u64::try_from(seq)
+        .map_err(|_| wikiedge_core::Error::Internal(format!("usage listing count {seq}")))?;
+    kv::set(bucket, &entry_key(month, seq), account.as_bytes())?;
+    kv::set(bucket, &marker, &encode_marker(seq))
 }

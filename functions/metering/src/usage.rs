@@ -3,13 +3,18 @@
 //!
 //! Both read counters with batched `get-many` (256 keys a call): a usage
 //! query reads 15 keys per day (5 products x 3 kinds), the admin report 15
-//! per day of the month per account listed in `usage-accounts:{YYYY-MM}`.
+//! per day of the month per account in one page of the month's listing
+//! ([`wikiedge_core::metering::index`]): at most 200 accounts a request, so
+//! a request's work is bounded whatever the number of accounts, and the
+//! whole report costs time linear in them. A page that is not the last
+//! carries `Link: <...>; rel="next"` (RFC 8288).
 
-use spin_sdk::http::Request;
+use spin_sdk::http::{HeaderValue, Request};
 use wikiedge_core::Error;
 use wikiedge_core::auth::username;
+use wikiedge_core::metering::counter::counter_or_zero;
 use wikiedge_core::metering::counter::decode_counter;
-use wikiedge_core::metering::index::{accounts_key, parse};
+use wikiedge_core::metering::index::{Page, count_key, listed, marker_keys};
 use wikiedge_core::metering::rows::{CsvRow, month_keys, query_keys};
 use wikiedge_core::metering::{UsageQuery, UsageRow, build_rows, monthly_rows, to_csv};
 use wikiedge_core::quota::{Date, Month};
@@ -95,7 +100,8 @@ pub async fn own(req: Request) -> Result<Resp, Error> {
     ))
 }
 
-/// `GET /v1/admin/usage?month=YYYY-MM` (default: this month).
+/// `GET /v1/admin/usage?month=YYYY-MM&limit=N&after=SEQ` (default: this
+/// month, 100 accounts from the start): one page of the month's rows.
 pub async fn admin(req: Request) -> Result<Resp, Error> {
     let bucket = kv::open()?;
     caller::authenticate(&req, &bucket).await?.require_admin()?;
@@ -103,14 +109,35 @@ pub async fn admin(req: Request) -> Result<Resp, Error> {
         Some(text) => Month::parse(&text)?,
         None => Month::from_unix(now()),
     };
-    let accounts = parse(kv::get(&bucket, &accounts_key(month))?.as_deref())?;
+    let page = Page::parse(
+        web::query(&req, "after").as_deref(),
+        web::query(&req, "limit").as_deref(),
+    )?;
+    let count = u64::try_from(counter_or_zero(
+        kv::get(&bucket, &count_key(month))?.as_deref(),
+    )?)
+    .map_err(|_| Error::Internal("negative usage listing count".into()))?;
+    let entries = kv::get_many(&bucket, &page.entry_keys(month, count))?;
+    let markers = kv::get_many(&bucket, &marker_keys(month, &entries))?;
+    let accounts = listed(month, page, count, &entries, &markers);
     let keys: Vec<String> = accounts.iter().flat_map(|a| month_keys(a, month)).collect();
     let values = counters(&bucket, &keys)?;
     let rows = monthly_rows(accounts.iter().map(String::as_str), month, |k| {
         values.get(k).copied()
     });
-    if wants_csv(&req) {
-        return Ok(csv(&rows));
+    let mut resp = if wants_csv(&req) {
+        csv(&rows)
+    } else {
+        web::json(200, &rows)
+    };
+    if let Some(next) = page.next(count) {
+        let link = format!(
+            "</v1/admin/usage?month={month}&limit={}&after={}>; rel=\"next\"",
+            next.limit, next.after
+        );
+        if let Ok(value) = HeaderValue::from_str(&link) {
+            resp.headers_mut().insert("link", value);
+        }
     }
-    Ok(web::json(200, &rows))
+    Ok(resp)
 }

@@ -1,8 +1,8 @@
 //! Metering: usage counters per account, product and UTC day, and reports.
 //!
 //! The metering component increments the counters [`increments`] names
-//! (atomically, once per request), keeps the monthly account index with
-//! [`index::merge`], and answers `GET /v1/usage` by reading the keys of a
+//! (atomically, once per request), lists each month's accounts with usage
+//! ([`index`]: O(1) per account, read back in pages), and answers `GET /v1/usage` by reading the keys of a
 //! [`UsageQuery`] and building [`UsageRow`]s. No storage access happens
 //! here; counter bytes are decoded with [`decode_counter`].
 //!
@@ -10,7 +10,7 @@
 //! - [`product`]: the metered products (structured contents apart).
 //! - [`event`]: counter keys and one event's increments.
 //! - [`counter`]: the store's 8-byte little-endian counter encoding.
-//! - [`index`]: the per-month index of accounts with usage.
+//! - [`index`]: the per-month listing of accounts with usage, and its pages.
 //! - [`query`]: the validated date range of a usage query.
 //! - [`rows`]: daily rows, admin monthly rows, CSV rendering.
 
