@@ -14,6 +14,7 @@
 //! - [`projects`]: the project registry built from the site matrix.
 //! - [`realtime`]: page changes, the partitioned event log, stream requests.
 //! - [`snapshot`]: snapshot metadata, key layout, byte ranges, HTTP dates.
+//! - [`listing`]: append-only listings (accounts, a month's accounts with usage), O(1) to add to, read in pages.
 //! - [`cas`]: compare-and-swap updates that stay exact when a store misreports them.
 //! - [`stores`]: the key-value store labels by purpose (`default`, `bulk`).
 //! - [`sse`]: the Server-Sent Events parser every SSE reader uses.
@@ -27,6 +28,7 @@ pub use error::{Error, ErrorBody, Result};
 pub mod article;
 pub mod auth;
 pub mod cas;
+pub mod listing;
 pub mod metering;
 pub mod projects;
 pub mod quota;

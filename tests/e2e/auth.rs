@@ -22,7 +22,7 @@ use crate::{ADMIN_KEY, BIN};
 
 const SEED: [u8; 32] = [42; 32];
 const JSON: (&str, &str) = ("content-type", "application/json");
-const ADMIN: (&str, &str) = ("x-admin-key", ADMIN_KEY);
+pub(crate) const ADMIN: (&str, &str) = ("x-admin-key", ADMIN_KEY);
 
 /// `spin.toml` up to the quota section, with absolute component paths.
 /// Written once per run (`get_or_init` makes concurrent tests wait for the
@@ -66,6 +66,13 @@ fn auth_app_on(misreport: bool) -> Result<Host> {
 
 /// [`auth_app_on`] with extra variables (`SPIN_VARIABLE_*` names).
 pub(crate) fn auth_app_with(misreport: bool, vars: &[(&str, &str)]) -> Result<Host> {
+    auth_builder(misreport, vars)?.start()
+}
+
+pub(crate) fn auth_builder(
+    misreport: bool,
+    vars: &[(&str, &str)],
+) -> Result<wikiedge_tests::Builder> {
     let key = signing::generate(SEED);
     let mut builder = Host::builder(BIN, &auth_manifest()?)
         .env(
@@ -84,7 +91,7 @@ pub(crate) fn auth_app_with(misreport: bool, vars: &[(&str, &str)]) -> Result<Ho
     for (k, v) in vars {
         builder = builder.env(k, v);
     }
-    builder.start()
+    Ok(builder)
 }
 
 fn post_json(host: &Host, path: &str, headers: &[(&str, &str)], body: &str) -> Result<Resp> {
@@ -93,7 +100,7 @@ fn post_json(host: &Host, path: &str, headers: &[(&str, &str)], body: &str) -> R
     post(&host.url(path), &all, body.as_bytes())
 }
 
-fn create(host: &Host, username: &str, password: &str, role: &str) -> Result<Resp> {
+pub(crate) fn create(host: &Host, username: &str, password: &str, role: &str) -> Result<Resp> {
     let body = serde_json::json!({"username": username, "password": password, "role": role});
     post_json(host, "/v1/admin/accounts", &[ADMIN], &body.to_string())
 }
@@ -331,7 +338,8 @@ fn admin_routes_need_the_admin_key_or_a_current_admin_token() -> Result<()> {
         .iter()
         .filter_map(|a| a["username"].as_str().map(String::from))
         .collect();
-    assert_eq!(names, ["dave", "root"]);
+    // The directory lists accounts in the order they were created.
+    assert_eq!(names, ["root", "dave"]);
 
     // Disabling an account stops its live tokens at once; enabling restores them.
     let disable = request(

@@ -110,3 +110,14 @@ pub fn race(urls: &[String], clients: usize, auth: &str) -> Vec<u16> {
 pub fn count(statuses: &[u16], code: u16) -> usize {
     statuses.iter().filter(|s| **s == code).count()
 }
+
+/// The path of the next page in a paged admin listing's
+/// `Link: <...>; rel="next"` header; `None` on the last page.
+pub(crate) fn next_page(resp: &Resp) -> Option<String> {
+    resp.header("link").map(|link| {
+        assert!(link.ends_with(">; rel=\"next\""), "{link}");
+        link.trim_start_matches('<')
+            .trim_end_matches(">; rel=\"next\"")
+            .to_string()
+    })
+}

@@ -25,6 +25,7 @@ macro_rules! on_both_stores {
 }
 
 mod abuse;
+mod accounts;
 mod articles;
 mod auth;
 mod browser;

@@ -96,3 +96,94 @@ fn usage_counts_admitted_and_denied_requests_and_stays_private() -> Result<()> {
     assert_eq!(bad.status, 422);
     Ok(())
 }
+
+/// The (account, product, admitted) of every row of this month's admin
+/// report, following `Link: <...>; rel="next"` from `first`; also the
+/// number of pages.
+type Row = (String, String, u64);
+fn report_pages(host: &wikiedge_tests::Host, first: &str) -> Result<(Vec<Row>, usize)> {
+    let mut rows = Vec::new();
+    let mut next = Some(first.to_string());
+    let mut pages = 0;
+    while let Some(path) = next.take() {
+        pages += 1;
+        anyhow::ensure!(pages <= 50, "the report does not end: {path}");
+        let page = get(&host.url(&path), &[("x-admin-key", ADMIN_KEY)])?;
+        anyhow::ensure!(page.status == 200, "{path}: {}", page.text());
+        for row in page.json()?.as_array().into_iter().flatten() {
+            rows.push((
+                row["account"].as_str().unwrap_or("?").to_string(),
+                row["product"].as_str().unwrap_or("?").to_string(),
+                row["admitted"].as_u64().unwrap_or(0),
+            ));
+        }
+        next = crate::common::next_page(&page);
+    }
+    Ok((rows, pages))
+}
+
+/// The admin report is served in pages that cover each account with usage
+/// exactly once, even when an account's first requests race each other
+/// across instances (each may append it to the month's listing).
+#[test]
+fn the_admin_report_pages_list_each_account_once_when_first_requests_race() -> Result<()> {
+    let plans = r#"[{"name":"free","monthly":{"ondemand":1000},"burst_per_second":1000}]"#;
+    let (_state, host) = app_with_plans(plans)?;
+    let names = ["ann", "ben", "cyd", "dee", "racer"];
+    let tokens = names
+        .iter()
+        .map(|n| bearer(&host, n, "user"))
+        .collect::<Result<Vec<_>>>()?;
+    let fetch = |token: &str, path: &str| {
+        get(&host.url(path), &[("authorization", token)])
+            .map(|r| r.status)
+            .unwrap_or(0)
+    };
+    let article = "/v2/articles/Anarchism";
+    let structured = "/v2/structured-contents/Anarchism";
+    for token in &tokens[..4] {
+        assert_eq!(fetch(token, article), 200);
+    }
+    // The racer's first 16 requests all at once, on two products: the
+    // first of each product that day lists the account, so two instances
+    // may both append it.
+    let racer = &tokens[4];
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..16)
+            .map(|i| s.spawn(move || fetch(racer, if i % 2 == 0 { article } else { structured })))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0)).collect()
+    });
+    assert_eq!(statuses, [200; 16]);
+
+    let (rows, pages) = report_pages(&host, "/v1/admin/usage?limit=2")?;
+    let mut seen: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|(a, p, _)| (a.as_str(), p.as_str()))
+        .collect();
+    seen.sort_unstable();
+    let mut expected: Vec<(&str, &str)> = names[..4].iter().map(|n| (*n, "ondemand")).collect();
+    expected.extend([("racer", "ondemand"), ("racer", "structured-contents")]);
+    assert_eq!(seen, expected, "each account and product once");
+    assert!(pages >= 3, "5 accounts in pages of 2: {pages} pages");
+    let admitted = |name: &str, product: &str| {
+        rows.iter()
+            .find(|(a, p, _)| a == name && p == product)
+            .map(|r| r.2)
+    };
+    assert_eq!(admitted("racer", "ondemand"), Some(8));
+    assert_eq!(admitted("racer", "structured-contents"), Some(8));
+    assert_eq!(admitted("ann", "ondemand"), Some(1));
+    // One page of everything has no next link.
+    let (all, pages) = report_pages(&host, "/v1/admin/usage")?;
+    assert_eq!((all.len(), pages), (6, 1));
+
+    for bad in ["limit=0", "limit=201", "after=-1", "after=x"] {
+        let resp = get(
+            &host.url(&format!("/v1/admin/usage?{bad}")),
+            &[("x-admin-key", ADMIN_KEY)],
+        )?;
+        assert_eq!(resp.status, 422, "{bad}");
+    }
+    Ok(())
+}

@@ -6,9 +6,13 @@
 //! 401 and no Bearer fallback is tried) or by the Bearer token of an account
 //! whose current role is admin (403 otherwise).
 
+use spin_sdk::http::{HeaderValue, Request};
+use wikiedge_core::auth::directory;
 use wikiedge_core::auth::verify::admin_key_matches;
 use wikiedge_core::auth::{Account, CreateAccountRequest, PatchAccountRequest, password, username};
+use wikiedge_core::listing::Page;
 use wikiedge_core::{Error, Result};
+use wikiedge_fn::web;
 
 use crate::kv::Kv;
 use crate::respond::{self, Reply};
@@ -54,18 +58,34 @@ pub async fn create(body: Vec<u8>) -> Result<Reply> {
     Ok(respond::json(201, &view(&account, plans, now)))
 }
 
-/// `GET /v1/admin/accounts`: every account, sorted by username.
-pub async fn list() -> Result<Reply> {
+/// `GET /v1/admin/accounts?limit=N&after=SEQ`: a page of the accounts, in
+/// the order they were created (100 from the start unless asked); a page
+/// that is not the last links to the next (`Link: <...>; rel="next"`).
+pub async fn list(req: &Request) -> Result<Reply> {
+    let page = Page::parse(
+        web::query(req, "after").as_deref(),
+        web::query(req, "limit").as_deref(),
+        directory::DEFAULT_PAGE,
+        directory::MAX_PAGE,
+    )?;
     let plans = config::plans().await?;
     let now = wikiedge_fn::now();
-    let kv = Kv::open().await?;
+    let mut kv = Kv::open().await?;
+    let (names, count) = records::usernames(&mut kv, page).await?;
     let mut accounts = Vec::new();
-    for name in records::usernames(&kv).await? {
+    for name in names {
         if let Some(account) = records::account(&kv, &name).await? {
             accounts.push(view(&account, plans, now));
         }
     }
-    Ok(respond::json(200, &accounts))
+    let mut reply = respond::json(200, &accounts);
+    if let Some(value) = page
+        .next_link("/v1/admin/accounts?", count)
+        .and_then(|link| HeaderValue::from_str(&link).ok())
+    {
+        reply.headers_mut().insert("link", value);
+    }
+    Ok(reply)
 }
 
 fn not_found() -> Error {

@@ -7,6 +7,7 @@
 
 use spin_sdk::experimental::wasi::keyvalue::{atomics, store as wkv};
 use spin_sdk::key_value::Store;
+use wikiedge_core::listing::{Listing, Page};
 use wikiedge_core::{Error, Result, cas};
 
 /// What an update function decided.
@@ -79,6 +80,16 @@ impl Kv {
         self.bucket
             .as_ref()
             .ok_or_else(|| Error::Internal("bucket vanished".into()))
+    }
+
+    /// Adds `member` to `listing` (see [`wikiedge_fn::kv::add_to_listing`]).
+    pub fn add_to_listing(&mut self, listing: &Listing, member: &str) -> Result<()> {
+        wikiedge_fn::kv::add_to_listing(self.bucket()?, listing, member)
+    }
+
+    /// A page of `listing` (see [`wikiedge_fn::kv::listing_page`]).
+    pub fn listing_page(&mut self, listing: &Listing, page: Page) -> Result<(Vec<String>, u64)> {
+        wikiedge_fn::kv::listing_page(self.bucket()?, listing, page)
     }
 
     /// Adds `delta` to a counter atomically (`wasi:keyvalue/atomics`) and

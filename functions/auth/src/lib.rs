@@ -129,7 +129,7 @@ async fn route(req: Request) -> Result<Reply> {
             if post {
                 admin::create(respond::json_body(req).await?).await
             } else {
-                admin::list().await
+                admin::list(&req).await
             }
         }
         other => match other.strip_prefix("/v1/admin/accounts/") {

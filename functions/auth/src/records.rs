@@ -5,7 +5,7 @@
 //! | key | value | written by |
 //! |---|---|---|
 //! | `account:{username}` | [`Account`] JSON | admin create (CAS, expected absent), admin patch and change-password (CAS) |
-//! | `account-directory` | [`Directory`] JSON: every username | admin create (CAS) |
+//! | `accounts:count`, `accounts:#{seq}`, `accounts:@{username}` | the directory: an append-only [`wikiedge_core::listing`] of every username | account create (increment, set, set) |
 //! | `session:{id}` | [`SessionRecord`] JSON: the refresh-token record plus copies of the account's `disabled`, `role` and `plan` | login (set), refresh, revoke, admin patch (CAS) |
 //! | `sessions:{username}` | [`SessionIndex`] JSON: the account's sessions | login (CAS) |
 //! | `login-attempts:{user:NAME\|client:IP}:{window}` | counter (`wasi:keyvalue` atomics) | every login and change-password attempt (increment before hashing; decrement when refused; user's deleted on success or admin unlock) |
@@ -17,11 +17,12 @@
 //! index, and login re-reads the account after indexing its new session
 //! (so a patch racing a login is seen by one of the two).
 
-use wikiedge_core::auth::directory::{self, Directory};
+use wikiedge_core::auth::directory;
 use wikiedge_core::auth::session_index::{self, SessionIndex};
 use wikiedge_core::auth::session_record::SessionRecord;
 use wikiedge_core::auth::token::SESSION_RANDOM_LEN;
 use wikiedge_core::auth::{Account, Session, keys};
+use wikiedge_core::listing::Page;
 use wikiedge_core::{Error, Result};
 
 use crate::kv::{Kv, Update};
@@ -51,28 +52,20 @@ pub fn create_account(kv: &mut Kv, account: &Account) -> Result<()> {
         ))),
         None => Ok(Update::Write(account.to_json(), ())),
     })?;
-    kv.update(directory::KEY, |current| {
-        let mut dir = current
-            .map(|b| Directory::from_json(&b))
-            .transpose()?
-            .unwrap_or_default();
-        Ok(if dir.insert(&account.username) {
-            Update::Write(dir.to_json(), ())
-        } else {
-            Update::Keep(())
-        })
-    })
+    kv.add_to_listing(&directory::listing(), &account.username)
 }
 
-/// The usernames in the directory.
-pub async fn usernames(kv: &Kv) -> Result<Vec<String>> {
-    Ok(kv
-        .get(directory::KEY)
-        .await?
-        .map(|b| Directory::from_json(&b))
-        .transpose()?
-        .unwrap_or_default()
-        .usernames)
+/// A page of the directory's usernames, in the order the accounts were
+/// created, and the entries appended so far. A legacy directory (one JSON
+/// array) is first moved into the listing and deleted.
+pub async fn usernames(kv: &mut Kv, page: Page) -> Result<(Vec<String>, u64)> {
+    if let Some(bytes) = kv.get(directory::LEGACY_KEY).await? {
+        for name in directory::legacy_usernames(&bytes)? {
+            kv.add_to_listing(&directory::listing(), &name)?;
+        }
+        kv.delete(directory::LEGACY_KEY).await?;
+    }
+    kv.listing_page(&directory::listing(), page)
 }
 
 /// Changes an existing account atomically (404 if there is none) and

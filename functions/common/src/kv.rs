@@ -11,6 +11,8 @@
 use std::collections::HashMap;
 
 use spin_sdk::experimental::wasi::keyvalue::{atomics, batch, store};
+use wikiedge_core::listing::{self, Listing};
+use wikiedge_core::metering::counter::counter_or_zero;
 use wikiedge_core::{Error, cas};
 
 pub use store::Bucket;
@@ -87,6 +89,34 @@ pub fn get_many(bucket: &Bucket, keys: &[String]) -> Result<HashMap<String, Vec<
 /// `delta` of 0 reads it.
 pub fn increment(bucket: &Bucket, key: &str, delta: i64) -> Result<i64, Error> {
     atomics::increment(bucket, key, delta).map_err(|e| unavailable(key, e))
+}
+
+/// Adds `member` to `listing` unless its marker says it is there: the entry
+/// first, then the marker that makes it count (see
+/// [`wikiedge_core::listing`]). O(1) whatever the listing's size.
+pub fn add_to_listing(bucket: &Bucket, listing: &Listing, member: &str) -> Result<(), Error> {
+    let marker = listing.marker_key(member);
+    if get(bucket, &marker)?.is_some() {
+        return Ok(());
+    }
+    let seq = listing::seq(increment(bucket, &listing.count_key(), 1)?)?;
+    set(bucket, &listing.entry_key(seq), member.as_bytes())?;
+    set(bucket, &marker, &listing::encode_marker(seq))
+}
+
+/// One page of `listing`: its members in the order they were added, and
+/// the entries appended so far (for [`listing::Page::next_link`]).
+pub fn listing_page(
+    bucket: &Bucket,
+    listing: &Listing,
+    page: listing::Page,
+) -> Result<(Vec<String>, u64), Error> {
+    let count = listing::seq(counter_or_zero(
+        get(bucket, &listing.count_key())?.as_deref(),
+    )?)?;
+    let entries = get_many(bucket, &listing.entry_keys(page, count))?;
+    let markers = get_many(bucket, &listing.marker_keys(&entries))?;
+    Ok((listing.members(page, count, &entries, &markers), count))
 }
 
 /// What an update function decided.

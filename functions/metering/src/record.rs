@@ -6,7 +6,7 @@
 //! `...:bytes`; a denied one adds 1 to `...:denied`. When the count
 //! increment returns exactly 1, this is the first such event of the
 //! account, product and kind that day, and the account is listed for the
-//! month if it is not yet ([`wikiedge_core::metering::index`]: a read of its
+//! month if it is not yet ([`wikiedge_core::listing`]: a read of its
 //! marker; the first time in a month an increment and two writes, O(1)
 //! whatever the number of accounts). An instance also remembers the
 //! (account, month) pairs it has listed and skips them. So an admitted
@@ -23,7 +23,7 @@ use std::cell::RefCell;
 use std::collections::HashSet;
 
 use wikiedge_core::auth::username;
-use wikiedge_core::metering::index::{count_key, encode_marker, entry_key, marker_key};
+use wikiedge_core::metering::index;
 use wikiedge_core::metering::{MeteredProduct, Outcome, increments};
 use wikiedge_core::quota::Month;
 
@@ -70,7 +70,8 @@ pub fn record(event: UsageEvent) -> Result<(), String> {
         if INDEXED.with(|s| s.borrow().contains(&pair)) {
             return Ok(());
         }
-        list(&bucket, Month::from_unix(now), &account).map_err(storage_failed)?;
+        kv::add_to_listing(&bucket, &index::accounts(Month::from_unix(now)), &account)
+            .map_err(storage_failed)?;
         INDEXED.with(|s| {
             let mut set = s.borrow_mut();
             if set.len() >= MAX_INDEXED {
@@ -80,18 +81,4 @@ pub fn record(event: UsageEvent) -> Result<(), String> {
         });
     }
     Ok(())
-}
-
-/// Lists `account` for `month` unless its marker says it is: the entry
-/// first, then the marker that makes it count (see the index's docs).
-fn list(bucket: &kv::Bucket, month: Month, account: &str) -> Result<(), wikiedge_core::Error> {
-    let marker = marker_key(month, account);
-    if kv::get(bucket, &marker)?.is_some() {
-        return Ok(());
-    }
-    let seq = kv::increment(bucket, &count_key(month), 1)?;
-    let seq = u64::try_from(seq)
-        .map_err(|_| wikiedge_core::Error::Internal(format!("usage listing count {seq}")))?;
-    kv::set(bucket, &entry_key(month, seq), account.as_bytes())?;
-    kv::set(bucket, &marker, &encode_marker(seq))
 }

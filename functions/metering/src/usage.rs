@@ -12,9 +12,9 @@
 use spin_sdk::http::{HeaderValue, Request};
 use wikiedge_core::Error;
 use wikiedge_core::auth::username;
-use wikiedge_core::metering::counter::counter_or_zero;
+use wikiedge_core::listing::Page;
 use wikiedge_core::metering::counter::decode_counter;
-use wikiedge_core::metering::index::{Page, count_key, listed, marker_keys};
+use wikiedge_core::metering::index::{self, DEFAULT_PAGE, MAX_PAGE};
 use wikiedge_core::metering::rows::{CsvRow, month_keys, query_keys};
 use wikiedge_core::metering::{UsageQuery, UsageRow, build_rows, monthly_rows, to_csv};
 use wikiedge_core::quota::{Date, Month};
@@ -112,14 +112,10 @@ pub async fn admin(req: Request) -> Result<Resp, Error> {
     let page = Page::parse(
         web::query(&req, "after").as_deref(),
         web::query(&req, "limit").as_deref(),
+        DEFAULT_PAGE,
+        MAX_PAGE,
     )?;
-    let count = u64::try_from(counter_or_zero(
-        kv::get(&bucket, &count_key(month))?.as_deref(),
-    )?)
-    .map_err(|_| Error::Internal("negative usage listing count".into()))?;
-    let entries = kv::get_many(&bucket, &page.entry_keys(month, count))?;
-    let markers = kv::get_many(&bucket, &marker_keys(month, &entries))?;
-    let accounts = listed(month, page, count, &entries, &markers);
+    let (accounts, count) = kv::listing_page(&bucket, &index::accounts(month), page)?;
     let keys: Vec<String> = accounts.iter().flat_map(|a| month_keys(a, month)).collect();
     let values = counters(&bucket, &keys)?;
     let rows = monthly_rows(accounts.iter().map(String::as_str), month, |k| {
@@ -130,14 +126,12 @@ pub async fn admin(req: Request) -> Result<Resp, Error> {
     } else {
         web::json(200, &rows)
     };
-    if let Some(next) = page.next(count) {
-        let link = format!(
-            "</v1/admin/usage?month={month}&limit={}&after={}>; rel=\"next\"",
-            next.limit, next.after
-        );
-        if let Ok(value) = HeaderValue::from_str(&link) {
-            resp.headers_mut().insert("link", value);
-        }
+    let path = format!("/v1/admin/usage?month={month}&");
+    if let Some(value) = page
+        .next_link(&path, count)
+        .and_then(|link| HeaderValue::from_str(&link).ok())
+    {
+        resp.headers_mut().insert("link", value);
     }
     Ok(resp)
 }

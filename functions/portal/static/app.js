@@ -45,7 +45,8 @@ function showWho() {
 
 // One API call. `auth`: "user" sends the Bearer token, "admin" the admin key
 // when one was given (else the Bearer token).
-async function api(method, path, body, auth, accept) {
+// One request; the response, refreshed once on a 401 with a refresh token.
+async function send(method, path, body, auth, accept) {
   const headers = { accept: accept || "application/json" };
   if (body !== undefined) headers["content-type"] = "application/json";
   if (auth === "admin" && state.adminKey) headers["x-admin-key"] = state.adminKey;
@@ -58,6 +59,11 @@ async function api(method, path, body, auth, accept) {
     headers.authorization = "Bearer " + state.access;
     resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "omit" });
   }
+  return resp;
+}
+
+// The body (text for CSV, else parsed JSON), or an Error with the server's message.
+async function read(resp, accept) {
   if (accept === "text/csv" && resp.ok) return resp.text();
   const text = await resp.text();
   const data = text ? JSON.parse(text) : null;
@@ -66,6 +72,23 @@ async function api(method, path, body, auth, accept) {
     throw new Error((data && data.message ? data.message : "HTTP " + resp.status) + (retry ? " (retry in " + retry + " s)" : ""));
   }
   return data;
+}
+
+async function api(method, path, body, auth, accept) {
+  return read(await send(method, path, body, auth, accept), accept);
+}
+
+// Every page of a paged list, following `Link: <...>; rel="next"`: the
+// pages' bodies, in order.
+async function pages(path, auth, accept) {
+  const out = [];
+  for (let next = path; next;) {
+    const resp = await send("GET", next, undefined, auth, accept);
+    out.push(await read(resp, accept));
+    const link = /<([^>]*)>;\s*rel="next"/.exec(resp.headers.get("link") || "");
+    next = link && link[1].startsWith("/") ? link[1] : null;
+  }
+  return out;
 }
 
 async function refresh() {
@@ -440,15 +463,14 @@ loaders.admin = async () => {
   const queue = await api("GET", "/v1/admin/access-requests?status=pending", undefined, "admin");
   const items = Array.isArray(queue) ? queue : (queue.requests || []);
   $("review-queue").replaceChildren(...(items.length ? items.map(reviewCard) : [el("li", "Nothing to review")]));
-  accounts = await api("GET", "/v1/admin/accounts", undefined, "admin");
+  accounts = (await pages("/v1/admin/accounts?limit=200", "admin")).flat();
   renderAccounts();
 };
 
 function month() { return $("usage-month").value.trim() || new Date().toISOString().slice(0, 7); }
 
 onSubmit("usage-month-form", async () => {
-  const report = await api("GET", "/v1/admin/usage?month=" + encodeURIComponent(month()), undefined, "admin");
-  const rows = Array.isArray(report) ? report : (report.usage || report.rows || []);
+  const rows = (await pages("/v1/admin/usage?limit=200&month=" + encodeURIComponent(month()), "admin")).flat();
   $("admin-usage").querySelector("tbody").replaceChildren(...rows.map((r) => row([r.account, r.product, r.admitted, r.denied, r.bytes])));
 });
 
@@ -456,7 +478,9 @@ onSubmit("usage-month-form", async () => {
 // (a plain link would have to carry the token in its URL).
 $("usage-csv").addEventListener("click", async () => {
   try {
-    const csv = await api("GET", "/v1/admin/usage?month=" + encodeURIComponent(month()), undefined, "admin", "text/csv");
+    // Each page is a CSV with its own header line; the file keeps the first.
+    const csv = (await pages("/v1/admin/usage?limit=200&month=" + encodeURIComponent(month()), "admin", "text/csv"))
+      .map((page, i) => (i === 0 ? page : page.slice(page.indexOf("\n") + 1))).join("");
     const a = el("a", null, { href: URL.createObjectURL(new Blob([csv], { type: "text/csv" })), download: "usage-" + month() + ".csv" });
     document.body.append(a); a.click(); a.remove();
   } catch (e) { say(e.message, true); }

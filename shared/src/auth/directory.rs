@@ -1,47 +1,40 @@
-//! The account directory: the sorted list of usernames, so that listing
+//! The account directory: every account's username, so that listing
 //! accounts does not scan the whole key-value store (which also holds the
-//! article cache). Stored as JSON under [`KEY`] and updated with
-//! compare-and-swap when an account is created.
+//! article cache). It is the append-only [`listing`] `accounts`: creating
+//! an account adds it in O(1), and `GET /v1/admin/accounts` reads it in
+//! pages, in the order accounts were created.
+//!
+//! Before, the directory was one sorted JSON array under [`LEGACY_KEY`],
+//! rewritten in full by compare-and-swap on every new account (quadratic
+//! in the accounts) and read whole by every listing. A store that still
+//! has one is moved into the listing once ([`legacy_usernames`]).
 
-use serde::{Deserialize, Serialize};
-
+use crate::listing::Listing;
 use crate::{Error, Result};
 
-/// The directory's key.
-pub const KEY: &str = "account-directory";
+/// Accounts in a page when the client does not say.
+pub const DEFAULT_PAGE: u64 = 100;
+/// The most accounts a page may hold (each is one read).
+pub const MAX_PAGE: u64 = 200;
 
-/// The usernames of every account, sorted and unique.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Directory {
-    /// The usernames.
-    pub usernames: Vec<String>,
+/// The key of the directory as a single JSON array (before the listing).
+pub const LEGACY_KEY: &str = "account-directory";
+
+/// The listing of every account.
+pub fn listing() -> Listing {
+    Listing::new("accounts")
 }
 
-impl Directory {
-    /// Parses a stored directory; a corrupt one is our fault (500).
-    pub fn from_json(bytes: &[u8]) -> Result<Directory> {
-        serde_json::from_slice(bytes)
-            .map_err(|e| Error::Internal(format!("stored account directory: {e}")))
+/// The usernames of a stored legacy directory; a corrupt one is our fault
+/// (500).
+pub fn legacy_usernames(bytes: &[u8]) -> Result<Vec<String>> {
+    #[derive(serde::Deserialize)]
+    struct Legacy {
+        usernames: Vec<String>,
     }
-
-    /// The directory as JSON bytes.
-    pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-
-    /// Inserts a username in order; returns whether it was new.
-    pub fn insert(&mut self, username: &str) -> bool {
-        match self
-            .usernames
-            .binary_search_by(|u| u.as_str().cmp(username))
-        {
-            Ok(_) => false,
-            Err(at) => {
-                self.usernames.insert(at, username.to_string());
-                true
-            }
-        }
-    }
+    serde_json::from_slice::<Legacy>(bytes)
+        .map(|d| d.usernames)
+        .map_err(|e| Error::Internal(format!("stored account directory: {e}")))
 }
 
 #[cfg(test)]
@@ -49,14 +42,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn usernames_stay_sorted_and_unique() {
-        let mut d = Directory::default();
-        assert!(d.insert("carol"));
-        assert!(d.insert("alice"));
-        assert!(!d.insert("carol"));
-        assert!(d.insert("bob"));
-        assert_eq!(d.usernames, ["alice", "bob", "carol"]);
-        assert_eq!(Directory::from_json(&d.to_json()), Ok(d));
-        assert_eq!(Directory::from_json(b"x").map_err(|e| e.status()), Err(500));
+    fn the_legacy_directory_reads_back_and_the_listing_has_its_own_keys() {
+        assert_eq!(
+            legacy_usernames(br#"{"usernames":["alice","bob"]}"#),
+            Ok(vec!["alice".to_string(), "bob".to_string()])
+        );
+        assert_eq!(legacy_usernames(b"x").map_err(|e| e.status()), Err(500));
+        assert_eq!(listing().marker_key("alice"), "accounts:@alice");
+        assert_ne!(listing().count_key(), LEGACY_KEY);
     }
 }

@@ -10,7 +10,7 @@
 //! - [`product`]: the metered products (structured contents apart).
 //! - [`event`]: counter keys and one event's increments.
 //! - [`counter`]: the store's 8-byte little-endian counter encoding.
-//! - [`index`]: the per-month listing of accounts with usage, and its pages.
+//! - [`index`]: the per-month listing of accounts with usage.
 //! - [`query`]: the validated date range of a usage query.
 //! - [`rows`]: daily rows, admin monthly rows, CSV rendering.
 
