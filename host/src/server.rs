@@ -45,8 +45,8 @@ pub struct ServeOptions {
     /// Requests one component works on at the same time; the rest wait in
     /// line. Each request in progress holds (a share of) an instance, and
     /// instances are what costs memory, so this bounds the host's memory
-    /// while keeping both cores busy (the work is CPU-bound or waits only
-    /// briefly on the key-value store).
+    /// while keeping every core busy (the work is CPU-bound or waits only
+    /// briefly on the key-value store). Default: [`default_in_flight`].
     pub max_in_flight_per_component: usize,
     /// Open connections at most; further clients wait in the listen backlog.
     pub max_connections: usize,

@@ -305,6 +305,9 @@ fn app_on(wiki: &FakeWiki, tag: &str, revertrisk: bool) -> Result<(TempDir, Host
         .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
         .env("SPIN_VARIABLE_UPSTREAM_OVERRIDES", &overrides)
         .env("SPIN_VARIABLE_UPSTREAM_TIMEOUT_MS", "5000")
+        // The model answers at once; the bound only has to outlast a
+        // loaded CI machine (the 1 s default did not, once).
+        .env("SPIN_VARIABLE_REVERTRISK_TIMEOUT_MS", "10000")
         .state_dir(state.path());
     if revertrisk {
         let model = format!("{}{REVERTRISK_PATH}", wiki.url);

@@ -27,6 +27,8 @@ pub struct Config {
     /// The Lift Wing revert-risk model URL (`revertrisk_url`); `None` (the
     /// default) leaves `version.scores` out.
     pub revertrisk_url: Option<String>,
+    /// How long a fetch waits for the model (`revertrisk_timeout_ms`).
+    pub revertrisk_timeout: Duration,
 }
 
 impl Config {
@@ -74,6 +76,10 @@ pub async fn config() -> &'static Config {
             unfiltered: project_list(variable("unfiltered_projects").await),
             max_age: number(variable("article_max_age").await, 86_400),
             timeout: Duration::from_millis(number(variable("upstream_timeout_ms").await, 5_000)),
+            revertrisk_timeout: Duration::from_millis(number(
+                variable("revertrisk_timeout_ms").await,
+                1_000,
+            )),
             revertrisk_url: variable("revertrisk_url")
                 .await
                 .map(|u| u.trim().to_string())
@@ -97,6 +103,7 @@ mod tests {
             max_age: 1,
             timeout: Duration::from_millis(1),
             revertrisk_url: None,
+            revertrisk_timeout: Duration::from_millis(1_000),
         }
     }
 

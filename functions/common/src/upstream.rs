@@ -134,15 +134,13 @@ async fn fetch_unbounded(
     article_from_upstream(&rest, &info, ctx)
 }
 
-/// The time bound of the revert-risk call: the article is answered without
-/// scores rather than wait longer.
-pub const REVERTRISK_TIMEOUT: Duration = Duration::from_millis(1_000);
-
 /// Sets `version.scores` from the Lift Wing revert-risk model at `url`
-/// (core `article::revertrisk`), within [`REVERTRISK_TIMEOUT`]; on any
+/// (core `article::revertrisk`), within `timeout` (the Spin variable
+/// `revertrisk_timeout_ms`, 1 s by default: the article is answered without
+/// scores rather than wait longer); on any
 /// failure the article stays as it is. One more upstream call per fetched
 /// article, made only when the operator enabled it.
-pub async fn add_revertrisk(article: &mut Article, url: &str) {
+pub async fn add_revertrisk(article: &mut Article, url: &str, timeout: Duration) {
     let Some(rev_id) = article.version.as_ref().and_then(|v| v.identifier) else {
         return;
     };
@@ -166,7 +164,7 @@ pub async fn add_revertrisk(article: &mut Article, url: &str) {
         revertrisk::scores(&body, rev_id)
     };
     let work = std::pin::pin!(work);
-    let timer = std::pin::pin!(spin_sdk::time::sleep(REVERTRISK_TIMEOUT));
+    let timer = std::pin::pin!(spin_sdk::time::sleep(timeout));
     match select(work, timer).await {
         Either::Left((Some(scores), _)) => {
             if let Some(version) = article.version.as_mut() {
@@ -177,7 +175,7 @@ pub async fn add_revertrisk(article: &mut Article, url: &str) {
         Either::Right(((), _)) => eprintln!(
             "{}: revert risk for {rev_id} took over {} ms",
             crate::name(),
-            REVERTRISK_TIMEOUT.as_millis()
+            timeout.as_millis()
         ),
     }
 }

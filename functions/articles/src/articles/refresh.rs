@@ -78,7 +78,7 @@ async fn fetch(config: &Config, c: &Candidate) -> Result<Article, Error> {
         });
     let mut article = upstream::fetch(&base, &c.title, &ctx, config.timeout).await?;
     if let Some(url) = &config.revertrisk_url {
-        upstream::add_revertrisk(&mut article, url).await;
+        upstream::add_revertrisk(&mut article, url, config.revertrisk_timeout).await;
     }
     Ok(article)
 }
