@@ -26,7 +26,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
-use wasmtime::component::{Component, GuestTaskId, Linker};
+use wasmtime::component::{GuestTaskId, Linker};
 use wasmtime::{Engine, Store, StoreContextMut, UpdateDeadline};
 use wasmtime_wasi_http::handler::{
     HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
@@ -181,8 +181,8 @@ impl App {
         for id in routed {
             let decl = &manifest.components[id];
             let bytes = compose::composed_bytes(&manifest, id)?;
-            let component = Component::new(&engine, &bytes)
-                .map_err(|e| anyhow!("component `{id}` failed to compile: {e:?}"))?;
+            let component = crate::compiled::load(&engine, &bytes, opts.cache_dir.as_deref())
+                .map_err(|e| anyhow!("component `{id}` failed to compile: {e:#}"))?;
             let pre = linker
                 .instantiate_pre(&component)
                 .map_err(|e| anyhow!("component `{id}` cannot be linked: {e:?}"))?;
@@ -227,12 +227,15 @@ impl App {
 
     /// Give back the memory the host keeps only for speed: the key-value
     /// read caches and pooled SQLite readers, then the allocator's free
-    /// pages. Called when the host has gone quiet ([`crate::idle`]).
+    /// pages, and the resident pages of the compiled code (read in again
+    /// when it next runs). Called when the host has gone quiet
+    /// ([`crate::idle`]).
     pub fn release_memory(&self) {
         for db in &self.databases {
             db.release_memory();
         }
         crate::idle::trim_allocator();
+        crate::idle::page_out_compiled_code();
         crate::metrics::metrics().idle_release();
     }
 }

@@ -128,6 +128,53 @@ pub fn trim_allocator() {
     }
 }
 
+/// The address ranges of the compiled component files (`*.cwasm`,
+/// [`crate::compiled`]) in a `/proc/PID/maps` listing.
+pub fn compiled_code_ranges(maps: &str) -> Vec<(usize, usize)> {
+    maps.lines()
+        .filter(|line| line.trim_end().ends_with(".cwasm"))
+        .filter_map(|line| {
+            let (start, end) = line.split_whitespace().next()?.split_once('-')?;
+            let start = usize::from_str_radix(start, 16).ok()?;
+            let end = usize::from_str_radix(end, 16).ok()?;
+            (end > start).then_some((start, end))
+        })
+        .collect()
+}
+
+/// Asks the kernel to reclaim the resident pages of the compiled component
+/// files this process maps: clean file pages, read in again when the code
+/// next runs (so a quiet host gives back the code it ran, not only its
+/// heap). Returns the bytes of the mappings advised. Linux only (kernel
+/// 5.4+, `MADV_PAGEOUT`); elsewhere, or on an older kernel, nothing.
+#[allow(unsafe_code)] // madvise on this process's own mappings, advisory only
+pub fn page_out_compiled_code() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+            return 0;
+        };
+        let mut advised = 0u64;
+        for (start, end) in compiled_code_ranges(&maps) {
+            // SAFETY: MADV_PAGEOUT only reclaims pages; it never changes
+            // what a mapping reads (clean file pages are read in again,
+            // written private pages are anonymous and would be swapped,
+            // not dropped). The range is one of this process's mappings as
+            // the kernel just listed it; if it has gone since, the call
+            // fails with ENOMEM and nothing happens.
+            let r = unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_PAGEOUT)
+            };
+            if r == 0 {
+                advised += (end - start) as u64;
+            }
+        }
+        advised
+    }
+    #[cfg(not(target_os = "linux"))]
+    0
+}
+
 /// Bound glibc's per-thread heap arenas to `n` (glibc makes up to eight per
 /// core; each holds on to freed memory of its own). Does nothing elsewhere,
 /// or when `n` is 0.
@@ -159,6 +206,26 @@ pub async fn run(activity: std::sync::Arc<Activity>, after: Duration, release: i
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_compiled_code_mappings_are_found_in_a_maps_listing() {
+        let maps = "\
+55d0c0a00000-55d0c0b00000 r-xp 00000000 fd:01 123 /usr/bin/wikiedge
+7f0000000000-7f0000200000 r--p 00000000 fd:01 456 /root/.cache/wikiedge/components/ab12-cd34.cwasm
+7f0000200000-7f0000900000 r-xp 00200000 fd:01 456 /root/.cache/wikiedge/components/ab12-cd34.cwasm
+7f0000900000-7f0000901000 rw-p 00000000 00:00 0 
+7f0001000000-7f0001000000 r--p 00000000 fd:01 789 /tmp/x.cwasm
+7fff00000000-7fff00021000 rw-p 00000000 00:00 0                          [stack]
+";
+        assert_eq!(
+            compiled_code_ranges(maps),
+            [
+                (0x7f00_0000_0000, 0x7f00_0020_0000),
+                (0x7f00_0020_0000, 0x7f00_0090_0000)
+            ]
+        );
+    }
+
     use super::*;
 
     fn at(t0: Instant, secs: u64) -> Instant {

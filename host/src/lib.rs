@@ -21,6 +21,7 @@
 
 pub mod app;
 pub mod build_cmd;
+pub mod compiled;
 pub mod compose;
 pub mod engine;
 pub mod idle;

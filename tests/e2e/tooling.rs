@@ -2,7 +2,7 @@
 //! target, and `wikiedge follow` over TLS.
 
 use crate::BIN;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
@@ -470,10 +470,34 @@ fn metrics_are_served_on_their_own_listen_address() -> Result<()> {
     Ok(())
 }
 
+/// The resident KiB of a process's mappings of compiled component files
+/// (`*.cwasm` in the compile cache), from `/proc/PID/smaps`.
+fn compiled_code_rss_kib(pid: u32) -> Result<u64> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps"))?;
+    let mut in_code = false;
+    let mut kib = 0;
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        match fields.next() {
+            Some("Rss:") if in_code => {
+                kib += fields
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+            Some(first) if first.contains('-') && !first.ends_with(':') => {
+                in_code = line.trim_end().ends_with(".cwasm");
+            }
+            _ => {}
+        }
+    }
+    Ok(kib)
+}
+
 /// An idle host scales back: its instances retire after
 /// `--idle-instance-timeout`, and once nothing has happened for
 /// `--idle-release-seconds` it gives back the memory it keeps for speed
-/// (docs/host.md, "Memory").
+/// (docs/host.md, "Memory"), compiled code included.
 #[test]
 fn an_idle_hosts_instance_pool_empties_and_its_memory_is_released() -> Result<()> {
     let port = wikiedge_tests::free_port();
@@ -501,6 +525,9 @@ fn an_idle_hosts_instance_pool_empties_and_its_memory_is_released() -> Result<()
     );
     let live = "wikiedge_instances{component=\"sink\"}";
     let releases = metric("wikiedge_idle_releases_total")?.unwrap_or(0.0);
+    let pid = host.pid().context("the host's pid")?;
+    let code_before = compiled_code_rss_kib(pid)?;
+    assert!(code_before > 0, "no compiled code resident after requests");
     // Right after the requests an instance is alive (it is kept for 3 s).
     assert!(metric(live)?.is_some_and(|n| n >= 1.0));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
@@ -518,6 +545,13 @@ fn an_idle_hosts_instance_pool_empties_and_its_memory_is_released() -> Result<()
     assert!(
         emptied,
         "no instance retired or no release within 15 s:\n{text}"
+    );
+    // The release also gave back the compiled code's pages (mapped from
+    // the compile cache's files): what ran is no longer resident.
+    let code_after = compiled_code_rss_kib(pid)?;
+    assert!(
+        code_after < code_before,
+        "compiled code resident: {code_before} KiB before the release, {code_after} KiB after"
     );
     // A retired pool serves again: a fresh instance, the stored value.
     assert_eq!(

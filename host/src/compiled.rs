@@ -1,0 +1,224 @@
+//! Compiled components kept as files and mapped into memory, not copied.
+//!
+//! wasmtime's own compile cache stores compressed artifacts: a hit is
+//! decompressed into anonymous memory, so every component's whole compiled
+//! code is resident (and private) for the life of the process, whether it
+//! runs or not — about 35 MiB for this app, most of an idle host's memory
+//! (BENCHMARKS.md, "Memory"). Here a component compiled once is written,
+//! uncompressed, to `{cache_dir}/components/{key}.cwasm` and loaded with
+//! [`Component::deserialize_file`], which maps the file: code pages are
+//! read in when first executed, are clean and shared, and the kernel may
+//! drop them under memory pressure.
+//!
+//! The key is the SHA-256 of the component's bytes (after composition) and
+//! a hash of the engine's settings that affect compiled code
+//! ([`Engine::precompile_compatibility_hash`]); wasmtime also checks the
+//! file's header against the engine when it loads it, and a file it refuses
+//! is compiled again and replaced. Files are written to a temporary name
+//! and renamed, so a crash or a second host starting at the same time never
+//! leaves a half-written file under the key.
+//!
+//! Each rebuild of a component adds a file, so the directory is bounded:
+//! a file's modification time is set whenever it is loaded, and after a new
+//! file is written the least recently used go until the directory holds at
+//! most [`MAX_CACHE_BYTES`]. A host that still maps a removed file keeps
+//! using it (the mapping holds the data); the next start compiles again.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::{Context, Result, anyhow};
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// The compiled files kept at most, in bytes (this app's are about 40 MB).
+pub const MAX_CACHE_BYTES: u64 = 1 << 30;
+
+/// The file a component's compiled code is kept in.
+fn path(engine: &Engine, bytes: &[u8], cache_dir: &Path) -> PathBuf {
+    let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
+    engine
+        .precompile_compatibility_hash()
+        .hash(&mut engine_hash);
+    let digest = Sha256::digest(bytes);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    cache_dir
+        .join("components")
+        .join(format!("{hex}-{:016x}.cwasm", engine_hash.finish()))
+}
+
+/// Maps a compiled component file.
+#[allow(unsafe_code)]
+fn map(engine: &Engine, file: &Path) -> Result<Component> {
+    // SAFETY: wasmtime requires that the file hold code it serialized for a
+    // compatible engine and that it not change while mapped. Only this
+    // module writes into `components/` (serialized by wasmtime, renamed
+    // into place whole, never rewritten in place), the name is keyed by
+    // the source bytes and the engine, and wasmtime checks the header
+    // against the engine before use. Whoever can write the cache directory
+    // can already replace the host binary's inputs; it is the same trust
+    // wasmtime's own cache asks for.
+    unsafe { Component::deserialize_file(engine, file) }
+        .map_err(|e| anyhow!("loading {}: {e:?}", file.display()))
+}
+
+/// The compiled component for `bytes`: mapped from the cache when it holds
+/// it, else compiled (and, with a cache, written there and mapped).
+pub fn load(engine: &Engine, bytes: &[u8], cache_dir: Option<&Path>) -> Result<Component> {
+    let Some(dir) = cache_dir else {
+        return Component::new(engine, bytes).map_err(|e| anyhow!("{e:?}"));
+    };
+    let file = path(engine, bytes, dir);
+    if file.exists() {
+        match map(engine, &file) {
+            Ok(component) => {
+                // Marks it used, for the pruning of the least recently used.
+                let _ = std::fs::File::options()
+                    .write(true)
+                    .open(&file)
+                    .and_then(|f| f.set_modified(SystemTime::now()));
+                return Ok(component);
+            }
+            Err(e) => tracing::warn!("compiling again: {e:#}"),
+        }
+    }
+    let component = Component::new(engine, bytes).map_err(|e| anyhow!("{e:?}"))?;
+    if let Err(e) = store(&component, &file) {
+        tracing::warn!("not caching compiled code at {}: {e:#}", file.display());
+        return Ok(component);
+    }
+    if let Err(e) = prune(&dir.join("components"), &file, MAX_CACHE_BYTES) {
+        tracing::warn!("pruning the compiled code cache: {e:#}");
+    }
+    Ok(map(engine, &file).unwrap_or(component))
+}
+
+/// Removes the least recently used compiled files of `dir` (never `keep`)
+/// until the rest hold at most `limit` bytes; also temporary files left
+/// by a crash more than an hour ago.
+fn prune(dir: &Path, keep: &Path, limit: u64) -> Result<()> {
+    let now = SystemTime::now();
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        let modified = meta.modified()?;
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(".tmp") {
+            if now
+                .duration_since(modified)
+                .is_ok_and(|age| age.as_secs() > 3600)
+            {
+                let _ = std::fs::remove_file(&path);
+            }
+        } else if name.ends_with(".cwasm") && path != keep {
+            files.push((modified, meta.len(), path));
+        }
+    }
+    let keep_bytes = std::fs::metadata(keep).map_or(0, |m| m.len());
+    let mut total: u64 = keep_bytes + files.iter().map(|f| f.1).sum::<u64>();
+    files.sort();
+    for (_, len, path) in files {
+        if total <= limit {
+            break;
+        }
+        std::fs::remove_file(&path)?;
+        total -= len;
+    }
+    Ok(())
+}
+
+/// Writes a compiled component to `file` (through a temporary name).
+fn store(component: &Component, file: &Path) -> Result<()> {
+    let dir = file.parent().context("no parent directory")?;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        file.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("component"),
+        std::process::id()
+    ));
+    let bytes = component.serialize().map_err(|e| anyhow!("{e:?}"))?;
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, file).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest valid component: the preamble and no sections.
+    const EMPTY: &[u8] = &[0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
+
+    fn files(dir: &Path) -> Result<Vec<String>> {
+        let mut names: Vec<String> = std::fs::read_dir(dir.join("components"))?
+            .map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
+            .collect::<Result<_>>()?;
+        names.sort();
+        Ok(names)
+    }
+
+    #[test]
+    fn the_least_recently_used_files_go_first_and_the_new_one_stays() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let at = |secs: u64| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        let write = |name: &str, len: usize, secs: u64| -> Result<PathBuf> {
+            let p = dir.path().join(name);
+            std::fs::write(&p, vec![0u8; len])?;
+            std::fs::File::options()
+                .write(true)
+                .open(&p)?
+                .set_modified(at(secs))?;
+            Ok(p)
+        };
+        write("old.cwasm", 100, 1_000)?;
+        write("used-lately.cwasm", 100, 3_000)?;
+        write("middle.cwasm", 100, 2_000)?;
+        // The new file is the oldest by time: it is kept all the same.
+        let keep = write("new.cwasm", 100, 500)?;
+        write(".crashed.tmp", 10, 1_000)?;
+        write("other-file", 1_000, 1_000)?;
+        prune(dir.path(), &keep, 250)?;
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())?
+            .map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
+            .collect::<Result<_>>()?;
+        left.sort();
+        assert_eq!(left, ["new.cwasm", "other-file", "used-lately.cwasm"]);
+        Ok(())
+    }
+
+    #[test]
+    fn compiled_code_is_kept_under_its_key_and_a_damaged_file_is_replaced() -> Result<()> {
+        let engine = crate::engine::engine(None)?;
+        let dir = tempfile::tempdir()?;
+        load(&engine, EMPTY, Some(dir.path()))?;
+        let file = path(&engine, EMPTY, dir.path());
+        let name = file.file_name().and_then(|n| n.to_str()).map(String::from);
+        assert_eq!(files(dir.path())?, Vec::from_iter(name.clone()));
+        let written = std::fs::read(&file)?;
+        assert!(written.len() > EMPTY.len());
+
+        // A second load maps the same file and leaves nothing beside it.
+        load(&engine, EMPTY, Some(dir.path()))?;
+        assert_eq!(files(dir.path())?, Vec::from_iter(name.clone()));
+        assert_eq!(std::fs::read(&file)?, written);
+
+        // A file wasmtime refuses is compiled again and replaced whole.
+        std::fs::write(&file, b"not compiled code")?;
+        load(&engine, EMPTY, Some(dir.path()))?;
+        assert_eq!(std::fs::read(&file)?, written);
+        assert_eq!(files(dir.path())?, Vec::from_iter(name));
+
+        // Other bytes get another key.
+        assert_ne!(path(&engine, b"\0asm\x0d\0\x01\0 ", dir.path()), file);
+        Ok(())
+    }
+}
