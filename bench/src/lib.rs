@@ -13,13 +13,19 @@
 //! - [`client`]: a one-shot HTTP client for setup steps and readiness polls.
 //! - [`idle`]: the host's resident memory after a quiet spell.
 //! - [`procfs`]: a process's memory figures from `/proc/PID/status`.
+//! - [`proc`]: child processes (hosts, commands) killed with their process
+//!   group when dropped, and the waits on them.
+//! - [`account`]: the benchmark plans and an account's bearer token.
 //!
-//! The `wikiedge-bench` binary orchestrates the scenarios.
+//! The `wikiedge-bench` binary orchestrates the scenarios; `costcurve`
+//! measures how costs grow with the data.
 
+pub mod account;
 pub mod baseline;
 pub mod client;
 pub mod idle;
 pub mod load;
+pub mod proc;
 pub mod procfs;
 pub mod schedule;
 pub mod stats;

@@ -36,7 +36,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use http::{HeaderMap, HeaderValue, Method, Request, Uri, header};
+use http::{HeaderMap, Method, Request, header};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
@@ -47,6 +47,9 @@ use tokio::time::{Instant, sleep_until, timeout_at};
 use crate::schedule;
 use crate::stats::{self, Latency};
 
+mod target;
+use target::Target;
+
 /// What to send, and how hard.
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
@@ -54,6 +57,13 @@ pub struct LoadConfig {
     pub method: Method,
     /// An absolute `http://` URL.
     pub url: String,
+    /// More request targets on the URL's host (origin-form: `/path?query`).
+    /// When there are any, every request goes to one of them instead of the
+    /// URL's path: connection `k` of `n` starts at the `k/n`-th of the list
+    /// and walks it in order, round and round, so the requests spread
+    /// evenly over the list (every path once before any twice, within the
+    /// connections' share).
+    pub paths: Vec<String>,
     /// Extra request headers.
     pub headers: HeaderMap,
     /// The request body (empty for none).
@@ -171,48 +181,6 @@ impl LoadResult {
             self.response_bytes,
             self.response_bytes_per_s / (1024.0 * 1024.0),
         )
-    }
-}
-
-/// The parsed, shareable request template.
-struct Target {
-    method: Method,
-    path: String,
-    addr: String,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Target {
-    fn new(cfg: &LoadConfig) -> Result<Target> {
-        let uri: Uri = cfg
-            .url
-            .parse()
-            .with_context(|| format!("invalid URL {}", cfg.url))?;
-        let addr = crate::client::authority(&uri)?;
-        let mut headers = cfg.headers.clone();
-        if !headers.contains_key(header::HOST) {
-            headers.insert(header::HOST, HeaderValue::from_str(&addr)?);
-        }
-        Ok(Target {
-            method: cfg.method.clone(),
-            path: uri
-                .path_and_query()
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_else(|| "/".into()),
-            addr,
-            headers,
-            body: cfg.body.clone(),
-        })
-    }
-
-    fn request(&self) -> Result<Request<Full<Bytes>>> {
-        let mut req = Request::builder()
-            .method(self.method.clone())
-            .uri(self.path.as_str())
-            .body(Full::new(self.body.clone()))?;
-        *req.headers_mut() = self.headers.clone();
-        Ok(req)
     }
 }
 
@@ -350,20 +318,22 @@ async fn connected<'a>(
     }
 }
 
-async fn worker(target: Arc<Target>, window: Window) -> WorkerStats {
+async fn worker(target: Arc<Target>, window: Window, connections: usize, k: usize) -> WorkerStats {
     let mut st = WorkerStats::new();
     let mut sender: Option<SendRequest<Full<Bytes>>> = None;
+    let mut next = target.first_path(k, connections);
     while Instant::now() < window.end {
         let conn = match connected(&mut sender, &target, &window, &mut st).await {
             Connection::Ready(conn) => conn,
             Connection::Retry => continue,
             Connection::WindowClosed => break,
         };
-        let req = match target.request() {
+        let req = match target.request(next) {
             Ok(r) => r,
             // The template was validated up front; treat as fatal.
             Err(_) => break,
         };
+        next = next.wrapping_add(1);
         let started = Instant::now();
         match timeout_at(window.end, one_request(conn, req)).await {
             // The window closed with this request in flight: not counted.
@@ -415,7 +385,10 @@ async fn open_worker(
             Connection::Retry => continue,
             Connection::WindowClosed => break,
         };
-        let Ok(req) = target.request() else { break };
+        let first = target.first_path(k, connections);
+        let Ok(req) = target.request(first.wrapping_add(i as usize)) else {
+            break;
+        };
         let sent = Instant::now() - window.start;
         let counted = due >= measure_from;
         match timeout_at(window.end, one_request(conn, req)).await {
@@ -466,7 +439,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult> {
         return Err(anyhow!("the rate must be a positive number of requests/s"));
     }
     let target = Arc::new(Target::new(cfg)?);
-    target.request()?;
+    target.request(0)?;
     let start = Instant::now();
     let window = Window {
         start,
@@ -501,7 +474,9 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult> {
                             let tasks: Vec<_> = ks
                                 .into_iter()
                                 .map(|k| match rate {
-                                    None => tokio::spawn(worker(target.clone(), window)),
+                                    None => {
+                                        tokio::spawn(worker(target.clone(), window, connections, k))
+                                    }
                                     Some(rate) => tokio::spawn(open_worker(
                                         target.clone(),
                                         window,

@@ -14,6 +14,7 @@ fn config(url: String, connections: usize) -> LoadConfig {
     LoadConfig {
         method: Method::GET,
         url,
+        paths: Vec::new(),
         headers: HeaderMap::new(),
         body: Bytes::new(),
         connections,

@@ -6,7 +6,12 @@
 //!
 //! Writes are buffered and go out as one `set_many` per batch (one SQLite
 //! transaction; one Redis pipeline), bounded by count and by bytes, so memory
-//! stays bounded whatever the input. Reads see the unflushed writes first.
+//! stays bounded whatever the input (at most two batches: the one filling
+//! and the one being written). A full batch is written in the background
+//! while the caller goes on filling the next, so parsing and transforming
+//! overlap the store's writing instead of waiting for it; at most one batch
+//! is in flight, and batches reach the store in order. Reads see the
+//! unflushed and in-flight writes first.
 //! Values are read out of their compare-and-swap envelope
 //! ([`wikiedge_core::cas`]), as components read them.
 //!
@@ -72,6 +77,15 @@ pub struct Bulk {
     _open: OpenStores,
     pending: BTreeMap<String, Vec<u8>>,
     pending_bytes: usize,
+    /// The batch being written, if any: its pairs (for reads meanwhile)
+    /// and the write's task.
+    in_flight: Option<InFlight>,
+}
+
+/// A batch handed to the store and not yet known written.
+struct InFlight {
+    pairs: BTreeMap<String, Vec<u8>>,
+    write: tokio::task::JoinHandle<Result<()>>,
 }
 
 impl Bulk {
@@ -84,7 +98,12 @@ impl Bulk {
             &target.state_dir,
             &store_defaults(&target.state_dir),
         )?;
-        let rt = tokio::runtime::Builder::new_current_thread()
+        // One worker drives the batch in flight (a Redis pipeline needs
+        // polling; SQLite's writer thread needs only its reply awaited)
+        // while the caller's thread fills the next.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("bulk-store")
             .enable_all()
             .build()?;
         // Every batch is a checkpoint a re-run starts from, so each one is
@@ -109,12 +128,20 @@ impl Bulk {
             _open: open,
             pending: BTreeMap::new(),
             pending_bytes: 0,
+            in_flight: None,
         })
+    }
+
+    /// A value written but maybe not yet stored: buffered, or in flight.
+    fn unstored(&self, key: &str) -> Option<&Vec<u8>> {
+        self.pending
+            .get(key)
+            .or_else(|| self.in_flight.as_ref()?.pairs.get(key))
     }
 
     /// The value at `key` (its payload), the unflushed writes included.
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        if let Some(v) = self.pending.get(key) {
+        if let Some(v) = self.unstored(key) {
             return Ok(Some(v.clone()));
         }
         let value = self
@@ -129,7 +156,7 @@ impl Bulk {
     pub fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
         let missing: Vec<String> = keys
             .iter()
-            .filter(|k| !self.pending.contains_key(*k))
+            .filter(|k| self.unstored(k).is_none())
             .cloned()
             .collect();
         let n = missing.len();
@@ -139,7 +166,7 @@ impl Bulk {
             .map_err(|e| anyhow!("reading {n} keys: {e}"))?
             .into_iter();
         keys.iter()
-            .map(|key| match self.pending.get(key) {
+            .map(|key| match self.unstored(key) {
                 Some(v) => Ok(Some(v.clone())),
                 None => match stored.next() {
                     Some((k, v)) if &k == key => {
@@ -188,31 +215,60 @@ impl Bulk {
             }
         }
         if self.pending.len() >= MAX_ENTRIES || self.pending_bytes >= MAX_BYTES {
-            self.flush()?;
+            self.submit()?;
         }
         Ok(())
     }
 
-    /// Writes what is buffered, and waits until the store has it.
-    pub fn flush(&mut self) -> Result<()> {
+    /// Waits for the batch in flight, if any; its error, if it failed.
+    fn settle(&mut self) -> Result<()> {
+        let Some(InFlight { pairs, write }) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let n = pairs.len();
+        self.rt
+            .block_on(write)
+            .map_err(|e| anyhow!("writing {n} keys: the write task failed: {e}"))?
+    }
+
+    /// Hands what is buffered to the store in the background, once the
+    /// previous batch is written (so batches land in order, and a failed
+    /// one stops the caller at its next batch or flush).
+    fn submit(&mut self) -> Result<()> {
+        self.settle()?;
         if self.pending.is_empty() {
             return Ok(());
         }
-        let pairs: Vec<(String, Vec<u8>)> = std::mem::take(&mut self.pending).into_iter().collect();
+        let pairs = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
-        let n = pairs.len();
-        self.rt
-            .block_on(self.store.set_many(pairs))
-            .map_err(|e| anyhow!("writing {n} keys: {e}"))
+        let batch: Vec<(String, Vec<u8>)> =
+            pairs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let n = batch.len();
+        let store = self.store.clone();
+        let write = self.rt.spawn(async move {
+            store
+                .set_many(batch)
+                .await
+                .map_err(|e| anyhow!("writing {n} keys: {e}"))
+        });
+        self.in_flight = Some(InFlight { pairs, write });
+        Ok(())
+    }
+
+    /// Writes what is buffered, and waits until the store has it (and
+    /// every earlier batch).
+    pub fn flush(&mut self) -> Result<()> {
+        self.submit()?;
+        self.settle()
     }
 }
 
 impl Drop for Bulk {
     fn drop(&mut self) {
-        if !self.pending.is_empty() {
+        let unflushed = self.pending.len() + self.in_flight.as_ref().map_or(0, |f| f.pairs.len());
+        if unflushed > 0 {
             tracing::warn!(
-                "bulk store dropped with {} unflushed writes (an error stopped the command)",
-                self.pending.len()
+                "bulk store dropped with {unflushed} writes not confirmed stored (an error stopped the command)"
             );
         }
     }
@@ -322,6 +378,53 @@ mod tests {
     }
 
     /// What a bulk command writes lands in the labelled store only.
+    /// A full batch is written in the background; meanwhile reads see it
+    /// (not the older stored value under the same key), later batches
+    /// land after it, and after a flush a fresh open reads the last value
+    /// of every key.
+    #[test]
+    fn reads_see_the_batch_in_flight_and_batches_land_in_order() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let target = Target::new(dir.path(), wikiedge_core::stores::BULK);
+        let mut bulk = Bulk::open(&target)?;
+        let key = |i: usize| format!("k:{i:05}");
+        // Round r writes every key with value r; each round is more than
+        // one batch, so a key's earlier value is stored or in flight when
+        // the next round overwrites it.
+        let keys = MAX_ENTRIES * 2 + 7;
+        for round in 0..3u8 {
+            for i in 0..keys {
+                bulk.set(key(i), vec![round; 8])?;
+                if i % 997 == 0 {
+                    assert_eq!(bulk.get(&key(i))?, Some(vec![round; 8]));
+                }
+            }
+            assert!(bulk.in_flight.is_some(), "round {round}: a batch in flight");
+            let in_flight: Vec<String> = bulk
+                .in_flight
+                .as_ref()
+                .map(|f| f.pairs.keys().cloned().collect())
+                .unwrap_or_default();
+            for k in in_flight.iter().step_by(101) {
+                assert_eq!(bulk.get(k)?, Some(vec![round; 8]), "{k} in flight");
+            }
+            let sample: Vec<String> = (0..keys).step_by(331).map(key).collect();
+            assert!(
+                bulk.get_many(&sample)?
+                    .iter()
+                    .all(|v| v.as_deref() == Some(&[round; 8][..]))
+            );
+        }
+        bulk.flush()?;
+        assert!(bulk.in_flight.is_none() && bulk.pending.is_empty());
+        drop(bulk);
+        let reopened = Bulk::open(&target)?;
+        let all: Vec<String> = (0..keys).map(key).collect();
+        let values = reopened.get_many(&all)?;
+        assert!(values.iter().all(|v| v.as_deref() == Some(&[2u8; 8][..])));
+        Ok(())
+    }
+
     #[test]
     fn a_bulk_target_writes_its_own_label() -> Result<()> {
         let dir = tempfile::tempdir()?;

@@ -74,6 +74,7 @@ fn config(args: &Args) -> Result<LoadConfig> {
         method: Method::from_bytes(args.method.to_ascii_uppercase().as_bytes())
             .with_context(|| format!("invalid method {}", args.method))?,
         url: args.url.clone(),
+        paths: Vec::new(),
         headers,
         body: body.into(),
         connections: args.connections,

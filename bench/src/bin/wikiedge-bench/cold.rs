@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use wikiedge_bench::client::fetch;
 
 use crate::ctx::Ctx;
-use crate::full::admin_key;
-use crate::proc::{free_port, ms, wait_listening, wait_status};
+use wikiedge_bench::account::admin_key;
+use wikiedge_bench::proc::{free_port, ms, wait_listening, wait_status};
 
 /// Scenario (d), trivial app: process start to listening and to the first
 /// 200, then a second request, `cold_runs` times on one state dir.

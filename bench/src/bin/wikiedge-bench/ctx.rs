@@ -12,7 +12,7 @@ use wikiedge_bench::client::Fetched;
 use wikiedge_bench::load::{self, LoadConfig, LoadResult};
 
 use crate::Args;
-use crate::proc::{Proc, free_port, wait_listening};
+use wikiedge_bench::proc::{Proc, free_port, up_command, wait_listening};
 
 /// Everything a scenario needs.
 pub(crate) struct Ctx {
@@ -35,6 +35,7 @@ impl Ctx {
         Ok(LoadConfig {
             method: Method::GET,
             url: url.to_string(),
+            paths: Vec::new(),
             headers: headers.clone(),
             body: Default::default(),
             connections: self.args.connections,
@@ -94,17 +95,8 @@ impl Ctx {
         env: &[(&str, &str)],
         extra: &[&std::ffi::OsStr],
     ) -> Result<Proc> {
-        let mut cmd = Command::new(&self.wikiedge);
-        cmd.arg("up")
-            .arg("--from")
-            .arg(manifest)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--state-dir")
-            .arg(state)
-            .args(&self.up_args)
-            .args(extra)
-            .current_dir(&self.root);
+        let mut cmd = up_command(&self.wikiedge, &self.root, manifest, port, state);
+        cmd.args(&self.up_args).args(extra);
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -2,49 +2,20 @@
 //! Redis, each with its baseline (b).
 
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
-use wikiedge_bench::client::{Fetched, fetch};
+use wikiedge_bench::account::{BENCH_PLANS, account_bearer, admin_key};
+use wikiedge_bench::client::fetch;
 
 use crate::Scenario;
 use crate::ctx::Ctx;
 use crate::open_loop;
-use crate::proc::{free_port, ms, truncate, wait_status};
 use crate::redis::{Redis, redis_server_bin};
 use crate::report::{load_json, ratios};
-
-/// The plans for scenario (a): `paid` with caps far above any run.
-const BENCH_PLANS: &str = r#"[
-  {"name": "free", "monthly": {"ondemand": 50000, "snapshot": 30, "chunk": 1500}, "burst_per_second": 10},
-  {"name": "paid", "monthly": {"ondemand": 1099511627776, "snapshot": 1099511627776, "chunk": 1099511627776, "realtime": 1099511627776}, "burst_per_second": 1099511627776}
-]"#;
-
-const BENCH_USER: &str = "bench-user";
-const BENCH_PASSWORD: &str = "bench-password-0123456789";
-
-pub(crate) fn admin_key() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("bench-admin-{}-{nanos:x}", std::process::id())
-}
-
-async fn post_json(url: &str, headers: &[(&str, &str)], body: &Value) -> Result<Fetched> {
-    let mut h = vec![("content-type", "application/json")];
-    h.extend_from_slice(headers);
-    fetch(
-        Method::POST,
-        url,
-        &h,
-        serde_json::to_vec(body)?,
-        Duration::from_secs(60),
-    )
-    .await
-}
+use wikiedge_bench::proc::{free_port, ms, truncate, wait_status};
 
 /// Where scenario (a) keeps its key-value data: (a) on the embedded SQLite
 /// store, (r) on Redis.
@@ -98,46 +69,6 @@ async fn import(ctx: &Ctx, state: &Path, runtime_config: Option<&Path>) -> Resul
         .await
         .context("importing the dump")?;
     Ok(Some(t.elapsed().as_secs_f64()))
-}
-
-/// Creates the bench account (plan `paid`) through the admin API, logs in,
-/// and returns the `Authorization` value.
-async fn account_bearer(base_url: &str, admin_key: &str) -> Result<String> {
-    let created = post_json(
-        &format!("{base_url}/v1/admin/accounts"),
-        &[("x-admin-key", admin_key)],
-        &json!({"username": BENCH_USER, "password": BENCH_PASSWORD, "plan": "paid"}),
-    )
-    .await?;
-    if !created.status.is_success() {
-        bail!(
-            "creating the account: {} {}",
-            created.status,
-            truncate(&created.text(), 300)
-        );
-    }
-    let login = post_json(
-        &format!("{base_url}/v1/login"),
-        &[],
-        &json!({"username": BENCH_USER, "password": BENCH_PASSWORD}),
-    )
-    .await?;
-    if !login.status.is_success() {
-        bail!(
-            "logging in: {} {}",
-            login.status,
-            truncate(&login.text(), 300)
-        );
-    }
-    let tokens: Value =
-        serde_json::from_slice(&login.body).context("login response is not JSON")?;
-    let token = tokens["access_token"].as_str().ok_or_else(|| {
-        anyhow!(
-            "login response has no access_token: {}",
-            truncate(&login.text(), 300)
-        )
-    })?;
-    Ok(format!("Bearer {token}"))
 }
 
 /// Scenario (a), or (r) with `Kv::Redis`, with its baseline (b) when selected.

@@ -25,7 +25,6 @@ mod cold;
 mod ctx;
 mod full;
 mod open_loop;
-mod proc;
 mod redis;
 mod report;
 mod trivial;
@@ -40,9 +39,9 @@ use serde_json::json;
 use crate::cold::{cold_full, cold_hello};
 use crate::ctx::Ctx;
 use crate::full::{Kv, scenario_full};
-use crate::proc::host_supports;
 use crate::redis::redis_server_bin;
 use crate::trivial::scenario_c;
+use wikiedge_bench::proc::host_supports;
 
 /// A scenario letter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

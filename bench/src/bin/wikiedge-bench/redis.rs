@@ -12,7 +12,7 @@ use tokio::process::Command;
 
 use crate::Args;
 use crate::ctx::Ctx;
-use crate::proc::{Proc, find_on_path, free_port, wait_listening};
+use wikiedge_bench::proc::{Proc, find_on_path, free_port, wait_listening};
 
 /// The Redis server binary for scenario (r), if there is one.
 pub(crate) fn redis_server_bin(args: &Args) -> Option<PathBuf> {

@@ -8,7 +8,7 @@ use wikiedge_bench::load::LoadResult;
 use wikiedge_bench::stats::{fmt_us, ratio};
 
 use crate::ctx::Ctx;
-use crate::proc::truncate;
+use wikiedge_bench::proc::truncate;
 
 pub(crate) fn median(mut v: Vec<f64>) -> Option<f64> {
     v.retain(|x| x.is_finite());

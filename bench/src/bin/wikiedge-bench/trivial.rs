@@ -7,8 +7,8 @@ use wikiedge_bench::client::Fetched;
 
 use crate::Scenario;
 use crate::ctx::Ctx;
-use crate::proc::{free_port, wait_status};
 use crate::report::{load_json, ratios};
+use wikiedge_bench::proc::{free_port, wait_status};
 
 const HELLO_BODY: &str = "Hello from wikiedge-bench\n";
 

@@ -9,16 +9,22 @@ use anyhow::{Context, Result, bail};
 use http::{Method, StatusCode};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
-use wikiedge_bench::client::{Fetched, fetch};
 
-pub(crate) struct Proc {
-    pub(crate) name: String,
-    pub(crate) child: Child,
-    pub(crate) log: PathBuf,
+use crate::client::{Fetched, fetch};
+
+/// A started child process, its output going to a log file.
+pub struct Proc {
+    /// The name in messages and of the log (`{name}.log`).
+    pub name: String,
+    /// The process.
+    pub child: Child,
+    /// Its log file (stdout and stderr).
+    pub log: PathBuf,
 }
 
 impl Proc {
-    pub(crate) fn spawn(name: &str, cmd: &mut Command, logs: &Path) -> Result<Proc> {
+    /// Starts `cmd` in its own process group, output to `logs/{name}.log`.
+    pub fn spawn(name: &str, cmd: &mut Command, logs: &Path) -> Result<Proc> {
         let log = logs.join(format!("{name}.log"));
         let out =
             std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
@@ -40,22 +46,25 @@ impl Proc {
         })
     }
 
-    pub(crate) fn pid(&self) -> Option<u32> {
+    /// The process id, while it has not been reaped.
+    pub fn pid(&self) -> Option<u32> {
         self.child.id()
     }
 
     /// A `/proc/PID/status` field in KiB (`VmHWM` is the peak RSS).
-    pub(crate) fn status_kib(&self, field: &str) -> Option<u64> {
-        wikiedge_bench::procfs::status_kib(self.pid()?, field)
+    pub fn status_kib(&self, field: &str) -> Option<u64> {
+        crate::procfs::status_kib(self.pid()?, field)
     }
 
-    pub(crate) fn log_tail(&self) -> String {
+    /// The last lines of the log.
+    pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(15)..].join("\n")
     }
 
-    pub(crate) fn check_alive(&mut self) -> Result<()> {
+    /// An error (with the log's tail) if the child has exited.
+    pub fn check_alive(&mut self) -> Result<()> {
         if let Some(status) = self.child.try_wait()? {
             bail!(
                 "{} exited early ({status}); log {}:\n{}",
@@ -80,7 +89,8 @@ impl Proc {
         let _ = self.child.start_kill();
     }
 
-    pub(crate) async fn stop(mut self) {
+    /// Kills the child's process group and waits (up to 10 s) for it.
+    pub async fn stop(mut self) {
         self.kill_group();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
     }
@@ -93,17 +103,39 @@ impl Drop for Proc {
 }
 
 /// A free port on 127.0.0.1 (bound, then released for the child to take).
-pub(crate) fn free_port() -> Result<u16> {
+pub fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
 }
 
-pub(crate) fn ms(d: Duration) -> f64 {
+/// A duration in milliseconds, to the microsecond.
+pub fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
+/// `wikiedge up --from manifest --listen 127.0.0.1:port --state-dir state`,
+/// run in `root` (where the manifest's relative paths start).
+pub fn up_command(
+    wikiedge: &Path,
+    root: &Path,
+    manifest: &str,
+    port: u16,
+    state: &Path,
+) -> Command {
+    let mut cmd = Command::new(wikiedge);
+    cmd.arg("up")
+        .arg("--from")
+        .arg(manifest)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--state-dir")
+        .arg(state)
+        .current_dir(root);
+    cmd
+}
+
 /// Whether `wikiedge up --help` mentions `flag`.
-pub(crate) async fn host_supports(wikiedge: &Path, flag: &str) -> bool {
+pub async fn host_supports(wikiedge: &Path, flag: &str) -> bool {
     let help = Command::new(wikiedge)
         .args(["up", "--help"])
         .stdin(Stdio::null())
@@ -116,11 +148,7 @@ pub(crate) async fn host_supports(wikiedge: &Path, flag: &str) -> bool {
 }
 
 /// Waits until the port accepts connections; returns when it did.
-pub(crate) async fn wait_listening(
-    proc: &mut Proc,
-    port: u16,
-    deadline: Instant,
-) -> Result<Instant> {
+pub async fn wait_listening(proc: &mut Proc, port: u16, deadline: Instant) -> Result<Instant> {
     loop {
         if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
             return Ok(Instant::now());
@@ -134,7 +162,7 @@ pub(crate) async fn wait_listening(
 }
 
 /// Polls with GET until `want(status)`; returns the answer and its latency.
-pub(crate) async fn wait_status(
+pub async fn wait_status(
     proc: &mut Proc,
     url: &str,
     want: impl Fn(StatusCode) -> bool,
@@ -155,14 +183,15 @@ pub(crate) async fn wait_status(
     }
 }
 
-pub(crate) fn truncate(s: &str, n: usize) -> String {
+/// `s` cut to `n` characters (with an ellipsis when cut).
+pub fn truncate(s: &str, n: usize) -> String {
     match s.char_indices().nth(n) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),
     }
 }
 /// `name` in a directory of `PATH`, if it is a file there.
-pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|d| d.join(name))
