@@ -99,7 +99,7 @@ impl Bulk {
             &store_defaults(&target.state_dir),
         )?;
         // One worker drives the batch in flight (a Redis pipeline needs
-        // polling; SQLite's writer thread needs only its reply awaited)
+        // polling; SQLite's background committer needs only its reply awaited)
         // while the caller's thread fills the next.
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)

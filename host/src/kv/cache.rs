@@ -6,9 +6,10 @@
 //! change (its session, the article index, the article) and writes only
 //! counters, so the store keeps recently read values in memory.
 //!
-//! Coherence. Every write of this process goes through the store's single
-//! writer thread, which, after each commit and under the cache lock, drops
-//! the written keys and bumps a generation counter. A reader remembers the
+//! Coherence. Every write of this process goes through the store's one
+//! writer connection, whose committer (`super::sqlite::commit`), after each
+//! commit and under the cache lock, drops the written keys and bumps a
+//! generation counter. A reader remembers the
 //! generation before it reads from SQLite and inserts what it read only if
 //! the generation is unchanged (checked under the same lock), so a value
 //! read before a commit can never be inserted after it. Writes from *other*

@@ -5,10 +5,12 @@
 //! i64), so a `.spin/sqlite_key_value.db` is interchangeable with `spin up`.
 //!
 //! Durability and speed. Spin commits every write on its own with a full
-//! sync, which caps it at a few hundred writes per second. Here all writes go
-//! to one writer thread which applies whatever has queued up in a single
-//! transaction and commits it once (group commit); each writer is answered
-//! only after that commit returned. The database runs in WAL mode, so a
+//! sync, which caps it at a few hundred writes per second. Here writes are
+//! queued and whoever holds the one writer connection — the caller itself
+//! when nobody else is committing, else a background committer — applies
+//! whatever has queued up in a single transaction and commits it once
+//! (group commit, [`commit`]); each writer is answered only after that
+//! commit returned. The database runs in WAL mode, so a
 //! commit has reached the WAL file (the kernel's page cache) before anyone is
 //! answered: an acknowledged write survives a kill -9 of the host at any
 //! moment. What survives a power loss depends on [`Durability`]:
@@ -25,21 +27,23 @@
 //! Reads use a small pool of read-only connections and see every
 //! acknowledged write.
 //!
-//! This module is the database and its readers; [`writer`] the one writer
-//! thread (group commit) and the WAL's fsync.
+//! This module is the database and its readers; [`commit`] who commits
+//! when; [`writer`] what a commit applies, and the WAL's fsync.
 
 use super::{KvError, KvResult, Store};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
+mod commit;
 mod release;
 mod writer;
 
-use writer::{Op, OpResult, Write, wal_sync_loop, writer_loop};
+use commit::Committer;
+use writer::{Op, OpResult, Write, wal_sync_loop};
 
 /// The store file's name inside a state directory, as `spin up` names it.
 pub const FILE_NAME: &str = "sqlite_key_value.db";
@@ -57,7 +61,7 @@ pub use super::durability::Durability;
 /// A SQLite database file holding any number of labelled stores.
 pub struct SqliteDatabase {
     path: PathBuf,
-    writer: Mutex<mpsc::Sender<Write>>,
+    committer: Arc<Committer>,
     readers: Mutex<Vec<Connection>>,
     cache: Arc<super::cache::ReadCache>,
 }
@@ -75,7 +79,7 @@ fn open(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
     let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.busy_timeout(commit::BUSY_TIMEOUT)?;
     if read_only {
         conn.pragma_update(None, "cache_size", -16_384)?;
     }
@@ -102,9 +106,7 @@ impl SqliteDatabase {
         };
         conn.pragma_update(None, "synchronous", sync)?;
         conn.execute(CREATE_TABLE, [])?;
-        let (tx, rx) = mpsc::channel::<Write>();
         let cache = Arc::new(super::cache::ReadCache::default());
-        let writer_cache = cache.clone();
         let dirty = Arc::new(std::sync::atomic::AtomicBool::new(false));
         if let Durability::Interval(every) = durability {
             let wal = PathBuf::from(format!("{}-wal", path.display()));
@@ -113,12 +115,15 @@ impl SqliteDatabase {
                 .name("kv-sqlite-wal-sync".into())
                 .spawn(move || wal_sync_loop(&wal, &dirty, every))?;
         }
+        let inline = matches!(durability, Durability::Interval(_));
+        let committer = Arc::new(Committer::new(conn, inline, dirty, cache.clone()));
+        let background = committer.clone();
         std::thread::Builder::new()
             .name("kv-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, &dirty, &writer_cache))?;
+            .spawn(move || background.run_background())?;
         Ok(Arc::new(SqliteDatabase {
             path: path.to_path_buf(),
-            writer: Mutex::new(tx),
+            committer,
             readers: Mutex::new(Vec::new()),
             cache,
         }))
@@ -158,24 +163,23 @@ impl SqliteDatabase {
 
     fn write(&self, store: &Arc<str>, op: Op) -> BoxFuture<'static, KvResult<OpResult>> {
         let (reply, rx) = oneshot::channel();
-        let sent = self
-            .writer
-            .lock()
-            .map_err(|_| KvError::Other("writer poisoned".into()))
-            .and_then(|w| {
-                w.send(Write {
-                    store: store.clone(),
-                    op,
-                    reply,
-                })
-                .map_err(|_| KvError::Other("key-value writer has stopped".into()))
-            });
+        self.committer.submit(Write {
+            store: store.clone(),
+            op,
+            reply,
+        });
         async move {
-            sent?;
             rx.await
                 .map_err(|_| KvError::Other("key-value writer has stopped".into()))?
         }
         .boxed()
+    }
+}
+
+impl Drop for SqliteDatabase {
+    /// The background committer commits what is queued, then stops.
+    fn drop(&mut self) {
+        self.committer.close();
     }
 }
 

@@ -1,18 +1,13 @@
-//! The one writer of a SQLite key-value database: every write is queued to
-//! this thread, which applies what has queued up (at most [`MAX_BATCH`]) in
-//! one transaction, commits it once (group commit), drops the read cache's
-//! entries of what it changed, and only then answers the writers; and, in
-//! [`super::Durability::Interval`] mode, the thread that fsyncs the WAL.
+//! What a group commit does with the writes queued for it ([`apply_batch`]:
+//! one transaction, one commit), and, in [`super::Durability::Interval`]
+//! mode, the thread that fsyncs the WAL. Who commits, and when, is
+//! [`super::commit`].
 
 use super::{KvError, KvResult, sql_err};
-use crate::kv::cache::ReadCache;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 use tokio::sync::oneshot;
-
-/// The most operations committed in one transaction.
-const MAX_BATCH: usize = 512;
 
 /// One queued write.
 pub(super) enum Op {
@@ -35,6 +30,21 @@ impl Op {
             Op::DeleteMany(keys) => Box::new(keys.iter().map(String::as_str)),
         }
     }
+
+    /// Whether committing this write may take long enough that it must not
+    /// run on a request's thread: a bulk write of many keys or many bytes.
+    pub(super) fn is_heavy(&self) -> bool {
+        const KEYS: usize = 64;
+        const BYTES: usize = 1 << 20;
+        match self {
+            Op::Set(_, v) | Op::Cas(_, _, v) => v.len() > BYTES,
+            Op::Delete(_) | Op::Increment(..) => false,
+            Op::SetMany(pairs) => {
+                pairs.len() > KEYS || pairs.iter().map(|(_, v)| v.len()).sum::<usize>() > BYTES
+            }
+            Op::DeleteMany(keys) => keys.len() > KEYS,
+        }
+    }
 }
 
 /// What a write answers.
@@ -44,7 +54,7 @@ pub(super) enum OpResult {
     Swapped(bool),
 }
 
-/// A write on its way to the writer thread, with where to answer.
+/// A write on its way to a commit, with where to answer.
 pub(super) struct Write {
     pub(super) store: Arc<str>,
     pub(super) op: Op,
@@ -75,43 +85,6 @@ pub(super) fn wal_sync_loop(
     }
 }
 
-/// Applies queued writes in batches until every sender is gone.
-pub(super) fn writer_loop(
-    mut conn: Connection,
-    rx: mpsc::Receiver<Write>,
-    dirty: &std::sync::atomic::AtomicBool,
-    cache: &ReadCache,
-) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(w) => batch.push(w),
-                Err(_) => break,
-            }
-        }
-        let outcome = apply_batch(&mut conn, &batch);
-        dirty.store(true, std::sync::atomic::Ordering::Release);
-        // Before anyone is answered: drop what this batch may have changed.
-        cache.invalidate(batch.iter().flat_map(|w| {
-            let store: &str = &w.store;
-            w.op.keys().map(move |k| (store, k))
-        }));
-        match outcome {
-            Ok(results) => {
-                for (w, r) in batch.into_iter().zip(results) {
-                    let _ = w.reply.send(r);
-                }
-            }
-            Err(e) => {
-                for w in batch {
-                    let _ = w.reply.send(Err(e.clone()));
-                }
-            }
-        }
-    }
-}
-
 fn decode_counter(bytes: &[u8]) -> KvResult<i64> {
     let arr: [u8; 8] = bytes.try_into().map_err(|_| {
         KvError::Other(format!(
@@ -122,10 +95,35 @@ fn decode_counter(bytes: &[u8]) -> KvResult<i64> {
     Ok(i64::from_le_bytes(arr))
 }
 
-fn apply_batch(conn: &mut Connection, batch: &[Write]) -> KvResult<Vec<KvResult<OpResult>>> {
-    let tx = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(sql_err)?;
+/// Why a batch was not committed.
+pub(super) enum Failed {
+    /// Another connection (another process) holds the write lock and the
+    /// connection's busy timeout ran out; nothing was applied.
+    Busy,
+    /// The transaction failed; every write of the batch gets this error.
+    Error(KvError),
+}
+
+/// Applies `batch` in one transaction and commits it.
+pub(super) fn apply_batch(
+    conn: &mut Connection,
+    batch: &[Write],
+) -> Result<Vec<KvResult<OpResult>>, Failed> {
+    let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::DatabaseBusy =>
+        {
+            return Err(Failed::Busy);
+        }
+        Err(e) => return Err(Failed::Error(sql_err(e))),
+    };
+    let results = apply(&tx, batch).map_err(Failed::Error)?;
+    tx.commit().map_err(|e| Failed::Error(sql_err(e)))?;
+    Ok(results)
+}
+
+fn apply(tx: &rusqlite::Transaction<'_>, batch: &[Write]) -> KvResult<Vec<KvResult<OpResult>>> {
     let mut results = Vec::with_capacity(batch.len());
     {
         let mut upsert = tx
@@ -200,6 +198,5 @@ fn apply_batch(conn: &mut Connection, batch: &[Write]) -> KvResult<Vec<KvResult<
             results.push(Ok(r));
         }
     }
-    tx.commit().map_err(sql_err)?;
     Ok(results)
 }
