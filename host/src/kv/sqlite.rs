@@ -109,11 +109,15 @@ impl SqliteDatabase {
         let cache = Arc::new(super::cache::ReadCache::default());
         let dirty = Arc::new(std::sync::atomic::AtomicBool::new(false));
         if let Durability::Interval(every) = durability {
+            // Commits run on request threads: the WAL is checkpointed by the
+            // sync thread instead (see `wal_sync_loop`).
+            conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+            let db = path.to_path_buf();
             let wal = PathBuf::from(format!("{}-wal", path.display()));
             let dirty = dirty.clone();
             std::thread::Builder::new()
                 .name("kv-sqlite-wal-sync".into())
-                .spawn(move || wal_sync_loop(&wal, &dirty, every))?;
+                .spawn(move || wal_sync_loop(&db, &wal, &dirty, every))?;
         }
         let inline = matches!(durability, Durability::Interval(_));
         let committer = Arc::new(Committer::new(conn, inline, dirty, cache.clone()));
@@ -299,6 +303,32 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = SqliteDatabase::open(&dir.path().join("kv.db")).expect("open");
         (dir, db)
+    }
+
+    /// Commits run on request threads and do not checkpoint; the sync
+    /// thread does, so the WAL's pages reach the database file.
+    #[tokio::test]
+    async fn the_wal_is_checkpointed_into_the_database_file() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("kv.db");
+        let every = std::time::Duration::from_millis(10);
+        let db = SqliteDatabase::open_with(&path, Durability::Interval(every))?;
+        let s = db.store("default");
+        for i in 0..300 {
+            s.set(format!("k{i}"), vec![i as u8; 16 << 10]).await?;
+        }
+        let wanted = 300 * (16 << 10);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::fs::metadata(&path)?.len() < wanted {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "the WAL was not checkpointed: the database file holds {} bytes",
+                std::fs::metadata(&path)?.len()
+            );
+            tokio::time::sleep(every).await;
+        }
+        assert_eq!(s.get("k299".into()).await?, Some(vec![43u8; 16 << 10]));
+        Ok(())
     }
 
     #[tokio::test]

@@ -61,17 +61,37 @@ pub(super) struct Write {
     pub(super) reply: oneshot::Sender<KvResult<OpResult>>,
 }
 
+/// How often the WAL is checkpointed into the database file while writes
+/// keep coming (see [`wal_sync_loop`]).
+pub(super) const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Every `every`, if something was committed since the last pass, fsync
-/// the WAL file. Runs for the life of the process (the store lives as long).
+/// the WAL file; and at most every [`CHECKPOINT_EVERY`], checkpoint the WAL
+/// into the database file `db` (PASSIVE: it waits for no reader or
+/// writer). In this mode the writer connection does not checkpoint on
+/// commit (`wal_autocheckpoint = 0`): its commits run on request threads,
+/// and a checkpoint syncs the files, which must not hold up a request.
+/// Returns once the database is gone (nobody else holds `dirty`), after a
+/// last pass.
 pub(super) fn wal_sync_loop(
+    db: &Path,
     wal: &Path,
-    dirty: &std::sync::atomic::AtomicBool,
+    dirty: &Arc<std::sync::atomic::AtomicBool>,
     every: std::time::Duration,
 ) {
     use std::sync::atomic::Ordering;
+    let mut checkpointer: Option<Connection> = None;
+    let mut last_checkpoint = std::time::Instant::now();
+    let mut pending = false;
     loop {
         std::thread::sleep(every);
+        let last = Arc::strong_count(dirty) == 1;
+        if last {
+            pending = true;
+            last_checkpoint = std::time::Instant::now() - CHECKPOINT_EVERY;
+        }
         if dirty.swap(false, Ordering::AcqRel) {
+            pending = true;
             // Opening by path each time follows a WAL that SQLite recreated.
             match std::fs::File::open(wal).and_then(|f| f.sync_data()) {
                 Ok(()) => {}
@@ -82,7 +102,33 @@ pub(super) fn wal_sync_loop(
                 }
             }
         }
+        if pending && last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+            last_checkpoint = std::time::Instant::now();
+            match checkpoint(&mut checkpointer, db) {
+                Ok(()) => pending = false,
+                Err(e) => {
+                    tracing::error!("key-value: checkpoint of {} failed: {e}", db.display());
+                    checkpointer = None;
+                }
+            }
+        }
+        if last {
+            return;
+        }
     }
+}
+
+/// One PASSIVE checkpoint through the checkpointer's own connection.
+fn checkpoint(conn: &mut Option<Connection>, db: &Path) -> rusqlite::Result<()> {
+    if conn.is_none() {
+        let c = Connection::open(db)?;
+        c.pragma_update(None, "synchronous", "NORMAL")?;
+        *conn = Some(c);
+    }
+    if let Some(c) = conn {
+        c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+    }
+    Ok(())
 }
 
 fn decode_counter(bytes: &[u8]) -> KvResult<i64> {
