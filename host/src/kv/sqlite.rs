@@ -108,7 +108,8 @@ impl SqliteDatabase {
         conn.execute(CREATE_TABLE, [])?;
         let cache = Arc::new(super::cache::ReadCache::default());
         let dirty = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        if let Durability::Interval(every) = durability {
+        // In `Interval` mode commits run on the callers' threads.
+        let inline = if let Durability::Interval(every) = durability {
             // Commits run on request threads: the WAL is checkpointed by the
             // sync thread instead (see `wal_sync_loop`).
             conn.pragma_update(None, "wal_autocheckpoint", 0)?;
@@ -118,8 +119,10 @@ impl SqliteDatabase {
             std::thread::Builder::new()
                 .name("kv-sqlite-wal-sync".into())
                 .spawn(move || wal_sync_loop(&db, &wal, &dirty, every))?;
-        }
-        let inline = matches!(durability, Durability::Interval(_));
+            true
+        } else {
+            false
+        };
         let committer = Arc::new(Committer::new(conn, inline, dirty, cache.clone()));
         let background = committer.clone();
         std::thread::Builder::new()

@@ -28,8 +28,8 @@
 //! Callers of one connection are never blocked on a lock (only `try_lock`),
 //! so a tokio worker never waits for another's commit.
 
+use super::KvResult;
 use super::writer::{Failed, OpResult, Write, apply_batch};
-use super::{KvError, KvResult};
 use crate::kv::cache::ReadCache;
 use rusqlite::Connection;
 use std::collections::VecDeque;
@@ -110,18 +110,19 @@ impl Committer {
             if !batch.is_empty() {
                 // Never wait on another process's lock on this thread.
                 let _ = conn.busy_timeout(Duration::ZERO);
-                let outcome = apply_batch(&mut conn, &batch);
-                if matches!(outcome, Err(Failed::Busy)) {
-                    drop(conn);
-                    let mut light = lock(&self.light);
-                    for w in batch.into_iter().rev() {
-                        light.push_front(w);
+                match apply_batch(&mut conn, &batch) {
+                    Err(Failed::Busy) => {
+                        drop(conn);
+                        let mut light = lock(&self.light);
+                        for w in batch.into_iter().rev() {
+                            light.push_front(w);
+                        }
+                        drop(light);
+                        self.wake_background();
+                        return;
                     }
-                    drop(light);
-                    self.wake_background();
-                    return;
+                    outcome => self.finish(batch, outcome.map_err(Failed::into_error)),
                 }
-                self.finish(batch, outcome);
             }
             drop(conn);
             // Anything queued while the connection was held is ours to
@@ -152,16 +153,11 @@ impl Committer {
                 let mut conn = lock(&self.conn);
                 let _ = conn.busy_timeout(BUSY_TIMEOUT);
                 let mut batch = take(&self.heavy, MAX_BATCH);
-                batch.extend(take(&self.light, MAX_BATCH - batch.len().min(MAX_BATCH)));
+                batch.extend(take(&self.light, MAX_BATCH - batch.len()));
                 if batch.is_empty() {
                     break;
                 }
-                let outcome = apply_batch(&mut conn, &batch).map_err(|f| match f {
-                    Failed::Busy => Failed::Error(KvError::Other(
-                        "sqlite: the database is locked by another process".into(),
-                    )),
-                    other => other,
-                });
+                let outcome = apply_batch(&mut conn, &batch).map_err(Failed::into_error);
                 self.finish(batch, outcome);
                 drop(conn);
             }
@@ -186,7 +182,7 @@ impl Committer {
 
     /// After a batch: mark the WAL dirty, drop the cache's entries of what
     /// the batch changed, then answer its writers.
-    fn finish(&self, batch: Vec<Write>, outcome: Result<Vec<KvResult<OpResult>>, Failed>) {
+    fn finish(&self, batch: Vec<Write>, outcome: KvResult<Vec<KvResult<OpResult>>>) {
         self.dirty.store(true, Ordering::Release);
         self.cache.invalidate(batch.iter().flat_map(|w| {
             let store: &str = &w.store;
@@ -198,11 +194,7 @@ impl Committer {
                     let _ = w.reply.send(r);
                 }
             }
-            Err(failed) => {
-                let e = match failed {
-                    Failed::Error(e) => e,
-                    Failed::Busy => KvError::Other("sqlite: database is busy".into()),
-                };
+            Err(e) => {
                 for w in batch {
                     let _ = w.reply.send(Err(e.clone()));
                 }

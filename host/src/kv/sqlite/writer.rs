@@ -86,10 +86,6 @@ pub(super) fn wal_sync_loop(
     loop {
         std::thread::sleep(every);
         let last = Arc::strong_count(dirty) == 1;
-        if last {
-            pending = true;
-            last_checkpoint = std::time::Instant::now() - CHECKPOINT_EVERY;
-        }
         if dirty.swap(false, Ordering::AcqRel) {
             pending = true;
             // Opening by path each time follows a WAL that SQLite recreated.
@@ -102,7 +98,7 @@ pub(super) fn wal_sync_loop(
                 }
             }
         }
-        if pending && last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+        if pending && (last || last_checkpoint.elapsed() >= CHECKPOINT_EVERY) {
             last_checkpoint = std::time::Instant::now();
             match checkpoint(&mut checkpointer, db) {
                 Ok(()) => pending = false,
@@ -148,6 +144,19 @@ pub(super) enum Failed {
     Busy,
     /// The transaction failed; every write of the batch gets this error.
     Error(KvError),
+}
+
+impl Failed {
+    /// The error every write of the batch gets (after the background
+    /// committer has waited out the busy timeout, a lock is one too).
+    pub(super) fn into_error(self) -> KvError {
+        match self {
+            Failed::Busy => {
+                KvError::Other("sqlite: the database is locked by another process".into())
+            }
+            Failed::Error(e) => e,
+        }
+    }
 }
 
 /// Applies `batch` in one transaction and commits it.
