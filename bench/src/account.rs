@@ -29,48 +29,50 @@ pub fn admin_key() -> String {
     format!("bench-admin-{}-{nanos:x}", std::process::id())
 }
 
-async fn post_json(url: &str, headers: &[(&str, &str)], body: &Value) -> Result<Fetched> {
+/// POSTs `body` as JSON; an answer other than 2xx is an error naming `what`.
+async fn post_json(
+    what: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &Value,
+) -> Result<Fetched> {
     let mut h = vec![("content-type", "application/json")];
     h.extend_from_slice(headers);
-    fetch(
+    let answer = fetch(
         Method::POST,
         url,
         &h,
         serde_json::to_vec(body)?,
         Duration::from_secs(60),
     )
-    .await
+    .await?;
+    if !answer.status.is_success() {
+        bail!(
+            "{what}: {} {}",
+            answer.status,
+            truncate(&answer.text(), 300)
+        );
+    }
+    Ok(answer)
 }
 
 /// Creates the bench account (plan `paid`) through the admin API, logs in,
 /// and returns the `Authorization` value.
 pub async fn account_bearer(base_url: &str, admin_key: &str) -> Result<String> {
-    let created = post_json(
+    post_json(
+        "creating the account",
         &format!("{base_url}/v1/admin/accounts"),
         &[("x-admin-key", admin_key)],
         &json!({"username": BENCH_USER, "password": BENCH_PASSWORD, "plan": "paid"}),
     )
     .await?;
-    if !created.status.is_success() {
-        bail!(
-            "creating the account: {} {}",
-            created.status,
-            truncate(&created.text(), 300)
-        );
-    }
     let login = post_json(
+        "logging in",
         &format!("{base_url}/v1/login"),
         &[],
         &json!({"username": BENCH_USER, "password": BENCH_PASSWORD}),
     )
     .await?;
-    if !login.status.is_success() {
-        bail!(
-            "logging in: {} {}",
-            login.status,
-            truncate(&login.text(), 300)
-        );
-    }
     let tokens: Value = serde_json::from_slice(&login.body)
         .map_err(|e| anyhow!("login response is not JSON: {e}"))?;
     let token = tokens["access_token"].as_str().ok_or_else(|| {
