@@ -134,6 +134,17 @@ impl Committer {
         self.wake_background();
     }
 
+    /// Runs `f` on the writer connection, waiting for it: for the WAL sync
+    /// thread, never a request's thread. Writes queued meanwhile (their
+    /// callers' `try_lock` failed) are committed afterwards.
+    pub(super) fn with_writer<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
+        let out = f(&mut lock(&self.conn));
+        if !lock(&self.light).is_empty() {
+            self.commit_here();
+        }
+        out
+    }
+
     fn wake_background(&self) {
         *lock(&self.wake) = true;
         self.woken.notify_one();
