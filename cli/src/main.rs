@@ -212,6 +212,10 @@ struct UpArgs {
     /// Seconds an idle instance is kept.
     #[arg(long, default_value_t = ReuseLimits::default().idle_timeout.as_secs())]
     idle_instance_timeout: u64,
+    /// MiB of linear memory above which an instance is retired as soon as
+    /// it is idle instead of kept for `--idle-instance-timeout`.
+    #[arg(long, default_value_t = (ReuseLimits::default().max_idle_memory >> 20) as u64)]
+    idle_instance_max_memory_mib: u64,
     /// When key-value writes reach the disk: `interval` (fsync the WAL every
     /// 50 ms; acknowledged writes survive kill -9), `interval:MS`, or `fsync`
     /// (every commit fsynced; acknowledged writes also survive power loss).
@@ -490,6 +494,7 @@ fn up(args: UpArgs) -> Result<()> {
             idle_timeout: std::time::Duration::from_secs(args.idle_instance_timeout),
             cpu_limit: std::time::Duration::from_millis(args.request_cpu_limit_ms.max(1)),
             max_memory,
+            max_idle_memory: (args.idle_instance_max_memory_mib as usize) << 20,
         };
         let app = App::load(&opts, engine, reuse)?;
         let listener = tokio::net::TcpListener::bind(args.listen)

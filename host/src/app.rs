@@ -86,6 +86,11 @@ pub struct ReuseLimits {
     /// The largest linear memory an instance's guest may grow to, in bytes
     /// (at most the engine's [`crate::engine::EngineOptions::max_memory`]).
     pub max_memory: usize,
+    /// An instance whose guests hold more linear memory than this is
+    /// retired as soon as it is idle, instead of after `idle_timeout`: a
+    /// linear memory never shrinks, so an instance that once needed much
+    /// (a login's password hash: 19 MiB) would hold it while it waits.
+    pub max_idle_memory: usize,
 }
 
 impl Default for ReuseLimits {
@@ -96,9 +101,15 @@ impl Default for ReuseLimits {
             idle_timeout: Duration::from_secs(10),
             cpu_limit: Duration::from_secs(10),
             max_memory: crate::engine::MAX_MEMORY,
+            max_idle_memory: MAX_IDLE_MEMORY,
         }
     }
 }
+
+/// The default [`ReuseLimits::max_idle_memory`]: above what the composed
+/// article function's four guests hold under load, below what one login
+/// needs.
+pub const MAX_IDLE_MEMORY: usize = 16 << 20;
 
 /// A loaded application, ready to serve.
 pub struct App {
@@ -282,6 +293,7 @@ impl HandlerState for ComponentHandler {
             ),
         );
         store.limiter(|s| &mut s.limits);
+        let held = store.data().limits.held();
         let meter: Arc<Meter> = Arc::default();
         let limit_ticks = (self.reuse.cpu_limit.as_millis()
             / crate::engine::EPOCH_TICK.as_millis().max(1))
@@ -298,6 +310,8 @@ impl HandlerState for ComponentHandler {
             view: wasmtime_wasi_http::WasiHttpView::http,
             expiration: IdleExpiration {
                 idle_timeout: self.reuse.idle_timeout,
+                held,
+                max_idle_memory: self.reuse.max_idle_memory,
                 sleep: Box::pin(tokio::time::sleep(Duration::MAX / 4)),
             },
             state: ReuseState {
@@ -310,9 +324,12 @@ impl HandlerState for ComponentHandler {
     }
 }
 
-/// Retires an instance after it has been idle for a while.
+/// Retires an instance after it has been idle for a while, or as soon as it
+/// is idle if its guests hold more than `max_idle_memory`.
 pub struct IdleExpiration {
     idle_timeout: Duration,
+    held: Arc<std::sync::atomic::AtomicUsize>,
+    max_idle_memory: usize,
     sleep: Pin<Box<tokio::time::Sleep>>,
 }
 
@@ -326,6 +343,9 @@ impl WorkerExpiration for IdleExpiration {
         let me = self.get_mut();
         if status != WorkerStatus::Idle {
             return Poll::Pending;
+        }
+        if me.held.load(std::sync::atomic::Ordering::Relaxed) > me.max_idle_memory {
+            return Poll::Ready(());
         }
         let deadline = (start + me.idle_timeout).into();
         if me.sleep.deadline() != deadline {

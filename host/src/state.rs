@@ -5,8 +5,9 @@ use crate::kv_host::{SpinCtx, SpinHostView, SpinView};
 use crate::outbound::OutboundPolicy;
 use crate::variables::ComponentVariables;
 use std::sync::Arc;
-use wasmtime::StoreLimits;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, StoreLimits};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks};
 
@@ -17,7 +18,7 @@ pub struct HostState {
     pub(crate) http: WasiHttpCtx,
     pub(crate) hooks: OutboundHooks,
     pub(crate) spin: SpinCtx,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: Limits,
 }
 
 impl HostState {
@@ -44,11 +45,76 @@ impl HostState {
                 policy: outbound,
             },
             spin: SpinCtx { stores, variables },
-            limits: wasmtime::StoreLimitsBuilder::new()
-                .memory_size(max_memory)
-                .instances(64)
-                .build(),
+            limits: Limits {
+                bounds: wasmtime::StoreLimitsBuilder::new()
+                    .memory_size(max_memory)
+                    .instances(64)
+                    .build(),
+                held: Arc::default(),
+            },
         }
+    }
+}
+
+/// The store's limiter: the bounds on each memory and on instances, and
+/// the linear memory the instance's guests hold so far (linear memories
+/// only grow: a guest that once needed 20 MiB holds them until the
+/// instance is dropped).
+pub(crate) struct Limits {
+    bounds: StoreLimits,
+    held: Arc<AtomicUsize>,
+}
+
+impl Limits {
+    /// The bytes of linear memory the instance holds, kept up to date as
+    /// its memories are created and grow.
+    pub(crate) fn held(&self) -> Arc<AtomicUsize> {
+        self.held.clone()
+    }
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.bounds.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.held
+                .fetch_add(desired.saturating_sub(current), Ordering::Relaxed);
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.bounds.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.bounds.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.bounds.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.bounds.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.bounds.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.bounds.memories()
     }
 }
 

@@ -494,6 +494,52 @@ fn compiled_code_rss_kib(pid: u32) -> Result<u64> {
     Ok(kib)
 }
 
+/// An instance whose guest grew its linear memory past
+/// `--idle-instance-max-memory-mib` is retired as soon as it is idle instead
+/// of holding that memory for `--idle-instance-timeout` (a linear memory
+/// never shrinks); an instance that stayed small is kept.
+#[test]
+fn an_instance_that_grew_large_is_retired_as_soon_as_it_is_idle() -> Result<()> {
+    let port = wikiedge_tests::free_port();
+    let host = wikiedge_tests::Host::builder(BIN, &crate::host_test_manifest())
+        .env("SPIN_VARIABLE_SECRET_WORD", "x")
+        .arg("--metrics-listen")
+        .arg(&format!("127.0.0.1:{port}"))
+        .arg("--idle-instance-timeout")
+        .arg("600")
+        .arg("--idle-instance-max-memory-mib")
+        .arg("8")
+        .start()?;
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    let live = || -> Result<Option<f64>> {
+        Ok(sample(
+            &wikiedge_tests::get(&metrics_url, &[])?.text(),
+            "wikiedge_instances{component=\"sink\"}",
+        ))
+    };
+    let small = wikiedge_tests::get(&host.url("/grow?mib=1"), &[])?;
+    assert_eq!(small.text(), "grew 1 MiB");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(live()?, Some(1.0), "a small idle instance was not kept");
+    let large = wikiedge_tests::get(&host.url("/grow?mib=24"), &[])?;
+    assert_eq!(large.text(), "grew 24 MiB");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while live()? != Some(0.0) {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "an instance holding 24 MiB more was still kept 5 s after its request: {:?} live",
+            live()?
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The next request gets a fresh instance.
+    assert_eq!(
+        wikiedge_tests::get(&host.url("/grow?mib=1"), &[])?.text(),
+        "grew 1 MiB"
+    );
+    Ok(())
+}
+
 /// An idle host scales back: its instances retire after
 /// `--idle-instance-timeout`, and once nothing has happened for
 /// `--idle-release-seconds` it gives back the memory it keeps for speed

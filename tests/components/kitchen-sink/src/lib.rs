@@ -180,6 +180,13 @@ async fn handle(req: Request) -> impl IntoResponse {
                 n = std::hint::black_box(n.wrapping_add(1));
             }
         }
+        "/grow" => {
+            // Grows this instance's linear memory by about `mib` MiB (a
+            // linear memory never shrinks, so the instance keeps it).
+            let mib: usize = query(&req, "mib").and_then(|d| d.parse().ok()).unwrap_or(1);
+            let block = std::hint::black_box(vec![1u8; mib << 20]);
+            text(200, format!("grew {} MiB", block.len() >> 20))
+        }
         "/sleep" => {
             let ms: u64 = query(&req, "ms")
                 .and_then(|d| d.parse().ok())
