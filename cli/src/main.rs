@@ -497,6 +497,9 @@ fn up(args: UpArgs) -> Result<()> {
             max_idle_memory: (args.idle_instance_max_memory_mib as usize) << 20,
         };
         let app = App::load(&opts, engine, reuse)?;
+        // Loading read every component's bytes and freed them: hand the
+        // freed heap back before serving, as a quiet spell does later.
+        wikiedge_host::idle::trim_allocator();
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
