@@ -31,6 +31,7 @@ mod auth;
 mod browser;
 mod common;
 mod host;
+mod instances;
 mod journey;
 mod live_fields;
 mod metering;
