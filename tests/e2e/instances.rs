@@ -75,6 +75,27 @@ fn an_instance_that_grew_large_is_retired_as_soon_as_it_is_idle() -> Result<()> 
     Ok(())
 }
 
+/// Copies the small compiled component files (the test components', not
+/// the app's) of the compile cache `from` into a fresh cache `to`; what is
+/// missing is compiled again.
+fn copy_compiled(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
+    let to = to.join("components");
+    std::fs::create_dir_all(&to)?;
+    let Ok(entries) = std::fs::read_dir(from.join("components")) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if let Some(name) = path.file_name()
+            && path.extension().is_some_and(|e| e == "cwasm")
+            && std::fs::metadata(&path)?.len() < 2 << 20
+        {
+            std::fs::copy(&path, to.join(name))?;
+        }
+    }
+    Ok(())
+}
+
 /// An idle host scales back: its instances retire after
 /// `--idle-instance-timeout`, and once nothing has happened for
 /// `--idle-release-seconds` it gives back the memory it keeps for speed
@@ -82,7 +103,16 @@ fn an_instance_that_grew_large_is_retired_as_soon_as_it_is_idle() -> Result<()> 
 #[test]
 fn an_idle_hosts_instance_pool_empties_and_its_memory_is_released() -> Result<()> {
     let port = wikiedge_tests::free_port();
+    // The kernel pages out only pages no other process maps: this host's
+    // compiled code must be files of its own, not the shared cache's, which
+    // the hosts of tests running alongside map too.
+    let cache = wikiedge_tests::TempDir::new("cache")?;
+    copy_compiled(
+        &wikiedge_tests::target_dir().join("wikiedge-compile-cache"),
+        cache.path(),
+    )?;
     let host = wikiedge_tests::Host::builder(BIN, &crate::host_test_manifest())
+        .cache_dir(cache.path())
         .env("SPIN_VARIABLE_SECRET_WORD", "x")
         .arg("--metrics-listen")
         .arg(&format!("127.0.0.1:{port}"))

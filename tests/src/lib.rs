@@ -157,6 +157,7 @@ pub struct Builder {
     runtime_config: Option<PathBuf>,
     extra_args: Vec<String>,
     build: bool,
+    cache_dir: Option<PathBuf>,
 }
 
 impl Builder {
@@ -178,6 +179,13 @@ impl Builder {
     /// Extra command-line arguments for `wikiedge up`.
     pub fn arg(mut self, a: &str) -> Self {
         self.extra_args.push(a.to_string());
+        self
+    }
+    /// Keep compiled code in this directory instead of the shared one in
+    /// the target directory (a test that watches what of its host's code
+    /// is resident needs files no other host maps).
+    pub fn cache_dir(mut self, dir: &Path) -> Self {
+        self.cache_dir = Some(dir.to_path_buf());
         self
     }
     /// Skip `wikiedge build` (the manifest's wasm files already exist).
@@ -213,7 +221,11 @@ impl Builder {
             .arg("--state-dir")
             .arg(&state_dir)
             .arg("--cache-dir")
-            .arg(target_dir().join("wikiedge-compile-cache"))
+            .arg(
+                self.cache_dir
+                    .clone()
+                    .unwrap_or_else(|| target_dir().join("wikiedge-compile-cache")),
+            )
             .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -272,6 +284,7 @@ impl Host {
             runtime_config: None,
             extra_args: Vec::new(),
             build: true,
+            cache_dir: None,
         }
     }
 
@@ -299,7 +312,12 @@ impl Host {
             {
                 bail!("wikiedge up exited early ({status}):\n{}", self.log());
             }
-            if std::net::TcpStream::connect(&addr).is_ok() {
+            // A connection to a port nobody listens on yet can connect to
+            // itself (TCP simultaneous open, when the kernel picks the
+            // same port as the source): that is not the host.
+            if let Ok(stream) = std::net::TcpStream::connect(&addr)
+                && stream.local_addr().ok() != stream.peer_addr().ok()
+            {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
