@@ -11,6 +11,9 @@ pub mod fake;
 pub mod manifest;
 pub mod openapi;
 pub mod raw;
+mod redis;
+
+pub use redis::RedisServer;
 
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;
@@ -503,110 +506,4 @@ pub fn get(url: &str, headers: &[(&str, &str)]) -> Result<Resp> {
 /// POST a body.
 pub fn post(url: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Resp> {
     request("POST", url, headers, Some(body))
-}
-
-/// A `redis-server` on a loopback port, owned by a test. It persists every
-/// write (append-only file, fsync always), so a restart keeps the data.
-pub struct RedisServer {
-    child: Option<Child>,
-    /// Its port.
-    pub port: u16,
-    dir: TempDir,
-}
-
-impl RedisServer {
-    /// Start one on a free port. `redis-server` must be on PATH (`.ci/run`
-    /// installs it from Debian's packages).
-    pub fn start() -> Result<Self> {
-        let dir = TempDir::new("redis")?;
-        let mut server = RedisServer {
-            child: None,
-            port: free_port(),
-            dir,
-        };
-        server.spawn()?;
-        Ok(server)
-    }
-
-    fn spawn(&mut self) -> Result<()> {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting redis-server (install it: apt-get install redis-server)")?;
-        self.child = Some(child);
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(20) {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        bail!("redis-server did not listen on {}", self.port)
-    }
-
-    /// `redis://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// A runtime config file that puts the app's two stores on this Redis:
-    /// `default` in database 0, `bulk` in database 1 (`redis-cli -n 1`), so
-    /// a key in the wrong store is not found.
-    pub fn runtime_config(&self, dir: &Path) -> Result<PathBuf> {
-        let path = dir.join(format!("redis-{}.toml", self.port));
-        std::fs::write(
-            &path,
-            format!(
-                "[key_value_store.default]\ntype = \"redis\"\nurl = \"{0}/0\"\n\n\
-                 [key_value_store.bulk]\ntype = \"redis\"\nurl = \"{0}/1\"\n",
-                self.url()
-            ),
-        )?;
-        Ok(path)
-    }
-
-    /// Stop it (SIGKILL; the append-only file keeps acknowledged writes).
-    pub fn stop(&mut self) -> Result<()> {
-        if let Some(mut child) = self.child.take() {
-            child.kill()?;
-            child.wait()?;
-        }
-        Ok(())
-    }
-
-    /// Start it again on the same port.
-    pub fn restart(&mut self) -> Result<()> {
-        self.stop()?;
-        self.spawn()
-    }
-
-    /// Send one command with `redis-cli` and return its output.
-    pub fn cli(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()?;
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.stop();
-    }
 }
