@@ -317,14 +317,22 @@ mod tests {
         (dir, db)
     }
 
+    /// A fresh database whose WAL is synced (and checkpointed) on a 10 ms
+    /// interval, with its file's path.
+    fn interval_db() -> anyhow::Result<(tempfile::TempDir, PathBuf, Arc<SqliteDatabase>)> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("kv.db");
+        let db = SqliteDatabase::open_with(&path, Durability::Interval(INTERVAL))?;
+        Ok((dir, path, db))
+    }
+
+    const INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
+
     /// Commits run on request threads and do not checkpoint; the sync
     /// thread does, so the WAL's pages reach the database file.
     #[tokio::test]
     async fn the_wal_is_checkpointed_into_the_database_file() -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let path = dir.path().join("kv.db");
-        let every = std::time::Duration::from_millis(10);
-        let db = SqliteDatabase::open_with(&path, Durability::Interval(every))?;
+        let (_dir, path, db) = interval_db()?;
         let s = db.store("default");
         for i in 0..300 {
             s.set(format!("k{i}"), vec![i as u8; 16 << 10]).await?;
@@ -337,7 +345,7 @@ mod tests {
                 "the WAL was not checkpointed: the database file holds {} bytes",
                 std::fs::metadata(&path)?.len()
             );
-            tokio::time::sleep(every).await;
+            tokio::time::sleep(INTERVAL).await;
         }
         assert_eq!(s.get("k299".into()).await?, Some(vec![43u8; 16 << 10]));
         Ok(())
@@ -349,10 +357,7 @@ mod tests {
     /// increment appends at least one).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_wal_starts_over_under_steady_writes() -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let path = dir.path().join("kv.db");
-        let every = std::time::Duration::from_millis(10);
-        let db = SqliteDatabase::open_with(&path, Durability::Interval(every))?;
+        let (_dir, path, db) = interval_db()?;
         let s = db.store("default");
         let until = std::time::Instant::now() + writer::CHECKPOINT_EVERY * 7 / 2;
         let mut commits = 0i64;

@@ -93,7 +93,7 @@ pub(super) fn wal_sync_loop(
     db: &Path,
     wal: &Path,
     committer: &std::sync::Weak<Committer>,
-    dirty: &Arc<std::sync::atomic::AtomicBool>,
+    dirty: &std::sync::atomic::AtomicBool,
     every: std::time::Duration,
 ) {
     use std::sync::atomic::Ordering;
