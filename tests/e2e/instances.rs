@@ -1,8 +1,7 @@
 //! Instances and the memory they hold: retirement when idle, and what an
 //! idle host gives back.
 
-use crate::BIN;
-use crate::tooling::sample;
+use crate::tooling::{host_with_metrics, metric};
 use anyhow::{Context, Result};
 
 /// The resident KiB of a process's mappings of compiled component files
@@ -35,23 +34,13 @@ fn compiled_code_rss_kib(pid: u32) -> Result<u64> {
 /// never shrinks); an instance that stayed small is kept.
 #[test]
 fn an_instance_that_grew_large_is_retired_as_soon_as_it_is_idle() -> Result<()> {
-    let port = wikiedge_tests::free_port();
-    let host = wikiedge_tests::Host::builder(BIN, &crate::host_test_manifest())
-        .env("SPIN_VARIABLE_SECRET_WORD", "x")
-        .arg("--metrics-listen")
-        .arg(&format!("127.0.0.1:{port}"))
-        .arg("--idle-instance-timeout")
-        .arg("600")
-        .arg("--idle-instance-max-memory-mib")
-        .arg("8")
-        .start()?;
-    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
-    let live = || -> Result<Option<f64>> {
-        Ok(sample(
-            &wikiedge_tests::get(&metrics_url, &[])?.text(),
-            "wikiedge_instances{component=\"sink\"}",
-        ))
-    };
+    let (host, metrics_url) = host_with_metrics(|b| {
+        b.arg("--idle-instance-timeout")
+            .arg("600")
+            .arg("--idle-instance-max-memory-mib")
+            .arg("8")
+    })?;
+    let live = || metric(&metrics_url, "wikiedge_instances{component=\"sink\"}");
     let small = wikiedge_tests::get(&host.url("/grow?mib=1"), &[])?;
     assert_eq!(small.text(), "grew 1 MiB");
     std::thread::sleep(std::time::Duration::from_millis(500));
@@ -102,7 +91,6 @@ fn copy_compiled(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
 /// (docs/host.md, "Memory"), compiled code included.
 #[test]
 fn an_idle_hosts_instance_pool_empties_and_its_memory_is_released() -> Result<()> {
-    let port = wikiedge_tests::free_port();
     // The kernel pages out only pages no other process maps: this host's
     // compiled code must be files of its own, not the shared cache's, which
     // the hosts of tests running alongside map too.
@@ -111,23 +99,14 @@ fn an_idle_hosts_instance_pool_empties_and_its_memory_is_released() -> Result<()
         &wikiedge_tests::target_dir().join("wikiedge-compile-cache"),
         cache.path(),
     )?;
-    let host = wikiedge_tests::Host::builder(BIN, &crate::host_test_manifest())
-        .cache_dir(cache.path())
-        .env("SPIN_VARIABLE_SECRET_WORD", "x")
-        .arg("--metrics-listen")
-        .arg(&format!("127.0.0.1:{port}"))
-        .arg("--idle-instance-timeout")
-        .arg("3")
-        .arg("--idle-release-seconds")
-        .arg("0.5")
-        .start()?;
-    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
-    let metric = |name: &str| -> Result<Option<f64>> {
-        Ok(sample(
-            &wikiedge_tests::get(&metrics_url, &[])?.text(),
-            name,
-        ))
-    };
+    let (host, metrics_url) = host_with_metrics(|b| {
+        b.cache_dir(cache.path())
+            .arg("--idle-instance-timeout")
+            .arg("3")
+            .arg("--idle-release-seconds")
+            .arg("0.5")
+    })?;
+    let metric = |name: &str| metric(&metrics_url, name);
     let r = wikiedge_tests::post(&host.url("/kv/set?key=idle"), &[], b"v")?;
     assert_eq!(r.text(), "ok");
     assert_eq!(

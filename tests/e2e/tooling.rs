@@ -384,15 +384,31 @@ pub(crate) fn sample(text: &str, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// The value of the sample `name` that `metrics_url` serves now.
+pub(crate) fn metric(metrics_url: &str, name: &str) -> Result<Option<f64>> {
+    Ok(sample(&wikiedge_tests::get(metrics_url, &[])?.text(), name))
+}
+
+/// A host of the host-test manifest (its `secret_word` set) serving its
+/// metrics on a port of their own, started by `builder` after whatever it
+/// adds; returns the host and its metrics URL.
+pub(crate) fn host_with_metrics(
+    builder: impl FnOnce(wikiedge_tests::Builder) -> wikiedge_tests::Builder,
+) -> Result<(wikiedge_tests::Host, String)> {
+    let port = wikiedge_tests::free_port();
+    let host = builder(
+        wikiedge_tests::Host::builder(BIN, &crate::host_test_manifest())
+            .env("SPIN_VARIABLE_SECRET_WORD", "x")
+            .arg("--metrics-listen")
+            .arg(&format!("127.0.0.1:{port}")),
+    )
+    .start()?;
+    Ok((host, format!("http://127.0.0.1:{port}/metrics")))
+}
+
 #[test]
 fn metrics_are_served_on_their_own_listen_address() -> Result<()> {
-    let port = wikiedge_tests::free_port();
-    let host = wikiedge_tests::Host::builder(BIN, &crate::host_test_manifest())
-        .env("SPIN_VARIABLE_SECRET_WORD", "x")
-        .arg("--metrics-listen")
-        .arg(&format!("127.0.0.1:{port}"))
-        .start()?;
-    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    let (host, metrics_url) = host_with_metrics(|b| b)?;
     let before = wikiedge_tests::get(&metrics_url, &[])?;
     assert_eq!(before.status, 200);
     assert!(
@@ -464,7 +480,8 @@ fn metrics_are_served_on_their_own_listen_address() -> Result<()> {
         sample(&text, "wikiedge_instances{component=\"sink\"}").is_some_and(|n| n >= 1.0),
         "{text}"
     );
-    let elsewhere = wikiedge_tests::get(&format!("http://127.0.0.1:{port}/other"), &[])?;
+    let other_url = metrics_url.replace("/metrics", "/other");
+    let elsewhere = wikiedge_tests::get(&other_url, &[])?;
     assert_eq!(elsewhere.status, 404);
     assert_eq!(elsewhere.json()?["status"], 404);
     Ok(())
