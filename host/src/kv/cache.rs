@@ -18,7 +18,7 @@
 //! different context may or may not immediately see the result").
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Values larger than this are not cached: they are parts of bulk data
@@ -30,7 +30,7 @@ pub const TTL: Duration = Duration::from_secs(1);
 pub const MAX_BYTES: usize = 64 << 20;
 
 struct Entry {
-    value: std::sync::Arc<Vec<u8>>,
+    value: Arc<Vec<u8>>,
     at: Instant,
 }
 
@@ -49,7 +49,7 @@ pub struct ReadCache {
 
 impl ReadCache {
     /// A cached value that is still fresh.
-    pub fn get(&self, store: &str, key: &str) -> Option<std::sync::Arc<Vec<u8>>> {
+    pub fn get(&self, store: &str, key: &str) -> Option<Arc<Vec<u8>>> {
         let inner = self.inner.lock().ok()?;
         let entry = inner.entries.get(&(store.to_string(), key.to_string()))?;
         (entry.at.elapsed() < TTL).then(|| entry.value.clone())
@@ -61,7 +61,7 @@ impl ReadCache {
     }
 
     /// Insert a value read at `generation`, unless a write happened since.
-    pub fn insert(&self, store: &str, key: &str, value: &[u8], generation: u64) {
+    pub fn insert(&self, store: &str, key: &str, value: &Arc<Vec<u8>>, generation: u64) {
         if value.len() > MAX_VALUE {
             return;
         }
@@ -76,7 +76,7 @@ impl ReadCache {
             inner.bytes = 0;
         }
         let entry = Entry {
-            value: std::sync::Arc::new(value.to_vec()),
+            value: Arc::clone(value),
             at: Instant::now(),
         };
         inner.bytes += value.len();
@@ -116,8 +116,8 @@ impl ReadCache {
 mod tests {
     use super::*;
 
-    fn big(b: u8) -> Vec<u8> {
-        vec![b; 100]
+    fn big(b: u8) -> Arc<Vec<u8>> {
+        Arc::new(vec![b; 100])
     }
 
     #[test]
@@ -133,7 +133,12 @@ mod tests {
     #[test]
     fn bulk_values_are_not_cached() {
         let c = ReadCache::default();
-        c.insert("s", "part", &vec![0u8; MAX_VALUE + 1], c.generation());
+        c.insert(
+            "s",
+            "part",
+            &Arc::new(vec![0u8; MAX_VALUE + 1]),
+            c.generation(),
+        );
         assert!(c.get("s", "part").is_none());
     }
 

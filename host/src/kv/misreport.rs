@@ -22,6 +22,9 @@ impl Store for Misreporting {
     fn get(&self, key: String) -> BoxFuture<'static, KvResult<Option<Vec<u8>>>> {
         self.0.get(key)
     }
+    fn get_shared(&self, key: String) -> BoxFuture<'static, KvResult<Option<Arc<Vec<u8>>>>> {
+        self.0.get_shared(key)
+    }
     fn set(&self, key: String, value: Vec<u8>) -> BoxFuture<'static, KvResult<()>> {
         self.0.set(key, value)
     }

@@ -204,25 +204,39 @@ struct SqliteStore {
     name: Arc<str>,
 }
 
+impl SqliteStore {
+    /// The value at `key`: from the read cache when it holds it, else read
+    /// from SQLite (and kept in the cache, the same buffer).
+    fn read(&self, key: String) -> KvResult<Option<Arc<Vec<u8>>>> {
+        if let Some(hit) = self.db.cache.get(&self.name, &key) {
+            return Ok(Some(hit));
+        }
+        let generation = self.db.cache.generation();
+        let value = self.db.with_reader(|c| {
+            c.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+                .query_row(params![&*self.name, &key], |row| row.get::<_, Vec<u8>>(0))
+                .optional()
+        })?;
+        Ok(value.map(|value| {
+            let value = Arc::new(value);
+            self.db.cache.insert(&self.name, &key, &value, generation);
+            value
+        }))
+    }
+}
+
 fn unit(f: BoxFuture<'static, KvResult<OpResult>>) -> BoxFuture<'static, KvResult<()>> {
     f.map(|r| r.map(|_| ())).boxed()
 }
 
 impl Store for SqliteStore {
     fn get(&self, key: String) -> BoxFuture<'static, KvResult<Option<Vec<u8>>>> {
-        if let Some(hit) = self.db.cache.get(&self.name, &key) {
-            return futures::future::ready(Ok(Some(hit.as_ref().clone()))).boxed();
-        }
-        let generation = self.db.cache.generation();
-        let r = self.db.with_reader(|c| {
-            c.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
-                .query_row(params![&*self.name, &key], |row| row.get::<_, Vec<u8>>(0))
-                .optional()
-        });
-        if let Ok(Some(value)) = &r {
-            self.db.cache.insert(&self.name, &key, value, generation);
-        }
+        let r = self.read(key).map(|v| v.map(Arc::unwrap_or_clone));
         futures::future::ready(r).boxed()
+    }
+
+    fn get_shared(&self, key: String) -> BoxFuture<'static, KvResult<Option<Arc<Vec<u8>>>>> {
+        futures::future::ready(self.read(key)).boxed()
     }
 
     fn set(&self, key: String, value: Vec<u8>) -> BoxFuture<'static, KvResult<()>> {
@@ -467,6 +481,23 @@ mod tests {
         }
         s.delete("article".into()).await?;
         assert_eq!(s.get("article".into()).await?, None);
+        Ok(())
+    }
+
+    /// What a component's `get` lowers into guest memory is the cache's
+    /// own buffer, not a copy of it; a write replaces it.
+    #[tokio::test]
+    async fn a_cached_value_is_shared_not_copied() -> anyhow::Result<()> {
+        let (_d, db) = temp_db();
+        let s = db.store("default");
+        s.set("article".into(), vec![1; 100_000]).await?;
+        let first = s.get_shared("article".into()).await?.expect("stored");
+        let second = s.get_shared("article".into()).await?.expect("cached");
+        assert!(Arc::ptr_eq(&first, &second));
+        s.set("article".into(), vec![2; 100_000]).await?;
+        let third = s.get_shared("article".into()).await?.expect("stored");
+        assert!(!Arc::ptr_eq(&first, &third));
+        assert_eq!(third[0], 2);
         Ok(())
     }
 
