@@ -29,6 +29,7 @@ pub mod proc;
 pub mod procfs;
 pub mod schedule;
 pub mod stats;
+pub mod timeline;
 
 /// Parses a `Name: value` header argument (as in curl's `-H`).
 pub fn parse_header(arg: &str) -> anyhow::Result<(http::HeaderName, http::HeaderValue)> {

@@ -46,6 +46,7 @@ use tokio::time::{Instant, sleep_until, timeout_at};
 
 use crate::schedule;
 use crate::stats::{self, Latency};
+use crate::timeline::{Second, Timeline};
 
 mod target;
 use target::Target;
@@ -127,6 +128,10 @@ pub struct LoadResult {
     /// Open loop: how long after its due time each request left.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_lag: Option<Latency>,
+    /// Latency second by second through the measured window, each request
+    /// in the second it was due in (open loop) or sent in (closed loop).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<Second>,
 }
 
 impl LoadResult {
@@ -198,6 +203,7 @@ struct WorkerStats {
     /// Open loop: send time minus due time.
     lag: Histogram<u64>,
     late_at_end: u64,
+    timeline: Timeline,
     status_counts: BTreeMap<u16, u64>,
     errors: u64,
     connect_errors: u64,
@@ -212,6 +218,7 @@ impl WorkerStats {
             hist: stats::new_histogram(),
             lag: stats::new_histogram(),
             late_at_end: 0,
+            timeline: Timeline::default(),
             status_counts: BTreeMap::new(),
             errors: 0,
             connect_errors: 0,
@@ -345,8 +352,10 @@ async fn worker(target: Arc<Target>, window: Window, connections: usize, k: usiz
             Ok(Ok(done)) => {
                 let finished = Instant::now();
                 if finished >= window.measure_from && finished < window.end {
-                    let us = finished.duration_since(started).as_micros();
-                    stats::record(&mut st.hist, u64::try_from(us).unwrap_or(u64::MAX));
+                    let took = finished.duration_since(started);
+                    record(&mut st.hist, took);
+                    let at = started.saturating_duration_since(window.measure_from);
+                    st.timeline.record(at, took);
                     *st.status_counts.entry(done.status).or_default() += 1;
                     st.response_bytes += done.bytes;
                 }
@@ -402,6 +411,7 @@ async fn open_worker(
                 if counted {
                     let took = schedule::latency(due, Instant::now() - window.start);
                     record(&mut st.hist, took);
+                    st.timeline.record(due - measure_from, took);
                     record(&mut st.lag, sent.saturating_sub(due));
                     *st.status_counts.entry(done.status).or_default() += 1;
                     st.response_bytes += done.bytes;
@@ -415,6 +425,8 @@ async fn open_worker(
     }
     for wait in schedule::owed_at_end(rate, connections, k, i, measure_from, end) {
         record(&mut st.hist, wait);
+        st.timeline
+            .record((end - wait).saturating_sub(measure_from), wait);
         st.late_at_end += 1;
     }
     st
@@ -504,6 +516,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult> {
     }
     let mut hist = stats::new_histogram();
     let mut lag = stats::new_histogram();
+    let mut timeline = Timeline::default();
     let mut result = LoadResult {
         url: cfg.url.clone(),
         method: cfg.method.to_string(),
@@ -518,6 +531,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult> {
         lag.add(&st.lag)
             .map_err(|e| anyhow!("merging histograms: {e:?}"))?;
         result.late_at_end += st.late_at_end;
+        timeline.merge(st.timeline);
         for (s, n) in st.status_counts {
             *result.status_counts.entry(s).or_default() += n;
         }
@@ -528,6 +542,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult> {
         result.response_bytes += st.response_bytes;
     }
     result.latency = Latency::of(&hist);
+    result.timeline = timeline.seconds();
     // Answered requests (open loop: the latency also holds the owed ones).
     result.requests = result.status_counts.values().sum();
     if cfg.rate.is_some() {

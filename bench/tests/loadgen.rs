@@ -319,3 +319,45 @@ async fn open_loop_rejects_a_rate_that_is_not_positive() {
         assert!(run(&cfg).await.is_err(), "rate {rate}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timeline_shows_which_second_a_stall_delayed() {
+    // 100 req/s on one connection for 3 s; only the first answer stalls,
+    // 1500 ms. The requests due in the first second (0..990 ms) are all
+    // answered in the second after it, yet count in the second they were
+    // due in; those due in the third second did not wait.
+    let url = stalling_server(Duration::from_millis(1500), true).await;
+    let mut cfg = config(url, 1);
+    cfg.warmup = Duration::ZERO;
+    cfg.duration = Duration::from_secs(3);
+    cfg.rate = Some(100.0);
+    let r = timed_run(&cfg).await;
+    assert_eq!(r.errors, 0, "{r:?}");
+    let t = &r.timeline;
+    assert_eq!(t.len(), 3, "{t:?}");
+    // Every request is in its second, answered or owed.
+    assert_eq!(t.iter().map(|s| s.requests).sum::<u64>(), r.latency.count);
+    assert_eq!(t[0].requests, 100, "{t:?}");
+    assert!(t[0].max_us >= 1_500_000, "{t:?}");
+    assert!(t[0].p50_us >= 500_000, "{t:?}");
+    assert!(t[2].p50_us < t[0].p50_us / 4, "{t:?}");
+    assert_eq!(
+        wikiedge_bench::timeline::worst(t).map(|s| s.second),
+        Some(0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_loop_timeline_holds_every_answered_request() {
+    let url = baseline(StatusCode::OK, b"hello").await;
+    let mut cfg = config(url, 4);
+    cfg.warmup = Duration::from_millis(200);
+    cfg.duration = Duration::from_secs(1);
+    let r = timed_run(&cfg).await;
+    assert!(r.requests > 0, "{r:?}");
+    assert_eq!(
+        r.timeline.iter().map(|s| s.requests).sum::<u64>(),
+        r.requests
+    );
+    assert!(r.timeline.len() <= 2, "{:?}", r.timeline);
+}

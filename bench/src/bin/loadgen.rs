@@ -51,6 +51,9 @@ struct Args {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// Also print latency second by second (always in the JSON).
+    #[arg(long)]
+    timeline: bool,
 }
 
 fn seconds(s: f64, what: &str) -> Result<Duration> {
@@ -97,6 +100,9 @@ fn main() -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
         println!("{}", result.human());
+        if args.timeline {
+            print!("\n{}", wikiedge_bench::timeline::table(&result.timeline));
+        }
     }
     Ok(())
 }

@@ -249,9 +249,11 @@ fn open_loop_markdown(o: &Value) -> String {
     let mut md = format!(
         "\n## Open loop on (a) (o)\n\n\
          Fixed arrival rates, fractions of (a)'s closed-loop {:.0} req/s in this run; latency from each \
-         request's due time (no coordinated omission); requests still owed at the end count with their wait.\n\n\
-         | load | offered req/s | answered req/s | p50 | p99 | p99.9 | max | late at end | send lag p99 | non-2xx/3xx | errors |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n",
+         request's due time (no coordinated omission); requests still owed at the end count with their wait. \
+         The worst second is the second of the measured window (from 0) whose requests, by due time, had the highest p99: \
+         one stall shows as one bad second, a growing queue as several.\n\n\
+         | load | offered req/s | answered req/s | p50 | p99 | p99.9 | max | late at end | send lag p99 | worst second: p99 (second) | non-2xx/3xx | errors |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
         o["max_rps"].as_f64().unwrap_or(0.0)
     );
     for p in points {
@@ -260,7 +262,7 @@ fn open_loop_markdown(o: &Value) -> String {
         };
         let l = r.latency;
         md.push_str(&format!(
-            "| {:.0}% | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {:.0}% | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             p["fraction"].as_f64().unwrap_or(0.0) * 100.0,
             r.target_rate.unwrap_or(0.0),
             r.requests_per_s,
@@ -270,6 +272,11 @@ fn open_loop_markdown(o: &Value) -> String {
             fmt_us(l.max_us),
             r.late_at_end,
             r.send_lag.map_or("-".to_string(), |s| fmt_us(s.p99_us)),
+            wikiedge_bench::timeline::worst(&r.timeline).map_or("-".to_string(), |s| format!(
+                "{} ({})",
+                fmt_us(s.p99_us),
+                s.second
+            )),
             r.non_success,
             r.errors,
         ));
@@ -419,6 +426,10 @@ mod tests {
                 late_at_end: 3,
                 latency: wikiedge_bench::stats::Latency { p50_us: 900, p99_us: p99, p999_us: 2 * p99, max_us: 3 * p99, ..Default::default() },
                 send_lag: Some(wikiedge_bench::stats::Latency { p99_us: 1_100, ..Default::default() }),
+                timeline: vec![
+                    wikiedge_bench::timeline::Second { second: 0, requests: 9, p99_us: p99 / 2, ..Default::default() },
+                    wikiedge_bench::timeline::Second { second: 1, requests: 9, p99_us: p99 + 1_000, ..Default::default() },
+                ],
                 ..Default::default()
             }})
         };
@@ -434,7 +445,7 @@ mod tests {
         assert!(md.contains("closed-loop 4000 req/s"), "{md}");
         assert!(
             md.contains(
-                "| 25% | 1000 | 999 | 900µs | 4.00ms | 8.00ms | 12.00ms | 3 | 1.10ms | 0 | 0 |"
+                "| 25% | 1000 | 999 | 900µs | 4.00ms | 8.00ms | 12.00ms | 3 | 1.10ms | 5.00ms (1) | 0 | 0 |"
             ),
             "{md}"
         );
