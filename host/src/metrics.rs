@@ -224,11 +224,12 @@ fn counted<T: Send + 'static>(
 }
 
 impl crate::kv::Store for MeteredStore {
-    fn get(
+    fn get_shared(
         &self,
         key: String,
-    ) -> futures::future::BoxFuture<'static, crate::kv::KvResult<Option<Vec<u8>>>> {
-        counted("get", self.0.get(key))
+    ) -> futures::future::BoxFuture<'static, crate::kv::KvResult<Option<std::sync::Arc<Vec<u8>>>>>
+    {
+        counted("get", self.0.get_shared(key))
     }
     fn set(
         &self,

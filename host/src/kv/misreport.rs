@@ -19,9 +19,6 @@ use std::sync::Arc;
 pub struct Misreporting(pub Arc<dyn Store>);
 
 impl Store for Misreporting {
-    fn get(&self, key: String) -> BoxFuture<'static, KvResult<Option<Vec<u8>>>> {
-        self.0.get(key)
-    }
     fn get_shared(&self, key: String) -> BoxFuture<'static, KvResult<Option<Arc<Vec<u8>>>>> {
         self.0.get_shared(key)
     }

@@ -40,15 +40,15 @@ pub type KeyValues = Vec<(String, Option<Vec<u8>>)>;
 
 /// One labelled key-value store.
 pub trait Store: Send + Sync + 'static {
-    /// The value at `key`, if any.
-    fn get(&self, key: String) -> BoxFuture<'static, KvResult<Option<Vec<u8>>>>;
     /// The value at `key`, if any, in a buffer the store may share with
     /// its read cache: what a component's `get` lowers into guest memory
-    /// without a copy of its own ([`crate::kv_host`]). The default wraps
-    /// [`Store::get`]'s answer.
-    fn get_shared(&self, key: String) -> BoxFuture<'static, KvResult<Option<Arc<Vec<u8>>>>> {
-        let value = self.get(key);
-        async move { Ok(value.await?.map(Arc::new)) }.boxed()
+    /// without a copy of its own ([`crate::kv_host`]). Required, so that a
+    /// store wrapping another cannot fall back to a copy by omission.
+    fn get_shared(&self, key: String) -> BoxFuture<'static, KvResult<Option<Arc<Vec<u8>>>>>;
+    /// The value at `key`, if any, as a buffer of the caller's own.
+    fn get(&self, key: String) -> BoxFuture<'static, KvResult<Option<Vec<u8>>>> {
+        let value = self.get_shared(key);
+        async move { Ok(value.await?.map(Arc::unwrap_or_clone)) }.boxed()
     }
     /// Set `key` to `value`, overwriting.
     fn set(&self, key: String, value: Vec<u8>) -> BoxFuture<'static, KvResult<()>>;

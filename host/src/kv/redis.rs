@@ -147,11 +147,13 @@ impl RedisStore {
 }
 
 impl Store for RedisStore {
-    fn get(&self, key: String) -> BoxFuture<'static, KvResult<Option<Vec<u8>>>> {
+    fn get_shared(&self, key: String) -> BoxFuture<'static, KvResult<Option<Arc<Vec<u8>>>>> {
         let this = self.arc();
         async move {
-            this.run_idempotent::<Option<Vec<u8>>>(redis::cmd("GET").arg(&key))
-                .await
+            let value = this
+                .run_idempotent::<Option<Vec<u8>>>(redis::cmd("GET").arg(&key))
+                .await?;
+            Ok(value.map(Arc::new))
         }
         .boxed()
     }
