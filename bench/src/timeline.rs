@@ -59,13 +59,13 @@ impl Timeline {
     }
 
     /// Each second's summary, in order; a second with no request is
-    /// listed with zeros, so a full stall shows as a gap.
-    pub fn seconds(&self) -> Vec<Second> {
+    /// listed with zeros, so a full stall shows as a gap. Sorts the
+    /// latencies in place, so it takes the timeline.
+    pub fn seconds(self) -> Vec<Second> {
         self.seconds
-            .iter()
+            .into_iter()
             .enumerate()
-            .map(|(i, lat)| {
-                let mut lat = lat.clone();
+            .map(|(i, mut lat)| {
                 lat.sort_unstable();
                 // Nearest rank, as the histograms' percentiles are read.
                 let at = |q: f64| -> u64 {

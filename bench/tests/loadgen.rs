@@ -245,6 +245,16 @@ async fn stalling_server(stall: Duration, once: bool) -> String {
     .await
 }
 
+/// An open-loop run at 100 req/s on one connection to `url`, measured from
+/// the start (no warm-up) for `duration`.
+async fn open_loop_at_100(url: String, duration: Duration) -> LoadResult {
+    let mut cfg = config(url, 1);
+    cfg.warmup = Duration::ZERO;
+    cfg.duration = duration;
+    cfg.rate = Some(100.0);
+    timed_run(&cfg).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_loop_times_latency_from_when_each_request_was_due() {
     // 100 req/s on one connection to a server that takes >= 50 ms per
@@ -254,11 +264,7 @@ async fn open_loop_times_latency_from_when_each_request_was_due() {
     // end, having waited 800..10 ms. Timed from the send instead, every
     // latency would be about 50 ms (coordinated omission).
     let url = stalling_server(Duration::from_millis(50), false).await;
-    let mut cfg = config(url, 1);
-    cfg.warmup = Duration::ZERO;
-    cfg.duration = Duration::from_secs(1);
-    cfg.rate = Some(100.0);
-    let r = timed_run(&cfg).await;
+    let r = open_loop_at_100(url, Duration::from_secs(1)).await;
     assert_eq!(r.target_rate, Some(100.0));
     assert_eq!(r.errors, 0, "{r:?}");
     assert!(r.requests <= 20, "{r:?}");
@@ -281,11 +287,7 @@ async fn open_loop_charges_one_stall_to_every_request_it_delayed() {
     // before 800 ms, so request i waits >= 800 - 10i ms: at least 61 of the
     // 100 wait >= 200 ms. Timed from the send, only the first would.
     let url = stalling_server(Duration::from_millis(800), true).await;
-    let mut cfg = config(url, 1);
-    cfg.warmup = Duration::ZERO;
-    cfg.duration = Duration::from_secs(1);
-    cfg.rate = Some(100.0);
-    let r = timed_run(&cfg).await;
+    let r = open_loop_at_100(url, Duration::from_secs(1)).await;
     assert_eq!(r.errors, 0, "{r:?}");
     assert_eq!(r.requests + r.late_at_end, 100, "{r:?}");
     assert_eq!(r.latency.count, 100, "{r:?}");
@@ -327,11 +329,7 @@ async fn the_timeline_shows_which_second_a_stall_delayed() {
     // answered in the second after it, yet count in the second they were
     // due in; those due in the third second did not wait.
     let url = stalling_server(Duration::from_millis(1500), true).await;
-    let mut cfg = config(url, 1);
-    cfg.warmup = Duration::ZERO;
-    cfg.duration = Duration::from_secs(3);
-    cfg.rate = Some(100.0);
-    let r = timed_run(&cfg).await;
+    let r = open_loop_at_100(url, Duration::from_secs(3)).await;
     assert_eq!(r.errors, 0, "{r:?}");
     let t = &r.timeline;
     assert_eq!(t.len(), 3, "{t:?}");
