@@ -89,9 +89,7 @@ fn add_shared_gets<T: SpinHostView + 'static>(
             "[method]store.get",
             |accessor: &Accessor<T>, (this, key): (Resource<KvHandle>, String)| {
                 Box::pin(async move {
-                    let store = accessor.with(|mut access| {
-                        access.get().spin().table.get(&this).map(|h| h.0.clone())
-                    })?;
+                    let store = store_of(&accessor.with_getter::<Spin>(T::spin), &this)?;
                     let value: Result<Shared, skv::Error> =
                         store.get_shared(key).await.map_err(skv_err);
                     Ok((value,))
@@ -160,6 +158,8 @@ impl<T> skv::HostStoreWithStore<T> for Spin {
         })
     }
 
+    /// Required by the generated trait; the linker runs the hand-registered
+    /// `get` of [`add_shared_gets`] instead.
     async fn get(
         accessor: &Accessor<T, Self>,
         this: Resource<KvHandle>,
@@ -248,6 +248,8 @@ impl SpinView<'_> {
 }
 
 impl wst::HostBucket for SpinView<'_> {
+    /// Required by the generated trait; the linker runs the hand-registered
+    /// `get` of [`add_shared_gets`] instead.
     async fn get(
         &mut self,
         this: Resource<KvHandle>,
