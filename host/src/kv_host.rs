@@ -73,43 +73,55 @@ pub fn add_to_linker<T: SpinHostView + 'static>(
     add_shared_gets(linker)
 }
 
+/// The interfaces whose `get` [`add_shared_gets`] replaces, as the
+/// generated bindings name them.
+const SPIN_KV: &str = "spin:key-value/key-value@3.0.0";
+const WASI_KV: &str = "wasi:keyvalue/store@0.2.0-draft2";
+
+/// The trap of a generated `get`: reached only if [`add_shared_gets`] no
+/// longer replaces it (say the WIT moved to another version and the
+/// override now defines a function nothing imports). Every key-value read
+/// then fails loudly, in the first test that reads, instead of silently
+/// copying each value again.
+fn unshadowed_get(interface: &str) -> wasmtime::Error {
+    wasmtime::Error::msg(format!(
+        "{interface}: the generated `get` ran; the shared `get` of add_shared_gets must replace it"
+    ))
+}
+
 /// Both interfaces' `get`, registered again over the generated ones: the
 /// generated signature answers a `Vec<u8>` of its own, so a cached value
 /// (an article is 100-200 KB) was copied once on the host before being
 /// copied into guest memory. These lower the store's shared buffer
-/// ([`Store::get_shared`]) straight into the guest.
+/// ([`Store::get_shared`]) straight into the guest. The generated ones
+/// trap ([`unshadowed_get`]).
 fn add_shared_gets<T: SpinHostView + 'static>(
     linker: &mut wasmtime::component::Linker<T>,
 ) -> wasmtime::Result<()> {
     type Shared = Option<Arc<Vec<u8>>>;
     linker.allow_shadowing(true);
-    linker
-        .instance("spin:key-value/key-value@3.0.0")?
-        .func_wrap_concurrent(
-            "[method]store.get",
-            |accessor: &Accessor<T>, (this, key): (Resource<KvHandle>, String)| {
-                Box::pin(async move {
-                    let store = store_of(&accessor.with_getter::<Spin>(T::spin), &this)?;
-                    let value: Result<Shared, skv::Error> =
-                        store.get_shared(key).await.map_err(skv_err);
-                    Ok((value,))
-                })
-            },
-        )?;
-    linker
-        .instance("wasi:keyvalue/store@0.2.0-draft2")?
-        .func_wrap_async(
-            "[method]bucket.get",
-            |mut store: wasmtime::StoreContextMut<'_, T>,
-             (this, key): (Resource<KvHandle>, String)| {
-                Box::new(async move {
-                    let bucket = store.data_mut().spin().bucket(&this)?;
-                    let value: Result<Shared, wst::Error> =
-                        bucket.get_shared(key).await.map_err(wkv_err);
-                    Ok((value,))
-                })
-            },
-        )?;
+    linker.instance(SPIN_KV)?.func_wrap_concurrent(
+        "[method]store.get",
+        |accessor: &Accessor<T>, (this, key): (Resource<KvHandle>, String)| {
+            Box::pin(async move {
+                let store = store_of(&accessor.with_getter::<Spin>(T::spin), &this)?;
+                let value: Result<Shared, skv::Error> =
+                    store.get_shared(key).await.map_err(skv_err);
+                Ok((value,))
+            })
+        },
+    )?;
+    linker.instance(WASI_KV)?.func_wrap_async(
+        "[method]bucket.get",
+        |mut store: wasmtime::StoreContextMut<'_, T>, (this, key): (Resource<KvHandle>, String)| {
+            Box::new(async move {
+                let bucket = store.data_mut().spin().bucket(&this)?;
+                let value: Result<Shared, wst::Error> =
+                    bucket.get_shared(key).await.map_err(wkv_err);
+                Ok((value,))
+            })
+        },
+    )?;
     linker.allow_shadowing(false);
     Ok(())
 }
@@ -159,14 +171,13 @@ impl<T> skv::HostStoreWithStore<T> for Spin {
     }
 
     /// Required by the generated trait; the linker runs the hand-registered
-    /// `get` of [`add_shared_gets`] instead.
+    /// `get` of [`add_shared_gets`] instead, and this traps if it ever runs.
     async fn get(
-        accessor: &Accessor<T, Self>,
-        this: Resource<KvHandle>,
-        key: String,
+        _: &Accessor<T, Self>,
+        _: Resource<KvHandle>,
+        _: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, skv::Error>> {
-        let store = store_of(accessor, &this)?;
-        Ok(store.get(key).await.map_err(skv_err))
+        Err(unshadowed_get(SPIN_KV))
     }
 
     async fn set(
@@ -249,14 +260,13 @@ impl SpinView<'_> {
 
 impl wst::HostBucket for SpinView<'_> {
     /// Required by the generated trait; the linker runs the hand-registered
-    /// `get` of [`add_shared_gets`] instead.
+    /// `get` of [`add_shared_gets`] instead, and this traps if it ever runs.
     async fn get(
         &mut self,
-        this: Resource<KvHandle>,
-        key: String,
+        _: Resource<KvHandle>,
+        _: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, wst::Error>> {
-        let store = self.bucket(&this)?;
-        Ok(store.get(key).await.map_err(wkv_err))
+        Err(unshadowed_get(WASI_KV))
     }
 
     async fn set(
