@@ -48,7 +48,9 @@ use crate::schedule;
 use crate::stats::{self, Latency};
 use crate::timeline::{Second, Timeline};
 
+mod cpu;
 mod target;
+pub use cpu::ServerCpu;
 use target::Target;
 
 /// What to send, and how hard.
@@ -81,6 +83,9 @@ pub struct LoadConfig {
     /// Open loop: this many requests per second over all connections, each
     /// timed from when it was due. `None`: closed loop.
     pub rate: Option<f64>,
+    /// The server's process: its CPU time over the measured window is
+    /// reported per request ([`ServerCpu`]).
+    pub server_pid: Option<u32>,
 }
 
 /// The measured result of one run.
@@ -132,6 +137,9 @@ pub struct LoadResult {
     /// in the second it was due in (open loop) or sent in (closed loop).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<Second>,
+    /// With [`LoadConfig::server_pid`]: the server's CPU time in the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cpu: Option<ServerCpu>,
 }
 
 impl LoadResult {
@@ -153,6 +161,13 @@ impl LoadResult {
             ),
             _ => String::new(),
         };
+        let cpu = match &self.server_cpu {
+            Some(c) => format!(
+                "\nserver CPU    {:.0} µs per request ({:.2} s, {:.2} cores, pid {})",
+                c.us_per_request, c.cpu_s, c.cores, c.pid
+            ),
+            None => String::new(),
+        };
         format!(
             "{} {}  ({} connections, {:.0}s warm-up, {:.0}s measured)\n\
              requests      {} ({:.1} req/s)\n\
@@ -160,7 +175,7 @@ impl LoadResult {
              statuses      {}\n\
              non-2xx/3xx   {}\n\
              errors        {} (connect {}; warm-up {}; connections opened {})\n\
-             body bytes    {} ({:.1} MiB/s){open}",
+             body bytes    {} ({:.1} MiB/s){open}{cpu}",
             self.method,
             self.url,
             self.connections,
@@ -510,10 +525,18 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult> {
             .context("starting a load thread")?;
         pending.push(rx);
     }
-    let mut workers = Vec::with_capacity(cfg.connections);
-    for rx in pending {
-        workers.extend(rx.await.context("load thread died")??);
-    }
+    // The server's CPU clock, read at the window's two ends while the load
+    // threads run.
+    let sample_cpu = cpu::sample(cfg.server_pid, window.measure_from, window.end);
+    let collect = async {
+        let mut workers = Vec::with_capacity(cfg.connections);
+        for rx in pending {
+            workers.extend(rx.await.context("load thread died")??);
+        }
+        anyhow::Ok(workers)
+    };
+    let (server_cpu, workers) = tokio::join!(sample_cpu, collect);
+    let workers = workers?;
     let mut hist = stats::new_histogram();
     let mut lag = stats::new_histogram();
     let mut timeline = Timeline::default();
@@ -555,6 +578,8 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult> {
         .filter(|(s, _)| !(200..400).contains(*s))
         .map(|(_, n)| n)
         .sum();
+    result.server_cpu =
+        server_cpu.map(|(pid, cpu)| ServerCpu::of(pid, cpu, cfg.duration, result.requests));
     result.requests_per_s = result.requests as f64 / result.duration_s;
     result.response_bytes_per_s = result.response_bytes as f64 / result.duration_s;
     Ok(result)

@@ -1,4 +1,11 @@
-//! Reading a process's memory figures from `/proc/PID/status` (Linux).
+//! Reading a process's memory figures from `/proc/PID/status` and its CPU
+//! time from `/proc/PID/stat` (Linux).
+
+use std::time::Duration;
+
+/// The unit of `/proc/PID/stat`'s CPU times: `USER_HZ`, 100 per second in
+/// Linux's user-space ABI whatever the kernel's own tick rate.
+const USER_HZ: u64 = 100;
 
 /// A `Field:   N kB` line of process `pid`'s `/proc/PID/status`, in KiB
 /// (`VmHWM` is the peak RSS, `VmRSS` the current one). `None` when the
@@ -16,6 +23,28 @@ pub fn parse_status_kib(status: &str, field: &str) -> Option<u64> {
     })
 }
 
+/// The CPU time process `pid` has used so far, all its threads, user and
+/// system (10 ms resolution). `None` when the process is gone.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let ticks = parse_stat_cpu_ticks(&stat)?;
+    Some(Duration::from_millis(ticks * 1000 / USER_HZ))
+}
+
+/// `utime + stime` (fields 14 and 15) of a `/proc/PID/stat` line, in
+/// `USER_HZ` ticks. The command name (field 2) is in parentheses and may
+/// hold spaces and parentheses itself, so fields are counted from the last
+/// `)`.
+pub fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // After the name: field 3 (state) is the first, so 14 and 15 are the
+    // 12th and 13th.
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -28,5 +57,37 @@ mod tests {
         assert_eq!(parse_status_kib(status, "VmSwap"), None);
         // Our own process has a peak RSS.
         assert!(status_kib(std::process::id(), "VmHWM").is_some_and(|k| k > 0));
+    }
+
+    #[test]
+    fn reads_user_and_system_ticks_after_an_awkward_name() {
+        // Fields 14 (utime) and 15 (stime) are 250 and 17; the name holds a
+        // space and a parenthesis.
+        let stat =
+            "4242 (up (2) x) S 1 4242 4242 0 -1 4194560 5000 0 0 0 250 17 0 0 20 0 9 0 100 1 1";
+        assert_eq!(parse_stat_cpu_ticks(stat), Some(267));
+        assert_eq!(parse_stat_cpu_ticks("4242 (x) S 1 2"), None);
+        assert_eq!(parse_stat_cpu_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn our_own_cpu_time_grows_while_we_work() {
+        let pid = std::process::id();
+        let before = cpu_time(pid).expect("our own stat");
+        let started = std::time::Instant::now();
+        let mut x = 0u64;
+        // Work until the reading moves (one 10 ms tick); a reading that
+        // never moves fails after 5 s of work.
+        while cpu_time(pid).expect("our own stat") == before {
+            for i in 0..100_000u64 {
+                x = x.wrapping_mul(31).wrapping_add(i);
+            }
+            std::hint::black_box(x);
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "CPU time never moved"
+            );
+        }
+        assert!(cpu_time(pid).expect("our own stat") > before);
     }
 }

@@ -22,6 +22,7 @@ fn config(url: String, connections: usize) -> LoadConfig {
         duration: Duration::from_millis(800),
         threads: None,
         rate: None,
+        server_pid: None,
     }
 }
 
@@ -358,4 +359,59 @@ async fn a_closed_loop_timeline_holds_every_answered_request() {
         r.requests
     );
     assert!(r.timeline.len() <= 2, "{:?}", r.timeline);
+}
+
+/// A server that keeps the CPU busy for `burn` (wall time) before each
+/// answer.
+async fn burning_server(burn: Duration) -> String {
+    raw_server(move |mut sock| async move {
+        while read_head(&mut sock).await {
+            let started = Instant::now();
+            let mut x = 0u64;
+            while started.elapsed() < burn {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
+            }
+            let resp = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+            if sock.write_all(resp).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_cpu_time_is_reported_per_request() {
+    // The servers run in this process, so it is the server process; each
+    // request to the burning one costs up to 2 ms of CPU. On one connection
+    // the window holds a few hundred requests, and the CPU per request
+    // follows the work per request.
+    let pid = std::process::id();
+    let measure = |url: String| async move {
+        let mut cfg = config(url, 1);
+        cfg.server_pid = Some(pid);
+        timed_run(&cfg).await
+    };
+    let busy = measure(burning_server(Duration::from_millis(2)).await).await;
+    let idle = measure(burning_server(Duration::ZERO).await).await;
+    let (b, i) = (
+        busy.server_cpu.clone().expect("server CPU reported"),
+        idle.server_cpu.clone().expect("server CPU reported"),
+    );
+    assert_eq!(b.pid, pid);
+    assert!(
+        busy.requests > 0 && idle.requests > busy.requests,
+        "{busy:?} {idle:?}"
+    );
+    // At least a quarter of the 2 ms burnt per request, even on a busy
+    // machine; far more than a request that burns nothing.
+    assert!(b.us_per_request >= 500.0, "{b:?}");
+    assert!(b.us_per_request > 2.0 * i.us_per_request, "{b:?} {i:?}");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    assert!(b.cores > 0.0 && b.cores <= cores + 0.5, "{b:?}");
+    assert!((b.cpu_s - b.cores * 0.8).abs() < 1e-9, "{b:?}");
+    assert!(busy.human().contains("server CPU"), "{}", busy.human());
+    // Without a pid, nothing is measured.
+    let url = burning_server(Duration::ZERO).await;
+    assert_eq!(timed_run(&config(url, 1)).await.server_cpu, None);
 }

@@ -5,6 +5,7 @@
 //! loadgen -c 32 -d 10 --warmup 2 -H 'Authorization: Bearer T' \
 //!         http://127.0.0.1:3000/v2/articles/Anarchism [--json]
 //! loadgen -c 32 -d 10 --rate 2000 http://127.0.0.1:3000/   # open loop
+//! loadgen -c 32 -d 5 --server-pid "$(pgrep -f 'wikiedge up')" URL  # + server CPU/request
 //! ```
 
 use std::time::Duration;
@@ -54,6 +55,11 @@ struct Args {
     /// Also print latency second by second (always in the JSON).
     #[arg(long)]
     timeline: bool,
+    /// Report this process's CPU time over the measured window, per request
+    /// answered (the server's cost per request, steadier than req/s on a
+    /// shared machine).
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 fn seconds(s: f64, what: &str) -> Result<Duration> {
@@ -61,6 +67,11 @@ fn seconds(s: f64, what: &str) -> Result<Duration> {
 }
 
 fn config(args: &Args) -> Result<LoadConfig> {
+    if let Some(pid) = args.server_pid
+        && wikiedge_bench::procfs::cpu_time(pid).is_none()
+    {
+        anyhow::bail!("--server-pid {pid}: no such process (or no /proc/{pid}/stat to read)");
+    }
     let mut headers = HeaderMap::new();
     for h in &args.headers {
         let (name, value) = wikiedge_bench::parse_header(h)?;
@@ -85,6 +96,7 @@ fn config(args: &Args) -> Result<LoadConfig> {
         duration: seconds(args.duration, "duration")?,
         threads: args.threads,
         rate: args.rate,
+        server_pid: args.server_pid,
     })
 }
 
@@ -169,5 +181,19 @@ mod tests {
         assert!(bad(&["loadgen", "-d", "-1", "http://127.0.0.1:1/"]));
         assert!(bad(&["loadgen", "-H", "nocolon", "http://127.0.0.1:1/"]));
         assert!(bad(&["loadgen", "-c", "x", "http://127.0.0.1:1/"]));
+        // No process has pid 0 in /proc.
+        assert!(bad(&[
+            "loadgen",
+            "--server-pid",
+            "0",
+            "http://127.0.0.1:1/"
+        ]));
+        let own = std::process::id().to_string();
+        assert!(!bad(&[
+            "loadgen",
+            "--server-pid",
+            &own,
+            "http://127.0.0.1:1/"
+        ]));
     }
 }

@@ -89,6 +89,7 @@ mod tests {
             duration: Duration::from_secs(1),
             threads: None,
             rate: None,
+            server_pid: None,
         }
     }
 

@@ -177,6 +177,7 @@ impl Runner {
             duration,
             threads: None,
             rate: None,
+            server_pid: None,
         };
         let r = load::run(&cfg).await?;
         let peak = host.proc.status_kib("VmHWM");

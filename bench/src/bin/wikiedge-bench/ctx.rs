@@ -43,6 +43,7 @@ impl Ctx {
             duration: Duration::try_from_secs_f64(self.args.duration).context("--duration")?,
             threads: None,
             rate: None,
+            server_pid: None,
         })
     }
 

@@ -1,0 +1,75 @@
+//! The server's CPU time over a run's measured window
+//! ([`super::LoadConfig::server_pid`]).
+
+use std::time::Duration;
+
+use tokio::time::{Instant, sleep_until};
+
+use serde::{Deserialize, Serialize};
+
+/// The CPU time a server process used in the measured window: a cost per
+/// request that is steadier than req/s on a shared machine, where another
+/// process's load moves the throughput far more than the work per request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerCpu {
+    /// The process measured.
+    pub pid: u32,
+    /// CPU seconds it used in the window, all threads, user and system
+    /// (10 ms resolution).
+    pub cpu_s: f64,
+    /// `cpu_s / duration_s`: the cores it kept busy.
+    pub cores: f64,
+    /// `cpu_s / requests`, in microseconds; 0 with no request answered.
+    pub us_per_request: f64,
+}
+
+impl ServerCpu {
+    /// The figures of `cpu` used over a `window` in which `requests` were
+    /// answered.
+    pub fn of(pid: u32, cpu: Duration, window: Duration, requests: u64) -> ServerCpu {
+        let cpu_s = cpu.as_secs_f64();
+        ServerCpu {
+            pid,
+            cpu_s,
+            cores: cpu_s / window.as_secs_f64(),
+            us_per_request: if requests == 0 {
+                0.0
+            } else {
+                cpu_s * 1e6 / requests as f64
+            },
+        }
+    }
+}
+
+/// Reads process `pid`'s CPU clock at `from` and at `to`: the process and
+/// the CPU time between, or `None` without a pid or once the process is
+/// gone.
+pub(super) async fn sample(
+    pid: Option<u32>,
+    from: Instant,
+    to: Instant,
+) -> Option<(u32, Duration)> {
+    let pid = pid?;
+    sleep_until(from).await;
+    let before = crate::procfs::cpu_time(pid)?;
+    sleep_until(to).await;
+    let after = crate::procfs::cpu_time(pid)?;
+    Some((pid, after.saturating_sub(before)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_per_request_and_per_second() {
+        let c = ServerCpu::of(7, Duration::from_millis(1500), Duration::from_secs(5), 3000);
+        assert_eq!(c.pid, 7);
+        assert!((c.cpu_s - 1.5).abs() < 1e-12);
+        assert!((c.cores - 0.3).abs() < 1e-12);
+        assert!((c.us_per_request - 500.0).abs() < 1e-9);
+        // No request answered: no division by zero, nothing per request.
+        let none = ServerCpu::of(7, Duration::from_millis(20), Duration::from_secs(1), 0);
+        assert_eq!(none.us_per_request, 0.0);
+    }
+}
