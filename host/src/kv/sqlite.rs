@@ -107,6 +107,7 @@ impl SqliteDatabase {
         conn.pragma_update(None, "synchronous", sync)?;
         conn.execute(CREATE_TABLE, [])?;
         conn.pragma_update(None, "journal_size_limit", writer::WAL_SIZE_LIMIT)?;
+        writer::fold_wal_left_behind(&conn);
         let cache = Arc::new(super::cache::ReadCache::default());
         let dirty = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let interval = match durability {
@@ -380,6 +381,38 @@ mod tests {
             frames < commits / 2,
             "the WAL holds {frames} frames after {commits} commits"
         );
+        Ok(())
+    }
+
+    /// A WAL that an earlier process left behind (killed, or still open
+    /// elsewhere when it stopped) is folded into the database file and
+    /// emptied at open: its pages, read in at open, are not the ones later
+    /// writes go to.
+    #[tokio::test]
+    async fn a_wal_left_behind_is_emptied_at_open() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("kv.db");
+        let wal = dir.path().join("kv.db-wal");
+        // An earlier process: WAL mode, no checkpoints, 200 commits, and a
+        // connection still open so that SQLite keeps the WAL file.
+        let earlier = Connection::open(&path)?;
+        earlier.pragma_update(None, "journal_mode", "WAL")?;
+        earlier.pragma_update(None, "wal_autocheckpoint", 0)?;
+        earlier.execute(CREATE_TABLE, [])?;
+        for i in 0..200i64 {
+            earlier.execute(
+                "INSERT OR REPLACE INTO spin_key_value (store, key, value) VALUES ('default', ?1, ?2)",
+                rusqlite::params![format!("k{i}"), vec![7u8; 1000]],
+            )?;
+        }
+        assert!(std::fs::metadata(&wal)?.len() > 200 * 1000);
+        let db = SqliteDatabase::open(&path)?;
+        assert_eq!(std::fs::metadata(&wal)?.len(), 0, "the WAL was not emptied");
+        // Nothing was lost: it is all in the database file now.
+        drop(earlier);
+        let s = db.store("default");
+        assert_eq!(s.get("k199".into()).await?, Some(vec![7u8; 1000]));
+        assert_eq!(s.get_keys().await?.len(), 200);
         Ok(())
     }
 

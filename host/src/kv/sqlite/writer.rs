@@ -135,6 +135,38 @@ pub(super) fn wal_sync_loop(
     }
 }
 
+/// Folds a WAL left behind by an earlier process into the database file
+/// and empties the WAL file (`wal_checkpoint(TRUNCATE)`), at open, before
+/// anything is served.
+///
+/// Why: SQLite reads such a WAL from start to end when it opens it, and on
+/// a cold page cache the kernel's readahead caches the file in large
+/// folios. A later WAL write into a large folio costs several times a write
+/// into a small one (ext4 walks every block of the folio), and the WAL is
+/// rewritten in place for as long as the host runs, so every commit paid
+/// that (BENCHMARKS.md, "A WAL read at open made every later write dear").
+/// Truncating drops those pages; the WAL grows again from small writes.
+///
+/// Only speed is at stake, so the step never waits: if another process is
+/// using the database, or anything else fails, it is logged and skipped.
+pub(super) fn fold_wal_left_behind(conn: &Connection) {
+    let folded = conn.busy_timeout(std::time::Duration::ZERO).and_then(|()| {
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+            row.get::<_, i64>(0)
+        })
+    });
+    match folded {
+        Ok(0) => {}
+        Ok(_) => {
+            tracing::info!("key-value: the WAL is in use by another process; not emptied at open")
+        }
+        Err(e) => tracing::info!("key-value: the WAL was not emptied at open: {e}"),
+    }
+    if let Err(e) = conn.busy_timeout(super::commit::BUSY_TIMEOUT) {
+        tracing::error!("key-value: restoring the busy timeout failed: {e}");
+    }
+}
+
 /// One PASSIVE checkpoint through the checkpointer's own connection.
 fn checkpoint(conn: &mut Option<Connection>, db: &Path) -> rusqlite::Result<()> {
     if conn.is_none() {
