@@ -56,8 +56,7 @@ struct Args {
     #[arg(long)]
     timeline: bool,
     /// Report this process's CPU time over the measured window, per request
-    /// answered (the server's cost per request, steadier than req/s on a
-    /// shared machine).
+    /// answered: the server's own cost, apart from the load generator's.
     #[arg(long)]
     server_pid: Option<u32>,
 }

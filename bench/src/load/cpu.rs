@@ -7,9 +7,9 @@ use tokio::time::{Instant, sleep_until};
 
 use serde::{Deserialize, Serialize};
 
-/// The CPU time a server process used in the measured window: a cost per
-/// request that is steadier than req/s on a shared machine, where another
-/// process's load moves the throughput far more than the work per request.
+/// The CPU time a server process used in the measured window: the
+/// server's own cost per request, apart from the load generator's (which
+/// shares the machine's cores).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServerCpu {
     /// The process measured.

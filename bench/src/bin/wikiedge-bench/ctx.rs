@@ -31,7 +31,14 @@ impl Ctx {
         Instant::now() + Duration::from_secs(self.args.startup_timeout)
     }
 
-    pub(crate) fn load_config(&self, url: &str, headers: &HeaderMap) -> Result<LoadConfig> {
+    /// The run's load settings against `url`; with `server_pid`, the
+    /// server's CPU time per request is measured too.
+    pub(crate) fn load_config(
+        &self,
+        url: &str,
+        headers: &HeaderMap,
+        server_pid: Option<u32>,
+    ) -> Result<LoadConfig> {
         Ok(LoadConfig {
             method: Method::GET,
             url: url.to_string(),
@@ -43,7 +50,7 @@ impl Ctx {
             duration: Duration::try_from_secs_f64(self.args.duration).context("--duration")?,
             threads: None,
             rate: None,
-            server_pid: None,
+            server_pid,
         })
     }
 
@@ -140,26 +147,34 @@ impl Ctx {
     pub(crate) async fn compare(
         &self,
         label: &str,
-        baseline: Option<(&str, &HeaderMap)>,
-        subject: Option<(&str, &HeaderMap)>,
+        baseline: Option<Server<'_>>,
+        subject: Option<Server<'_>>,
     ) -> Result<(Vec<LoadResult>, Vec<LoadResult>)> {
         let (mut bs, mut ss) = (Vec::new(), Vec::new());
         for round in 1..=self.args.rounds.max(1) {
-            if let Some((url, h)) = baseline {
-                println!("  [{label}] round {round}: baseline load on {url}");
-                let r = load::run(&self.load_config(url, h)?).await?;
+            if let Some(b) = &baseline {
+                println!("  [{label}] round {round}: baseline load on {}", b.url);
+                let r = load::run(&self.load_config(b.url, b.headers, b.pid)?).await?;
                 println!("{}", indent(&r.human()));
                 bs.push(r);
             }
-            if let Some((url, h)) = subject {
-                println!("  [{label}] round {round}: wikiedge load on {url}");
-                let r = load::run(&self.load_config(url, h)?).await?;
+            if let Some(s) = &subject {
+                println!("  [{label}] round {round}: wikiedge load on {}", s.url);
+                let r = load::run(&self.load_config(s.url, s.headers, s.pid)?).await?;
                 println!("{}", indent(&r.human()));
                 ss.push(r);
             }
         }
         Ok((bs, ss))
     }
+}
+
+/// A server under load: where to send, what headers, and its process (for
+/// its CPU time per request).
+pub(crate) struct Server<'a> {
+    pub(crate) url: &'a str,
+    pub(crate) headers: &'a HeaderMap,
+    pub(crate) pid: Option<u32>,
 }
 
 pub(crate) fn indent(s: &str) -> String {

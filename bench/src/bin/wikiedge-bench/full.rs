@@ -11,7 +11,7 @@ use wikiedge_bench::account::{BENCH_PLANS, account_bearer, admin_key};
 use wikiedge_bench::client::fetch;
 
 use crate::Scenario;
-use crate::ctx::Ctx;
+use crate::ctx::{Ctx, Server};
 use crate::open_loop;
 use crate::redis::{Redis, redis_server_bin};
 use crate::report::{load_json, ratios};
@@ -186,8 +186,16 @@ pub(crate) async fn scenario_full(ctx: &Ctx, kv: Kv) -> Result<Value> {
     let (bs, as_) = ctx
         .compare(
             letter,
-            base.as_ref().map(|(_, u)| (u.as_str(), &headers)),
-            Some((article_url.as_str(), &headers)),
+            base.as_ref().map(|(p, u)| Server {
+                url: u,
+                headers: &headers,
+                pid: p.pid(),
+            }),
+            Some(Server {
+                url: &article_url,
+                headers: &headers,
+                pid: host.pid(),
+            }),
         )
         .await?;
     out["host_peak_rss_kib"] = json!(host.status_kib("VmHWM"));
@@ -198,7 +206,12 @@ pub(crate) async fn scenario_full(ctx: &Ctx, kv: Kv) -> Result<Value> {
         let max_rps = crate::report::median(as_.iter().map(|r| r.requests_per_s).collect());
         match max_rps {
             Some(max_rps) => {
-                out["open_loop"] = open_loop::sweep(ctx, &article_url, &headers, max_rps).await?;
+                let server = Server {
+                    url: &article_url,
+                    headers: &headers,
+                    pid: host.pid(),
+                };
+                out["open_loop"] = open_loop::sweep(ctx, &server, max_rps).await?;
                 out["open_loop"]["host_peak_rss_kib"] = json!(host.status_kib("VmHWM"));
             }
             None => bail!("no closed-loop rate to take the open loop's rates from"),

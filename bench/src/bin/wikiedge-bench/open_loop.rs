@@ -4,10 +4,9 @@
 //! due (see `wikiedge_bench::schedule`).
 
 use anyhow::Result;
-use http::HeaderMap;
 use serde_json::{Value, json};
 
-use crate::ctx::{Ctx, indent};
+use crate::ctx::{Ctx, Server, indent};
 
 /// The fractions of the closed-loop maximum rate loaded.
 pub(crate) const FRACTIONS: [f64; 3] = [0.25, 0.5, 0.8];
@@ -19,16 +18,12 @@ pub(crate) fn rate_at(max_rps: f64, fraction: f64) -> f64 {
 
 /// Loads `url` at each of [`FRACTIONS`] of `max_rps`, one run each, with
 /// the run's connections, warm-up and duration.
-pub(crate) async fn sweep(
-    ctx: &Ctx,
-    url: &str,
-    headers: &HeaderMap,
-    max_rps: f64,
-) -> Result<Value> {
+pub(crate) async fn sweep(ctx: &Ctx, server: &Server<'_>, max_rps: f64) -> Result<Value> {
+    let url = server.url;
     let mut points = Vec::new();
     for fraction in FRACTIONS {
         let rate = rate_at(max_rps, fraction);
-        let mut cfg = ctx.load_config(url, headers)?;
+        let mut cfg = ctx.load_config(url, server.headers, server.pid)?;
         cfg.rate = Some(rate);
         println!(
             "  [o] open loop at {:.0}% of {max_rps:.0} req/s = {rate:.0} req/s on {url}",

@@ -93,8 +93,12 @@ fn fmt_kib(v: &Value) -> String {
 fn md_row(label: &str, r: &Value, ratio: &Value, rss: &Value) -> Option<String> {
     let r: LoadResult = serde_json::from_value(r["result"].clone()).ok()?;
     let l = r.latency;
+    let cpu = r.server_cpu.as_ref().map_or_else(
+        || "-".to_string(),
+        |c| format!("{:.0} µs", c.us_per_request),
+    );
     Some(format!(
-        "| {label} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
+        "| {label} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {cpu} | {} |",
         r.requests_per_s,
         fmt_ratio(&ratio["rps_ratio"]),
         fmt_us(l.p50_us),
@@ -113,8 +117,9 @@ pub(crate) fn markdown(report: &Value) -> String {
         "# wikiedge benchmark, {}\n\n\
          {} CPUs (shared), loopback, closed loop: {} connections, {}s warm-up + {}s measured, {} round(s).\n\
          Throughput ratios are scenario / native baseline serving the same bytes, measured back to back.\n\n\
-         | scenario | req/s | ratio | p50 | p90 | p99 | max | non-2xx/3xx | errors | peak RSS |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n",
+         Server CPU per request: the server process's CPU time in the measured window over the requests it answered.\n\n\
+         | scenario | req/s | ratio | p50 | p90 | p99 | max | non-2xx/3xx | errors | server CPU per request | peak RSS |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
         report["started_at"].as_str().unwrap_or("?"),
         report["machine"]["cpus"],
         cfg["connections"],
@@ -384,6 +389,37 @@ mod tests {
         assert!(!md.contains("(c) wikiedge"), "{md}");
         assert!(!md.contains("(r) wikiedge"), "{md}");
         assert!(!md.contains("redis-server peak RSS"), "{md}");
+    }
+
+    #[test]
+    fn markdown_shows_the_servers_cpu_per_request_where_it_was_measured() {
+        let measured = LoadResult {
+            requests_per_s: 3000.0,
+            server_cpu: Some(wikiedge_bench::load::ServerCpu::of(
+                1,
+                std::time::Duration::from_millis(6750),
+                std::time::Duration::from_secs(5),
+                15_000,
+            )),
+            ..Default::default()
+        };
+        let report = json!({
+            "started_at": "x", "machine": {"cpus": 2},
+            "config": {"connections": 32, "warmup_s": 2.0, "duration_s": 5.0, "rounds": 1},
+            "scenarios": {"a": {
+                "path": "/v2/articles/Anarchism", "response_bytes": 1234,
+                "b": {"result": LoadResult { requests_per_s: 20000.0, ..Default::default() }},
+                "a": {"result": measured},
+                "ratio_a_over_b": {"rps_ratio": 0.15, "p99_ratio": 4.0},
+                "host_peak_rss_kib": 2048,
+            }},
+            "errors": {},
+        });
+        let md = markdown(&report);
+        assert!(md.contains("| server CPU per request | peak RSS |"), "{md}");
+        assert!(md.contains("| 450 µs | 2.0 MiB |"), "{md}");
+        // The baseline's row, without a measurement, says so.
+        assert!(md.contains("| 0 | 0 | - | - |"), "{md}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use wikiedge_bench::client::Fetched;
 
 use crate::Scenario;
-use crate::ctx::Ctx;
+use crate::ctx::{Ctx, Server};
 use crate::report::{load_json, ratios};
 use wikiedge_bench::proc::{free_port, wait_status};
 
@@ -48,8 +48,16 @@ pub(crate) async fn scenario_c(ctx: &Ctx) -> Result<Value> {
     let (bs, cs) = ctx
         .compare(
             "c",
-            base.as_ref().map(|(_, u)| (u.as_str(), &none)),
-            host.as_ref().map(|(_, u)| (u.as_str(), &none)),
+            base.as_ref().map(|(p, u)| Server {
+                url: u,
+                headers: &none,
+                pid: p.pid(),
+            }),
+            host.as_ref().map(|(p, u)| Server {
+                url: u,
+                headers: &none,
+                pid: p.pid(),
+            }),
         )
         .await?;
     if let Some((p, _)) = base {
