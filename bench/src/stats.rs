@@ -75,6 +75,19 @@ pub fn fmt_us(us: u64) -> String {
     }
 }
 
+/// The median of the finite `values` (the mean of the middle two for an
+/// even count); `None` when there is none.
+pub fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.retain(|x| x.is_finite());
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(values[n / 2]),
+        _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
+}
+
 /// `num / den`, or `None` when the denominator is zero.
 pub fn ratio(num: f64, den: f64) -> Option<f64> {
     (den > 0.0 && num.is_finite() && den.is_finite()).then(|| num / den)
@@ -88,6 +101,19 @@ mod tests {
     fn close(actual: u64, expected: u64) -> bool {
         let tolerance = (expected / 500).max(1);
         actual.abs_diff(expected) <= tolerance
+    }
+
+    #[test]
+    fn the_median_takes_the_middle_or_the_mean_of_the_middle_two() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        // Values that are not finite are left out.
+        assert_eq!(
+            median(vec![f64::NAN, 1.0, f64::INFINITY, 3.0, 2.0]),
+            Some(2.0)
+        );
+        assert_eq!(median(vec![f64::NAN]), None);
     }
 
     #[test]

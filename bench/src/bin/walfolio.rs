@@ -31,6 +31,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use wikiedge_bench::stats::median;
 
 /// The WAL size the host cuts the file back to (`WAL_SIZE_LIMIT`).
 const FILE_BYTES: u64 = 64 << 20;
@@ -96,11 +97,6 @@ fn drop_and_read_back(file: &File) -> Result<()> {
     Ok(())
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() -> Result<()> {
     let args = Args::parse();
     if args.rounds == 0 {
@@ -135,11 +131,12 @@ fn main() -> Result<()> {
     let _ = std::fs::remove_file(&path);
     let (written, read_back) = outcome?;
     let ratios: Vec<f64> = read_back.iter().zip(&written).map(|(r, w)| r / w).collect();
+    let med = |v: Vec<f64>| median(v).map_or_else(|| "-".to_string(), |m| format!("{m:.2}"));
     println!(
-        "median: written {:.2} µs/frame, read back {:.2} µs/frame, ratio {:.2}",
-        median(written),
-        median(read_back),
-        median(ratios)
+        "median: written {} µs/frame, read back {} µs/frame, ratio {}",
+        med(written),
+        med(read_back),
+        med(ratios)
     );
     Ok(())
 }

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::dump;
 use crate::host::Runner;
+use wikiedge_bench::stats::median;
 
 /// One import run.
 #[derive(Debug, Clone, Serialize)]
@@ -32,17 +33,6 @@ pub(crate) struct ImportComparison {
     pub(crate) runs: Vec<ImportRun>,
     /// Median pages/s of `--wikiedge` over that of `--import-against`.
     pub(crate) ratio: Option<f64>,
-}
-
-/// The median of `values` (the mean of the middle two for an even count).
-pub(crate) fn median(values: &mut [f64]) -> Option<f64> {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    match n {
-        0 => None,
-        _ if n % 2 == 1 => Some(values[n / 2]),
-        _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
-    }
 }
 
 /// Imports an `n`-article dump with `other` and with `this`, alternating.
@@ -83,12 +73,12 @@ pub(crate) fn compare(
     }
     let _ = std::fs::remove_file(&file);
     let rate = |who: &Runner| {
-        let mut v: Vec<f64> = runs
-            .iter()
-            .filter(|r| r.binary == who.wikiedge.display().to_string())
-            .map(|r| r.pages_per_s)
-            .collect();
-        median(&mut v)
+        median(
+            runs.iter()
+                .filter(|r| r.binary == who.wikiedge.display().to_string())
+                .map(|r| r.pages_per_s)
+                .collect(),
+        )
     };
     let ratio = rate(this).zip(rate(other)).map(|(a, b)| a / b);
     Ok(ImportComparison {
@@ -97,16 +87,4 @@ pub(crate) fn compare(
         runs,
         ratio,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_median_takes_the_middle_or_the_mean_of_the_middle_two() {
-        assert_eq!(median(&mut []), None);
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), Some(2.5));
-    }
 }

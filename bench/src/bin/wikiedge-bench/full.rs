@@ -203,7 +203,7 @@ pub(crate) async fn scenario_full(ctx: &Ctx, kv: Kv) -> Result<Value> {
     if kv == Kv::Sqlite && ctx.args.wants(Scenario::O) {
         // The closed loop just measured the maximum rate; now the same path
         // at fixed fractions of it.
-        let max_rps = crate::report::median(as_.iter().map(|r| r.requests_per_s).collect());
+        let max_rps = wikiedge_bench::stats::median(as_.iter().map(|r| r.requests_per_s).collect());
         match max_rps {
             Some(max_rps) => {
                 let server = Server {

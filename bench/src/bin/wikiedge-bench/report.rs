@@ -5,24 +5,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use wikiedge_bench::load::LoadResult;
-use wikiedge_bench::stats::{fmt_us, ratio};
+use wikiedge_bench::stats::{fmt_us, median, ratio};
 
 use crate::ctx::Ctx;
 use wikiedge_bench::proc::truncate;
-
-pub(crate) fn median(mut v: Vec<f64>) -> Option<f64> {
-    v.retain(|x| x.is_finite());
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
-}
 
 /// Per-round ratios of subject to baseline (throughput and p99), as medians.
 pub(crate) fn ratios(base: &[LoadResult], subj: &[LoadResult]) -> Value {
