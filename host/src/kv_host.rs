@@ -150,10 +150,7 @@ fn store_of<T>(
     accessor: &Accessor<T, Spin>,
     handle: &Resource<KvHandle>,
 ) -> wasmtime::Result<Arc<dyn Store>> {
-    accessor.with(|mut access| {
-        let view = access.get();
-        Ok(view.table.get(handle)?.0.clone())
-    })
+    accessor.with(|mut access| access.get().bucket(handle))
 }
 
 impl<T> skv::HostStoreWithStore<T> for Spin {
