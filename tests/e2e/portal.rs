@@ -109,7 +109,7 @@ fn the_page_has_no_inline_code_no_third_party_and_no_local_storage() -> Result<(
 
 fn portal_manifest() -> Result<PathBuf> {
     let source = format!(
-        "{}/wasm32-wasip2/release/wikiedge_portal.wasm",
+        "{}/wasm32-wasip2/component/wikiedge_portal.wasm",
         target_dir().display()
     );
     let manifest = spin_manifest(
@@ -118,7 +118,7 @@ fn portal_manifest() -> Result<PathBuf> {
         &[Component {
             id: "portal",
             source: &source,
-            build: "cargo build --target wasm32-wasip2 --release -p wikiedge-portal",
+            build: "cargo build --target wasm32-wasip2 --profile component -p wikiedge-portal",
         }],
     );
     let dir = target_dir().join("e2e-tmp");
