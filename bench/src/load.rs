@@ -137,6 +137,12 @@ pub struct LoadResult {
     /// in the second it was due in (open loop) or sent in (closed loop).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<Second>,
+    /// The same through the warm-up, its seconds counted from the start of
+    /// the run: whether a queue the measured window begins with was built
+    /// before it. A request is here when it was due in the warm-up (open
+    /// loop, even if answered after it) or answered in it (closed loop).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warmup_timeline: Vec<Second>,
     /// With [`LoadConfig::server_pid`]: the server's CPU time in the window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_cpu: Option<ServerCpu>,
@@ -219,6 +225,7 @@ struct WorkerStats {
     lag: Histogram<u64>,
     late_at_end: u64,
     timeline: Timeline,
+    warmup_timeline: Timeline,
     status_counts: BTreeMap<u16, u64>,
     errors: u64,
     connect_errors: u64,
@@ -234,6 +241,7 @@ impl WorkerStats {
             lag: stats::new_histogram(),
             late_at_end: 0,
             timeline: Timeline::default(),
+            warmup_timeline: Timeline::default(),
             status_counts: BTreeMap::new(),
             errors: 0,
             connect_errors: 0,
@@ -366,13 +374,16 @@ async fn worker(target: Arc<Target>, window: Window, connections: usize, k: usiz
             }
             Ok(Ok(done)) => {
                 let finished = Instant::now();
+                let took = finished.duration_since(started);
                 if finished >= window.measure_from && finished < window.end {
-                    let took = finished.duration_since(started);
                     record(&mut st.hist, took);
                     let at = started.saturating_duration_since(window.measure_from);
                     st.timeline.record(at, took);
                     *st.status_counts.entry(done.status).or_default() += 1;
                     st.response_bytes += done.bytes;
+                } else if finished < window.measure_from {
+                    st.warmup_timeline
+                        .record(started.saturating_duration_since(window.start), took);
                 }
                 if done.close {
                     sender = None;
@@ -423,8 +434,10 @@ async fn open_worker(
                 sender = None;
             }
             Ok(Ok(done)) => {
-                if counted {
-                    let took = schedule::latency(due, Instant::now() - window.start);
+                let took = schedule::latency(due, Instant::now() - window.start);
+                if !counted {
+                    st.warmup_timeline.record(due, took);
+                } else {
                     record(&mut st.hist, took);
                     st.timeline.record(due - measure_from, took);
                     record(&mut st.lag, sent.saturating_sub(due));
@@ -540,6 +553,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult> {
     let mut hist = stats::new_histogram();
     let mut lag = stats::new_histogram();
     let mut timeline = Timeline::default();
+    let mut warmup_timeline = Timeline::default();
     let mut result = LoadResult {
         url: cfg.url.clone(),
         method: cfg.method.to_string(),
@@ -555,6 +569,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult> {
             .map_err(|e| anyhow!("merging histograms: {e:?}"))?;
         result.late_at_end += st.late_at_end;
         timeline.merge(st.timeline);
+        warmup_timeline.merge(st.warmup_timeline);
         for (s, n) in st.status_counts {
             *result.status_counts.entry(s).or_default() += n;
         }
@@ -566,6 +581,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult> {
     }
     result.latency = Latency::of(&hist);
     result.timeline = timeline.seconds();
+    result.warmup_timeline = warmup_timeline.seconds();
     // Answered requests (open loop: the latency also holds the owed ones).
     result.requests = result.status_counts.values().sum();
     if cfg.rate.is_some() {

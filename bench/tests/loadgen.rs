@@ -361,6 +361,41 @@ async fn a_closed_loop_timeline_holds_every_answered_request() {
     assert!(r.timeline.len() <= 2, "{:?}", r.timeline);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_built_in_the_warm_up_shows_in_the_warm_up_timeline() {
+    // 100 req/s on one connection, 1 s of warm-up then 1 s measured; only
+    // the first answer stalls, 700 ms. The 100 requests due in the warm-up
+    // wait behind it; the queue is gone before the measured window opens.
+    let url = stalling_server(Duration::from_millis(700), true).await;
+    let mut cfg = config(url, 1);
+    cfg.warmup = Duration::from_secs(1);
+    cfg.duration = Duration::from_secs(1);
+    cfg.rate = Some(100.0);
+    let r = timed_run(&cfg).await;
+    assert_eq!(r.errors, 0, "{r:?}");
+    let w = &r.warmup_timeline;
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(w[0].requests, 100, "{w:?}");
+    assert!(w[0].max_us >= 700_000, "{w:?}");
+    assert!(w[0].p50_us >= 200_000, "{w:?}");
+    // None of them is in the measured window's figures.
+    assert_eq!(r.latency.count, 100, "{r:?}");
+    assert!(r.latency.max_us < 700_000, "{:?}", r.latency);
+
+    // A closed loop's warm-up answers are there too, and only there.
+    let url = baseline(StatusCode::OK, b"hello").await;
+    let mut cfg = config(url, 2);
+    cfg.warmup = Duration::from_millis(300);
+    let r = timed_run(&cfg).await;
+    let w = &r.warmup_timeline;
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].requests > 0, "{w:?}");
+    assert_eq!(
+        r.timeline.iter().map(|s| s.requests).sum::<u64>(),
+        r.requests
+    );
+}
+
 /// A server that keeps the CPU busy for `burn` (wall time) before each
 /// answer.
 async fn burning_server(burn: Duration) -> String {

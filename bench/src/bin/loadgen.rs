@@ -112,7 +112,16 @@ fn main() -> Result<()> {
     } else {
         println!("{}", result.human());
         if args.timeline {
-            print!("\n{}", wikiedge_bench::timeline::table(&result.timeline));
+            if !result.warmup_timeline.is_empty() {
+                print!(
+                    "\nwarm-up, seconds from the start of the run:\n{}",
+                    wikiedge_bench::timeline::table(&result.warmup_timeline)
+                );
+            }
+            print!(
+                "\nmeasured window:\n{}",
+                wikiedge_bench::timeline::table(&result.timeline)
+            );
         }
     }
     Ok(())
