@@ -216,8 +216,8 @@ struct UpArgs {
     /// it is idle instead of kept for `--idle-instance-timeout`.
     #[arg(long, default_value_t = (ReuseLimits::default().max_idle_memory >> 20) as u64)]
     idle_instance_max_memory_mib: u64,
-    /// When key-value writes reach the disk: `interval` (fsync the WAL every
-    /// 50 ms; acknowledged writes survive kill -9), `interval:MS`, or `fsync`
+    /// When key-value writes reach the disk: `interval` (fsync the WAL once
+    /// a second; acknowledged writes survive kill -9), `interval:MS`, or `fsync`
     /// (every commit fsynced; acknowledged writes also survive power loss).
     #[arg(long, env = "WIKIEDGE_KV_DURABILITY", default_value = "interval")]
     kv_durability: wikiedge_host::kv::sqlite::Durability,

@@ -10,9 +10,18 @@ pub enum Durability {
     Interval(std::time::Duration),
 }
 
+/// The default interval between the WAL's fsyncs. Every 50 ms, as it
+/// was until 2026-12-03, the fsync kept writing back the WAL pages that the
+/// next commits were appending to, and request threads blocked in the
+/// kernel inside their WAL write for up to hundreds of milliseconds
+/// (BENCHMARKS.md, "Stalls of hundreds of milliseconds were the WAL's
+/// fsync"). Once a second is also Redis's default (`appendfsync everysec`)
+/// and the checkpoint's cadence.
+pub const DEFAULT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Default for Durability {
     fn default() -> Self {
-        Durability::Interval(std::time::Duration::from_millis(50))
+        Durability::Interval(DEFAULT_INTERVAL)
     }
 }
 
@@ -46,7 +55,7 @@ mod tests {
         assert_eq!("fsync".parse::<Durability>().ok(), Some(Durability::Fsync));
         assert_eq!(
             "interval".parse::<Durability>().ok(),
-            Some(Durability::Interval(Duration::from_millis(50)))
+            Some(Durability::Interval(Duration::from_millis(1000)))
         );
         assert_eq!(
             "interval:5".parse::<Durability>().ok(),

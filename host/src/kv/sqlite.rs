@@ -19,7 +19,7 @@
 //!   fsynced before its writers are answered; an acknowledged write also
 //!   survives a power loss (on a disk that honours fsync).
 //! - [`Durability::Interval`] (the default, `synchronous = NORMAL`): a
-//!   background thread fsyncs the WAL every interval (50 ms by default)
+//!   background thread fsyncs the WAL every interval (1 s by default)
 //!   when something was committed; a power loss can lose the writes of at
 //!   most the last interval, never corrupt the store, and never reorder it
 //!   (the WAL is a log: what survives is a prefix of what was acknowledged).
