@@ -65,6 +65,10 @@ fn imported_articles_are_served_with_etag_quota_headers_and_metering() -> Result
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("etag"), Some("\"716551092\""));
     assert!(r.header("ratelimit").is_some() && r.header("ratelimit-policy").is_some());
+    // Sent with its length, not in chunks.
+    let length = r.body.len().to_string();
+    assert_eq!(r.header("content-length"), Some(length.as_str()));
+    assert_eq!(r.header("transfer-encoding"), None);
     let articles = r.json()?;
     assert_eq!(articles.as_array().map(Vec::len), Some(1));
     assert_eq!(articles[0]["name"], "Anarchism");
@@ -84,6 +88,7 @@ fn imported_articles_are_served_with_etag_quota_headers_and_metering() -> Result
     )?;
     assert_eq!(r.status, 304);
     assert!(r.body.is_empty());
+    assert_eq!(r.header("content-length"), None);
     // The monthly item's remaining count must not move; its `t` (seconds
     // to the reset) may tick down between the two requests.
     let monthly = |h: &str| {

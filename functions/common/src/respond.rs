@@ -99,10 +99,28 @@ impl Reply {
         }
     }
 
+    /// `Content-Length` for a reply whose whole body is in hand, so the
+    /// host sends it with its length rather than in chunks, and a client
+    /// knows the size before the body arrives. A 304 and a 204 carry none,
+    /// and a reply that already has one (a `HEAD` answered with the length
+    /// of what a `GET` would send) keeps its own.
+    fn with_length(self) -> Self {
+        let has_length = self
+            .headers
+            .iter()
+            .any(|(name, _)| *name == "content-length");
+        if matches!(self.status, 204 | 304) || has_length {
+            return self;
+        }
+        let len = self.body.len().to_string();
+        self.header("content-length", len)
+    }
+
     /// Converts to the HTTP response sent, the whole body in one buffer.
-    pub fn into_response(mut self) -> http::Response<Full> {
-        let body = Full::new(Bytes::from(std::mem::take(&mut self.body)));
-        self.into_response_with(body, || {
+    pub fn into_response(self) -> http::Response<Full> {
+        let mut this = self.with_length();
+        let body = Full::new(Bytes::from(std::mem::take(&mut this.body)));
+        this.into_response_with(body, || {
             Full::new(Bytes::from(Error::Internal(String::new()).body_json()))
         })
     }
@@ -110,8 +128,9 @@ impl Reply {
     /// Converts to the HTTP response sent, with a boxed body (for handlers
     /// that also answer with streams).
     pub fn into_box_response(self) -> http::Response<BoxBody> {
-        let body = box_body(FullBody::new(Bytes::from(self.body)));
-        response(self.status, &self.headers, body)
+        let this = self.with_length();
+        let body = box_body(FullBody::new(Bytes::from(this.body)));
+        response(this.status, &this.headers, body)
     }
 }
 
@@ -130,4 +149,34 @@ pub fn response(
         }
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Reply;
+
+    fn length(resp: &http::Response<impl Sized>) -> Vec<&str> {
+        resp.headers()
+            .get_all("content-length")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect()
+    }
+
+    #[test]
+    fn a_whole_body_is_sent_with_its_length() {
+        let reply: Reply = Reply::json(200, b"[{\"name\":\"Anarchism\"}]".to_vec());
+        assert_eq!(length(&reply.clone().into_response()), ["22"]);
+        assert_eq!(length(&reply.into_box_response()), ["22"]);
+        let empty: Reply = Reply::json(200, Vec::new());
+        assert_eq!(length(&empty.into_response()), ["0"]);
+    }
+
+    #[test]
+    fn a_304_has_no_length_and_a_length_already_set_is_kept() {
+        assert!(length(&Reply::not_modified("\"1\"").into_response()).is_empty());
+        // A HEAD answer: no body, the length a GET would send.
+        let head: Reply = Reply::json(200, Vec::new()).header("content-length", "1234");
+        assert_eq!(length(&head.into_box_response()), ["1234"]);
+    }
 }
