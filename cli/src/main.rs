@@ -458,8 +458,10 @@ fn up(args: UpArgs) -> Result<()> {
     } else {
         args.cache_dir.clone().or_else(default_cache_dir)
     };
-    // Before any thread exists: arenas are made per thread.
+    // Before any thread exists: arenas are made per thread, and the
+    // environment is read by every thread.
     wikiedge_host::idle::limit_allocator_arenas(args.malloc_arena_max);
+    wikiedge_host::engine::quiet_error_backtraces();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if args.worker_threads > 0 {
         runtime.worker_threads(args.worker_threads);

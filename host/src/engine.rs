@@ -113,3 +113,41 @@ fn pooling_is_available() -> bool {
     let ty = MemoryType::new64(0, Some(1 << (BITS_TO_TEST - 16)));
     Memory::new(&mut store, ty).is_ok()
 }
+
+/// Turns off backtraces in errors (`std::backtrace::Backtrace::capture`)
+/// unless `RUST_LIB_BACKTRACE` asks for them, so that `RUST_BACKTRACE=1`,
+/// often set to see where a panic happened, does not also make every error
+/// capture one. wasmtime builds an error each time it disposes of a fiber,
+/// which a guest-to-guest call does; with `RUST_BACKTRACE=1` each of those
+/// walked the stack under a global lock, 26-42 µs of CPU per article
+/// request (BENCHMARKS.md, "Backtraces"). Panics keep their backtraces.
+///
+/// Call before any other thread exists: it changes the process
+/// environment.
+#[allow(unsafe_code)] // setting an environment variable, single-threaded
+pub fn quiet_error_backtraces() {
+    if sets_lib_backtrace(std::env::var_os("RUST_LIB_BACKTRACE").as_deref()) {
+        // SAFETY: called from `main` before the runtime or any other thread
+        // starts, so nothing reads the environment concurrently.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
+}
+
+/// Whether [`quiet_error_backtraces`] sets `RUST_LIB_BACKTRACE=0`: only
+/// when the operator has not set it either way.
+fn sets_lib_backtrace(current: Option<&std::ffi::OsStr>) -> bool {
+    current.is_none()
+}
+
+#[cfg(test)]
+mod backtrace_tests {
+    use super::sets_lib_backtrace;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn error_backtraces_are_off_unless_the_operator_chose() {
+        assert!(sets_lib_backtrace(None));
+        assert!(!sets_lib_backtrace(Some(OsStr::new("1"))));
+        assert!(!sets_lib_backtrace(Some(OsStr::new("0"))));
+    }
+}
