@@ -119,8 +119,9 @@ fn pooling_is_available() -> bool {
 /// often set to see where a panic happened, does not also make every error
 /// capture one. wasmtime builds an error each time it disposes of a fiber,
 /// which a guest-to-guest call does; with `RUST_BACKTRACE=1` each of those
-/// walked the stack under a global lock, 26-42 µs of CPU per article
-/// request (BENCHMARKS.md, "Backtraces"). Panics keep their backtraces.
+/// walked the stack under a global lock, 15-100 µs of CPU per article
+/// request in 5 of 6 alternating pairs (BENCHMARKS.md, "Backtraces").
+/// Panics keep their backtraces.
 ///
 /// Call before any other thread exists: it changes the process
 /// environment.
