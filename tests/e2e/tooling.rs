@@ -486,3 +486,22 @@ fn metrics_are_served_on_their_own_listen_address() -> Result<()> {
     assert_eq!(elsewhere.json()?["status"], 404);
     Ok(())
 }
+
+/// The harness: a host whose port another process took between
+/// `free_port` and its bind is started again on another port, and is
+/// never mistaken for the process holding the port.
+#[test]
+fn a_host_that_loses_its_port_is_started_on_another() -> Result<()> {
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let taken = squatter.local_addr()?.port();
+    let host = wikiedge_tests::Host::builder(BIN, &crate::host_test_manifest())
+        .env("SPIN_VARIABLE_SECRET_WORD", "x")
+        .first_port(taken)
+        .start()?;
+    assert_ne!(host.base, format!("http://127.0.0.1:{taken}"));
+    let pid = host.pid().expect("running");
+    let port: u16 = host.base.rsplit(':').next().unwrap_or("").parse()?;
+    assert!(wikiedge_tests::listens_on(pid, port));
+    assert_eq!(wikiedge_tests::get(&host.url("/exact"), &[])?.status, 200);
+    Ok(())
+}

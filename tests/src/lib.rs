@@ -10,15 +10,16 @@
 pub mod fake;
 pub mod manifest;
 pub mod openapi;
+mod ports;
 pub mod raw;
 mod redis;
 
+pub use ports::{free_port, listens_on};
 pub use redis::RedisServer;
 
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;
 use std::io::Read;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -91,14 +92,6 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| repo_root().join("target"))
 }
 
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
-
 /// A fresh directory under the target dir (`tempfile`), removed on drop.
 /// Under the target dir rather than `/tmp` so that the SQLite stores the
 /// tests write sit on the same disk as the build.
@@ -161,6 +154,7 @@ pub struct Builder {
     extra_args: Vec<String>,
     build: bool,
     cache_dir: Option<PathBuf>,
+    first_port: Option<u16>,
 }
 
 impl Builder {
@@ -197,6 +191,13 @@ impl Builder {
         self
     }
 
+    /// Try `port` first instead of a free one (to test what happens when
+    /// the port is taken).
+    pub fn first_port(mut self, port: u16) -> Self {
+        self.first_port = Some(port);
+        self
+    }
+
     /// Start the host and wait until it serves.
     pub fn start(self) -> Result<Host> {
         if self.build {
@@ -212,7 +213,32 @@ impl Builder {
                 .map(|t| t.path().to_path_buf())
                 .unwrap_or_default()
         });
-        let port = free_port();
+        // `free_port` only says a port was free a moment ago: another test
+        // may bind it first, and then this host cannot listen. Such a host
+        // exits at once saying so; start it again on another port.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let port = match (attempt, self.first_port) {
+                (1, Some(port)) => port,
+                _ => free_port(),
+            };
+            let mut host = self.spawn(port, state_dir.clone())?;
+            match host.wait_ready(Duration::from_secs(120)) {
+                Ok(()) => {
+                    host._own_state = own_state;
+                    return Ok(host);
+                }
+                Err(e) if attempt < 4 && host.lost_its_port() => {
+                    eprintln!("wikiedge up lost port {port} to another process, retrying: {e}");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Spawn `wikiedge up` on `port`; not yet waited for.
+    fn spawn(&self, port: u16, state_dir: PathBuf) -> Result<Host> {
         let log_path = state_dir.with_extension(format!("log-{port}"));
         let log = std::fs::File::create(&log_path)?;
         let mut cmd = Command::new(&self.bin);
@@ -240,18 +266,16 @@ impl Builder {
             cmd.env(k, v);
         }
         let child = cmd.spawn().context("spawning wikiedge up")?;
-        let mut host = Host {
+        Ok(Host {
             child: Some(child),
             base: format!("http://127.0.0.1:{port}"),
             state_dir,
-            _own_state: own_state,
+            _own_state: None,
             log_path,
             builder_env: self.env.clone(),
             manifest: self.manifest.clone(),
             bin: self.bin.clone(),
-        };
-        host.wait_ready(Duration::from_secs(120))?;
-        Ok(host)
+        })
     }
 }
 
@@ -288,6 +312,7 @@ impl Host {
             extra_args: Vec::new(),
             build: true,
             cache_dir: None,
+            first_port: None,
         }
     }
 
@@ -315,11 +340,11 @@ impl Host {
             {
                 bail!("wikiedge up exited early ({status}):\n{}", self.log());
             }
-            // A connection to a port nobody listens on yet can connect to
-            // itself (TCP simultaneous open, when the kernel picks the
-            // same port as the source): that is not the host.
-            if let Ok(stream) = std::net::TcpStream::connect(&addr)
-                && stream.local_addr().ok() != stream.peer_addr().ok()
+            // Ready when this child holds the listening socket: a connection
+            // alone could reach another process that took the port first.
+            if let Some(pid) = self.pid()
+                && let Some(port) = addr.rsplit(':').next().and_then(|p| p.parse().ok())
+                && listens_on(pid, port)
             {
                 return Ok(());
             }
@@ -329,6 +354,15 @@ impl Host {
             "wikiedge up did not listen within {limit:?}:\n{}",
             self.log()
         )
+    }
+
+    /// Whether the host exited because its port was taken.
+    fn lost_its_port(&mut self) -> bool {
+        let exited = self
+            .child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+        exited && self.log().contains("cannot listen on")
     }
 
     /// Send SIGTERM and wait for the process to exit (at most `limit`).

@@ -26,7 +26,17 @@ impl RedisServer {
             port: free_port(),
             dir,
         };
-        server.spawn()?;
+        // `free_port` only says the port was free a moment ago; if another
+        // test took it since, this server cannot listen: try another.
+        let mut attempt = 1;
+        while let Err(e) = server.spawn() {
+            if attempt == 4 {
+                return Err(e);
+            }
+            attempt += 1;
+            server.stop()?;
+            server.port = free_port();
+        }
         Ok(server)
     }
 
@@ -53,7 +63,13 @@ impl RedisServer {
         self.child = Some(child);
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(20) {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            // Ready when this child holds the listening socket; a mere
+            // connection could reach whoever else took the port.
+            let child = self.child.as_mut().context("not spawned")?;
+            if let Some(status) = child.try_wait()? {
+                bail!("redis-server exited early ({status})");
+            }
+            if crate::listens_on(child.id(), self.port) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
