@@ -9,6 +9,7 @@
 //! - [`schedule`]: the open loop's due times and latency accounting.
 //! - [`baseline`]: a bare hyper server answering fixed bytes (the `baseline`
 //!   binary).
+//! - [`nginx`]: nginx serving the same bytes from a file, where installed.
 //! - [`stats`]: latency histograms and their summaries.
 //! - [`client`]: a one-shot HTTP client for setup steps and readiness polls.
 //! - [`idle`]: the host's resident memory after a quiet spell.
@@ -25,6 +26,7 @@ pub mod baseline;
 pub mod client;
 pub mod idle;
 pub mod load;
+pub mod nginx;
 pub mod proc;
 pub mod procfs;
 pub mod schedule;

@@ -150,22 +150,62 @@ impl Ctx {
         baseline: Option<Server<'_>>,
         subject: Option<Server<'_>>,
     ) -> Result<(Vec<LoadResult>, Vec<LoadResult>)> {
-        let (mut bs, mut ss) = (Vec::new(), Vec::new());
+        let (bs, _, ss) = self.compare_all(label, baseline, None, subject).await?;
+        Ok((bs, ss))
+    }
+
+    /// Alternates the native baseline, nginx and the subject, in that order
+    /// each round; returns the three result lists.
+    pub(crate) async fn compare_all(
+        &self,
+        label: &str,
+        baseline: Option<Server<'_>>,
+        nginx: Option<Server<'_>>,
+        subject: Option<Server<'_>>,
+    ) -> Result<(Vec<LoadResult>, Vec<LoadResult>, Vec<LoadResult>)> {
+        let mut out = (Vec::new(), Vec::new(), Vec::new());
         for round in 1..=self.args.rounds.max(1) {
-            if let Some(b) = &baseline {
-                println!("  [{label}] round {round}: baseline load on {}", b.url);
-                let r = load::run(&self.load_config(b.url, b.headers, b.pid)?).await?;
-                println!("{}", indent(&r.human()));
-                bs.push(r);
-            }
-            if let Some(s) = &subject {
-                println!("  [{label}] round {round}: wikiedge load on {}", s.url);
-                let r = load::run(&self.load_config(s.url, s.headers, s.pid)?).await?;
-                println!("{}", indent(&r.human()));
-                ss.push(r);
+            for (server, what, results) in [
+                (&baseline, "baseline", &mut out.0),
+                (&nginx, "nginx", &mut out.1),
+                (&subject, "wikiedge", &mut out.2),
+            ] {
+                if let Some(s) = server {
+                    println!("  [{label}] round {round}: {what} load on {}", s.url);
+                    let r = load::run(&self.load_config(s.url, s.headers, s.pid)?).await?;
+                    println!("{}", indent(&r.human()));
+                    results.push(r);
+                }
             }
         }
-        Ok((bs, ss))
+        Ok(out)
+    }
+
+    /// Starts nginx (`bin`) serving `fixed`'s bytes and headers.
+    pub(crate) async fn spawn_nginx(
+        &self,
+        name: &str,
+        bin: &Path,
+        fixed: &Fetched,
+    ) -> Result<(Proc, u16)> {
+        let prefix = self.tmp.path().join(name);
+        let port = free_port()?;
+        let content_type = fixed
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream");
+        let mut cmd = wikiedge_bench::nginx::prepare(
+            bin,
+            &prefix,
+            port,
+            content_type,
+            &fixed.headers,
+            &fixed.body,
+        )?;
+        let mut p = Proc::spawn(name, &mut cmd, &self.logs)?;
+        wait_listening(&mut p, port, self.deadline()).await?;
+        Ok((p, port))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Scenario (a), the full authenticated article path, and (r), the same on
-//! Redis, each with its baseline (b).
+//! Redis, each with its baseline (b); (a) also with nginx (n) where it is
+//! installed.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -9,6 +10,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
 use wikiedge_bench::account::{BENCH_PLANS, account_bearer, admin_key};
 use wikiedge_bench::client::fetch;
+use wikiedge_bench::nginx::nginx_bin;
 
 use crate::Scenario;
 use crate::ctx::{Ctx, Server};
@@ -183,13 +185,35 @@ pub(crate) async fn scenario_full(ctx: &Ctx, kv: Kv) -> Result<Value> {
             .await?;
         base = Some((p, format!("http://127.0.0.1:{bport}{a_path}")));
     }
-    let (bs, as_) = ctx
-        .compare(
+    // (n): nginx serving the same bytes, beside (a) where it is installed.
+    let mut nginx = None;
+    if kv == Kv::Sqlite && ctx.args.wants(Scenario::N) {
+        match nginx_bin(ctx.args.nginx.as_deref()) {
+            Some(bin) => {
+                let (p, nport) = ctx.spawn_nginx("nginx-article", &bin, &first).await?;
+                out["nginx_version"] = json!(nginx_version(&bin));
+                nginx = Some((p, format!("http://127.0.0.1:{nport}{a_path}")));
+            }
+            None => {
+                println!("  (n) not measured: nginx not found");
+                out["n_not_measured"] =
+                    json!("nginx not found (on PATH, in /usr/sbin, or --nginx)");
+            }
+        }
+    }
+    let (bs, ns, as_) = ctx
+        .compare_all(
             letter,
             base.as_ref().map(|(p, u)| Server {
                 url: u,
                 headers: &headers,
                 pid: p.pid(),
+            }),
+            // nginx's work is in its worker processes: no CPU figure.
+            nginx.as_ref().map(|(_, u)| Server {
+                url: u,
+                headers: &headers,
+                pid: None,
             }),
             Some(Server {
                 url: &article_url,
@@ -231,6 +255,13 @@ pub(crate) async fn scenario_full(ctx: &Ctx, kv: Kv) -> Result<Value> {
         out["baseline_peak_rss_kib"] = json!(p.status_kib("VmHWM"));
         p.stop().await;
     }
+    if let Some((p, _)) = nginx {
+        p.stop().await;
+    }
+    if !ns.is_empty() {
+        out["n"] = load_json(&ns);
+        out[format!("ratio_{letter}_over_n")] = ratios(&ns, &as_);
+    }
     if !bs.is_empty() {
         out["b"] = load_json(&bs);
     }
@@ -239,6 +270,15 @@ pub(crate) async fn scenario_full(ctx: &Ctx, kv: Kv) -> Result<Value> {
         out[format!("ratio_{letter}_over_b")] = ratios(&bs, &as_);
     }
     Ok(out)
+}
+
+/// `nginx -v`'s answer (it writes it to stderr), e.g. `nginx/1.22.1`.
+fn nginx_version(bin: &Path) -> Option<String> {
+    let out = std::process::Command::new(bin).arg("-v").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    text.trim()
+        .strip_prefix("nginx version: ")
+        .map(str::to_string)
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@
 //! - (a) the full authenticated path: `wikiedge up --from spin.toml` with an
 //!   imported dump, an account on a plan with a huge quota, and load on
 //!   `GET /v2/articles/{article}` with `Authorization: Bearer`.
+//! - (n) nginx serving the same bytes as (a) from a file, beside (a), where
+//!   nginx is installed (`--nginx`, else on PATH or in /usr/sbin).
 //! - (r) the same path with the `default` key-value store on Redis: a
 //!   private `redis-server`, `wikiedge import --runtime-config-file` into
 //!   it, and `wikiedge up --runtime-config-file` pointing at it.
@@ -59,6 +61,9 @@ pub(crate) enum Scenario {
     /// Open loop on the full path (a): fixed arrival rates at 25%, 50% and
     /// 80% of (a)'s closed-loop rate in the same run (runs (a) too).
     O,
+    /// nginx serving the same bytes as (a) from a file, beside (a) (runs
+    /// only where nginx is installed, and only with a).
+    N,
 }
 
 /// Runs the wikiedge benchmark scenarios and writes bench-results/latest.{json,md}.
@@ -71,6 +76,9 @@ pub(crate) struct Args {
     /// The baseline server binary (default: `baseline` beside this binary).
     #[arg(long)]
     baseline_bin: Option<PathBuf>,
+    /// The nginx binary for (n) (default: `nginx` on PATH or in /usr/sbin).
+    #[arg(long)]
+    nginx: Option<PathBuf>,
     /// The workspace root holding spin.toml and bench/spin.toml (default: the current directory).
     #[arg(long)]
     root: Option<PathBuf>,
@@ -78,8 +86,9 @@ pub(crate) struct Args {
     #[arg(long)]
     no_build: bool,
     /// Scenarios to run, comma-separated.
-    /// (r runs only when `redis-server` is on PATH; o runs a too.)
-    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d,r,o")]
+    /// (r runs only when `redis-server` is on PATH, n only where nginx is
+    /// installed; o runs a too.)
+    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d,r,o,n")]
     only: Vec<Scenario>,
     /// Measured seconds per load run.
     #[arg(short = 'd', long, default_value_t = 10.0)]
@@ -355,7 +364,8 @@ mod tests {
                 Scenario::C,
                 Scenario::D,
                 Scenario::R,
-                Scenario::O
+                Scenario::O,
+                Scenario::N
             ]
         );
         assert_eq!(a.redis_server, None);

@@ -138,6 +138,15 @@ pub(crate) fn markdown(report: &Value) -> String {
         ),
         md_row(
             &format!(
+                "(n) nginx {}, same bytes as (a), from a file",
+                a["nginx_version"].as_str().unwrap_or("")
+            ),
+            &a["n"],
+            &none,
+            &none,
+        ),
+        md_row(
+            &format!(
                 "(a) wikiedge, authenticated GET {} ({} B)",
                 a["path"].as_str().unwrap_or("?"),
                 a["response_bytes"]
@@ -174,6 +183,15 @@ pub(crate) fn markdown(report: &Value) -> String {
         p99(&a["ratio_a_over_b"]),
         p99(&r["ratio_r_over_b"])
     ));
+    if a["n"].is_object() {
+        md.push_str(&format!(
+            "Against nginx (n), measured in the same rounds: a/n throughput {}, p99 {}.\n",
+            fmt_ratio(&a["ratio_a_over_n"]["rps_ratio"]),
+            p99(&a["ratio_a_over_n"])
+        ));
+    } else if let Some(why) = a["n_not_measured"].as_str() {
+        md.push_str(&format!("(n) not measured: {why}.\n"));
+    }
     if r.is_object() {
         md.push_str(&format!(
             "(r): redis-server peak RSS {} (not included in the host's); same body as (a): {}.\n",
@@ -306,6 +324,8 @@ pub(crate) fn assemble(
             "c_over_b_p99": scenarios.get("c").map(|c| c["ratio_c_over_b"]["p99_ratio"].clone()),
             "a_over_b_rps": scenarios.get("a").map(|a| a["ratio_a_over_b"]["rps_ratio"].clone()),
             "a_over_b_p99": scenarios.get("a").map(|a| a["ratio_a_over_b"]["p99_ratio"].clone()),
+            "a_over_n_rps": scenarios.get("a").map(|a| a["ratio_a_over_n"]["rps_ratio"].clone()),
+            "a_over_n_p99": scenarios.get("a").map(|a| a["ratio_a_over_n"]["p99_ratio"].clone()),
             "r_over_b_rps": scenarios.get("r").map(|r| r["ratio_r_over_b"]["rps_ratio"].clone()),
             "r_over_b_p99": scenarios.get("r").map(|r| r["ratio_r_over_b"]["p99_ratio"].clone()),
             "full_host_peak_rss_kib": scenarios.get("a").map(|a| a["host_peak_rss_kib"].clone()),
@@ -406,6 +426,39 @@ mod tests {
         assert!(md.contains("| 450 µs | 2.0 MiB |"), "{md}");
         // The baseline's row, without a measurement, says so.
         assert!(md.contains("| 0 | 0 | - | - |"), "{md}");
+    }
+
+    #[test]
+    fn markdown_shows_nginx_beside_a_or_why_it_is_missing() {
+        let res =
+            |rps: f64| json!({"result": LoadResult { requests_per_s: rps, ..Default::default() }});
+        let with = |a: Value| {
+            markdown(&json!({
+                "started_at": "x", "machine": {"cpus": 2},
+                "config": {"connections": 32, "warmup_s": 2.0, "duration_s": 5.0, "rounds": 1},
+                "scenarios": {"a": a},
+                "errors": {},
+            }))
+        };
+        let md = with(json!({
+            "path": "/v2/articles/Anarchism", "response_bytes": 1234,
+            "b": res(20000.0), "a": res(4000.0), "n": res(16000.0),
+            "nginx_version": "nginx/1.22.1",
+            "ratio_a_over_b": {"rps_ratio": 0.2, "p99_ratio": 4.0},
+            "ratio_a_over_n": {"rps_ratio": 0.25, "p99_ratio": 3.0},
+        }));
+        assert!(
+            md.contains("| (n) nginx nginx/1.22.1, same bytes as (a), from a file | 16000 | - |"),
+            "{md}"
+        );
+        assert!(md.contains("a/n throughput 0.250, p99 3.000."), "{md}");
+        let md = with(json!({
+            "path": "/v2/articles/Anarchism", "response_bytes": 1234,
+            "b": res(20000.0), "a": res(4000.0),
+            "n_not_measured": "nginx not found",
+        }));
+        assert!(!md.contains("| (n) nginx"), "{md}");
+        assert!(md.contains("(n) not measured: nginx not found."), "{md}");
     }
 
     #[test]
