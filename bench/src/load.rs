@@ -51,7 +51,7 @@ use crate::timeline::{Second, Timeline};
 mod cpu;
 mod human;
 mod target;
-pub use cpu::ServerCpu;
+pub use cpu::{LoadCpu, ServerCpu};
 use target::Target;
 
 /// What to send, and how hard.
@@ -147,6 +147,10 @@ pub struct LoadResult {
     /// With [`LoadConfig::server_pid`]: the server's CPU time in the window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_cpu: Option<ServerCpu>,
+    /// The load generator's own threads' CPU time in the window (`None`
+    /// where their clocks cannot be read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_cpu: Option<LoadCpu>,
 }
 
 /// The phase boundaries of a run.
@@ -450,6 +454,11 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult> {
                     .map_err(anyhow::Error::from)
                     .and_then(|rt| {
                         rt.block_on(async {
+                            // This thread's own CPU clock over the window.
+                            let clock = tokio::spawn(cpu::sample_this_thread(
+                                window.measure_from,
+                                window.end,
+                            ));
                             let tasks: Vec<_> = ks
                                 .into_iter()
                                 .map(|k| match rate {
@@ -469,7 +478,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult> {
                             for task in tasks {
                                 out.push(task.await.context("load worker panicked")?);
                             }
-                            Ok(out)
+                            Ok((out, clock.await.ok().flatten()))
                         })
                     });
                 let _ = tx.send(stats);
@@ -482,13 +491,17 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult> {
     let sample_cpu = cpu::sample(cfg.server_pid, window.measure_from, window.end);
     let collect = async {
         let mut workers = Vec::with_capacity(cfg.connections);
+        // The load threads' CPU, summed; `None` if any clock was unread.
+        let mut load_cpu = Some(Duration::ZERO);
         for rx in pending {
-            workers.extend(rx.await.context("load thread died")??);
+            let (stats, cpu) = rx.await.context("load thread died")??;
+            workers.extend(stats);
+            load_cpu = load_cpu.zip(cpu).map(|(sum, c)| sum + c);
         }
-        anyhow::Ok(workers)
+        anyhow::Ok((workers, load_cpu))
     };
-    let (server_cpu, workers) = tokio::join!(sample_cpu, collect);
-    let workers = workers?;
+    let (server_cpu, collected) = tokio::join!(sample_cpu, collect);
+    let (workers, load_cpu) = collected?;
     let mut hist = stats::new_histogram();
     let mut lag = stats::new_histogram();
     let mut timeline = Timeline::default();
@@ -535,6 +548,7 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadResult> {
         .sum();
     result.server_cpu =
         server_cpu.map(|(pid, cpu)| ServerCpu::of(pid, cpu, cfg.duration, result.requests));
+    result.load_cpu = load_cpu.map(|cpu| LoadCpu::of(threads, cpu, cfg.duration, result.requests));
     result.requests_per_s = result.requests as f64 / result.duration_s;
     result.response_bytes_per_s = result.response_bytes as f64 / result.duration_s;
     Ok(result)

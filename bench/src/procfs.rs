@@ -31,6 +31,27 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 1000 / USER_HZ))
 }
 
+/// The calling thread's own CPU clock (`CLOCK_THREAD_CPUTIME_ID`: user and
+/// system time of this thread alone, in nanoseconds). `None` if the clock
+/// cannot be read.
+#[allow(unsafe_code)] // one libc call writing into a local timespec
+pub fn thread_cpu_now() -> Option<Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` writes one `timespec` through the pointer,
+    // which points at a live local of that type.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return None;
+    }
+    Some(Duration::new(
+        u64::try_from(ts.tv_sec).ok()?,
+        u32::try_from(ts.tv_nsec).ok()?,
+    ))
+}
+
 /// `utime + stime` (fields 14 and 15) of a `/proc/PID/stat` line, in
 /// `USER_HZ` ticks. The command name (field 2) is in parentheses and may
 /// hold spaces and parentheses itself, so fields are counted from the last
@@ -89,5 +110,35 @@ mod tests {
             );
         }
         assert!(cpu_time(pid).expect("our own stat") > before);
+    }
+
+    #[test]
+    fn a_threads_clock_counts_its_own_work_only() {
+        // A spawned thread works for 30 ms of wall time while this one
+        // sleeps: its clock moves, this thread's hardly does (a process
+        // clock would have moved by the other thread's work).
+        let mine = thread_cpu_now().expect("this thread's clock");
+        let worked = std::thread::spawn(|| {
+            let before = thread_cpu_now().expect("the thread's clock");
+            let started = std::time::Instant::now();
+            let mut x = 0u64;
+            while started.elapsed() < Duration::from_millis(30) {
+                for i in 0..10_000u64 {
+                    x = x.wrapping_mul(31).wrapping_add(i);
+                }
+                std::hint::black_box(x);
+            }
+            let after = thread_cpu_now().expect("the thread's clock");
+            (after - before, started.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(60));
+        let slept = thread_cpu_now().expect("this thread's clock") - mine;
+        let (worked, wall) = worked.join().expect("the thread");
+        assert!(
+            worked > Duration::ZERO && worked <= wall,
+            "{worked:?} of {wall:?}"
+        );
+        assert!(slept < Duration::from_millis(10), "{slept:?}");
+        assert!(worked > slept, "{worked:?} {slept:?}");
     }
 }

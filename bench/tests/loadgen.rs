@@ -450,3 +450,28 @@ async fn the_servers_cpu_time_is_reported_per_request() {
     let url = burning_server(Duration::ZERO).await;
     assert_eq!(timed_run(&config(url, 1)).await.server_cpu, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_generators_own_cpu_is_reported_apart_from_the_servers() {
+    // The burning server runs on this test's runtime threads, in the same
+    // process as the load threads: a process clock would count its 2 ms per
+    // request as the load generator's; the load threads' own clocks do not.
+    let url = burning_server(Duration::from_millis(2)).await;
+    let mut cfg = config(url, 2);
+    cfg.threads = Some(2);
+    cfg.server_pid = Some(std::process::id());
+    let r = timed_run(&cfg).await;
+    let server = r.server_cpu.clone().expect("server CPU reported");
+    let load = r.load_cpu.clone().expect("load generator CPU reported");
+    assert!(r.requests > 0, "{r:?}");
+    assert_eq!(load.threads, 2);
+    assert!(load.cpu_s > 0.0, "{load:?}");
+    assert!(load.cores <= 2.5, "{load:?}");
+    // Sending a request and reading a 2-byte answer costs far less than the
+    // 2 ms the server burns on it (the process's CPU holds both).
+    assert!(
+        load.us_per_request * 4.0 < server.us_per_request,
+        "{load:?} {server:?}"
+    );
+    assert!(r.human().contains("loadgen CPU"), "{}", r.human());
+}

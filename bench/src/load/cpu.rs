@@ -41,6 +41,50 @@ impl ServerCpu {
     }
 }
 
+/// The CPU time the load generator's own threads used in the measured
+/// window: what the measurement itself takes from the cores it shares with
+/// the server. On a machine where both run, a server can answer at most
+/// `cores / (server + load generator CPU per request)` requests per second,
+/// so this is the other half of a throughput ratio's arithmetic.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadCpu {
+    /// The load threads measured.
+    pub threads: usize,
+    /// CPU seconds they used in the window, user and system (10 ms
+    /// resolution per thread).
+    pub cpu_s: f64,
+    /// `cpu_s / duration_s`: the cores they kept busy.
+    pub cores: f64,
+    /// `cpu_s / requests`, in microseconds; 0 with no request answered.
+    pub us_per_request: f64,
+}
+
+impl LoadCpu {
+    /// The figures of `cpu` used by `threads` over a `window` in which
+    /// `requests` were answered.
+    pub fn of(threads: usize, cpu: Duration, window: Duration, requests: u64) -> LoadCpu {
+        let s = ServerCpu::of(0, cpu, window, requests);
+        LoadCpu {
+            threads,
+            cpu_s: s.cpu_s,
+            cores: s.cores,
+            us_per_request: s.us_per_request,
+        }
+    }
+}
+
+/// Reads the calling thread's own CPU clock at `from` and at `to`, from a
+/// task of the thread's single-threaded runtime (so the reading may come
+/// one poll late): the CPU time the thread used between. `None` if the
+/// clock cannot be read.
+pub(super) async fn sample_this_thread(from: Instant, to: Instant) -> Option<Duration> {
+    sleep_until(from).await;
+    let before = crate::procfs::thread_cpu_now()?;
+    sleep_until(to).await;
+    let after = crate::procfs::thread_cpu_now()?;
+    Some(after.saturating_sub(before))
+}
+
 /// Reads process `pid`'s CPU clock at `from` and at `to`: the process and
 /// the CPU time between, or `None` without a pid or once the process is
 /// gone.
@@ -71,5 +115,9 @@ mod tests {
         // No request answered: no division by zero, nothing per request.
         let none = ServerCpu::of(7, Duration::from_millis(20), Duration::from_secs(1), 0);
         assert_eq!(none.us_per_request, 0.0);
+        let load = LoadCpu::of(2, Duration::from_millis(400), Duration::from_secs(4), 800);
+        assert_eq!(load.threads, 2);
+        assert!((load.cores - 0.1).abs() < 1e-12);
+        assert!((load.us_per_request - 500.0).abs() < 1e-9);
     }
 }

@@ -29,6 +29,13 @@ impl LoadResult {
             ),
             None => String::new(),
         };
+        let load_cpu = match &self.load_cpu {
+            Some(c) => format!(
+                "\nloadgen CPU   {:.0} µs per request ({:.2} s, {:.2} cores, {} threads)",
+                c.us_per_request, c.cpu_s, c.cores, c.threads
+            ),
+            None => String::new(),
+        };
         format!(
             "{} {}  ({} connections, {:.0}s warm-up, {:.0}s measured)\n\
              requests      {} ({:.1} req/s)\n\
@@ -36,7 +43,7 @@ impl LoadResult {
              statuses      {}\n\
              non-2xx/3xx   {}\n\
              errors        {} (connect {}; warm-up {}; connections opened {})\n\
-             body bytes    {} ({:.1} MiB/s){open}{cpu}",
+             body bytes    {} ({:.1} MiB/s){open}{cpu}{load_cpu}",
             self.method,
             self.url,
             self.connections,

@@ -76,15 +76,22 @@ fn fmt_kib(v: &Value) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// The server's and the load generator's CPU per request, or `-` where
+/// not measured.
+fn cpu_columns(r: &LoadResult) -> (String, String) {
+    let us = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |us| format!("{us:.0} µs"));
+    (
+        us(r.server_cpu.as_ref().map(|c| c.us_per_request)),
+        us(r.load_cpu.as_ref().map(|c| c.us_per_request)),
+    )
+}
+
 fn md_row(label: &str, r: &Value, ratio: &Value, rss: &Value) -> Option<String> {
     let r: LoadResult = serde_json::from_value(r["result"].clone()).ok()?;
     let l = r.latency;
-    let cpu = r.server_cpu.as_ref().map_or_else(
-        || "-".to_string(),
-        |c| format!("{:.0} µs", c.us_per_request),
-    );
+    let (cpu, load_cpu) = cpu_columns(&r);
     Some(format!(
-        "| {label} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {cpu} | {} |",
+        "| {label} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {cpu} | {load_cpu} | {} |",
         r.requests_per_s,
         fmt_ratio(&ratio["rps_ratio"]),
         fmt_us(l.p50_us),
@@ -103,9 +110,10 @@ pub(crate) fn markdown(report: &Value) -> String {
         "# wikiedge benchmark, {}\n\n\
          {} CPUs (shared), loopback, closed loop: {} connections, {}s warm-up + {}s measured, {} round(s).\n\
          Throughput ratios are scenario / native baseline serving the same bytes, measured back to back.\n\n\
-         Server CPU per request: the server process's CPU time in the measured window over the requests it answered.\n\n\
-         | scenario | req/s | ratio | p50 | p90 | p99 | max | non-2xx/3xx | errors | server CPU per request | peak RSS |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n",
+         Server CPU per request: the server process's CPU time in the measured window over the requests it answered; \
+         load generator CPU per request: the same for the load generator's own threads, which share the cores with the server.\n\n\
+         | scenario | req/s | ratio | p50 | p90 | p99 | max | non-2xx/3xx | errors | server CPU per request | load generator CPU per request | peak RSS |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
         report["started_at"].as_str().unwrap_or("?"),
         report["machine"]["cpus"],
         cfg["connections"],
@@ -260,9 +268,10 @@ fn open_loop_markdown(o: &Value) -> String {
          Fixed arrival rates, fractions of (a)'s closed-loop {:.0} req/s in this run; latency from each \
          request's due time (no coordinated omission); requests still owed at the end count with their wait. \
          The worst second is the second of the measured window (from 0) whose requests, by due time, had the highest p99: \
-         one stall shows as one bad second, a growing queue as several.\n\n\
-         | load | offered req/s | answered req/s | p50 | p99 | p99.9 | max | late at end | send lag p99 | worst second: p99 (second) | non-2xx/3xx | errors |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         one stall shows as one bad second, a growing queue as several. \
+         A server whose CPU per request is higher at a point than in the closed loop cannot keep up with a fraction of the closed loop's rate.\n\n\
+         | load | offered req/s | answered req/s | p50 | p99 | p99.9 | max | late at end | send lag p99 | worst second: p99 (second) | server CPU per request | load generator CPU per request | non-2xx/3xx | errors |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         o["max_rps"].as_f64().unwrap_or(0.0)
     );
     for p in points {
@@ -270,8 +279,9 @@ fn open_loop_markdown(o: &Value) -> String {
             continue;
         };
         let l = r.latency;
+        let (cpu, load_cpu) = cpu_columns(&r);
         md.push_str(&format!(
-            "| {:.0}% | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {:.0}% | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {cpu} | {load_cpu} | {} | {} |\n",
             p["fraction"].as_f64().unwrap_or(0.0) * 100.0,
             r.target_rate.unwrap_or(0.0),
             r.requests_per_s,
@@ -407,6 +417,12 @@ mod tests {
                 std::time::Duration::from_secs(5),
                 15_000,
             )),
+            load_cpu: Some(wikiedge_bench::load::LoadCpu::of(
+                2,
+                std::time::Duration::from_millis(1500),
+                std::time::Duration::from_secs(5),
+                15_000,
+            )),
             ..Default::default()
         };
         let report = json!({
@@ -422,10 +438,13 @@ mod tests {
             "errors": {},
         });
         let md = markdown(&report);
-        assert!(md.contains("| server CPU per request | peak RSS |"), "{md}");
-        assert!(md.contains("| 450 µs | 2.0 MiB |"), "{md}");
+        assert!(
+            md.contains("| server CPU per request | load generator CPU per request | peak RSS |"),
+            "{md}"
+        );
+        assert!(md.contains("| 450 µs | 100 µs | 2.0 MiB |"), "{md}");
         // The baseline's row, without a measurement, says so.
-        assert!(md.contains("| 0 | 0 | - | - |"), "{md}");
+        assert!(md.contains("| 0 | 0 | - | - | - |"), "{md}");
     }
 
     #[test]
@@ -501,6 +520,9 @@ mod tests {
                 late_at_end: 3,
                 latency: wikiedge_bench::stats::Latency { p50_us: 900, p99_us: p99, p999_us: 2 * p99, max_us: 3 * p99, ..Default::default() },
                 send_lag: Some(wikiedge_bench::stats::Latency { p99_us: 1_100, ..Default::default() }),
+                server_cpu: Some(wikiedge_bench::load::ServerCpu::of(
+                    1, std::time::Duration::from_secs_f64(rate * 5.0 * 600e-6), std::time::Duration::from_secs(5), (rate * 5.0) as u64,
+                )),
                 timeline: vec![
                     wikiedge_bench::timeline::Second { second: 0, requests: 9, p99_us: p99 / 2, ..Default::default() },
                     wikiedge_bench::timeline::Second { second: 1, requests: 9, p99_us: p99 + 1_000, ..Default::default() },
@@ -520,7 +542,7 @@ mod tests {
         assert!(md.contains("closed-loop 4000 req/s"), "{md}");
         assert!(
             md.contains(
-                "| 25% | 1000 | 999 | 900µs | 4.00ms | 8.00ms | 12.00ms | 3 | 1.10ms | 5.00ms (1) | 0 | 0 |"
+                "| 25% | 1000 | 999 | 900µs | 4.00ms | 8.00ms | 12.00ms | 3 | 1.10ms | 5.00ms (1) | 600 µs | - | 0 | 0 |"
             ),
             "{md}"
         );
