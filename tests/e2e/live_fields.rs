@@ -102,6 +102,9 @@ const REVERTRISK: &str = r#"{"model_name": "revertrisk-language-agnostic", "mode
     "wiki_db": "enwiki", "revision_id": 1171934824,
     "output": {"prediction": false, "probabilities": {"true": 0.1187, "false": 0.8813}}}"#;
 
+/// What the model is asked for `Squirrel`'s revision.
+const REVERTRISK_ASKED: &str = r#"{"lang":"en","rev_id":1171934824}"#;
+
 /// The path the fake serves the revert-risk model on.
 const REVERTRISK_PATH: &str =
     "/service/lw/inference/v1/models/revertrisk-language-agnostic:predict";
@@ -137,7 +140,14 @@ impl FakeWiki {
                 follow_ups.lock().expect("lock").push(path.clone());
             }
             let (kind, status, body) = if req.method == "POST" && path == REVERTRISK_PATH {
-                if revertrisk_ok {
+                if req.body != REVERTRISK_ASKED.as_bytes() {
+                    // The model reads the revision it is asked about.
+                    (
+                        "revertrisk",
+                        400,
+                        r#"{"error": "bad request body"}"#.to_string(),
+                    )
+                } else if revertrisk_ok {
                     ("revertrisk", 200, REVERTRISK.to_string())
                 } else {
                     ("revertrisk", 500, r#"{"error": "boom"}"#.to_string())
