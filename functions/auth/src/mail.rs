@@ -38,6 +38,7 @@ async fn post(settings: &Settings, mail: &Mail) -> Result<(), String> {
     let body = serde_json::to_vec(mail).map_err(|e| e.to_string())?;
     let mut builder = Request::post(&settings.webhook_url)
         .header("content-type", "application/json")
+        .header("content-length", body.len())
         .header(
             "user-agent",
             concat!("wikiedge/", env!("CARGO_PKG_VERSION")),

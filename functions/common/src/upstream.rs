@@ -151,9 +151,12 @@ pub async fn add_revertrisk(article: &mut Article, url: &str, timeout: Duration)
         .unwrap_or_default();
     let work = async {
         let body = bytes::Bytes::from(revertrisk::request_body(rev_id, &lang));
+        // With its length, the body goes out in one piece rather than in
+        // chunks: what the model reads is what it gets.
         let request = Request::post(url)
             .header("user-agent", USER_AGENT)
             .header("content-type", "application/json")
+            .header("content-length", body.len())
             .body(spin_sdk::http::FullBody::new(body))
             .ok()?;
         let response = spin_sdk::http::send(request).await.ok()?;
