@@ -351,7 +351,7 @@ fn codes_go_to_the_mail_webhook_signed() -> Result<()> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
     let url = format!("http://127.0.0.1:{port}/hook");
-    let receiver = std::thread::spawn(move || -> Result<(String, Vec<u8>, bool)> {
+    let receiver = std::thread::spawn(move || -> Result<(String, Vec<u8>)> {
         // Bounded: give up after 30 s instead of hanging the suite.
         listener.set_nonblocking(true)?;
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -387,26 +387,13 @@ fn codes_go_to_the_mail_webhook_signed() -> Result<()> {
                 }
             }
         }
-        let mut body = Vec::new();
-        if chunked {
-            loop {
-                let mut size = String::new();
-                reader.read_line(&mut size)?;
-                let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)?;
-                let mut chunk = vec![0; size + 2];
-                reader.read_exact(&mut chunk)?;
-                if size == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..size]);
-            }
-        } else {
-            body.resize(length, 0);
-            reader.read_exact(&mut body)?;
-        }
+        // The body goes out with its length, in one piece, not in chunks.
+        anyhow::ensure!(!chunked, "the webhook's body came chunked");
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
         let mut stream = stream;
         stream.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")?;
-        Ok((signature, body, chunked))
+        Ok((signature, body))
     });
     let host = app(&[
         ("SPIN_VARIABLE_MAIL_WEBHOOK_URL", &url),
@@ -414,12 +401,10 @@ fn codes_go_to_the_mail_webhook_signed() -> Result<()> {
     ])?;
     let started = Instant::now();
     sign_up(&host, "hooked")?;
-    let (signature, body, chunked) = receiver
+    let (signature, body) = receiver
         .join()
         .map_err(|_| anyhow::anyhow!("receiver panicked"))??;
     anyhow::ensure!(started.elapsed() < Duration::from_secs(30));
-    // The body goes out with its length, in one piece, not in chunks.
-    anyhow::ensure!(!chunked, "the webhook's body came chunked");
     anyhow::ensure!(
         signature == wikiedge_core::auth::signup::webhook_signature("hook-secret", &body),
         "signature {signature}"

@@ -27,18 +27,27 @@ impl ServerCpu {
     /// The figures of `cpu` used over a `window` in which `requests` were
     /// answered.
     pub fn of(pid: u32, cpu: Duration, window: Duration, requests: u64) -> ServerCpu {
-        let cpu_s = cpu.as_secs_f64();
+        let (cpu_s, cores, us_per_request) = figures(cpu, window, requests);
         ServerCpu {
             pid,
             cpu_s,
-            cores: cpu_s / window.as_secs_f64(),
-            us_per_request: if requests == 0 {
-                0.0
-            } else {
-                cpu_s * 1e6 / requests as f64
-            },
+            cores,
+            us_per_request,
         }
     }
+}
+
+/// `cpu` used over a `window` in which `requests` were answered: CPU
+/// seconds, cores kept busy, and microseconds per request (0 with no
+/// request answered).
+fn figures(cpu: Duration, window: Duration, requests: u64) -> (f64, f64, f64) {
+    let cpu_s = cpu.as_secs_f64();
+    let per_request = if requests == 0 {
+        0.0
+    } else {
+        cpu_s * 1e6 / requests as f64
+    };
+    (cpu_s, cpu_s / window.as_secs_f64(), per_request)
 }
 
 /// The CPU time the load generator's own threads used in the measured
@@ -50,8 +59,8 @@ impl ServerCpu {
 pub struct LoadCpu {
     /// The load threads measured.
     pub threads: usize,
-    /// CPU seconds they used in the window, user and system (10 ms
-    /// resolution per thread).
+    /// CPU seconds they used in the window, user and system (each
+    /// thread's own clock, to the nanosecond).
     pub cpu_s: f64,
     /// `cpu_s / duration_s`: the cores they kept busy.
     pub cores: f64,
@@ -63,12 +72,12 @@ impl LoadCpu {
     /// The figures of `cpu` used by `threads` over a `window` in which
     /// `requests` were answered.
     pub fn of(threads: usize, cpu: Duration, window: Duration, requests: u64) -> LoadCpu {
-        let s = ServerCpu::of(0, cpu, window, requests);
+        let (cpu_s, cores, us_per_request) = figures(cpu, window, requests);
         LoadCpu {
             threads,
-            cpu_s: s.cpu_s,
-            cores: s.cores,
-            us_per_request: s.us_per_request,
+            cpu_s,
+            cores,
+            us_per_request,
         }
     }
 }
