@@ -114,6 +114,7 @@ impl Bulk {
                 [target.label.as_str()],
                 StoreOptions {
                     durability: Durability::Fsync,
+                    commit: Default::default(),
                     emulate_spin_redis_cas: false,
                 },
             )

@@ -9,8 +9,8 @@
 
 use crate::compose;
 use crate::idle::Activity;
-use crate::kv::open::{OpenStores, StoreOptions, open_stores};
-use crate::kv::sqlite::SqliteDatabase;
+use crate::kv::open::{Databases, OpenStores, StoreOptions, open_stores};
+use crate::kv::sqlite::CommitMode;
 use crate::manifest::Manifest;
 use crate::outbound::OutboundPolicy;
 use crate::router::Router;
@@ -122,7 +122,7 @@ pub struct App {
     /// The engine.
     pub engine: Engine,
     /// The key-value databases (kept open for the app's lifetime).
-    pub databases: Vec<Arc<SqliteDatabase>>,
+    pub databases: Databases,
     /// Requests and instances coming and going, for [`crate::idle`].
     pub activity: Arc<Activity>,
 }
@@ -168,9 +168,13 @@ impl App {
             used,
             StoreOptions {
                 durability: opts.kv_durability,
+                // The server settles the databases before every response
+                // head and outbound request (`App::settle`).
+                commit: CommitMode::before_reply(),
                 emulate_spin_redis_cas: opts.emulate_spin_redis_cas,
             },
         )?;
+        let databases = Databases::new(databases);
 
         let env_lookup = |k: &str| std::env::var(k).ok();
         let resolver = Resolver::new(&manifest, &env_lookup, &opts.variable_defaults.0);
@@ -213,6 +217,7 @@ impl App {
                 engine: engine.clone(),
                 pre: ProxyPre::P3(pre),
                 stores: registry.restricted_to(&decl.key_value_stores),
+                databases: databases.clone(),
                 variables: Arc::new(resolver.component(id)?),
                 outbound: Arc::new(outbound),
                 env: decl
@@ -242,7 +247,7 @@ impl App {
     /// when it next runs). Called when the host has gone quiet
     /// ([`crate::idle`]).
     pub fn release_memory(&self) {
-        for db in &self.databases {
+        for db in self.databases.iter() {
             db.release_memory();
         }
         crate::idle::trim_allocator();
@@ -257,6 +262,7 @@ pub struct ComponentHandler {
     engine: Engine,
     pre: ProxyPre<HostState>,
     stores: crate::kv::ComponentStores,
+    databases: Databases,
     variables: Arc<ComponentVariables>,
     outbound: Arc<OutboundPolicy>,
     env: Vec<(String, String)>,
@@ -289,6 +295,7 @@ impl HandlerState for ComponentHandler {
                 self.stores.clone(),
                 self.variables.clone(),
                 self.outbound.clone(),
+                self.databases.clone(),
                 self.reuse.max_memory,
             ),
         );

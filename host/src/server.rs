@@ -213,6 +213,11 @@ pub async fn serve(
     drop(listener);
     tracing::info!("Shutting down: finishing in-flight requests");
     graceful.shutdown().await;
+    // Writes made after the last responses went out (a streamed body's
+    // end, say) are committed before the server returns.
+    if let Err(e) = app.databases.settle().await {
+        tracing::error!("key-value: the last writes were not committed: {e}");
+    }
     if let Some(task) = releaser {
         task.abort();
     }
@@ -388,6 +393,25 @@ async fn handle(
     let clock = Arc::new(RequestClock::default());
     let result = handler.handle(clock.clone(), req).await;
     clock.finish();
+    // Nothing leaves before the writes it may depend on are committed
+    // (`kv::sqlite::CommitMode::BeforeReply`).
+    let result = match (result, app.databases.settle().await) {
+        (Ok(_), Err(e)) => {
+            log(&route.component, StatusCode::SERVICE_UNAVAILABLE);
+            tracing::error!(
+                "component `{}` on {method} {path}: its writes were not committed: {e}",
+                route.component
+            );
+            let mut resp = json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Storage failed to commit the request's writes; retry shortly",
+            );
+            resp.headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return resp;
+        }
+        (result, _) => result,
+    };
     match result {
         Ok(resp) => {
             log(&route.component, resp.status());

@@ -1,6 +1,7 @@
 //! The per-instance store data: WASI, WASI HTTP, and the Spin interfaces.
 
 use crate::kv::ComponentStores;
+use crate::kv::open::Databases;
 use crate::kv_host::{SpinCtx, SpinHostView, SpinView};
 use crate::outbound::OutboundPolicy;
 use crate::variables::ComponentVariables;
@@ -29,6 +30,7 @@ impl HostState {
         stores: ComponentStores,
         variables: Arc<ComponentVariables>,
         outbound: Arc<OutboundPolicy>,
+        databases: Databases,
         max_memory: usize,
     ) -> Self {
         let mut builder = wasmtime_wasi::WasiCtxBuilder::new();
@@ -43,6 +45,7 @@ impl HostState {
             hooks: OutboundHooks {
                 component: component.to_string(),
                 policy: outbound,
+                databases,
             },
             spin: SpinCtx { stores, variables },
             limits: Limits {
@@ -146,10 +149,12 @@ impl SpinHostView for HostState {
     }
 }
 
-/// Outbound HTTP: enforces `allowed_outbound_hosts`, then sends.
+/// Outbound HTTP: enforces `allowed_outbound_hosts`, commits what the app
+/// wrote so far (what the request says may depend on it), then sends.
 pub struct OutboundHooks {
     component: String,
     policy: Arc<OutboundPolicy>,
+    databases: Databases,
 }
 
 type SendFuture = Box<
@@ -184,8 +189,16 @@ impl WasiHttpHooks for OutboundHooks {
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
         drop(fut);
+        let databases = self.databases.clone();
+        let component = self.component.clone();
         Box::new(async move {
             use http_body_util::BodyExt;
+            if let Err(e) = databases.settle().await {
+                tracing::error!("component `{component}`: outbound request not sent: {e}");
+                return Err(wasmtime_wasi_http::Error::InternalError(Some(
+                    "key-value storage failed to commit".into(),
+                )));
+            }
             let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             Ok((
                 res.map(BodyExt::boxed_unsync),

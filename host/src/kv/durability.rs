@@ -19,6 +19,29 @@ pub enum Durability {
 /// and the checkpoint's cadence.
 pub const DEFAULT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// When a transaction that a caller's writes went into commits
+/// (`super::sqlite::commit` explains both).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CommitMode {
+    /// Before any of its writers is answered, as Spin's own store does:
+    /// for bulk tools and anything else with no reply to hold back.
+    #[default]
+    EachWrite,
+    /// Before anything that depends on it leaves the process: a response
+    /// head or an outbound request (their senders settle the database
+    /// first), a read of a key it wrote, and at the latest this long after
+    /// it began ([`CommitMode::before_reply`]: `COMMIT_WITHIN`). For a
+    /// server.
+    BeforeReply(std::time::Duration),
+}
+
+impl CommitMode {
+    /// [`CommitMode::BeforeReply`] with the default window.
+    pub fn before_reply() -> Self {
+        CommitMode::BeforeReply(super::sqlite::COMMIT_WITHIN)
+    }
+}
+
 impl Default for Durability {
     fn default() -> Self {
         Durability::Interval(DEFAULT_INTERVAL)

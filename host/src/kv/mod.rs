@@ -3,7 +3,11 @@
 //! A [`Store`] is one labelled store (`default`, ...). Backends implement it;
 //! the component bindings in [`crate::kv_host`] only ever see this trait, so
 //! SQLite (the embedded default) and any other backend behave the same to a
-//! component. Every write a backend acknowledges is durable.
+//! component. Every write a backend acknowledges is durable before anything
+//! that depends on it leaves the process: at once (Redis; SQLite for
+//! tools), or, for SQLite under `wikiedge up`, when the server settles the
+//! databases before a response head or an outbound request
+//! ([`sqlite::CommitMode`]).
 
 pub mod cache;
 mod durability;

@@ -2,7 +2,7 @@
 //! configuration: what `wikiedge up` serves components from, and what bulk
 //! tools write through, so both see one store whatever backs it.
 
-use super::sqlite::{Durability, SqliteDatabase};
+use super::sqlite::{CommitMode, Durability, SqliteDatabase};
 use super::{Store, StoreRegistry};
 use crate::runtime_config::{RuntimeConfig, StoreConfig};
 use anyhow::{Context, Result, anyhow};
@@ -15,6 +15,10 @@ use std::sync::Arc;
 pub struct StoreOptions {
     /// When SQLite writes reach the disk.
     pub durability: Durability,
+    /// When a SQLite transaction commits: after each write, or before a
+    /// reply (a server, which then settles the databases before each
+    /// response and outbound request).
+    pub commit: CommitMode,
     /// Report every compare-and-swap as failed after doing it, as Spin
     /// 4.1's Redis store does ([`super::misreport`]).
     pub emulate_spin_redis_cas: bool,
@@ -49,9 +53,10 @@ pub fn open_stores<'a>(
                 let db = match databases.get(path) {
                     Some(db) => db.clone(),
                     None => {
-                        let db = SqliteDatabase::open_with(path, opts.durability).with_context(
-                            || format!("cannot open key-value store {}", path.display()),
-                        )?;
+                        let db = SqliteDatabase::open_with(path, opts.durability, opts.commit)
+                            .with_context(|| {
+                                format!("cannot open key-value store {}", path.display())
+                            })?;
                         databases.insert(path.clone(), db.clone());
                         db
                     }
@@ -74,4 +79,31 @@ pub fn open_stores<'a>(
         registry,
         databases: databases.into_values().collect(),
     })
+}
+
+/// An app's SQLite databases, shared by its server and the outbound hooks
+/// of its instances: what is settled before a response head or an outbound
+/// request leaves the process ([`CommitMode::BeforeReply`]).
+#[derive(Clone, Default)]
+pub struct Databases(Arc<[Arc<SqliteDatabase>]>);
+
+impl Databases {
+    /// These databases.
+    pub fn new(databases: Vec<Arc<SqliteDatabase>>) -> Self {
+        Databases(databases.into())
+    }
+
+    /// Returns once every write answered so far, in every database, is
+    /// committed; the first failure otherwise.
+    pub async fn settle(&self) -> super::KvResult<()> {
+        for db in self.0.iter() {
+            db.settle().await?;
+        }
+        Ok(())
+    }
+
+    /// The databases.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<SqliteDatabase>> {
+        self.0.iter()
+    }
 }

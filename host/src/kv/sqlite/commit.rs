@@ -1,14 +1,16 @@
 //! Who commits the queued writes, and when: group commit without a hand-off
-//! when nobody else is committing.
+//! when nobody else is committing, and, for a server, one transaction kept
+//! open across requests and committed before anything that depends on it
+//! leaves the process.
 //!
 //! Every write is queued. Whoever holds the writer connection takes what
-//! has queued up (at most [`MAX_BATCH`]), applies it in one transaction
-//! ([`super::writer::apply_batch`]), drops the read cache's entries of what
-//! it changed, and only then answers the writers. Two kinds of committer:
+//! has queued up (at most [`MAX_BATCH`]) and applies it inside the open
+//! transaction, beginning one if none is open, under a savepoint of its own
+//! ([`super::writer::apply_batch`]). Two kinds of committer:
 //!
 //! - **The caller itself** (in [`super::Durability::Interval`] mode, for a
 //!   write that is not [heavy](super::writer::Op::is_heavy)): it queues
-//!   its write and, if the connection is free, commits at once on its own
+//!   its write and, if the connection is free, applies it at once on its own
 //!   thread — the answer is ready before its future is first polled, with
 //!   no wake-up of another thread on either side. Handing every write to a
 //!   writer thread cost two thread switches per write (about ten per
@@ -20,31 +22,66 @@
 //!   caller's batch when another process holds the database's write lock
 //!   (the caller does not wait for it: the background committer does, up to
 //!   the busy timeout), and whatever a caller left after
-//!   [`MAX_INLINE_ROUNDS`] batches.
+//!   [`MAX_INLINE_ROUNDS`] batches. It always commits what it applied.
+//!
+//! When the transaction commits depends on the [`CommitMode`]:
+//!
+//! - [`CommitMode::EachWrite`] (bulk tools, tests): before any writer is
+//!   answered, as Spin's own store does.
+//! - [`CommitMode::BeforeReply`] (`wikiedge up`): a caller's batch is
+//!   answered as soon as it is applied, and the transaction stays open for
+//!   the next writes, of this request or of others. It is committed — by
+//!   whoever gets there first — when a response head or an outbound request
+//!   is about to leave the process ([`Committer::settle`], called by the
+//!   server and the outbound hook), when a read touches a key it wrote
+//!   ([`Committer::is_pending`]: reads go to other connections, which see
+//!   only committed data), before a heavy write or a checkpoint, and at the
+//!   latest [`COMMIT_WITHIN`] after it began (the background committer's
+//!   timer; the window is the mode's). So the four counter increments of an article request, and those
+//!   of the requests running beside it, share one commit instead of taking
+//!   four; what the transaction returns is still exact, because
+//!   `BEGIN IMMEDIATE` holds the database's write lock from its first write.
+//!   Nothing a client or another server sees ever depends on a write that
+//!   is not committed; a kill -9 can lose only writes whose effects have
+//!   not left the process. Should a commit fail, every settle waiting on it
+//!   fails, and the server answers 503 instead of a response that depends
+//!   on lost writes.
 //!
 //! Nothing queued is stranded: a caller whose `try_lock` fails queued its
 //! write before trying, so the holder — which looks at the queue again
 //! after releasing the connection, and commits again if it can — sees it.
 //! Callers of one connection are never blocked on a lock (only `try_lock`),
-//! so a tokio worker never waits for another's commit.
+//! so a tokio worker never waits for another's commit: a settle that finds
+//! the connection held asks its holder to commit and awaits the outcome.
 
 use super::KvResult;
-use super::writer::{Failed, OpResult, Write, apply_batch};
+use super::writer::{Failed, OpResult, Write, apply_batch, begin, commit};
+use crate::kv::KvError;
 use crate::kv::cache::ReadCache;
 use rusqlite::Connection;
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::collections::{HashSet, VecDeque};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-/// The most writes committed in one transaction.
+pub use super::super::durability::CommitMode;
+
+/// The most writes applied in one batch.
 const MAX_BATCH: usize = 512;
-/// Batches a caller commits for others before it leaves the rest to the
+/// Batches a caller applies for others before it leaves the rest to the
 /// background committer.
 const MAX_INLINE_ROUNDS: usize = 4;
 /// How long the background committer waits for another process's write
 /// lock before failing the batch.
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a transaction stays open in [`CommitMode::BeforeReply`]
+/// when nothing settles it sooner: the bound on what a kill -9 can take of
+/// writes whose effects have not left the process (a guest's writes after
+/// its response head, say).
+pub const COMMIT_WITHIN: Duration = Duration::from_millis(10);
+/// Failed transactions remembered for the settles still waiting on them.
+const FAILURES_KEPT: usize = 1024;
 
 /// The queues and the connection of one database.
 pub(super) struct Committer {
@@ -52,42 +89,85 @@ pub(super) struct Committer {
     light: Mutex<VecDeque<Write>>,
     /// Writes only the background committer commits.
     heavy: Mutex<VecDeque<Write>>,
-    /// The writer connection: whoever holds it commits.
-    conn: Mutex<Connection>,
+    /// The writer connection: whoever holds it applies and commits.
+    conn: Mutex<Writer>,
     /// Whether callers may commit on their own thread.
     inline: bool,
+    /// When transactions commit.
+    mode: CommitMode,
     /// Set when there is work for the background committer.
     wake: Mutex<bool>,
     woken: Condvar,
+    /// Set while the background committer sleeps without a timer.
+    idle: AtomicBool,
     /// Set when the database is dropped: the background committer stops
-    /// once the queues are empty.
+    /// once the queues are empty and the transaction committed.
     closed: AtomicBool,
     /// Set after each commit, for the WAL's fsync thread.
     dirty: Arc<AtomicBool>,
     cache: Arc<ReadCache>,
+    /// The open transaction's id, 0 when none is open. Changed only with
+    /// `conn` held.
+    open: AtomicU64,
+    /// Every transaction up to this id has committed or failed.
+    settled: AtomicU64,
+    /// Set by a settle that found the connection held: the holder commits
+    /// before it lets go.
+    wanted: AtomicBool,
+    /// Woken after each commit, for the settles awaiting it.
+    settled_tx: tokio::sync::Notify,
+    /// Hashes of the (store, key) pairs the open transaction wrote. A
+    /// collision only makes a read settle when it did not need to.
+    pending: Mutex<HashSet<u64>>,
+    hasher: std::hash::RandomState,
+    /// Recently failed transactions, with why.
+    failed: Mutex<VecDeque<(u64, KvError)>>,
+}
+
+/// The writer connection and its open transaction.
+struct Writer {
+    conn: Connection,
+    /// The last transaction id given out.
+    last_id: u64,
+    /// What the open transaction wrote, for the read cache once it commits.
+    keys: Vec<(Arc<str>, String)>,
 }
 
 impl Committer {
     pub(super) fn new(
         conn: Connection,
         inline: bool,
+        mode: CommitMode,
         dirty: Arc<AtomicBool>,
         cache: Arc<ReadCache>,
     ) -> Self {
         Committer {
             light: Mutex::new(VecDeque::new()),
             heavy: Mutex::new(VecDeque::new()),
-            conn: Mutex::new(conn),
+            conn: Mutex::new(Writer {
+                conn,
+                last_id: 0,
+                keys: Vec::new(),
+            }),
             inline,
+            mode,
             wake: Mutex::new(false),
             woken: Condvar::new(),
+            idle: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             dirty,
             cache,
+            open: AtomicU64::new(0),
+            settled: AtomicU64::new(0),
+            wanted: AtomicBool::new(false),
+            settled_tx: tokio::sync::Notify::new(),
+            pending: Mutex::new(HashSet::new()),
+            hasher: std::hash::RandomState::new(),
+            failed: Mutex::new(VecDeque::new()),
         }
     }
 
-    /// Queues `write`, and commits it on this thread when it can.
+    /// Queues `write`, and applies it on this thread when it can.
     pub(super) fn submit(&self, write: Write) {
         if self.inline && !write.op.is_heavy() {
             lock(&self.light).push_back(write);
@@ -98,35 +178,32 @@ impl Committer {
         }
     }
 
-    /// Commits what is queued on the caller's thread, while the connection
+    /// Applies what is queued on the caller's thread, while the connection
     /// is free and for at most [`MAX_INLINE_ROUNDS`] batches.
     fn commit_here(&self) {
         for _ in 0..MAX_INLINE_ROUNDS {
             // Held by someone else: they look at the queue after releasing.
-            let Ok(mut conn) = self.conn.try_lock() else {
+            let Ok(mut w) = self.conn.try_lock() else {
                 return;
             };
             let batch = take(&self.light, MAX_BATCH);
             if !batch.is_empty() {
                 // Never wait on another process's lock on this thread.
-                let _ = conn.busy_timeout(Duration::ZERO);
-                match apply_batch(&mut conn, &batch) {
-                    Err(Failed::Busy) => {
-                        drop(conn);
-                        let mut light = lock(&self.light);
-                        for w in batch.into_iter().rev() {
-                            light.push_front(w);
-                        }
-                        drop(light);
-                        self.wake_background();
-                        return;
+                let _ = w.conn.busy_timeout(Duration::ZERO);
+                if let Err(batch) = self.run(&mut w, batch, self.mode == CommitMode::EachWrite) {
+                    self.release(w);
+                    let mut light = lock(&self.light);
+                    for w in batch.into_iter().rev() {
+                        light.push_front(w);
                     }
-                    outcome => self.finish(batch, outcome.map_err(Failed::into_error)),
+                    drop(light);
+                    self.wake_background();
+                    return;
                 }
             }
-            drop(conn);
+            self.release(w);
             // Anything queued while the connection was held is ours to
-            // commit (its writer's `try_lock` failed).
+            // apply (its writer's `try_lock` failed).
             if lock(&self.light).is_empty() {
                 return;
             }
@@ -134,11 +211,168 @@ impl Committer {
         self.wake_background();
     }
 
+    /// Applies `batch` in the open transaction (beginning one if needed),
+    /// commits it when `commit_now`, and answers the writers. Gives the
+    /// batch back when another process holds the write lock.
+    fn run(&self, w: &mut Writer, batch: Vec<Write>, commit_now: bool) -> Result<(), Vec<Write>> {
+        if self.open.load(Ordering::Acquire) == 0 {
+            match begin(&w.conn) {
+                Ok(()) => {}
+                Err(Failed::Busy) => return Err(batch),
+                Err(Failed::Error(e)) => {
+                    answer(batch, Err(e));
+                    return Ok(());
+                }
+            }
+            w.last_id += 1;
+            self.open.store(w.last_id, Ordering::SeqCst);
+            if !commit_now && self.idle.swap(false, Ordering::SeqCst) {
+                // The background committer sleeps without a timer: this
+                // transaction needs one.
+                self.wake_background();
+            }
+        }
+        let outcome = apply_batch(&w.conn, &batch);
+        if outcome.is_err() && w.conn.is_autocommit() {
+            // SQLite rolled the whole transaction back (an I/O error, a
+            // full disk): the batches applied before are gone too.
+            let lost = KvError::Other("sqlite: the transaction was rolled back".into());
+            self.end(w, Err(lost));
+        } else if outcome.is_ok() {
+            let mut pending = lock(&self.pending);
+            for write in &batch {
+                for key in write.op.keys() {
+                    pending.insert(self.hash(&write.store, key));
+                    w.keys.push((write.store.clone(), key.to_string()));
+                }
+            }
+        }
+        if commit_now {
+            let committed = self.commit_open(w);
+            answer(batch, committed.and(outcome));
+        } else {
+            answer(batch, outcome);
+        }
+        Ok(())
+    }
+
+    /// Commits the open transaction, if one is open, and settles it.
+    fn commit_open(&self, w: &mut Writer) -> KvResult<()> {
+        if self.open.load(Ordering::Acquire) == 0 {
+            return Ok(());
+        }
+        let outcome = commit(&w.conn);
+        self.end(w, outcome.clone());
+        outcome
+    }
+
+    /// After the open transaction committed or was rolled back: the read
+    /// cache forgets what it wrote, then its keys stop being pending, then
+    /// its settles are answered.
+    fn end(&self, w: &mut Writer, outcome: KvResult<()>) {
+        let id = self.open.load(Ordering::Acquire);
+        self.dirty.store(true, Ordering::Release);
+        let keys = std::mem::take(&mut w.keys);
+        self.cache
+            .invalidate(keys.iter().map(|(s, k)| (&**s, k.as_str())));
+        lock(&self.pending).clear();
+        if let Err(e) = outcome {
+            tracing::error!("key-value: a transaction failed: {e}");
+            let mut failed = lock(&self.failed);
+            if failed.len() == FAILURES_KEPT {
+                failed.pop_front();
+            }
+            failed.push_back((id, e));
+        }
+        self.open.store(0, Ordering::Release);
+        self.settled.store(id, Ordering::Release);
+        self.wanted.store(false, Ordering::SeqCst);
+        self.settled_tx.notify_waiters();
+    }
+
+    /// Lets go of the connection, committing first when a settle asked for
+    /// it, and wakes settles that may now take it.
+    fn release(&self, mut w: MutexGuard<'_, Writer>) {
+        if self.wanted.load(Ordering::SeqCst) {
+            let _ = self.commit_open(&mut w);
+        }
+        drop(w);
+        if self.wanted.load(Ordering::SeqCst) {
+            self.settled_tx.notify_waiters();
+        }
+    }
+
+    /// How long a transaction may stay open.
+    fn window(&self) -> Duration {
+        match self.mode {
+            CommitMode::BeforeReply(within) => within,
+            CommitMode::EachWrite => Duration::ZERO,
+        }
+    }
+
+    fn hash(&self, store: &str, key: &str) -> u64 {
+        self.hasher.hash_one((store, key))
+    }
+
+    /// Whether the open transaction wrote `key` of `store`: a reader must
+    /// [`settle`](Self::settle) first to see it.
+    pub(super) fn is_pending(&self, store: &str, key: &str) -> bool {
+        self.open.load(Ordering::Acquire) != 0
+            && lock(&self.pending).contains(&self.hash(store, key))
+    }
+
+    /// Whether a transaction is open.
+    pub(super) fn has_open(&self) -> bool {
+        self.open.load(Ordering::Acquire) != 0
+    }
+
+    /// Returns once every write answered before the call is committed
+    /// (at once when none is pending); an error when the transaction
+    /// holding them failed.
+    pub(super) async fn settle(&self) -> KvResult<()> {
+        let target = self.open.load(Ordering::Acquire);
+        if target == 0 {
+            return Ok(());
+        }
+        loop {
+            if self.settled.load(Ordering::Acquire) >= target {
+                return self.outcome(target);
+            }
+            let notified = self.settled_tx.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            self.wanted.store(true, Ordering::SeqCst);
+            if let Ok(w) = self.conn.try_lock() {
+                // `release` commits, since `wanted` is set.
+                self.release(w);
+                if !lock(&self.light).is_empty() {
+                    self.commit_here();
+                }
+                continue;
+            }
+            if self.settled.load(Ordering::Acquire) >= target {
+                continue;
+            }
+            notified.await;
+        }
+    }
+
+    fn outcome(&self, id: u64) -> KvResult<()> {
+        match lock(&self.failed).iter().find(|(f, _)| *f == id) {
+            Some((_, e)) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
     /// Runs `f` on the writer connection, waiting for it: for the WAL sync
-    /// thread, never a request's thread. Writes queued meanwhile (their
-    /// callers' `try_lock` failed) are committed afterwards.
+    /// thread, never a request's thread. The open transaction is committed
+    /// first; writes queued meanwhile (their callers' `try_lock` failed) are
+    /// applied afterwards.
     pub(super) fn with_writer<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
-        let out = f(&mut lock(&self.conn));
+        let mut w = lock(&self.conn);
+        let _ = self.commit_open(&mut w);
+        let out = f(&mut w.conn);
+        self.release(w);
         if !lock(&self.light).is_empty() {
             self.commit_here();
         }
@@ -156,59 +390,88 @@ impl Committer {
         self.wake_background();
     }
 
-    /// The background committer: commits both queues until they are empty,
+    /// The background committer: applies and commits both queues until they
+    /// are empty, commits a transaction left open for its window,
     /// then sleeps until woken; returns after [`Committer::close`].
     pub(super) fn run_background(&self) {
+        // The open transaction this thread saw last, and since when.
+        let mut seen: (u64, Instant) = (0, Instant::now());
         loop {
             loop {
-                let mut conn = lock(&self.conn);
-                let _ = conn.busy_timeout(BUSY_TIMEOUT);
+                let mut w = lock(&self.conn);
+                let _ = w.conn.busy_timeout(BUSY_TIMEOUT);
                 let mut batch = take(&self.heavy, MAX_BATCH);
                 batch.extend(take(&self.light, MAX_BATCH - batch.len()));
                 if batch.is_empty() {
+                    let open = self.open.load(Ordering::Acquire);
+                    let due = seen.0 == open && seen.1.elapsed() >= self.window();
+                    if open != 0 && (due || self.closed.load(Ordering::Acquire)) {
+                        let _ = self.commit_open(&mut w);
+                    }
+                    self.release(w);
                     break;
                 }
-                let outcome = apply_batch(&mut conn, &batch).map_err(Failed::into_error);
-                self.finish(batch, outcome);
-                drop(conn);
+                if let Err(batch) = self.run(&mut w, batch, true) {
+                    // Still busy after the timeout: fail these writes.
+                    let busy = Failed::Busy.into_error();
+                    answer(batch, Err(busy));
+                }
+                self.release(w);
             }
             // The queues were empty after the connection was released (the
             // check above ran with it held, so look again without it).
             if !lock(&self.heavy).is_empty() || !lock(&self.light).is_empty() {
                 continue;
             }
-            if self.closed.load(Ordering::Acquire) {
+            let open = self.open.load(Ordering::Acquire);
+            if self.closed.load(Ordering::Acquire) && open == 0 {
                 return;
             }
+            if open != seen.0 {
+                seen = (open, Instant::now());
+            }
             let mut woken = lock(&self.wake);
-            while !*woken {
-                woken = self
-                    .woken
-                    .wait(woken)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !*woken {
+                if open == 0 {
+                    // Nothing open: sleep until woken; a transaction that
+                    // opens meanwhile wakes this thread (see `run`).
+                    self.idle.store(true, Ordering::SeqCst);
+                    if self.open.load(Ordering::SeqCst) == 0 {
+                        while !*woken {
+                            woken = self
+                                .woken
+                                .wait(woken)
+                                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        }
+                    }
+                    self.idle.store(false, Ordering::SeqCst);
+                } else {
+                    // Until the open transaction is due (or a spurious
+                    // wake-up: the loop looks again either way).
+                    let left = self.window().saturating_sub(seen.1.elapsed());
+                    woken = self
+                        .woken
+                        .wait_timeout(woken, left)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .0;
+                }
             }
             *woken = false;
         }
     }
+}
 
-    /// After a batch: mark the WAL dirty, drop the cache's entries of what
-    /// the batch changed, then answer its writers.
-    fn finish(&self, batch: Vec<Write>, outcome: KvResult<Vec<KvResult<OpResult>>>) {
-        self.dirty.store(true, Ordering::Release);
-        self.cache.invalidate(batch.iter().flat_map(|w| {
-            let store: &str = &w.store;
-            w.op.keys().map(move |k| (store, k))
-        }));
-        match outcome {
-            Ok(results) => {
-                for (w, r) in batch.into_iter().zip(results) {
-                    let _ = w.reply.send(r);
-                }
+/// Answers every writer of `batch`: each its own result, or all the error.
+fn answer(batch: Vec<Write>, outcome: KvResult<Vec<KvResult<OpResult>>>) {
+    match outcome {
+        Ok(results) => {
+            for (w, r) in batch.into_iter().zip(results) {
+                let _ = w.reply.send(r);
             }
-            Err(e) => {
-                for w in batch {
-                    let _ = w.reply.send(Err(e.clone()));
-                }
+        }
+        Err(e) => {
+            for w in batch {
+                let _ = w.reply.send(Err(e.clone()));
             }
         }
     }
@@ -216,7 +479,7 @@ impl Committer {
 
 /// Locks a mutex, recovering it if a thread panicked while holding it (the
 /// queues and the connection stay consistent: nothing is half-applied
-/// outside a transaction).
+/// outside a savepoint).
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -229,74 +492,4 @@ fn take(queue: &Mutex<VecDeque<Write>>, n: usize) -> Vec<Write> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::SqliteDatabase;
-    use std::collections::HashSet;
-    use std::time::{Duration, Instant};
-
-    /// Light writes committed on the callers' threads and heavy ones in the
-    /// background, raced from many threads: every increment answered with a
-    /// distinct value, none lost, every bulk write stored.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn writers_racing_on_many_threads_lose_and_repeat_nothing() -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let db = SqliteDatabase::open(&dir.path().join("kv.db"))?;
-        let tasks: Vec<_> = (0..8)
-            .map(|t| {
-                let s = db.store("default");
-                tokio::spawn(async move {
-                    let mut seen = Vec::new();
-                    for i in 0..150 {
-                        seen.push(s.increment("c".into(), 1).await?);
-                        if i % 30 == 0 {
-                            let pairs = (0..100)
-                                .map(|k| (format!("bulk:{t}:{i}:{k}"), vec![7u8; 64]))
-                                .collect();
-                            s.set_many(pairs).await?;
-                        }
-                    }
-                    anyhow::Ok(seen)
-                })
-            })
-            .collect();
-        let mut all = Vec::new();
-        for t in tasks {
-            all.extend(t.await??);
-        }
-        let distinct: HashSet<i64> = all.iter().copied().collect();
-        assert_eq!(distinct.len(), 1200, "an increment was answered twice");
-        assert_eq!(all.iter().max(), Some(&1200));
-        let s = db.store("default");
-        assert_eq!(
-            s.get("c".into()).await?,
-            Some(1200i64.to_le_bytes().to_vec())
-        );
-        let bulk = s.get_keys_with_prefix("bulk:".into()).await?;
-        assert_eq!(bulk.len(), 8 * 5 * 100);
-        Ok(())
-    }
-
-    /// While another process holds the database's write lock, a write is
-    /// not committed on the caller's thread (which would wait there for the
-    /// busy timeout): the call returns at once and the background committer
-    /// commits the write once the lock is free.
-    #[test]
-    fn a_locked_database_is_waited_for_in_the_background() -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let path = dir.path().join("kv.db");
-        let db = SqliteDatabase::open(&path)?;
-        let s = db.store("default");
-        let other = rusqlite::Connection::open(&path)?;
-        other.execute_batch("BEGIN IMMEDIATE")?;
-        let called = Instant::now();
-        let pending = s.increment("c".into(), 1);
-        // A bound far above any scheduling delay and far below the busy
-        // timeout: the call did not wait for the lock.
-        assert!(called.elapsed() < super::BUSY_TIMEOUT / 2);
-        std::thread::sleep(Duration::from_millis(100));
-        other.execute_batch("COMMIT")?;
-        let value = futures::executor::block_on(pending)?;
-        assert_eq!(value, 1);
-        Ok(())
-    }
-}
+mod tests;

@@ -1,5 +1,5 @@
-//! What a group commit does with the writes queued for it ([`apply_batch`]:
-//! one transaction, one commit), and, in [`super::Durability::Interval`]
+//! What a group commit does with the writes queued for it ([`begin`],
+//! [`apply_batch`] under a savepoint, [`commit`]), and, in [`super::Durability::Interval`]
 //! mode, the thread that fsyncs the WAL. Who commits, and when, is
 //! [`super::commit`].
 
@@ -220,26 +220,57 @@ impl Failed {
     }
 }
 
-/// Applies `batch` in one transaction and commits it.
-pub(super) fn apply_batch(
-    conn: &mut Connection,
-    batch: &[Write],
-) -> Result<Vec<KvResult<OpResult>>, Failed> {
-    let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
+/// Opens a write transaction (`BEGIN IMMEDIATE`: it takes the database's
+/// write lock now, so what the transaction reads stays current until it
+/// commits). [`Failed::Busy`] when another process holds the lock and the
+/// connection's busy timeout ran out.
+pub(super) fn begin(conn: &Connection) -> Result<(), Failed> {
+    match run(conn, "BEGIN IMMEDIATE") {
+        Ok(()) => Ok(()),
         Err(rusqlite::Error::SqliteFailure(e, _))
             if e.code == rusqlite::ErrorCode::DatabaseBusy =>
         {
-            return Err(Failed::Busy);
+            Err(Failed::Busy)
         }
-        Err(e) => return Err(Failed::Error(sql_err(e))),
-    };
-    let results = apply(&tx, batch).map_err(Failed::Error)?;
-    tx.commit().map_err(|e| Failed::Error(sql_err(e)))?;
-    Ok(results)
+        Err(e) => Err(Failed::Error(sql_err(e))),
+    }
 }
 
-fn apply(tx: &rusqlite::Transaction<'_>, batch: &[Write]) -> KvResult<Vec<KvResult<OpResult>>> {
+/// Commits the open transaction; when that fails, rolls it back, so the
+/// connection is never left inside a transaction.
+pub(super) fn commit(conn: &Connection) -> KvResult<()> {
+    run(conn, "COMMIT").map_err(|e| {
+        if !conn.is_autocommit() {
+            let _ = run(conn, "ROLLBACK");
+        }
+        sql_err(e)
+    })
+}
+
+/// Applies `batch` inside the open transaction, under a savepoint of its
+/// own: a batch that fails leaves nothing behind and takes nothing of the
+/// batches applied before it in the same transaction.
+pub(super) fn apply_batch(conn: &Connection, batch: &[Write]) -> KvResult<Vec<KvResult<OpResult>>> {
+    run(conn, "SAVEPOINT batch").map_err(sql_err)?;
+    match apply(conn, batch) {
+        Ok(results) => {
+            run(conn, "RELEASE batch").map_err(sql_err)?;
+            Ok(results)
+        }
+        Err(e) => {
+            let _ = run(conn, "ROLLBACK TO batch").and_then(|()| run(conn, "RELEASE batch"));
+            Err(e)
+        }
+    }
+}
+
+/// Runs a statement without parameters or rows, prepared once per
+/// connection (`execute_batch` would parse it on every call).
+fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+fn apply(tx: &Connection, batch: &[Write]) -> KvResult<Vec<KvResult<OpResult>>> {
     let mut results = Vec::with_capacity(batch.len());
     {
         let mut upsert = tx

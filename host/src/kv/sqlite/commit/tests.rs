@@ -1,0 +1,224 @@
+use super::super::{CommitMode, Durability, SqliteDatabase};
+use rusqlite::OptionalExtension;
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A database whose transactions stay open until settled, or for
+/// `window` at most.
+fn deferring(path: &Path, window: Duration) -> anyhow::Result<Arc<SqliteDatabase>> {
+    SqliteDatabase::open_with(path, Durability::default(), CommitMode::BeforeReply(window))
+}
+
+/// What another connection (another process) reads at `key` of store
+/// `default`: only what is committed.
+fn committed(path: &Path, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    let c = rusqlite::Connection::open(path)?;
+    Ok(c.query_row(
+        "SELECT value FROM spin_key_value WHERE store = 'default' AND key = ?1",
+        [key],
+        |row| row.get(0),
+    )
+    .optional()?)
+}
+
+/// Far longer than any test: only a settle commits.
+const LONG: Duration = Duration::from_secs(600);
+
+/// Writes are answered at once, with exact values, but committed only
+/// when settled: until then another connection does not see them.
+#[tokio::test]
+async fn deferred_writes_are_answered_at_once_and_committed_by_a_settle() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("kv.db");
+    let db = deferring(&path, LONG)?;
+    let s = db.store("default");
+    assert_eq!(s.increment("c".into(), 2).await?, 2);
+    assert_eq!(s.increment("c".into(), 3).await?, 5);
+    s.set("k".into(), b"v".to_vec()).await?;
+    assert_eq!(committed(&path, "c")?, None, "committed before a settle");
+    assert_eq!(committed(&path, "k")?, None, "committed before a settle");
+    db.settle().await?;
+    assert_eq!(committed(&path, "c")?, Some(5i64.to_le_bytes().to_vec()));
+    assert_eq!(committed(&path, "k")?, Some(b"v".to_vec()));
+    // Nothing open: a settle returns at once, and later writes wait
+    // for the next one.
+    db.settle().await?;
+    s.set("k".into(), b"w".to_vec()).await?;
+    assert_eq!(committed(&path, "k")?, Some(b"v".to_vec()));
+    db.settle().await?;
+    assert_eq!(committed(&path, "k")?, Some(b"w".to_vec()));
+    Ok(())
+}
+
+/// Reads use other connections, which see only committed data: a read
+/// of a key the open transaction wrote commits it first, so a caller
+/// reads its own writes; a read of another key does not commit.
+#[tokio::test]
+async fn a_read_of_a_key_the_open_transaction_wrote_commits_it_first() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("kv.db");
+    let db = deferring(&path, LONG)?;
+    let s = db.store("default");
+    s.set("a".into(), b"1".to_vec()).await?;
+    assert_eq!(s.get("b".into()).await?, None);
+    assert!(!s.exists("b".into()).await?);
+    assert_eq!(
+        committed(&path, "a")?,
+        None,
+        "a read of another key committed"
+    );
+    assert_eq!(s.get("a".into()).await?, Some(b"1".to_vec()));
+    assert_eq!(committed(&path, "a")?, Some(b"1".to_vec()));
+
+    s.set("p:1".into(), b"x".to_vec()).await?;
+    assert_eq!(
+        s.get_keys_with_prefix("p:".into()).await?,
+        vec!["p:1".to_string()]
+    );
+    s.delete("a".into()).await?;
+    assert!(!s.exists("a".into()).await?);
+    s.increment("n".into(), 7).await?;
+    let many = s.get_many(vec!["n".into(), "z".into()]).await?;
+    assert_eq!(many[0].1, Some(7i64.to_le_bytes().to_vec()));
+    assert_eq!(many[1].1, None);
+    Ok(())
+}
+
+/// A transaction nobody settles is committed by the background
+/// committer once its window has passed.
+#[tokio::test]
+async fn an_open_transaction_is_committed_when_its_window_ends() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("kv.db");
+    let db = deferring(&path, Duration::from_millis(50))?;
+    let s = db.store("default");
+    s.increment("c".into(), 1).await?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while committed(&path, "c")?.is_none() {
+        anyhow::ensure!(Instant::now() < deadline, "never committed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // And again for a transaction opened after the committer slept.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.increment("c".into(), 1).await?;
+    while committed(&path, "c")? != Some(2i64.to_le_bytes().to_vec()) {
+        anyhow::ensure!(Instant::now() < deadline, "the second was never committed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+/// When the commit fails (here a commit hook turns it into a
+/// rollback), the settle fails, and the writes are gone, never half
+/// kept; the next transaction works.
+#[tokio::test]
+async fn a_failed_commit_fails_its_settle() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("kv.db");
+    let db = deferring(&path, LONG)?;
+    let s = db.store("default");
+    db.committer.with_writer(|c| c.commit_hook(Some(|| true)));
+    s.increment("c".into(), 1).await?;
+    s.set("k".into(), b"v".to_vec()).await?;
+    assert!(db.settle().await.is_err(), "a rolled-back commit settled");
+    assert_eq!(committed(&path, "c")?, None);
+    assert_eq!(
+        s.get("k".into()).await?,
+        None,
+        "the read cache kept a lost write"
+    );
+    db.committer
+        .with_writer(|c| c.commit_hook(None::<fn() -> bool>));
+    assert_eq!(s.increment("c".into(), 1).await?, 1);
+    db.settle().await?;
+    assert_eq!(committed(&path, "c")?, Some(1i64.to_le_bytes().to_vec()));
+    Ok(())
+}
+
+/// Light writes committed on the callers' threads and heavy ones in the
+/// background, raced from many threads: every increment answered with a
+/// distinct value, none lost, every bulk write stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writers_racing_on_many_threads_lose_and_repeat_nothing() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = SqliteDatabase::open(&dir.path().join("kv.db"))?;
+    race(db).await
+}
+
+/// The same race with transactions left open and settled by the
+/// writers as a server settles before each reply: after the last
+/// settle everything is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writers_racing_with_settles_lose_and_repeat_nothing() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("kv.db");
+    race(deferring(&path, LONG)?).await?;
+    assert_eq!(committed(&path, "c")?, Some(1200i64.to_le_bytes().to_vec()));
+    Ok(())
+}
+
+async fn race(db: Arc<SqliteDatabase>) -> anyhow::Result<()> {
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let s = db.store("default");
+            let db = db.clone();
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                for i in 0..150 {
+                    seen.push(s.increment("c".into(), 1).await?);
+                    if i % 3 == 0 {
+                        db.settle().await?;
+                    }
+                    if i % 30 == 0 {
+                        let pairs = (0..100)
+                            .map(|k| (format!("bulk:{t}:{i}:{k}"), vec![7u8; 64]))
+                            .collect();
+                        s.set_many(pairs).await?;
+                    }
+                }
+                anyhow::Ok(seen)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let distinct: HashSet<i64> = all.iter().copied().collect();
+    assert_eq!(distinct.len(), 1200, "an increment was answered twice");
+    assert_eq!(all.iter().max(), Some(&1200));
+    let s = db.store("default");
+    assert_eq!(
+        s.get("c".into()).await?,
+        Some(1200i64.to_le_bytes().to_vec())
+    );
+    let bulk = s.get_keys_with_prefix("bulk:".into()).await?;
+    assert_eq!(bulk.len(), 8 * 5 * 100);
+    Ok(())
+}
+
+/// While another process holds the database's write lock, a write is
+/// not committed on the caller's thread (which would wait there for the
+/// busy timeout): the call returns at once and the background committer
+/// commits the write once the lock is free.
+#[test]
+fn a_locked_database_is_waited_for_in_the_background() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("kv.db");
+    let db = SqliteDatabase::open(&path)?;
+    let s = db.store("default");
+    let other = rusqlite::Connection::open(&path)?;
+    other.execute_batch("BEGIN IMMEDIATE")?;
+    let called = Instant::now();
+    let pending = s.increment("c".into(), 1);
+    // A bound far above any scheduling delay and far below the busy
+    // timeout: the call did not wait for the lock.
+    assert!(called.elapsed() < super::BUSY_TIMEOUT / 2);
+    std::thread::sleep(Duration::from_millis(100));
+    other.execute_batch("COMMIT")?;
+    let value = futures::executor::block_on(pending)?;
+    assert_eq!(value, 1);
+    Ok(())
+}
