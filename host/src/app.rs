@@ -168,8 +168,8 @@ impl App {
             used,
             StoreOptions {
                 durability: opts.kv_durability,
-                // The server settles the databases before every response
-                // head and outbound request (`App::settle`).
+                // The server and the outbound hook settle `databases`
+                // before every response head and outbound request.
                 commit: CommitMode::before_reply(),
                 emulate_spin_redis_cas: opts.emulate_spin_redis_cas,
             },

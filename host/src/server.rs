@@ -112,6 +112,14 @@ struct Limits {
     body_kib: Arc<tokio::sync::Semaphore>,
 }
 
+/// A `503` with `Retry-After: 1`: a passing shortage, worth retrying.
+fn retry_shortly(message: &str) -> Response<WasiBody> {
+    let mut resp = json_error(StatusCode::SERVICE_UNAVAILABLE, message);
+    resp.headers_mut()
+        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
+}
+
 fn json_error(status: StatusCode, message: &str) -> Response<WasiBody> {
     let body = serde_json::json!({ "status": status.as_u16(), "message": message }).to_string();
     let mut resp = Response::new(
@@ -338,13 +346,7 @@ async fn handle(
             Ok(p) => _body_budget = Some(p),
             Err(_) => {
                 log(&route.component, StatusCode::SERVICE_UNAVAILABLE);
-                let mut resp = json_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Too many request bodies in progress; retry shortly",
-                );
-                resp.headers_mut()
-                    .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return resp;
+                return retry_shortly("Too many request bodies in progress; retry shortly");
             }
         }
         let read = tokio::time::timeout(
@@ -402,13 +404,7 @@ async fn handle(
                 "component `{}` on {method} {path}: its writes were not committed: {e}",
                 route.component
             );
-            let mut resp = json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Storage failed to commit the request's writes; retry shortly",
-            );
-            resp.headers_mut()
-                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return resp;
+            return retry_shortly("Storage failed to commit the request's writes; retry shortly");
         }
         (result, _) => result,
     };

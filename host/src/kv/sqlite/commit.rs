@@ -317,8 +317,7 @@ impl Committer {
     /// Whether the open transaction wrote `key` of `store`: a reader must
     /// [`settle`](Self::settle) first to see it.
     pub(super) fn is_pending(&self, store: &str, key: &str) -> bool {
-        self.open.load(Ordering::Acquire) != 0
-            && lock(&self.pending).contains(&self.hash(store, key))
+        self.has_open() && lock(&self.pending).contains(&self.hash(store, key))
     }
 
     /// Whether a transaction is open.

@@ -1,14 +1,23 @@
 use super::super::{CommitMode, Durability, SqliteDatabase};
 use rusqlite::OptionalExtension;
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A database whose transactions stay open until settled, or for
-/// `window` at most.
-fn deferring(path: &Path, window: Duration) -> anyhow::Result<Arc<SqliteDatabase>> {
-    SqliteDatabase::open_with(path, Durability::default(), CommitMode::BeforeReply(window))
+/// A fresh database whose transactions stay open until settled, or for
+/// `window` at most, with its file's path.
+fn deferring(
+    window: Duration,
+) -> anyhow::Result<(tempfile::TempDir, PathBuf, Arc<SqliteDatabase>)> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("kv.db");
+    let db = SqliteDatabase::open_with(
+        &path,
+        Durability::default(),
+        CommitMode::BeforeReply(window),
+    )?;
+    Ok((dir, path, db))
 }
 
 /// What another connection (another process) reads at `key` of store
@@ -23,6 +32,20 @@ fn committed(path: &Path, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
     .optional()?)
 }
 
+/// Waits until another connection sees counter `key` at `value`, for
+/// 20 s at most.
+async fn until_committed(path: &Path, key: &str, value: i64) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while committed(path, key)? != Some(value.to_le_bytes().to_vec()) {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{key} = {value} was never committed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
 /// Far longer than any test: only a settle commits.
 const LONG: Duration = Duration::from_secs(600);
 
@@ -30,9 +53,7 @@ const LONG: Duration = Duration::from_secs(600);
 /// when settled: until then another connection does not see them.
 #[tokio::test]
 async fn deferred_writes_are_answered_at_once_and_committed_by_a_settle() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let path = dir.path().join("kv.db");
-    let db = deferring(&path, LONG)?;
+    let (_dir, path, db) = deferring(LONG)?;
     let s = db.store("default");
     assert_eq!(s.increment("c".into(), 2).await?, 2);
     assert_eq!(s.increment("c".into(), 3).await?, 5);
@@ -57,9 +78,7 @@ async fn deferred_writes_are_answered_at_once_and_committed_by_a_settle() -> any
 /// reads its own writes; a read of another key does not commit.
 #[tokio::test]
 async fn a_read_of_a_key_the_open_transaction_wrote_commits_it_first() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let path = dir.path().join("kv.db");
-    let db = deferring(&path, LONG)?;
+    let (_dir, path, db) = deferring(LONG)?;
     let s = db.store("default");
     s.set("a".into(), b"1".to_vec()).await?;
     assert_eq!(s.get("b".into()).await?, None);
@@ -90,24 +109,14 @@ async fn a_read_of_a_key_the_open_transaction_wrote_commits_it_first() -> anyhow
 /// committer once its window has passed.
 #[tokio::test]
 async fn an_open_transaction_is_committed_when_its_window_ends() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let path = dir.path().join("kv.db");
-    let db = deferring(&path, Duration::from_millis(50))?;
+    let (_dir, path, db) = deferring(Duration::from_millis(50))?;
     let s = db.store("default");
     s.increment("c".into(), 1).await?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while committed(&path, "c")?.is_none() {
-        anyhow::ensure!(Instant::now() < deadline, "never committed");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_committed(&path, "c", 1).await?;
     // And again for a transaction opened after the committer slept.
     tokio::time::sleep(Duration::from_millis(200)).await;
     s.increment("c".into(), 1).await?;
-    while committed(&path, "c")? != Some(2i64.to_le_bytes().to_vec()) {
-        anyhow::ensure!(Instant::now() < deadline, "the second was never committed");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    Ok(())
+    until_committed(&path, "c", 2).await
 }
 
 /// When the commit fails (here a commit hook turns it into a
@@ -115,9 +124,7 @@ async fn an_open_transaction_is_committed_when_its_window_ends() -> anyhow::Resu
 /// kept; the next transaction works.
 #[tokio::test]
 async fn a_failed_commit_fails_its_settle() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let path = dir.path().join("kv.db");
-    let db = deferring(&path, LONG)?;
+    let (_dir, path, db) = deferring(LONG)?;
     let s = db.store("default");
     db.committer.with_writer(|c| c.commit_hook(Some(|| true)));
     s.increment("c".into(), 1).await?;
@@ -152,9 +159,8 @@ async fn writers_racing_on_many_threads_lose_and_repeat_nothing() -> anyhow::Res
 /// settle everything is committed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writers_racing_with_settles_lose_and_repeat_nothing() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let path = dir.path().join("kv.db");
-    race(deferring(&path, LONG)?).await?;
+    let (_dir, path, db) = deferring(LONG)?;
+    race(db).await?;
     assert_eq!(committed(&path, "c")?, Some(1200i64.to_le_bytes().to_vec()));
     Ok(())
 }
