@@ -176,6 +176,55 @@ fn slow_headers_and_bodies_are_cut_at_their_timeouts() -> Result<()> {
     Ok(())
 }
 
+/// Request bodies buffered at once share one budget: while slow senders
+/// hold it, another body is refused at once with a 503 and `Retry-After:
+/// 1`, before it waits for anything; once they are gone it is taken.
+#[test]
+fn request_bodies_beyond_the_buffered_budget_are_refused_until_it_frees() -> Result<()> {
+    let host = Host::builder(BIN, &host_test_manifest())
+        .env("SPIN_VARIABLE_SECRET_WORD", "x")
+        .arg("--max-buffered-body-bytes")
+        .arg("8192")
+        .start()?;
+    let host_header = host.base.trim_start_matches("http://").to_string();
+    // Declares 6000 bytes and sends three: 6 KiB of the 8 stay reserved.
+    let slow = stalled_connections(
+        &host,
+        1,
+        &format!(
+            "POST /kv/set?key=slow HTTP/1.1\r\nHost: {host_header}\r\nContent-Length: 6000\r\n\r\nabc"
+        ),
+    )?;
+    std::thread::sleep(Duration::from_millis(300));
+    let body = vec![b'x'; 4000];
+    let r = wikiedge_tests::post(&host.url("/kv/set?key=second"), &[], &body)?;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()?["status"], 503);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(
+        get(&host.url("/kv/exists?key=second"), &[])?.text(),
+        "false"
+    );
+    // The slow sender leaves: its share comes back.
+    drop(slow);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = wikiedge_tests::post(&host.url("/kv/set?key=second"), &[], &body)?;
+        if r.status == 200 {
+            break;
+        }
+        ensure!(
+            r.status == 503 && Instant::now() < deadline,
+            "the budget never came back: {} {}",
+            r.status,
+            r.text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(get(&host.url("/kv/exists?key=second"), &[])?.text(), "true");
+    Ok(())
+}
+
 #[test]
 fn a_looping_guest_is_stopped_at_its_deadline_and_neighbours_are_served() -> Result<()> {
     let host = Host::builder(BIN, &host_test_manifest())
