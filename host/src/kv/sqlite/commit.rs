@@ -22,7 +22,9 @@
 //!   caller's batch when another process holds the database's write lock
 //!   (the caller does not wait for it: the background committer does, up to
 //!   the busy timeout), and whatever a caller left after
-//!   [`MAX_INLINE_ROUNDS`] batches. It always commits what it applied.
+//!   [`MAX_INLINE_ROUNDS`] batches. It commits what it applied, except a
+//!   batch of light writes in [`CommitMode::BeforeReply`], which stays in
+//!   the open transaction as a caller's would.
 //!
 //! When the transaction commits depends on the [`CommitMode`]:
 //!
@@ -410,7 +412,12 @@ impl Committer {
                     self.release(w);
                     break;
                 }
-                if let Err(batch) = self.run(&mut w, batch, true) {
+                // Light writes a caller could not apply wait for a settle
+                // or the window, as the caller's own would have.
+                let deferred = self.inline
+                    && self.mode != CommitMode::EachWrite
+                    && batch.iter().all(|write| !write.op.is_heavy());
+                if let Err(batch) = self.run(&mut w, batch, !deferred) {
                     // Still busy after the timeout: fail these writes.
                     let busy = Failed::Busy.into_error();
                     answer(batch, Err(busy));

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A fresh database whose transactions stay open until settled, or for
-/// `window` at most, with its file's path.
+/// `window` at most, with its file's path. Its WAL is synced and
+/// checkpointed only every [`LONG`]: a checkpoint commits the open
+/// transaction first, and would commit before a settle does.
 fn deferring(
     window: Duration,
 ) -> anyhow::Result<(tempfile::TempDir, PathBuf, Arc<SqliteDatabase>)> {
@@ -14,7 +16,7 @@ fn deferring(
     let path = dir.path().join("kv.db");
     let db = SqliteDatabase::open_with(
         &path,
-        Durability::default(),
+        Durability::Interval(LONG),
         CommitMode::BeforeReply(window),
     )?;
     Ok((dir, path, db))
