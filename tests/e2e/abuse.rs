@@ -15,10 +15,10 @@ use crate::{ADMIN_KEY, BIN, host_test_manifest};
 
 /// Opens `n` connections that each send `prefix` and then nothing more.
 fn stalled_connections(host: &Host, n: usize, prefix: &str) -> Result<Vec<TcpStream>> {
-    let addr = host.base.trim_start_matches("http://").to_string();
+    let addr = host.addr();
     (0..n)
         .map(|_| {
-            let mut s = TcpStream::connect(&addr).context("connect")?;
+            let mut s = TcpStream::connect(addr).context("connect")?;
             s.write_all(prefix.as_bytes())?;
             Ok(s)
         })
@@ -64,7 +64,7 @@ fn slow_senders_do_not_delay_an_authenticated_reader() -> Result<()> {
     let r = get(&url, &[("authorization", auth.as_str())])?;
     assert_eq!(r.status, 200, "{}", r.text());
 
-    let host_header = host.base.trim_start_matches("http://").to_string();
+    let host_header = host.addr();
     // 200 requests whose body never arrives (each would hold a component
     // permit if the host waited for the body inside the component)...
     let slow_bodies = stalled_connections(
@@ -118,7 +118,7 @@ fn slow_headers_and_bodies_are_cut_at_their_timeouts() -> Result<()> {
         .arg("--body-read-timeout")
         .arg("3")
         .start()?;
-    let host_header = host.base.trim_start_matches("http://").to_string();
+    let host_header = host.addr();
     let slow_headers = stalled_connections(
         &host,
         20,
@@ -160,7 +160,7 @@ fn slow_headers_and_bodies_are_cut_at_their_timeouts() -> Result<()> {
 
     // A slow body is answered 408 before the connection closes, and the
     // component never saw it.
-    let mut s = TcpStream::connect(&host_header)?;
+    let mut s = TcpStream::connect(host_header)?;
     s.write_all(
         format!(
             "POST /kv/set?key=late HTTP/1.1\r\nHost: {host_header}\r\nContent-Length: 10\r\n\r\nab"
@@ -186,7 +186,7 @@ fn request_bodies_beyond_the_buffered_budget_are_refused_until_it_frees() -> Res
         .arg("--max-buffered-body-bytes")
         .arg("8192")
         .start()?;
-    let host_header = host.base.trim_start_matches("http://").to_string();
+    let host_header = host.addr();
     // Declares 6000 bytes and sends three: 6 KiB of the 8 stay reserved.
     let slow = stalled_connections(
         &host,

@@ -321,6 +321,12 @@ impl Host {
         format!("{}{path}", self.base)
     }
 
+    /// The address it listens on, `host:port`: what a raw connection
+    /// connects to and sends as its `Host` header.
+    pub fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
     /// The host's output so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
@@ -333,7 +339,7 @@ impl Host {
 
     fn wait_ready(&mut self, limit: Duration) -> Result<()> {
         let start = Instant::now();
-        let addr = self.base.trim_start_matches("http://").to_string();
+        let addr = self.addr().to_string();
         while start.elapsed() < limit {
             if let Some(child) = self.child.as_mut()
                 && let Some(status) = child.try_wait()?
@@ -513,8 +519,8 @@ fn http_request(method: &str, url: &str) -> Result<ureq::http::request::Builder>
 /// status line.
 pub fn get_head_only(host: &Host, path: &str, auth: &str) -> Result<(std::net::TcpStream, String)> {
     use std::io::Write;
-    let addr = host.base.trim_start_matches("http://").to_string();
-    let mut s = std::net::TcpStream::connect(&addr)?;
+    let addr = host.addr();
+    let mut s = std::net::TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(20)))?;
     write!(
         s,

@@ -30,8 +30,8 @@ pub fn open(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> Result<Raw> {
-    let addr = host.base.trim_start_matches("http://").to_string();
-    let mut tcp = TcpStream::connect(&addr)?;
+    let addr = host.addr();
+    let mut tcp = TcpStream::connect(addr)?;
     tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut head = format!("{method} {path} {version}\r\nhost: {addr}\r\n");
     for (k, v) in headers {
