@@ -10,9 +10,12 @@
 //! envelope (`wikiedge_core::cas`).
 
 use spin_sdk::key_value::Store;
+use std::cell::RefCell;
+use std::rc::Rc;
 use wikiedge_core::Error;
 pub use wikiedge_core::article::layout::{Entry, Index, index_key};
 use wikiedge_core::article::layout::{article_key, parse_index};
+use wikiedge_fn::opened::{self, Slot};
 
 fn unavailable(err: impl std::fmt::Debug) -> Error {
     eprintln!("articles: key-value error: {err:?}");
@@ -22,11 +25,18 @@ fn unavailable(err: impl std::fmt::Debug) -> Error {
     }
 }
 
-/// Opens the `bulk` store.
-pub async fn open() -> Result<Store, Error> {
-    Store::open(wikiedge_fn::kv::BULK)
-        .await
-        .map_err(unavailable)
+thread_local! {
+    static BULK: Slot<Store> = const { RefCell::new(None) };
+}
+
+/// The `bulk` store, opened once per instance (`wikiedge_fn::opened`).
+pub async fn open() -> Result<Rc<Store>, Error> {
+    opened::get_or_open_async(&BULK, || async {
+        Store::open(wikiedge_fn::kv::BULK)
+            .await
+            .map_err(unavailable)
+    })
+    .await
 }
 
 /// Reads the index of a title; a missing or unreadable record is empty.

@@ -7,16 +7,23 @@
 
 use spin_sdk::experimental::wasi::keyvalue::{atomics, store as wkv};
 use spin_sdk::key_value::Store;
+use std::cell::RefCell;
+use std::rc::Rc;
 use wikiedge_core::listing::{Listing, Page};
 use wikiedge_core::{Error, Result, cas};
+use wikiedge_fn::opened::{self, Slot};
 
 /// What an update function decided.
 pub use wikiedge_core::cas::Step as Update;
 
-/// The store, opened once per request.
+/// The store, opened once per instance (`wikiedge_fn::opened`).
 pub struct Kv {
-    store: Store,
-    bucket: Option<wkv::Bucket>,
+    store: Rc<Store>,
+    bucket: Option<Rc<wkv::Bucket>>,
+}
+
+thread_local! {
+    static STORE: Slot<Store> = const { RefCell::new(None) };
 }
 
 /// A storage failure: logged here, reported as 503.
@@ -31,9 +38,12 @@ pub fn unavailable(what: &str, err: impl std::fmt::Debug) -> Error {
 impl Kv {
     /// Opens the `default` store.
     pub async fn open() -> Result<Kv> {
-        let store = Store::open_default()
-            .await
-            .map_err(|e| unavailable("open", e))?;
+        let store = opened::get_or_open_async(&STORE, || async {
+            Store::open_default()
+                .await
+                .map_err(|e| unavailable("open", e))
+        })
+        .await?;
         Ok(Kv {
             store,
             bucket: None,
@@ -75,10 +85,10 @@ impl Kv {
 
     fn bucket(&mut self) -> Result<&wkv::Bucket> {
         if self.bucket.is_none() {
-            self.bucket = Some(wkv::open("default").map_err(|e| unavailable("open bucket", e))?);
+            self.bucket = Some(wikiedge_fn::kv::open()?);
         }
         self.bucket
-            .as_ref()
+            .as_deref()
             .ok_or_else(|| Error::Internal("bucket vanished".into()))
     }
 

@@ -120,8 +120,8 @@ async fn secret() -> Result<[u8; 32]> {
     Ok(signup::derive_secret(&config::signer().await?.to_bytes()))
 }
 
-fn bucket() -> Result<wkv::Bucket> {
-    wkv::open("default").map_err(|e| unavailable("open bucket", e))
+fn bucket() -> Result<std::rc::Rc<wkv::Bucket>> {
+    wikiedge_fn::kv::open()
 }
 
 /// Counts one event in `window` for `subject`; a 429 beyond the limit.

@@ -8,7 +8,11 @@
 //! swap as failed); values it writes carry an envelope of operation ids, so
 //! every read here returns the payload only.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
+
+use crate::opened::{self, Slot};
 
 use spin_sdk::experimental::wasi::keyvalue::{atomics, batch, store};
 use wikiedge_core::listing::{self, Listing};
@@ -35,14 +39,23 @@ pub fn unavailable(context: &str, err: impl std::fmt::Debug) -> Error {
     }
 }
 
-/// Opens the default store.
-pub fn open() -> Result<Bucket, Error> {
-    store::open(STORE).map_err(|e| unavailable("open", e))
+thread_local! {
+    static DEFAULT_BUCKET: Slot<Bucket> = const { RefCell::new(None) };
+    static BULK_BUCKET: Slot<Bucket> = const { RefCell::new(None) };
 }
 
-/// Opens the bulk store.
-pub fn open_bulk() -> Result<Bucket, Error> {
-    store::open(BULK).map_err(|e| unavailable("open bulk", e))
+/// The default store, opened once per instance ([`crate::opened`]).
+pub fn open() -> Result<Rc<Bucket>, Error> {
+    opened::get_or_open(&DEFAULT_BUCKET, || {
+        store::open(STORE).map_err(|e| unavailable("open", e))
+    })
+}
+
+/// The bulk store, opened once per instance ([`crate::opened`]).
+pub fn open_bulk() -> Result<Rc<Bucket>, Error> {
+    opened::get_or_open(&BULK_BUCKET, || {
+        store::open(BULK).map_err(|e| unavailable("open bulk", e))
+    })
 }
 
 /// Reads one key.

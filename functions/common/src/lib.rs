@@ -9,6 +9,7 @@
 //! - [`config`]: variables, upstream overrides and the project registry.
 //! - [`upstream`]: fetching one article from its MediaWiki.
 //! - [`kv`]: key-value helpers with storage failures mapped to 503.
+//! - [`opened`]: stores opened once per instance.
 //! - [`web`]: HTTP helpers of the account-side components (quota, metering).
 //! - [`caller`]: local bearer verification for quota and metering.
 //! - [`now`], [`now_ms`]: the wall clock, the one every component reads.
@@ -24,6 +25,7 @@ pub mod caller;
 pub mod config;
 pub mod gate;
 pub mod kv;
+pub mod opened;
 pub mod respond;
 pub mod slots;
 pub mod upstream;

@@ -102,7 +102,7 @@ fn build_index(
     part_size: usize,
 ) -> Result<BatchIndex, Error> {
     let previous = read_index(bucket, start, end)?;
-    let groups = scan(&kv::open()?, start, end)?;
+    let groups = scan(&*kv::open()?, start, end)?;
     let mut batches = Vec::with_capacity(groups.len());
     for (id, group) in &groups {
         batches.push(build_one(bucket, start, id, group, part_size)?);
@@ -142,7 +142,7 @@ fn take_claim(bucket: &Bucket, start: i64, end: i64, now: i64) -> Result<bool, E
 pub(crate) async fn stored(bucket: &Bucket, start: i64, end: i64) -> Result<BatchIndex, Error> {
     let now = now_ms();
     let closed = is_closed(end, now);
-    let total = log::total(&kv::open()?)?;
+    let total = log::total(&*kv::open()?)?;
     if let Some(index) = read_index(bucket, start, end)?
         && reusable(&index, closed, total)
     {
