@@ -46,7 +46,9 @@ use crate::bulk::{Bulk, Target};
 use crate::readahead::ReadAhead;
 use anyhow::{Context, Result, bail};
 use wikiedge_core::article::dump::{DumpPage, DumpReader};
-use wikiedge_core::article::layout::{Entry, article_key, index_key, parse_index};
+use wikiedge_core::article::layout::{
+    Entry, article_key, document, index_key, parse_index, to_stored,
+};
 use wikiedge_core::article::schema::Article;
 use wikiedge_core::article::transform::{ProjectContext, article_from_dump};
 use wikiedge_core::article::{title, wikitext};
@@ -315,7 +317,7 @@ impl Importer {
         {
             return Ok(());
         }
-        let json = serde_json::to_vec(&article)?;
+        let json = to_stored(&article)?;
         index.insert(
             self.ctx.identifier.clone(),
             Entry {
@@ -340,7 +342,7 @@ impl Importer {
             let Some(bytes) = self.store.get(&key)? else {
                 continue;
             };
-            let Ok(mut article) = serde_json::from_slice::<Article>(&bytes) else {
+            let Ok(mut article) = serde_json::from_slice::<Article>(document(&bytes)) else {
                 continue;
             };
             let current: Vec<&str> = article.redirects.iter().map(|r| r.name.as_str()).collect();
@@ -348,7 +350,7 @@ impl Importer {
                 continue;
             }
             article.redirects = redirects.iter().map(|r| self.ctx.link(r)).collect();
-            self.store.set(key, serde_json::to_vec(&article)?)?;
+            self.store.set(key, to_stored(&article)?)?;
             self.summary.fixed_up += 1;
         }
         self.store.flush()
@@ -499,7 +501,8 @@ mod tests {
 
         let conn = open(&dir)?;
         let json = get(&conn, "article:enwiki:Anarchism")?.expect("Anarchism stored");
-        let article: serde_json::Value = serde_json::from_slice(&json)?;
+        assert!(wikiedge_core::article::layout::is_wrapped(&json));
+        let article: serde_json::Value = serde_json::from_slice(document(&json))?;
         assert_eq!(article["name"], "Anarchism");
         assert_eq!(article["version"]["identifier"], 716551092);
         assert_eq!(article["is_part_of"]["identifier"], "enwiki");
@@ -519,7 +522,10 @@ mod tests {
         assert_eq!(index["enwiki"].rev, 716551092);
 
         // Redirects are folded into their targets, not stored as articles.
-        let stored = |title: &str| get(&conn, &title::storage_key("enwiki", title));
+        let stored = |title: &str| {
+            get(&conn, &title::storage_key("enwiki", title))
+                .map(|v| v.map(|v| document(&v).to_vec()))
+        };
         let afroasiatic: serde_json::Value =
             serde_json::from_slice(&stored("Afroasiatic languages")?.expect("target stored"))?;
         assert_eq!(

@@ -32,7 +32,9 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use wikiedge_core::article::layout::{Entry, article_key, index_key, parse_index};
+use wikiedge_core::article::layout::{
+    Entry, article_key, document, index_key, parse_index, stored_article,
+};
 use wikiedge_core::article::schema::Article;
 use wikiedge_core::article::title;
 
@@ -130,7 +132,7 @@ impl Run<'_> {
         let mut index = parse_index(self.store.get(&ikey)?.as_deref());
         self.summary.articles += 1;
         if index.get(&project).is_some_and(|e| e.rev == rev)
-            && self.store.get(&key)?.as_deref() == Some(text)
+            && self.store.get(&key)?.as_deref().map(document) == Some(text)
         {
             return Ok(());
         }
@@ -142,8 +144,10 @@ impl Run<'_> {
                 retry_at: 0,
             },
         );
-        self.store
-            .set_all([(key, text.to_vec()), (ikey, serde_json::to_vec(&index)?)])?;
+        self.store.set_all([
+            (key, stored_article(text)),
+            (ikey, serde_json::to_vec(&index)?),
+        ])?;
         self.summary.written += 1;
         Ok(())
     }
@@ -382,11 +386,17 @@ mod tests {
         }
     }
 
-    fn stored(state: &Path, key: &str) -> Option<Vec<u8>> {
+    /// A stored value as the raw bytes.
+    fn raw(state: &Path, key: &str) -> Option<Vec<u8>> {
         open_store(&args(Path::new("-"), state, None))
             .expect("store")
             .get(key)
             .expect("get")
+    }
+
+    /// A stored article's document (an index record as it is).
+    fn stored(state: &Path, key: &str) -> Option<Vec<u8>> {
+        raw(state, key).map(|v| document(&v).to_vec())
     }
 
     fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -424,6 +434,8 @@ mod tests {
         for (line, project) in lines.iter().zip(["dewiki", "enwiki", "ruwiki"]) {
             let key = title::storage_key(project, "Squirrel");
             assert_eq!(stored(&state, &key).as_deref(), Some(line.as_bytes()));
+            // Stored as the one-element array the article route sends.
+            assert_eq!(raw(&state, &key), Some(stored_article(line.as_bytes())));
         }
         let index: Index =
             serde_json::from_slice(&stored(&state, "article-projects:Squirrel").expect("index"))?;

@@ -393,7 +393,8 @@ mod tests {
         let value = store
             .get("article:enwiki:Anarchism")?
             .expect("Anarchism stored");
-        let article: serde_json::Value = serde_json::from_slice(&value)?;
+        let article: serde_json::Value =
+            serde_json::from_slice(wikiedge_core::article::layout::document(&value))?;
         let mut redirects: Vec<&str> = article["redirects"]
             .as_array()
             .map(|r| r.iter().filter_map(|r| r["name"].as_str()).collect())

@@ -4,7 +4,7 @@
 use anyhow::Result;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use wikiedge_core::article::layout::ARTICLE_PREFIX;
+use wikiedge_core::article::layout::{ARTICLE_PREFIX, document};
 use wikiedge_core::snapshot::*;
 
 use super::*;
@@ -101,8 +101,9 @@ pub(super) fn for_each_article(
         let values = store.get_many(batch)?;
         for (key, value) in batch.iter().zip(values) {
             // Deleted since it was listed: not in this snapshot.
-            let Some(value) = value else { continue };
-            let head: Head = match serde_json::from_slice(&value) {
+            let Some(stored) = value else { continue };
+            let value = document(&stored);
+            let head: Head = match serde_json::from_slice(value) {
                 Ok(head) => head,
                 Err(e) => {
                     tracing::warn!("snapshot: skipping unreadable article {key}: {e}");
@@ -113,13 +114,13 @@ pub(super) fn for_each_article(
                 continue;
             }
             if flavor == Flavor::Structured {
-                f(store, &structured_line(&args.project, &value)?, &head)?;
+                f(store, &structured_line(&args.project, value)?, &head)?;
             } else if value.contains(&b'\n') {
                 // Stored JSON is compact; re-serialise anything that is not.
-                let doc: serde_json::Value = serde_json::from_slice(&value)?;
+                let doc: serde_json::Value = serde_json::from_slice(value)?;
                 f(store, &serde_json::to_vec(&doc)?, &head)?;
             } else {
-                f(store, &value, &head)?;
+                f(store, value, &head)?;
             }
         }
     }

@@ -263,7 +263,7 @@ async fn pipeline(principal: &Principal, query: &ArticleQuery) -> Outcome {
     let mut reply = Reply {
         status: 200,
         headers: vec![("content-type", content_type.into()), ("etag", tag)],
-        body: join_documents(&docs, query.ndjson),
+        body: join_documents(docs, query.ndjson),
     }
     .rate_limit(Some(&decision));
     if stale {

@@ -22,6 +22,7 @@
 use futures::future::join_all;
 use serde_json::{Value, json};
 use wikiedge_core::Error;
+use wikiedge_core::article::layout;
 use wikiedge_core::article::schema::Article;
 use wikiedge_core::article::title;
 use wikiedge_core::article::transform::ProjectContext;
@@ -280,7 +281,7 @@ async fn refresh(config: &Config, bucket: &Bucket, change: &Change) -> Article {
             let stored = kv::get(bucket, &title::storage_key(&change.project, &change.title))
                 .ok()
                 .flatten()
-                .and_then(|b| serde_json::from_slice::<Article>(&b).ok());
+                .and_then(|b| serde_json::from_slice::<Article>(layout::document(&b)).ok());
             stored.unwrap_or_else(minimal)
         }
     }
@@ -292,7 +293,7 @@ fn index_key(change: &Change) -> String {
 
 /// Stores a fetched article as the articles function does.
 fn store(bucket: &Bucket, change: &Change, article: &Article) -> Result<(), Error> {
-    let json = serde_json::to_vec(article).map_err(|e| Error::Internal(e.to_string()))?;
+    let json = layout::to_stored(article).map_err(|e| Error::Internal(e.to_string()))?;
     kv::set(
         bucket,
         &title::storage_key(&change.project, &change.title),

@@ -3,7 +3,11 @@
 //! store ([`crate::stores`]).
 //!
 //! - `article:{project}:{Title_Key}` ([`article_key`]) holds the WME Article
-//!   JSON, compact, exactly as it is served.
+//!   JSON, compact, inside a one-element JSON array (`[{...}]`,
+//!   [`stored_article`]): the very body of `GET /v2/articles/{name}` when
+//!   one project has the title, which the articles component then sends
+//!   without copying it into a new buffer. Values written before this form
+//!   hold the bare object; [`document`] reads either.
 //! - `article-projects:{Title_Key}` ([`index_key`]) is the title index: a
 //!   small JSON object mapping each project that has the title to its
 //!   [`Entry`], `{"enwiki": {"rev": 716551092, "fetched": 1764374400}}`,
@@ -56,6 +60,38 @@ pub fn article_key(project: &str, display_title: &str) -> String {
     title::storage_key(project, display_title)
 }
 
+/// The stored form of an article's compact JSON object: `[` + `json` + `]`.
+pub fn stored_article(json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len() + 2);
+    out.push(b'[');
+    out.extend_from_slice(json);
+    out.push(b']');
+    out
+}
+
+/// An article serialised straight into its stored form (no second copy).
+pub fn to_stored<T: Serialize + ?Sized>(article: &T) -> serde_json::Result<Vec<u8>> {
+    let mut out = vec![b'['];
+    serde_json::to_writer(&mut out, article)?;
+    out.push(b']');
+    Ok(out)
+}
+
+/// Whether a stored value is in the array form of [`stored_article`] (an
+/// article object never starts with `[`).
+pub fn is_wrapped(stored: &[u8]) -> bool {
+    stored.len() >= 2 && stored[0] == b'[' && stored[stored.len() - 1] == b']'
+}
+
+/// The article's JSON object inside a stored value, in either form.
+pub fn document(stored: &[u8]) -> &[u8] {
+    if is_wrapped(stored) {
+        &stored[1..stored.len() - 1]
+    } else {
+        stored
+    }
+}
+
 /// An index record's entries, out of its CAS envelope if it has one; a
 /// missing or unreadable record is empty.
 pub fn parse_index(bytes: Option<&[u8]>) -> Index {
@@ -67,6 +103,22 @@ pub fn parse_index(bytes: Option<&[u8]>) -> Index {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_article_is_stored_as_the_array_it_is_served_in_and_read_in_either_form() {
+        let doc = br#"{"identifier":1,"name":"Squirrel"}"#;
+        let stored = stored_article(doc);
+        assert_eq!(stored, br#"[{"identifier":1,"name":"Squirrel"}]"#);
+        let value: serde_json::Value = serde_json::from_slice(doc).unwrap_or_default();
+        assert_eq!(to_stored(&value).ok(), Some(stored.clone()));
+        assert!(is_wrapped(&stored));
+        assert_eq!(document(&stored), doc);
+        // A value written before the array form is the bare object.
+        assert!(!is_wrapped(doc));
+        assert_eq!(document(doc), doc);
+        assert_eq!(document(b""), b"");
+        assert_eq!(document(b"["), b"[");
+    }
 
     #[test]
     fn keys_use_the_key_form_of_the_title() {

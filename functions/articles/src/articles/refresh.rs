@@ -23,7 +23,7 @@ pub async fn refresh(
 ) -> Option<Error> {
     match fetch(config, c).await {
         Ok(article) => {
-            let json = match serde_json::to_vec(&article) {
+            let json = match wikiedge_core::article::layout::to_stored(&article) {
                 Ok(json) => json,
                 Err(e) => return Some(Error::Internal(e.to_string())),
             };

@@ -2,14 +2,16 @@
 
 use serde_json::Value;
 use wikiedge_core::Error;
+use wikiedge_core::article::layout::{document, is_wrapped};
 use wikiedge_core::article::projection::{Filter, matches_all, project};
 use wikiedge_core::article::schema::Article;
 use wikiedge_core::article::sections::structured_content;
 
 use super::Product;
 
-/// Turns stored JSON into the document to send: as stored on the fast
-/// path, else parsed, converted, filtered and projected. `None` when a
+/// Turns a stored value into the document to send: as stored on the fast
+/// path (possibly still in its array form, which [`join_documents`]
+/// handles), else parsed, converted, filtered and projected. `None` when a
 /// filter drops it.
 pub fn render(
     product: Product,
@@ -22,10 +24,11 @@ pub fn render(
         return Ok(Some(json));
     }
     let corrupt = |e: serde_json::Error| Error::Internal(format!("stored article is corrupt: {e}"));
+    let json = document(&json);
     let doc: Value = match product {
-        Product::Articles => serde_json::from_slice(&json).map_err(corrupt)?,
+        Product::Articles => serde_json::from_slice(json).map_err(corrupt)?,
         Product::Structured => {
-            let article: Article = serde_json::from_slice(&json).map_err(corrupt)?;
+            let article: Article = serde_json::from_slice(json).map_err(corrupt)?;
             let loc = wikiedge_core::article::wikitext::Localisation {
                 first_letter_upper,
                 ..Default::default()
@@ -40,13 +43,19 @@ pub fn render(
     serde_json::to_vec(&doc).map(Some).map_err(corrupt)
 }
 
-/// Joins documents into a JSON array or NDJSON.
-pub fn join_documents(docs: &[Vec<u8>], ndjson: bool) -> Vec<u8> {
+/// Joins documents (each an article object, or a stored value in either
+/// form: [`document`]) into a JSON array or NDJSON. A lone stored value in
+/// the array form already is the JSON array: it is returned as it is, not
+/// copied (an article is 100-200 KB).
+pub fn join_documents(mut docs: Vec<Vec<u8>>, ndjson: bool) -> Vec<u8> {
+    if !ndjson && docs.len() == 1 && is_wrapped(&docs[0]) {
+        return docs.swap_remove(0);
+    }
     let size: usize = docs.iter().map(|d| d.len() + 1).sum::<usize>() + 2;
     let mut out = Vec::with_capacity(size);
     if ndjson {
-        for doc in docs {
-            out.extend_from_slice(doc);
+        for doc in &docs {
+            out.extend_from_slice(document(doc));
             out.push(b'\n');
         }
     } else {
@@ -55,7 +64,7 @@ pub fn join_documents(docs: &[Vec<u8>], ndjson: bool) -> Vec<u8> {
             if i > 0 {
                 out.push(b',');
             }
-            out.extend_from_slice(doc);
+            out.extend_from_slice(document(doc));
         }
         out.push(b']');
     }

@@ -7,8 +7,34 @@ use super::*;
 #[test]
 fn documents_join_as_array_or_ndjson() {
     let docs = vec![b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec()];
-    assert_eq!(join_documents(&docs, false), b"[{\"a\":1},{\"b\":2}]");
-    assert_eq!(join_documents(&docs, true), b"{\"a\":1}\n{\"b\":2}\n");
+    assert_eq!(
+        join_documents(docs.clone(), false),
+        b"[{\"a\":1},{\"b\":2}]"
+    );
+    assert_eq!(join_documents(docs, true), b"{\"a\":1}\n{\"b\":2}\n");
+}
+
+#[test]
+fn stored_values_join_in_either_form_and_a_lone_array_is_sent_as_stored() {
+    use wikiedge_core::article::layout::stored_article;
+    let old = b"{\"a\":1}".to_vec();
+    let new = stored_article(b"{\"b\":2}");
+    let both = vec![old.clone(), new.clone()];
+    assert_eq!(
+        join_documents(both.clone(), false),
+        b"[{\"a\":1},{\"b\":2}]"
+    );
+    assert_eq!(join_documents(both, true), b"{\"a\":1}\n{\"b\":2}\n");
+    assert_eq!(join_documents(vec![old], false), b"[{\"a\":1}]");
+    assert_eq!(join_documents(vec![new.clone()], true), b"{\"b\":2}\n");
+    let ptr = new.as_ptr();
+    let sent = join_documents(vec![new], false);
+    assert_eq!(sent, b"[{\"b\":2}]");
+    assert_eq!(
+        sent.as_ptr(),
+        ptr,
+        "a lone stored array is sent without a copy"
+    );
 }
 
 #[test]
