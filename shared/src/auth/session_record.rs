@@ -40,6 +40,7 @@ pub enum SessionRefusal {
 
 /// A session with the propagated account state, stored as JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "FlatRecord")]
 pub struct SessionRecord {
     /// The refresh-token record.
     #[serde(flatten)]
@@ -53,6 +54,48 @@ pub struct SessionRecord {
     /// A copy of [`Account::plan`].
     #[serde(default)]
     pub plan: String,
+}
+
+/// The form a [`SessionRecord`] is read in: its JSON object is flat, the
+/// session's fields beside the account state. Read through `flatten`, serde
+/// kept a copy of every key and value of the record and looked each of the
+/// session's fields up among them by comparing strings, on the one read
+/// every authenticated request makes (BENCHMARKS.md, "Instructions per
+/// request"). Unknown keys are ignored either way.
+#[derive(Deserialize)]
+struct FlatRecord {
+    id: String,
+    account: String,
+    secret_hash: String,
+    created: i64,
+    expires: i64,
+    refresh_count: u32,
+    revoked: bool,
+    #[serde(default)]
+    account_disabled: bool,
+    #[serde(default)]
+    role: Role,
+    #[serde(default)]
+    plan: String,
+}
+
+impl From<FlatRecord> for SessionRecord {
+    fn from(r: FlatRecord) -> SessionRecord {
+        SessionRecord {
+            session: Session {
+                id: r.id,
+                account: r.account,
+                secret_hash: r.secret_hash,
+                created: r.created,
+                expires: r.expires,
+                refresh_count: r.refresh_count,
+                revoked: r.revoked,
+            },
+            account_disabled: r.account_disabled,
+            role: r.role,
+            plan: r.plan,
+        }
+    }
 }
 
 impl SessionRecord {
@@ -166,6 +209,35 @@ mod tests {
             SessionRecord::from_json(b"{").map_err(|e| e.status()),
             Err(500)
         );
+    }
+
+    #[test]
+    fn a_flat_record_reads_with_defaults_and_ignores_unknown_keys() {
+        // As stored before role and plan were copied into records, plus a
+        // key this version does not know.
+        let stored = br#"{"id":"0123456789abcdef0123456789abcdef","account":"bob",
+            "secret_hash":"ab","created":1,"expires":2,"refresh_count":3,"revoked":true,
+            "future":[1,2]}"#;
+        let session = Session {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            account: "bob".into(),
+            secret_hash: "ab".into(),
+            created: 1,
+            expires: 2,
+            refresh_count: 3,
+            revoked: true,
+        };
+        assert_eq!(
+            SessionRecord::from_json(stored),
+            Ok(SessionRecord {
+                session,
+                account_disabled: false,
+                role: Role::default(),
+                plan: String::new(),
+            })
+        );
+        // Every session field is still required.
+        assert!(SessionRecord::from_json(br#"{"id":"x","account":"bob"}"#).is_err());
     }
 
     #[test]
