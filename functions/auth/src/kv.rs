@@ -19,7 +19,6 @@ pub use wikiedge_core::cas::Step as Update;
 /// The store, opened once per instance (`wikiedge_fn::opened`).
 pub struct Kv {
     store: Rc<Store>,
-    bucket: Option<Rc<wkv::Bucket>>,
 }
 
 thread_local! {
@@ -44,10 +43,7 @@ impl Kv {
                 .map_err(|e| unavailable("open", e))
         })
         .await?;
-        Ok(Kv {
-            store,
-            bucket: None,
-        })
+        Ok(Kv { store })
     }
 
     /// Reads a key.
@@ -83,30 +79,27 @@ impl Kv {
             .map_err(|e| unavailable("delete", e))
     }
 
-    fn bucket(&mut self) -> Result<&wkv::Bucket> {
-        if self.bucket.is_none() {
-            self.bucket = Some(wikiedge_fn::kv::open()?);
-        }
-        self.bucket
-            .as_deref()
-            .ok_or_else(|| Error::Internal("bucket vanished".into()))
+    /// The same store through `wasi:keyvalue`, for atomics and listings
+    /// (opened once per instance by [`wikiedge_fn::kv::open`]).
+    fn bucket(&self) -> Result<Rc<wkv::Bucket>> {
+        wikiedge_fn::kv::open()
     }
 
     /// Adds `member` to `listing` (see [`wikiedge_fn::kv::add_to_listing`]).
     pub fn add_to_listing(&mut self, listing: &Listing, member: &str) -> Result<()> {
-        wikiedge_fn::kv::add_to_listing(self.bucket()?, listing, member)
+        wikiedge_fn::kv::add_to_listing(&*self.bucket()?, listing, member)
     }
 
     /// A page of `listing` (see [`wikiedge_fn::kv::listing_page`]).
     pub fn listing_page(&mut self, listing: &Listing, page: Page) -> Result<(Vec<String>, u64)> {
-        wikiedge_fn::kv::listing_page(self.bucket()?, listing, page)
+        wikiedge_fn::kv::listing_page(&*self.bucket()?, listing, page)
     }
 
     /// Adds `delta` to a counter atomically (`wasi:keyvalue/atomics`) and
     /// returns the new value; an absent counter counts from 0.
     pub fn increment(&mut self, key: &str, delta: i64) -> Result<i64> {
         let bucket = self.bucket()?;
-        atomics::increment(bucket, key, delta).map_err(|e| unavailable("increment", e))
+        atomics::increment(&bucket, key, delta).map_err(|e| unavailable("increment", e))
     }
 
     /// Updates a key atomically: `f` sees the current value (`None` when
@@ -118,7 +111,7 @@ impl Kv {
         key: &str,
         f: impl FnMut(Option<Vec<u8>>) -> Result<Update<T>>,
     ) -> Result<T> {
-        cas::update(&Cas(self.bucket()?), key, f)
+        cas::update(&Cas(&*self.bucket()?), key, f)
     }
 }
 

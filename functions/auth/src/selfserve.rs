@@ -120,10 +120,6 @@ async fn secret() -> Result<[u8; 32]> {
     Ok(signup::derive_secret(&config::signer().await?.to_bytes()))
 }
 
-fn bucket() -> Result<std::rc::Rc<wkv::Bucket>> {
-    wikiedge_fn::kv::open()
-}
-
 /// Counts one event in `window` for `subject`; a 429 beyond the limit.
 fn claim(
     bucket: &wkv::Bucket,
@@ -200,7 +196,7 @@ async fn create_user(body: Vec<u8>, client: &str) -> Result<Reply> {
     let request = CreateUserRequest::parse(&body)?;
     let now = wikiedge_fn::now();
     let secret = secret().await?;
-    let bucket = bucket()?;
+    let bucket = wikiedge_fn::kv::open()?;
     let per_client = Window {
         name: "signup-client",
         seconds: 3600,
@@ -282,7 +278,7 @@ async fn send_code(body: Vec<u8>, client: &str, purpose: Purpose) -> Result<Repl
     let settings = Settings::load().await?;
     let name = UsernameRequest::parse(&body)?;
     let now = wikiedge_fn::now();
-    let bucket = bucket()?;
+    let bucket = wikiedge_fn::kv::open()?;
     claim(
         &bucket,
         SENDS_PER_CLIENT,
@@ -328,7 +324,7 @@ async fn spend_code(
 ) -> Result<Kv> {
     let key = secret().await?;
     let mut kv = Kv::open().await?;
-    let bucket = bucket()?;
+    let bucket = wikiedge_fn::kv::open()?;
     claim(
         &bucket,
         CHECKS_PER_CLIENT,

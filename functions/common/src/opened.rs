@@ -22,7 +22,7 @@ pub fn get_or_open<T, E>(
     slot: &'static LocalKey<Slot<T>>,
     open: impl FnOnce() -> Result<T, E>,
 ) -> Result<Rc<T>, E> {
-    if let Some(kept) = slot.with(|s| s.borrow().clone()) {
+    if let Some(kept) = kept(slot) {
         return Ok(kept);
     }
     let opened = Rc::new(open()?);
@@ -39,11 +39,16 @@ pub async fn get_or_open_async<T, E, F>(
 where
     F: Future<Output = Result<T, E>>,
 {
-    if let Some(kept) = slot.with(|s| s.borrow().clone()) {
+    if let Some(kept) = kept(slot) {
         return Ok(kept);
     }
     let opened = Rc::new(open().await?);
     Ok(keep(slot, opened))
+}
+
+/// The handle in `slot`, if one was kept.
+fn kept<T>(slot: &'static LocalKey<Slot<T>>) -> Option<Rc<T>> {
+    slot.with(|s| s.borrow().clone())
 }
 
 /// Keeps `opened` unless the slot was filled meanwhile; returns the kept one.
