@@ -10,6 +10,8 @@
 //! - [`upstream`]: fetching one article from its MediaWiki.
 //! - [`kv`]: key-value helpers with storage failures mapped to 503.
 //! - [`opened`]: stores opened once per instance.
+//! - [`pool`]: the components' allocator, free lists of small blocks in
+//!   front of wasi-libc's.
 //! - [`web`]: HTTP helpers of the account-side components (quota, metering).
 //! - [`caller`]: local bearer verification for quota and metering.
 //! - [`now`], [`now_ms`]: the wall clock, the one every component reads.
@@ -26,10 +28,17 @@ pub mod config;
 pub mod gate;
 pub mod kv;
 pub mod opened;
+pub mod pool;
 pub mod respond;
 pub mod slots;
 pub mod upstream;
 pub mod web;
+
+/// Small blocks come from free lists ([`pool`]); only a wasm32 component
+/// runs one thread, which the lists need.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: pool::Pool<std::alloc::System> = pool::Pool::new(std::alloc::System);
 
 /// The bindings of the `data-function` world: auth, quota and metering.
 /// Imports only, so every data function links the same code; generated glue
