@@ -6,7 +6,9 @@
 //! Every write is queued. Whoever holds the writer connection takes what
 //! has queued up (at most [`MAX_BATCH`]) and applies it inside the open
 //! transaction, beginning one if none is open, under a savepoint of its own
-//! ([`super::writer::apply_batch`]). Two kinds of committer:
+//! ([`super::writer::apply_batch`]; a lone write that changes the database
+//! in one statement needs none, SQLite's statement being atomic). Two kinds
+//! of committer:
 //!
 //! - **The caller itself** (in [`super::Durability::Interval`] mode, for a
 //!   write that is not [heavy](super::writer::Op::is_heavy)): it queues

@@ -147,6 +147,32 @@ async fn increment_of_a_non_counter_fails_without_harming_the_batch() -> anyhow:
 }
 
 #[tokio::test]
+async fn an_increment_past_the_counters_range_fails_alone_and_changes_nothing() -> anyhow::Result<()>
+{
+    let (_d, db) = temp_db();
+    let s = db.store("default");
+    assert_eq!(s.increment("max".into(), i64::MAX - 1).await?, i64::MAX - 1);
+    assert_eq!(s.increment("down".into(), -3).await?, -3);
+    let (over, ok) = futures::join!(s.increment("max".into(), 2), s.increment("down".into(), -4));
+    let err = over.err().map(|e| e.to_string()).unwrap_or_default();
+    assert_eq!(err, "counter overflow");
+    assert_eq!(ok?, -7);
+    assert_eq!(
+        s.get("max".into()).await?,
+        Some((i64::MAX - 1).to_le_bytes().to_vec())
+    );
+    s.set("text".into(), b"hello".to_vec()).await?;
+    let err = s
+        .increment("text".into(), 1)
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.starts_with("value is not a counter"), "{err}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn compare_and_swap_detects_conflicts() -> anyhow::Result<()> {
     let (_d, db) = temp_db();
     let s = db.store("default");
