@@ -77,8 +77,44 @@ impl Date {
 
 impl fmt::Display for Date {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+        write_date(f, self.year, self.month, Some(self.day))
     }
+}
+
+/// Writes `YYYY-MM` or `YYYY-MM-DD`. Every usage counter's key holds a
+/// date, so this runs on every metered request: the digits are placed by
+/// hand for the years 0 to 9999 rather than through `{:04}`'s padding,
+/// which cost a guest several thousand instructions per request
+/// (BENCHMARKS.md); other years go the long way, with the same result.
+fn write_date(f: &mut fmt::Formatter<'_>, year: i64, month: u32, day: Option<u32>) -> fmt::Result {
+    let digit = |n: u32| b'0' + (n % 10) as u8;
+    let (Ok(y @ 0..=9999), 0..=99, 0..=99) = (u32::try_from(year), month, day.unwrap_or(0)) else {
+        return match day {
+            Some(day) => write!(f, "{year:04}-{month:02}-{day:02}"),
+            None => write!(f, "{year:04}-{month:02}"),
+        };
+    };
+    let mut text = [
+        digit(y / 1000),
+        digit(y / 100),
+        digit(y / 10),
+        digit(y),
+        b'-',
+        digit(month / 10),
+        digit(month),
+        b'-',
+        b'0',
+        b'0',
+    ];
+    let len = match day {
+        Some(day) => {
+            text[8] = digit(day / 10);
+            text[9] = digit(day);
+            10
+        }
+        None => 7,
+    };
+    f.write_str(std::str::from_utf8(&text[..len]).unwrap_or_default())
 }
 
 /// A UTC calendar month, the quota period.
@@ -139,7 +175,7 @@ impl Month {
 
 impl fmt::Display for Month {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04}-{:02}", self.year, self.month)
+        write_date(f, self.year, self.month, None)
     }
 }
 
@@ -180,6 +216,25 @@ pub fn seconds_until_next_month(now: i64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_and_months_are_written_as_padded_formatting_writes_them() {
+        for year in [
+            -12_345, -1, 0, 7, 99, 999, 1970, 2024, 9999, 10_000, 123_456,
+        ] {
+            for (month, day) in [(1, 1), (2, 29), (9, 30), (10, 9), (12, 31)] {
+                let date = Date { year, month, day };
+                assert_eq!(date.to_string(), format!("{year:04}-{month:02}-{day:02}"));
+                let month = Month { year, month };
+                assert_eq!(
+                    month.to_string(),
+                    format!("{:04}-{:02}", month.year, month.month)
+                );
+            }
+        }
+        assert_eq!(Date::from_unix(LEAP_DAY).to_string(), "2024-02-29");
+        assert_eq!(Month::from_unix(LEAP_DAY).to_string(), "2024-02");
+    }
 
     /// 2024-02-29T00:00:00Z.
     const LEAP_DAY: i64 = 1_709_164_800;
