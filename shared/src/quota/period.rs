@@ -77,44 +77,8 @@ impl Date {
 
 impl fmt::Display for Date {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_date(f, self.year, self.month, Some(self.day))
+        crate::time::write_date(f, self.year, self.month, Some(self.day))
     }
-}
-
-/// Writes `YYYY-MM` or `YYYY-MM-DD`. Every usage counter's key holds a
-/// date, so this runs on every metered request: the digits are placed by
-/// hand for the years 0 to 9999 rather than through `{:04}`'s padding,
-/// which cost a guest several thousand instructions per request
-/// (BENCHMARKS.md); other years go the long way, with the same result.
-fn write_date(f: &mut fmt::Formatter<'_>, year: i64, month: u32, day: Option<u32>) -> fmt::Result {
-    let digit = |n: u32| b'0' + (n % 10) as u8;
-    let (Ok(y @ 0..=9999), 0..=99, 0..=99) = (u32::try_from(year), month, day.unwrap_or(0)) else {
-        return match day {
-            Some(day) => write!(f, "{year:04}-{month:02}-{day:02}"),
-            None => write!(f, "{year:04}-{month:02}"),
-        };
-    };
-    let mut text = [
-        digit(y / 1000),
-        digit(y / 100),
-        digit(y / 10),
-        digit(y),
-        b'-',
-        digit(month / 10),
-        digit(month),
-        b'-',
-        b'0',
-        b'0',
-    ];
-    let len = match day {
-        Some(day) => {
-            text[8] = digit(day / 10);
-            text[9] = digit(day);
-            10
-        }
-        None => 7,
-    };
-    f.write_str(std::str::from_utf8(&text[..len]).unwrap_or_default())
 }
 
 /// A UTC calendar month, the quota period.
@@ -175,7 +139,7 @@ impl Month {
 
 impl fmt::Display for Month {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_date(f, self.year, self.month, None)
+        crate::time::write_date(f, self.year, self.month, None)
     }
 }
 
