@@ -41,7 +41,8 @@ pub async fn verify_header(authorization: &str) -> Result<Principal, AuthError> 
 /// A token is about 450 bytes, sent with every request. Looking it up in a
 /// map keyed by the token itself compared it with wasi-libc's `memcmp`, one
 /// byte at a time, about 10,000 instructions per request
-/// (bench/instructions.sh); [`same_token`] compares eight bytes at a time.
+/// (bench/instructions.sh); [`wikiedge_fn::bytes::same`] compares eight
+/// bytes at a time.
 struct SignatureCache {
     hasher: std::collections::hash_map::RandomState,
     entries: std::collections::HashMap<u64, (Box<str>, jwt::Claims)>,
@@ -58,26 +59,13 @@ thread_local! {
         });
 }
 
-/// Whether two tokens are the same bytes, compared eight at a time.
-fn same_token(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let word = |chunk: &[u8]| <[u8; 8]>::try_from(chunk).ok().map(u64::from_ne_bytes);
-    let (whole_a, whole_b) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (rest_a, rest_b) = (whole_a.remainder(), whole_b.remainder());
-    whole_a.zip(whole_b).all(|(x, y)| word(x) == word(y))
-        && rest_a.iter().zip(rest_b).all(|(x, y)| x == y)
-}
-
 /// The claims of a token verified before, if still within its validity.
 fn cached_claims(token: &str, now: i64) -> Option<Result<jwt::Claims, AuthError>> {
     use std::hash::BuildHasher;
     CACHE.with(|c| {
         let cache = c.borrow();
         let (known, claims) = cache.entries.get(&cache.hasher.hash_one(token))?;
-        if !same_token(known, token) {
+        if !wikiedge_fn::bytes::same(known.as_bytes(), token.as_bytes()) {
             return None;
         }
         if now >= claims.exp {
@@ -170,28 +158,4 @@ pub async fn principal(authorization: Option<&str>) -> Result<Principal> {
     verify_header(authorization.unwrap_or(""))
         .await
         .map_err(to_error)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::same_token;
-
-    #[test]
-    fn tokens_are_the_same_only_byte_for_byte() {
-        let token = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ";
-        assert!(same_token(token, token));
-        // The same bytes elsewhere in memory.
-        let copy: String = token.chars().collect();
-        assert!(same_token(token, &copy));
-        assert!(same_token("", ""));
-        // A difference in every position: in a whole word and in the tail.
-        for i in 0..token.len() {
-            let mut other = token.as_bytes().to_vec();
-            other[i] ^= 1;
-            let other = String::from_utf8(other).unwrap_or_default();
-            assert!(!same_token(token, &other), "byte {i} differs");
-        }
-        assert!(!same_token(token, &token[..token.len() - 1]));
-        assert!(!same_token(&token[..16], token));
-    }
 }

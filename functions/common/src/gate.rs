@@ -27,37 +27,10 @@ const RETRY_UNAVAILABLE: u64 = 1;
 /// tabs only, `HeaderValue::to_str`'s rule.
 pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     let bytes = headers.get(name)?.as_bytes();
-    if !visible_ascii(bytes) {
+    if !crate::bytes::visible_ascii(bytes) {
         return None;
     }
     std::str::from_utf8(bytes).ok()
-}
-
-/// Whether every byte is visible ASCII or a tab, checked eight bytes at a
-/// time. A bearer token (about 450 bytes) is checked on every request, and
-/// a loop over bytes in a guest (`to_str`'s) cost about 15 instructions a
-/// byte there (bench/instructions.sh). A word with a byte below a space, a
-/// DEL or a byte above 127 is checked again byte by byte (a tab is the one
-/// byte below a space that passes).
-fn visible_ascii(bytes: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGH: u64 = ONES * 0x80;
-    const SPACE: u64 = ONES * 0x20;
-    const DEL: u64 = ONES * 0x7f;
-    let byte_ok = |b: &u8| *b == b'\t' || (0x20..0x7f).contains(b);
-    let mut words = bytes.chunks_exact(8);
-    let tail = words.remainder();
-    words.all(|chunk| {
-        // A chunk is always eight bytes; were it not, 0 sends it to the
-        // byte check.
-        let w = <[u8; 8]>::try_from(chunk).map_or(0, u64::from_ne_bytes);
-        // The classic "has a byte less than n" and "has a zero byte" tests:
-        // exact for the lowest such byte, which is all a yes needs.
-        let below_space = w.wrapping_sub(SPACE) & !w & HIGH;
-        let d = w ^ DEL;
-        let del = d.wrapping_sub(ONES) & !d & HIGH;
-        (below_space | del | (w & HIGH)) == 0 || chunk.iter().all(byte_ok)
-    }) && tail.iter().all(byte_ok)
 }
 
 /// Verifies the `Authorization` header through the auth component.
@@ -220,33 +193,6 @@ pub async fn metered<B: From<Vec<u8>>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// `HeaderValue::to_str`'s rule, byte by byte.
-    fn reference(bytes: &[u8]) -> bool {
-        bytes
-            .iter()
-            .all(|b| *b == b'\t' || (0x20..0x7f).contains(b))
-    }
-
-    #[test]
-    fn every_byte_in_every_position_is_judged_as_to_str_judges_it() {
-        let base: Vec<u8> = b"Bearer eyJhbGciOiJFZERTQSJ9.x\ty".to_vec();
-        for len in [0, 1, 7, 8, 9, 16, 17, base.len()] {
-            let value = &base[..len];
-            assert!(visible_ascii(value), "{value:?}");
-            for at in 0..len {
-                for byte in 0..=255u8 {
-                    let mut v = value.to_vec();
-                    v[at] = byte;
-                    assert_eq!(
-                        visible_ascii(&v),
-                        reference(&v),
-                        "byte {byte:#x} at {at} of {len}"
-                    );
-                }
-            }
-        }
-    }
 
     #[test]
     fn a_header_is_text_only_when_to_str_would_give_it() {

@@ -8,6 +8,7 @@
 //! - [`respond`]: the [`respond::Reply`] type and WME error bodies.
 //! - [`config`]: variables, upstream overrides and the project registry.
 //! - [`upstream`]: fetching one article from its MediaWiki.
+//! - [`bytes`]: byte checks eight bytes at a time (the bearer token).
 //! - [`kv`]: key-value helpers with storage failures mapped to 503.
 //! - [`opened`]: stores opened once per instance.
 //! - [`pool`]: the components' allocator, free lists of small blocks in
@@ -23,6 +24,7 @@
 
 use std::sync::OnceLock;
 
+pub mod bytes;
 pub mod caller;
 pub mod config;
 pub mod gate;
