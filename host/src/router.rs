@@ -11,6 +11,7 @@
 //! (`[application.trigger.http] base`) prefixes every route.
 
 use crate::manifest::Manifest;
+use http::{HeaderName, HeaderValue};
 
 /// One routable entry.
 #[derive(Debug, Clone)]
@@ -20,45 +21,81 @@ struct Entry {
     based_route: String,
     /// The route as written in the manifest (`/foo/...`).
     raw_route: String,
+    /// The route as written without its wildcard (`/foo`).
+    component_route: String,
     wildcard: bool,
     /// The prefix split into segments; `Some(name)` for `:name` segments.
     segments: Vec<Segment>,
+    /// The route's specificity, compared lexically: one entry per segment
+    /// (2 literal, 1 named), then 3 for an exact route or 0 for a wildcard.
+    rank: Vec<u8>,
+    headers: RouteHeaders,
 }
 
 #[derive(Debug, Clone)]
 enum Segment {
     Literal(String),
-    Param(String),
+    /// A named segment and its `spin-path-match-<name>` header (`None`
+    /// when the name cannot be a header name).
+    Param(String, Option<HeaderName>),
+}
+
+/// The `spin-*` header values that depend on the route alone, made once
+/// when the router is built, so that a request clones them instead of
+/// building them (`None` for a route that is not a valid header value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteHeaders {
+    /// `spin-matched-route`.
+    pub matched_route: Option<HeaderValue>,
+    /// `spin-raw-component-route`.
+    pub raw_component_route: Option<HeaderValue>,
+    /// `spin-component-route`.
+    pub component_route: Option<HeaderValue>,
 }
 
 /// The application's router.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Router {
     entries: Vec<Entry>,
     base: String,
+    /// `spin-base-path`, made once.
+    base_header: Option<HeaderValue>,
 }
 
-/// A route's specificity for one path, compared lexically.
-type Rank = Vec<u8>;
-
-/// Named segments captured from a path.
-type Params = Vec<(String, String)>;
-
-/// The outcome of routing one path.
+/// A named segment captured from a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteMatch {
+pub struct Param<'r, 'p> {
+    /// The segment's name in the route (`username` for `:username`).
+    pub name: &'r str,
+    /// `spin-path-match-<name>`, when that is a valid header name.
+    pub header: Option<&'r HeaderName>,
+    /// The path's segment.
+    pub value: &'p str,
+}
+
+/// The outcome of routing one path: borrowed from the router (`'r`) and
+/// the path (`'p`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteMatch<'r, 'p> {
     /// The component that handles it.
-    pub component: String,
+    pub component: &'r str,
     /// The matched route with the base (`spin-matched-route`).
-    pub based_route: String,
+    pub based_route: &'r str,
     /// The matched route as written (`spin-raw-component-route`).
-    pub raw_route: String,
+    pub raw_route: &'r str,
     /// The route without its wildcard (`spin-component-route`).
-    pub component_route: String,
+    pub component_route: &'r str,
     /// The part of the path after the route's prefix (`spin-path-info`).
-    pub path_info: String,
+    pub path_info: &'p str,
     /// Named segments captured from the path (`spin-path-match-<name>`).
-    pub params: Vec<(String, String)>,
+    pub params: Vec<Param<'r, 'p>>,
+    /// The route's `spin-*` header values.
+    pub headers: &'r RouteHeaders,
+}
+
+/// A path's segments: what lies between its slashes, empty ones skipped.
+fn segments(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|s| !s.is_empty())
 }
 
 /// The rest of `path` after its first `n` segments, from the slash on
@@ -113,23 +150,51 @@ impl Router {
             } else {
                 (based_route.clone(), false)
             };
-            let segments = prefix
-                .split('/')
-                .filter(|s| !s.is_empty())
+            let segments: Vec<Segment> = segments(&prefix)
                 .map(|s| match s.strip_prefix(':') {
-                    Some(name) => Segment::Param(name.to_string()),
+                    Some(name) => {
+                        let header =
+                            HeaderName::from_bytes(format!("spin-path-match-{name}").as_bytes());
+                        Segment::Param(name.to_string(), header.ok())
+                    }
                     None => Segment::Literal(s.to_string()),
                 })
                 .collect();
+            let rank = segments
+                .iter()
+                .map(|s| match s {
+                    Segment::Literal(_) => 2,
+                    Segment::Param(..) => 1,
+                })
+                // An exact route ends above any wildcard, so it beats a
+                // wildcard with the same prefix (`/a` over `/a/...` for
+                // `/a`), as Spin's "exact matches take precedence" rule says.
+                .chain([if wildcard { 0 } else { 3 }])
+                .collect();
+            let based_route = if based_route.is_empty() {
+                "/".to_string()
+            } else {
+                based_route
+            };
+            let component_route = raw
+                .strip_suffix("/...")
+                .or_else(|| raw.strip_suffix("/*"))
+                .unwrap_or(raw)
+                .to_string();
+            let value = |s: &str| HeaderValue::from_str(s).ok();
+            let headers = RouteHeaders {
+                matched_route: value(&based_route),
+                raw_component_route: value(raw),
+                component_route: value(&component_route),
+            };
             let entry = Entry {
                 segments,
+                rank,
+                headers,
                 component: component.to_string(),
-                based_route: if based_route.is_empty() {
-                    "/".into()
-                } else {
-                    based_route
-                },
+                based_route,
                 raw_route: raw.to_string(),
+                component_route,
                 wildcard,
             };
             if let Some(existing) = entries.iter_mut().find(|e| e.raw_route == entry.raw_route) {
@@ -142,7 +207,13 @@ impl Router {
                 entries.push(entry);
             }
         }
-        (Router { entries, base }, warnings)
+        let base_header = HeaderValue::from_str(if base.is_empty() { "/" } else { &base }).ok();
+        let router = Router {
+            entries,
+            base,
+            base_header,
+        };
+        (router, warnings)
     }
 
     /// The base path (`spin-base-path`).
@@ -154,6 +225,12 @@ impl Router {
         }
     }
 
+    /// [`Self::base`] as the `spin-base-path` header's value (`None` when
+    /// the base is not a valid header value).
+    pub fn base_header(&self) -> &Option<HeaderValue> {
+        &self.base_header
+    }
+
     /// Every reachable `(route, component)` pair, for the startup banner.
     pub fn routes(&self) -> impl Iterator<Item = (&str, &str)> {
         self.entries
@@ -162,69 +239,57 @@ impl Router {
     }
 
     /// Route a request path (without query string).
-    pub fn route(&self, path: &str) -> Option<RouteMatch> {
-        let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        let mut best: Option<(Rank, &Entry, Params)> = None;
-        for e in &self.entries {
-            let Some((rank, params)) = Self::match_entry(e, &parts) else {
-                continue;
-            };
-            if best.as_ref().is_none_or(|(r, _, _)| rank > *r) {
-                best = Some((rank, e, params));
-            }
-        }
-        let (_, e, params) = best?;
+    pub fn route<'r, 'p>(&'r self, path: &'p str) -> Option<RouteMatch<'r, 'p>> {
+        let count = segments(path).count();
+        let e = self
+            .entries
+            .iter()
+            .filter(|e| Self::matches(e, path, count))
+            // The first declared of equal ranks.
+            .reduce(|best, e| if e.rank > best.rank { e } else { best })?;
         let path_info = if e.wildcard {
-            rest_after_segments(path, e.segments.len()).to_string()
+            rest_after_segments(path, e.segments.len())
         } else {
-            String::new()
+            ""
         };
-        let mut m = self.matched(e, path_info);
-        m.params = params;
-        Some(m)
-    }
-
-    /// The rank of a route for these path segments, if it matches: one entry
-    /// per segment (2 literal, 1 named, 0 wildcard), then 3 for an exact
-    /// route, compared lexically.
-    fn match_entry(e: &Entry, parts: &[&str]) -> Option<(Rank, Params)> {
-        if parts.len() < e.segments.len() || (!e.wildcard && parts.len() != e.segments.len()) {
-            return None;
-        }
-        let mut rank = Vec::with_capacity(e.segments.len() + 1);
-        let mut params = Vec::new();
-        for (seg, part) in e.segments.iter().zip(parts) {
-            match seg {
-                Segment::Literal(l) if l == part => rank.push(2),
-                Segment::Literal(_) => return None,
-                Segment::Param(name) => {
-                    rank.push(1);
-                    params.push((name.clone(), part.to_string()));
-                }
-            }
-        }
-        // An exact route ends above any wildcard, so it beats a wildcard
-        // with the same prefix (`/a` over `/a/...` for `/a`), as Spin's
-        // "exact matches take precedence" rule says.
-        rank.push(if e.wildcard { 0 } else { 3 });
-        Some((rank, params))
-    }
-
-    fn matched(&self, e: &Entry, path_info: String) -> RouteMatch {
-        let component_route = e
-            .raw_route
-            .strip_suffix("/...")
-            .or_else(|| e.raw_route.strip_suffix("/*"))
-            .unwrap_or(&e.raw_route)
-            .to_string();
-        RouteMatch {
-            component: e.component.clone(),
-            based_route: e.based_route.clone(),
-            raw_route: e.raw_route.clone(),
-            component_route,
+        let params = e
+            .segments
+            .iter()
+            .zip(segments(path))
+            .filter_map(|(seg, value)| match seg {
+                Segment::Param(name, header) => Some(Param {
+                    name,
+                    header: header.as_ref(),
+                    value,
+                }),
+                Segment::Literal(_) => None,
+            })
+            .collect();
+        Some(RouteMatch {
+            component: &e.component,
+            based_route: &e.based_route,
+            raw_route: &e.raw_route,
+            component_route: &e.component_route,
             path_info,
-            params: Vec::new(),
+            params,
+            headers: &e.headers,
+        })
+    }
+
+    /// Whether a route matches a path of `count` segments: as many
+    /// segments (at least as many for a wildcard), and its literal ones
+    /// equal to the path's.
+    fn matches(e: &Entry, path: &str, count: usize) -> bool {
+        if count < e.segments.len() || (!e.wildcard && count != e.segments.len()) {
+            return false;
         }
+        e.segments
+            .iter()
+            .zip(segments(path))
+            .all(|(seg, part)| match seg {
+                Segment::Literal(l) => l == part,
+                Segment::Param(..) => true,
+            })
     }
 }
 
@@ -238,8 +303,7 @@ mod tests {
 
     fn check(r: &Router, path: &str, expect: Option<(&str, &str)>) {
         let got = r.route(path).map(|m| (m.component, m.path_info));
-        let want = expect.map(|(c, p)| (c.to_string(), p.to_string()));
-        assert_eq!(got, want, "routing {path}");
+        assert_eq!(got, expect, "routing {path}");
     }
 
     #[test]
@@ -307,7 +371,20 @@ mod tests {
         assert_eq!(m.based_route, "/base/w/...");
         assert_eq!(m.raw_route, "/w/...");
         assert_eq!(m.component_route, "/w");
+        let value = |v: &Option<HeaderValue>| v.as_ref().map(|v| v.as_bytes().to_vec());
+        assert_eq!(
+            value(&m.headers.matched_route),
+            Some(b"/base/w/...".to_vec())
+        );
+        assert_eq!(
+            value(&m.headers.raw_component_route),
+            Some(b"/w/...".to_vec())
+        );
+        assert_eq!(value(&m.headers.component_route), Some(b"/w".to_vec()));
         assert_eq!(r.base(), "/base");
+        assert_eq!(value(r.base_header()), Some(b"/base".to_vec()));
+        let root = router("/", &[("/foo", "foo")]);
+        assert_eq!(value(root.base_header()), Some(b"/".to_vec()));
     }
 
     #[test]
@@ -321,10 +398,10 @@ mod tests {
         );
         let m = r.route("/v1/admin/accounts/alice/plan").expect("matches");
         assert_eq!(m.component, "quota");
-        assert_eq!(
-            m.params,
-            vec![("username".to_string(), "alice".to_string())]
-        );
+        let params: Vec<_> = m.params.iter().map(|p| (p.name, p.value)).collect();
+        assert_eq!(params, vec![("username", "alice")]);
+        let header = m.params[0].header.map(HeaderName::as_str);
+        assert_eq!(header, Some("spin-path-match-username"));
         check(&r, "/v1/admin/accounts/alice", Some(("auth", "/alice")));
         check(
             &r,

@@ -24,7 +24,7 @@
 
 use crate::app::{App, RequestClock};
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -272,8 +272,8 @@ async fn handle(
         log("-", StatusCode::NOT_FOUND);
         return plain(StatusCode::NOT_FOUND, "");
     };
-    let Some(handler) = app.components.get(&route.component) else {
-        log(&route.component, StatusCode::INTERNAL_SERVER_ERROR);
+    let Some(handler) = app.components.get(route.component) else {
+        log(route.component, StatusCode::INTERNAL_SERVER_ERROR);
         return json_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
     };
     let too_large = req
@@ -283,7 +283,7 @@ async fn handle(
         .and_then(|v| v.parse::<u64>().ok())
         .is_some_and(|n| n > opts.max_body as u64);
     if too_large {
-        log(&route.component, StatusCode::PAYLOAD_TOO_LARGE);
+        log(route.component, StatusCode::PAYLOAD_TOO_LARGE);
         return json_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("Request body is larger than {} bytes", opts.max_body),
@@ -307,24 +307,51 @@ async fn handle(
         *req.uri_mut() = uri;
     }
     let headers = req.headers_mut();
-    let mut set = |name: &'static str, value: &str| {
+    // The names are static and the route's values made once by the
+    // router: inserting them allocates nothing.
+    let mut set = |name: HeaderName, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
             headers.insert(name, v);
         }
     };
-    set("spin-full-url", &full_url);
-    set("spin-path-info", &route.path_info);
-    set("spin-matched-route", &route.based_route);
-    set("spin-base-path", app.router.base());
-    set("spin-raw-component-route", &route.raw_route);
-    set("spin-component-route", &route.component_route);
-    set("spin-client-addr", &client.to_string());
-    for (name, value) in &route.params {
-        if let (Ok(n), Ok(v)) = (
-            http::HeaderName::from_bytes(format!("spin-path-match-{name}").as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            headers.insert(n, v);
+    set(
+        const { HeaderName::from_static("spin-full-url") },
+        &full_url,
+    );
+    set(
+        const { HeaderName::from_static("spin-path-info") },
+        route.path_info,
+    );
+    set(
+        const { HeaderName::from_static("spin-client-addr") },
+        &client.to_string(),
+    );
+    let route_headers = [
+        (
+            const { HeaderName::from_static("spin-matched-route") },
+            &route.headers.matched_route,
+        ),
+        (
+            const { HeaderName::from_static("spin-raw-component-route") },
+            &route.headers.raw_component_route,
+        ),
+        (
+            const { HeaderName::from_static("spin-component-route") },
+            &route.headers.component_route,
+        ),
+        (
+            const { HeaderName::from_static("spin-base-path") },
+            app.router.base_header(),
+        ),
+    ];
+    for (name, value) in route_headers {
+        if let Some(value) = value {
+            headers.insert(name, value.clone());
+        }
+    }
+    for param in &route.params {
+        if let (Some(name), Ok(value)) = (param.header, HeaderValue::from_str(param.value)) {
+            headers.insert(name.clone(), value);
         }
     }
 
@@ -345,7 +372,7 @@ async fn handle(
         match limits.body_kib.clone().try_acquire_many_owned(kib) {
             Ok(p) => _body_budget = Some(p),
             Err(_) => {
-                log(&route.component, StatusCode::SERVICE_UNAVAILABLE);
+                log(route.component, StatusCode::SERVICE_UNAVAILABLE);
                 return retry_shortly("Too many request bodies in progress; retry shortly");
             }
         }
@@ -357,18 +384,18 @@ async fn handle(
         match read {
             Ok(Ok(collected)) => collected.to_bytes(),
             Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-                log(&route.component, StatusCode::PAYLOAD_TOO_LARGE);
+                log(route.component, StatusCode::PAYLOAD_TOO_LARGE);
                 return json_error(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     &format!("Request body is larger than {} bytes", opts.max_body),
                 );
             }
             Ok(Err(_)) => {
-                log(&route.component, StatusCode::BAD_REQUEST);
+                log(route.component, StatusCode::BAD_REQUEST);
                 return json_error(StatusCode::BAD_REQUEST, "Malformed request body");
             }
             Err(_) => {
-                log(&route.component, StatusCode::REQUEST_TIMEOUT);
+                log(route.component, StatusCode::REQUEST_TIMEOUT);
                 return json_error(
                     StatusCode::REQUEST_TIMEOUT,
                     &format!(
@@ -388,7 +415,7 @@ async fn handle(
 
     // Wait for a turn; the permit is held until the response head is ready
     // (streamed bodies continue without it).
-    let _permit = match limits.components.get(&route.component) {
+    let _permit = match limits.components.get(route.component) {
         Some(sem) => sem.clone().acquire_owned().await.ok(),
         None => None,
     };
@@ -399,7 +426,7 @@ async fn handle(
     // (`kv::sqlite::CommitMode::BeforeReply`).
     let result = match (result, app.databases.settle().await) {
         (Ok(_), Err(e)) => {
-            log(&route.component, StatusCode::SERVICE_UNAVAILABLE);
+            log(route.component, StatusCode::SERVICE_UNAVAILABLE);
             tracing::error!(
                 "component `{}` on {method} {path}: its writes were not committed: {e}",
                 route.component
@@ -410,11 +437,11 @@ async fn handle(
     };
     match result {
         Ok(resp) => {
-            log(&route.component, resp.status());
+            log(route.component, resp.status());
             resp
         }
         Err(e) if clock.timed_out() => {
-            log(&route.component, StatusCode::SERVICE_UNAVAILABLE);
+            log(route.component, StatusCode::SERVICE_UNAVAILABLE);
             eprintln!(
                 "component `{}` stopped on {method} {path}: over its CPU time limit ({:?} used): {e}",
                 route.component,
@@ -426,7 +453,7 @@ async fn handle(
             )
         }
         Err(e) => {
-            log(&route.component, StatusCode::INTERNAL_SERVER_ERROR);
+            log(route.component, StatusCode::INTERNAL_SERVER_ERROR);
             tracing::error!(
                 "component `{}` failed on {method} {path}: {e:?}",
                 route.component
