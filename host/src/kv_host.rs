@@ -1,5 +1,6 @@
-//! Host implementations of `spin:key-value@3.0.0`, `wasi:keyvalue@0.2.0-draft2`
-//! and `spin:variables@3.0.0` over [`crate::kv`] and [`crate::variables`].
+//! Host implementations of `spin:key-value@3.0.0`, `wasi:keyvalue@0.2.0-draft2`,
+//! `spin:variables@3.0.0` and `wasi:config/store@0.2.0-draft-2024-09-27`
+//! over [`crate::kv`] and [`crate::variables`].
 
 use crate::kv::{ComponentStores, KvError, Store};
 use crate::variables::{ComponentVariables, GetError};
@@ -61,12 +62,13 @@ pub trait SpinHostView: Send {
     fn spin(&mut self) -> SpinView<'_>;
 }
 
-/// Add all three interfaces to a linker.
+/// Add these interfaces to a linker.
 pub fn add_to_linker<T: SpinHostView + 'static>(
     linker: &mut wasmtime::component::Linker<T>,
 ) -> wasmtime::Result<()> {
     spin::key_value::key_value::add_to_linker::<T, Spin>(linker, T::spin)?;
     spin::variables::variables::add_to_linker::<T, Spin>(linker, T::spin)?;
+    wasi::config::store::add_to_linker::<T, Spin>(linker, T::spin)?;
     wasi::keyvalue::store::add_to_linker::<T, Spin>(linker, T::spin)?;
     wasi::keyvalue::atomics::add_to_linker::<T, Spin>(linker, T::spin)?;
     wasi::keyvalue::batch::add_to_linker::<T, Spin>(linker, T::spin)?;
@@ -248,6 +250,25 @@ impl<T> spin::variables::variables::HostWithStore<T> for Spin {
 }
 
 impl spin::variables::variables::Host for SpinView<'_> {}
+
+/// The same variables through the synchronous `wasi:config/store`, as
+/// Spin maps them (spinframework/spin `crates/factor-variables/src/host.rs`):
+/// a value is `some`, an undefined or invalid name `none`. Our variables are
+/// resolved when the component is loaded, so neither call can fail.
+impl wasi::config::store::Host for SpinView<'_> {
+    fn get(
+        &mut self,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<String>, wasi::config::store::Error>> {
+        Ok(Ok(self.ctx.variables.get(&key).ok()))
+    }
+
+    fn get_all(
+        &mut self,
+    ) -> wasmtime::Result<Result<Vec<(String, String)>, wasi::config::store::Error>> {
+        Ok(Ok(self.ctx.variables.all()))
+    }
+}
 
 impl SpinView<'_> {
     fn bucket(&self, handle: &Resource<KvHandle>) -> wasmtime::Result<Arc<dyn Store>> {

@@ -41,6 +41,17 @@ impl ComponentVariables {
             .cloned()
             .ok_or_else(|| GetError::Undefined(format!("no variable for \"{name}\"")))
     }
+
+    /// Every variable and its value, by name (`wasi:config/store.get-all`).
+    pub fn all(&self) -> Vec<(String, String)> {
+        let mut all: Vec<_> = self
+            .values
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        all.sort();
+        all
+    }
 }
 
 /// Where application variable values come from.

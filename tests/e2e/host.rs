@@ -106,6 +106,20 @@ fn variables_resolve_templates_and_env_overrides() -> Result<()> {
     assert_eq!(get(&host.url("/var/message"), &[])?.text(), "hello, world");
     assert_eq!(get(&host.url("/var/secret"), &[])?.text(), "swordfish");
     assert_eq!(get(&host.url("/var/undeclared"), &[])?.status, 404);
+    // The same values through the synchronous `wasi:config/store`, with an
+    // undeclared or invalid name `none` (Spin's mapping).
+    assert_eq!(
+        get(&host.url("/config/message"), &[])?.text(),
+        "hello, world"
+    );
+    assert_eq!(get(&host.url("/config/secret"), &[])?.text(), "swordfish");
+    let undeclared = get(&host.url("/config/undeclared"), &[])?;
+    assert_eq!((undeclared.status, undeclared.text()), (404, "none".into()));
+    let invalid = get(&host.url("/config/Not-Valid"), &[])?;
+    assert_eq!((invalid.status, invalid.text()), (404, "none".into()));
+    let all = get(&host.url("/config-all"), &[])?.text();
+    assert!(all.split(',').any(|n| n == "message"), "{all}");
+    assert!(all.split(',').any(|n| n == "secret"), "{all}");
     // The secret's value never appears in the host's output.
     assert!(!host.log().contains("swordfish"));
 

@@ -1,7 +1,8 @@
 //! A test component that exercises every host feature the app relies on.
 //!
 //! Each path is one probe: `/kv/...` key-value, `/atomic/...` wasi:keyvalue
-//! atomics, `/var/{name}` variables, `/outbound?url=` outbound HTTP,
+//! atomics, `/var/{name}` variables (`/config/{name}` and `/config-all` the
+//! same through `wasi:config/store`), `/outbound?url=` outbound HTTP,
 //! `/trap` and `/panic` failures, `/loop` (never answers), anything else echoes the request and its
 //! `spin-*` headers as JSON.
 
@@ -145,6 +146,20 @@ async fn handle(req: Request) -> impl IntoResponse {
         p if p.starts_with("/var/") => match spin_sdk::variables::get(&p[5..]).await {
             Ok(v) => text(200, v),
             Err(e) => text(404, format!("{e:?}")),
+        },
+        p if p.starts_with("/config/") => {
+            match spin_sdk::experimental::wasi::config::store::get(&p[8..]) {
+                Ok(Some(v)) => text(200, v),
+                Ok(None) => text(404, "none"),
+                Err(e) => text(500, format!("{e:?}")),
+            }
+        }
+        "/config-all" => match spin_sdk::experimental::wasi::config::store::get_all() {
+            Ok(all) => {
+                let names: Vec<_> = all.into_iter().map(|(k, _)| k).collect();
+                text(200, names.join(","))
+            }
+            Err(e) => text(500, format!("{e:?}")),
         },
         "/outbound" => {
             let url = query(&req, "url").unwrap_or_default();
