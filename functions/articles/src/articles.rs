@@ -121,7 +121,7 @@ pub async fn serve(principal: &Principal, query: ArticleQuery) -> Reply {
         Outcome::Free(reply) => reply,
         Outcome::Metered { admitted, reply } => {
             let bytes = reply.body.len() as u64;
-            gate::metered(principal, product, admitted, bytes, reply).await
+            gate::metered(principal, product, admitted, bytes, reply)
         }
     }
 }
@@ -138,13 +138,13 @@ async fn pipeline(principal: &Principal, query: &ArticleQuery) -> Outcome {
     let product = QUOTA_PRODUCT;
     let config = config::config().await;
     let now = u64::try_from(wikiedge_fn::now()).unwrap_or(0);
-    let free_error = |err: Error| async move {
-        let decision = gate::peek(principal, product).await;
+    let free_error = |err: Error| {
+        let decision = gate::peek(principal, product);
         Outcome::Free(Reply::error(&err).rate_limit(decision.as_ref()))
     };
     let kv = match store::open().await {
         Ok(kv) => kv,
-        Err(err) => return free_error(err).await,
+        Err(err) => return free_error(err),
     };
     let (project_filter, doc_filters) = split_filters(&query.request);
     let fields = query.request.fields.clone().unwrap_or_default();
@@ -152,7 +152,7 @@ async fn pipeline(principal: &Principal, query: &ArticleQuery) -> Outcome {
     let language = language_filter(&doc_filters);
     let mut found = match candidates(config, &kv, &query.raw_name, project_filter, language).await {
         Ok(found) => found,
-        Err(err) => return free_error(err).await,
+        Err(err) => return free_error(err),
     };
     if doc_filters.is_empty() {
         // Without document filters the first `limit` candidates are the answer.
@@ -166,10 +166,10 @@ async fn pipeline(principal: &Principal, query: &ArticleQuery) -> Outcome {
     let (charge, sources) =
         match pipeline::plan(config.freshness(), if_none_match, &entries, filtered, now) {
             Plan::NotModified { etag, stale } => {
-                return not_modified(principal, &etag, stale).await;
+                return not_modified(principal, &etag, stale);
             }
             Plan::WildcardNotModified { etag } => {
-                return match consume(principal, product).await {
+                return match consume(principal, product) {
                     Ok(d) => Outcome::Metered {
                         admitted: true,
                         reply: Reply::not_modified(&etag).rate_limit(Some(&d)),
@@ -181,7 +181,7 @@ async fn pipeline(principal: &Principal, query: &ArticleQuery) -> Outcome {
         };
     let mut decision: Option<Decision> = None;
     if charge == Charge::Now {
-        match consume(principal, product).await {
+        match consume(principal, product) {
             Ok(d) => decision = Some(d),
             Err(outcome) => return outcome,
         }
@@ -216,7 +216,7 @@ async fn pipeline(principal: &Principal, query: &ArticleQuery) -> Outcome {
         match read {
             Ok(Some(json)) => c.json = Some(json),
             Ok(None) => {}
-            Err(err) => return finish_error(principal, product, decision, err).await,
+            Err(err) => return finish_error(principal, product, decision, err),
         }
     }
     let mut served: Vec<Served> = Vec::new();
@@ -230,7 +230,7 @@ async fn pipeline(principal: &Principal, query: &ArticleQuery) -> Outcome {
         match render(query.product, json, &doc_filters, &fields, upper) {
             Ok(Some(doc)) => docs.push(doc),
             Ok(None) => continue,
-            Err(err) => return finish_error(principal, product, decision, err).await,
+            Err(err) => return finish_error(principal, product, decision, err),
         }
         served.push(Served {
             rev: c.rev(),
@@ -243,14 +243,14 @@ async fn pipeline(principal: &Principal, query: &ArticleQuery) -> Outcome {
             let name = title::decode_path_segment(&query.raw_name)
                 .unwrap_or_else(|_| query.raw_name.clone());
             let err = pipeline::missing_error(upstream_errors, &name);
-            return finish_error(principal, product, decision, err).await;
+            return finish_error(principal, product, decision, err);
         }
-        Answer::NotModified { etag, stale } => return not_modified(principal, &etag, stale).await,
+        Answer::NotModified { etag, stale } => return not_modified(principal, &etag, stale),
         Answer::Documents { etag, stale } => (etag, stale),
     };
     let decision = match decision {
         Some(d) => d,
-        None => match consume(principal, product).await {
+        None => match consume(principal, product) {
             Ok(d) => d,
             Err(outcome) => return outcome,
         },
@@ -277,8 +277,8 @@ async fn pipeline(principal: &Principal, query: &ArticleQuery) -> Outcome {
 
 /// A free 304: no quota consumed, RateLimit headers from a peek, not
 /// metered (nothing was served).
-async fn not_modified(principal: &Principal, etag: &str, stale: bool) -> Outcome {
-    let decision = gate::peek(principal, QUOTA_PRODUCT).await;
+fn not_modified(principal: &Principal, etag: &str, stale: bool) -> Outcome {
+    let decision = gate::peek(principal, QUOTA_PRODUCT);
     let mut reply = Reply::not_modified(etag).rate_limit(decision.as_ref());
     if stale {
         reply = reply.header("warning", STALE_WARNING);
@@ -287,8 +287,8 @@ async fn not_modified(principal: &Principal, etag: &str, stale: bool) -> Outcome
 }
 
 /// Consumes one unit; a denial or an unavailable quota ends the pipeline.
-async fn consume(principal: &Principal, product: &str) -> Result<Decision, Outcome> {
-    match gate::consume(principal, product).await {
+fn consume(principal: &Principal, product: &str) -> Result<Decision, Outcome> {
+    match gate::consume(principal, product) {
         Ok(d) if d.admitted => Ok(d),
         Ok(d) => Err(Outcome::Metered {
             admitted: false,
@@ -300,7 +300,7 @@ async fn consume(principal: &Principal, product: &str) -> Result<Decision, Outco
 
 /// An error after the title was understood: it costs quota like any
 /// answered lookup (consumed now if it was deferred) and is metered.
-async fn finish_error(
+fn finish_error(
     principal: &Principal,
     product: &str,
     decision: Option<Decision>,
@@ -308,7 +308,7 @@ async fn finish_error(
 ) -> Outcome {
     let decision = match decision {
         Some(d) => d,
-        None => match consume(principal, product).await {
+        None => match consume(principal, product) {
             Ok(d) => d,
             Err(outcome) => return outcome,
         },

@@ -116,7 +116,7 @@ async fn dispatch(
                 body: &body,
                 ndjson,
             };
-            metadata::serve(&principal, kind, id, ask).await
+            metadata::serve(&principal, kind, id, ask)
         }
         Route::Articles(product, raw_name) => {
             let request = if is_post {
@@ -126,7 +126,7 @@ async fn dispatch(
             };
             let request = match request {
                 Ok(request) => request,
-                Err(err) => return gate::unmetered_error(&principal, ON_DEMAND, &err).await,
+                Err(err) => return gate::unmetered_error(&principal, ON_DEMAND, &err),
             };
             let header = |name: &str| gate::header(&parts.headers, name).map(str::to_string);
             let query = ArticleQuery {

@@ -134,7 +134,7 @@ pub struct Ask<'a> {
 }
 
 /// Serves a metadata request for an authenticated caller.
-pub async fn serve(principal: &Principal, kind: Kind, raw_id: &str, ask: Ask<'_>) -> Reply {
+pub fn serve(principal: &Principal, kind: Kind, raw_id: &str, ask: Ask<'_>) -> Reply {
     let request = if ask.is_post {
         ArticlesRequest::from_json(ask.body)
     } else {
@@ -152,6 +152,6 @@ pub async fn serve(principal: &Principal, kind: Kind, raw_id: &str, ask: Ask<'_>
         Ok(json) => Reply::json(200, json),
         Err(err) => Reply::error(&err),
     };
-    let decision = gate::peek(principal, "ondemand").await;
+    let decision = gate::peek(principal, "ondemand");
     reply.rate_limit(decision.as_ref())
 }

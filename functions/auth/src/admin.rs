@@ -28,16 +28,16 @@ pub struct Credentials<'a> {
 }
 
 /// `Ok` if the request may use the admin API.
-pub async fn authorize(credentials: &Credentials<'_>) -> Result<()> {
+pub fn authorize(credentials: &Credentials<'_>) -> Result<()> {
     if let Some(key) = credentials.admin_key {
-        let configured = config::admin_key().await?;
+        let configured = config::admin_key()?;
         return if admin_key_matches(Some(key), configured) {
             Ok(())
         } else {
             Err(Error::Unauthorized("Invalid admin key".into()))
         };
     }
-    let principal = verify::principal(credentials.authorization).await?;
+    let principal = verify::principal(credentials.authorization)?;
     if principal.role != "admin" {
         return Err(Error::Forbidden(
             "This action requires the admin role".into(),
@@ -48,7 +48,7 @@ pub async fn authorize(credentials: &Credentials<'_>) -> Result<()> {
 
 /// `POST /v1/admin/accounts`: 201 with the account, 409 if it exists.
 pub async fn create(body: Vec<u8>) -> Result<Reply> {
-    let plans = config::plans().await?;
+    let plans = config::plans()?;
     let request = CreateAccountRequest::parse(&body, plans)?;
     let now = wikiedge_fn::now();
     let hash = password::hash(&request.password, &records::random::<16>()?)?;
@@ -68,7 +68,7 @@ pub async fn list(req: &Request) -> Result<Reply> {
         directory::DEFAULT_PAGE,
         directory::MAX_PAGE,
     )?;
-    let plans = config::plans().await?;
+    let plans = config::plans()?;
     let now = wikiedge_fn::now();
     let mut kv = Kv::open().await?;
     let (names, count) = records::usernames(&mut kv, page).await?;
@@ -95,7 +95,7 @@ fn not_found() -> Error {
 /// `GET /v1/admin/accounts/{username}`.
 pub async fn get(name: &str) -> Result<Reply> {
     let name = username::validate(name).map_err(|_| not_found())?;
-    let plans = config::plans().await?;
+    let plans = config::plans()?;
     let kv = Kv::open().await?;
     let account = records::account(&kv, &name).await?.ok_or_else(not_found)?;
     Ok(respond::json(
@@ -121,7 +121,7 @@ pub async fn unlock(name: &str) -> Result<Reply> {
 /// logged out.
 pub async fn patch(name: &str, body: Vec<u8>) -> Result<Reply> {
     let name = username::validate(name).map_err(|_| not_found())?;
-    let plans = config::plans().await?;
+    let plans = config::plans()?;
     let request = PatchAccountRequest::parse(&body, plans)?;
     let hash = match &request.password {
         Some(pw) => Some(password::hash(pw, &records::random::<16>()?)?),

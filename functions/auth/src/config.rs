@@ -25,41 +25,42 @@ static SIGNER: OnceLock<SigningKey> = OnceLock::new();
 static PLANS: OnceLock<Plans> = OnceLock::new();
 static ADMIN_KEY: OnceLock<String> = OnceLock::new();
 
-async fn var(name: &str) -> Result<String> {
-    spin_sdk::variables::get(name)
-        .await
-        .map_err(|e| Error::Internal(format!("variable {name}: {e:?}")))
+/// A declared variable's value, through the synchronous `wasi:config/store`
+/// (the `verify` export is a `func`: it cannot wait).
+fn var(name: &str) -> Result<String> {
+    wikiedge_fn::config::variable_now(name)?
+        .ok_or_else(|| Error::Internal(format!("variable {name} is not declared")))
 }
 
 /// The token verifier (public key, issuer, audience).
-pub async fn verifier() -> Result<&'static Verifier> {
+pub fn verifier() -> Result<&'static Verifier> {
     if let Some(v) = VERIFIER.get() {
         return Ok(v);
     }
-    let key = signing::verifying_key_from_config(&var("jwt_public_key").await?)?;
+    let key = signing::verifying_key_from_config(&var("jwt_public_key")?)?;
     let issuer = Issuer {
-        iss: var("token_issuer").await?,
-        aud: var("token_audience").await?,
+        iss: var("token_issuer")?,
+        aud: var("token_audience")?,
     };
     Ok(VERIFIER.get_or_init(|| Verifier { key, issuer }))
 }
 
 /// The signing key (variable `jwt_private_key`). Only the auth component
 /// is given it.
-pub async fn signer() -> Result<&'static SigningKey> {
+pub fn signer() -> Result<&'static SigningKey> {
     if let Some(k) = SIGNER.get() {
         return Ok(k);
     }
-    let key = signing::signing_key_from_config(&var("jwt_private_key").await?)?;
+    let key = signing::signing_key_from_config(&var("jwt_private_key")?)?;
     Ok(SIGNER.get_or_init(|| key))
 }
 
 /// The plans: the `plans` variable, or the built-in set when it is empty.
-pub async fn plans() -> Result<&'static Plans> {
+pub fn plans() -> Result<&'static Plans> {
     if let Some(p) = PLANS.get() {
         return Ok(p);
     }
-    let json = var("plans").await?;
+    let json = var("plans")?;
     let plans = if json.trim().is_empty() {
         Plans::builtin()
     } else {
@@ -70,10 +71,10 @@ pub async fn plans() -> Result<&'static Plans> {
 }
 
 /// The admin API key (variable `admin_api_key`).
-pub async fn admin_key() -> Result<&'static str> {
+pub fn admin_key() -> Result<&'static str> {
     if let Some(k) = ADMIN_KEY.get() {
         return Ok(k);
     }
-    let key = var("admin_api_key").await?;
+    let key = var("admin_api_key")?;
     Ok(ADMIN_KEY.get_or_init(|| key))
 }

@@ -59,8 +59,8 @@ mod wit {
     struct Auth;
 
     impl Guest for Auth {
-        async fn verify(authorization: String) -> Result<Principal, AuthError> {
-            crate::verify::verify_header(&authorization).await
+        fn verify(authorization: String) -> Result<Principal, AuthError> {
+            crate::verify::verify_header(&authorization)
         }
     }
 
@@ -117,7 +117,7 @@ async fn route(req: Request) -> Result<Reply> {
         }
         "/v1/get-user" => Ok(respond::method_not_allowed("POST, GET")),
         "/v1/admin/outbox" if method == Method::GET => {
-            authorize_admin(&req).await?;
+            authorize_admin(&req)?;
             selfserve::outbox().await
         }
         p if selfserve::PATHS.contains(&p) => selfserve::route(p, req).await,
@@ -125,7 +125,7 @@ async fn route(req: Request) -> Result<Reply> {
             if !post && method != Method::GET {
                 return Ok(respond::method_not_allowed("GET, POST"));
             }
-            authorize_admin(&req).await?;
+            authorize_admin(&req)?;
             if post {
                 admin::create(respond::json_body(req).await?).await
             } else {
@@ -141,14 +141,14 @@ async fn route(req: Request) -> Result<Reply> {
                 if !post {
                     return Ok(respond::method_not_allowed("POST"));
                 }
-                authorize_admin(&req).await?;
+                authorize_admin(&req)?;
                 admin::unlock(rest.trim_end_matches("/unlock")).await
             }
             Some(name) if !name.contains('/') => {
                 if method != Method::GET && method != Method::PATCH {
                     return Ok(respond::method_not_allowed("GET, PATCH"));
                 }
-                authorize_admin(&req).await?;
+                authorize_admin(&req)?;
                 let name = name.to_string();
                 if method == Method::GET {
                     admin::get(&name).await
@@ -161,10 +161,9 @@ async fn route(req: Request) -> Result<Reply> {
     }
 }
 
-async fn authorize_admin(req: &Request) -> Result<()> {
+fn authorize_admin(req: &Request) -> Result<()> {
     admin::authorize(&admin::Credentials {
         admin_key: respond::header(req, "x-admin-key"),
         authorization: respond::header(req, "authorization"),
     })
-    .await
 }

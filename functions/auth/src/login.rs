@@ -101,8 +101,8 @@ pub async fn unlock(kv: &Kv, name: &str, now: i64) -> Result<()> {
 pub async fn login(body: Vec<u8>, client: Option<&str>) -> Result<Reply> {
     let request = LoginRequest::parse(&body)?;
     // Load the keys first, so a misconfiguration fails before any write.
-    let signer = config::signer().await?;
-    let verifier = config::verifier().await?;
+    let signer = config::signer()?;
+    let verifier = config::verifier()?;
     let now = wikiedge_fn::now();
     let mut kv = Kv::open().await?;
     let Ok(name) = username::validate(&request.username) else {

@@ -84,9 +84,8 @@ pub fn update_account(
 }
 
 /// Reads a session record.
-pub async fn session(kv: &Kv, id: &str) -> Result<Option<SessionRecord>> {
-    kv.get(&keys::session(id))
-        .await?
+pub fn session(bucket: &wikiedge_fn::kv::Bucket, id: &str) -> Result<Option<SessionRecord>> {
+    wikiedge_fn::kv::get(bucket, &keys::session(id))?
         .map(|b| SessionRecord::from_json(&b))
         .transpose()
 }

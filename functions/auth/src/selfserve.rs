@@ -116,8 +116,8 @@ impl Settings {
 }
 
 /// The secret for challenges and code hashes, derived from the signing key.
-async fn secret() -> Result<[u8; 32]> {
-    Ok(signup::derive_secret(&config::signer().await?.to_bytes()))
+fn secret() -> Result<[u8; 32]> {
+    Ok(signup::derive_secret(&config::signer()?.to_bytes()))
 }
 
 /// Counts one event in `window` for `subject`; a 429 beyond the limit.
@@ -178,7 +178,7 @@ async fn challenge() -> Result<Reply> {
         return Err(closed());
     }
     let issued = pow::issue(
-        &secret().await?,
+        &secret()?,
         &records::random::<16>()?,
         wikiedge_fn::now(),
         settings.difficulty,
@@ -195,7 +195,7 @@ async fn create_user(body: Vec<u8>, client: &str) -> Result<Reply> {
     }
     let request = CreateUserRequest::parse(&body)?;
     let now = wikiedge_fn::now();
-    let secret = secret().await?;
+    let secret = secret()?;
     let bucket = wikiedge_fn::kv::open()?;
     let per_client = Window {
         name: "signup-client",
@@ -229,7 +229,7 @@ async fn create_user(body: Vec<u8>, client: &str) -> Result<Reply> {
         now,
         "Too many sign-ups; try again later",
     )?;
-    let plans = config::plans().await?;
+    let plans = config::plans()?;
     plans.require("free")?;
     let hash = password::hash(&request.password, &records::random::<16>()?)?;
     let mut account = Account::new(&request.username, hash, Role::User, "free", now);
@@ -296,7 +296,7 @@ async fn send_code(body: Vec<u8>, client: &str, purpose: Purpose) -> Result<Repl
         now,
         "Too many code requests",
     )?;
-    let secret = secret().await?;
+    let secret = secret()?;
     let mut kv = Kv::open().await?;
     if let Some(account) = records::account(&kv, &name).await? {
         let eligible = !account.disabled
@@ -322,7 +322,7 @@ async fn spend_code(
     code: &str,
     now: i64,
 ) -> Result<Kv> {
-    let key = secret().await?;
+    let key = secret()?;
     let mut kv = Kv::open().await?;
     let bucket = wikiedge_fn::kv::open()?;
     claim(

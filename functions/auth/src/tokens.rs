@@ -20,8 +20,8 @@ fn unauthorized() -> Error {
 pub async fn refresh(body: Vec<u8>) -> Result<Reply> {
     let request = RefreshRequest::parse(&body)?;
     let (id, _) = parse_refresh_token(&request.refresh_token)?;
-    let signer = config::signer().await?;
-    let verifier = config::verifier().await?;
+    let signer = config::signer()?;
+    let verifier = config::verifier()?;
     let now = wikiedge_fn::now();
     let mut kv = Kv::open().await?;
     let account = records::account(&kv, &request.username)

@@ -23,12 +23,12 @@ pub fn view(account: &Account, plans: &Plans, now: i64) -> GetUserResponse {
 
 /// Handles `POST /v1/get-user` (`Authorization: Bearer`).
 pub async fn get_user(authorization: Option<&str>) -> Result<Reply> {
-    let principal = verify::principal(authorization).await?;
+    let principal = verify::principal(authorization)?;
     let kv = Kv::open().await?;
     let account = records::account(&kv, &principal.account)
         .await?
         .ok_or_else(|| Error::Unauthorized("Unauthorized".into()))?;
-    let plans = config::plans().await?;
+    let plans = config::plans()?;
     Ok(respond::json(
         200,
         &view(&account, plans, wikiedge_fn::now()),
@@ -41,9 +41,7 @@ pub async fn get_user(authorization: Option<&str>) -> Result<Reply> {
 /// password is logged out; the caller's own session stays.
 pub async fn change_password(body: Vec<u8>, client: Option<&str>) -> Result<Reply> {
     let request = ChangePasswordRequest::parse(&body)?;
-    let principal = verify::verify_token(&request.access_token)
-        .await
-        .map_err(verify::to_error)?;
+    let principal = verify::verify_token(&request.access_token).map_err(verify::to_error)?;
     let name = principal.account;
     let now = wikiedge_fn::now();
     let mut kv = Kv::open().await?;

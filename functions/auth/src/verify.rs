@@ -19,7 +19,6 @@ use wikiedge_core::auth::verify::bearer_token;
 use wikiedge_core::{Error, Result};
 
 use crate::exports::wikiedge::auth::auth::{AuthError, Principal};
-use crate::kv::Kv;
 use crate::{config, records};
 
 /// Logs an internal failure and reports it as `unavailable`: the WIT
@@ -30,9 +29,9 @@ fn internal(err: &Error) -> AuthError {
 }
 
 /// Verifies an `Authorization` header value.
-pub async fn verify_header(authorization: &str) -> Result<Principal, AuthError> {
+pub fn verify_header(authorization: &str) -> Result<Principal, AuthError> {
     let token = bearer_token(Some(authorization)).map_err(|_| AuthError::Missing)?;
-    verify_token(token).await
+    verify_token(token)
 }
 
 /// Claims of tokens this instance has verified, by the hash of the exact
@@ -91,8 +90,11 @@ fn remember(token: &str, claims: &jwt::Claims) {
 }
 
 /// Verifies a bare access token.
-pub async fn verify_token(token: &str) -> Result<Principal, AuthError> {
-    let verifier = config::verifier().await.map_err(|e| internal(&e))?;
+///
+/// Synchronous, as the `verify` export is: the session is read through
+/// `wasi:keyvalue` and the variables through `wasi:config/store`.
+pub fn verify_token(token: &str) -> Result<Principal, AuthError> {
+    let verifier = config::verifier().map_err(|e| internal(&e))?;
     let now = wikiedge_fn::now();
     let claims = match cached_claims(token, now) {
         Some(result) => result?,
@@ -113,9 +115,8 @@ pub async fn verify_token(token: &str) -> Result<Principal, AuthError> {
             claims
         }
     };
-    let kv = Kv::open().await.map_err(|e| internal(&e))?;
-    let record = records::session(&kv, &claims.sid)
-        .await
+    let bucket = wikiedge_fn::kv::open().map_err(|e| internal(&e))?;
+    let record = records::session(&bucket, &claims.sid)
         .map_err(|e| internal(&e))?
         .ok_or(AuthError::Revoked)?;
     record
@@ -154,8 +155,6 @@ pub fn to_error(err: AuthError) -> Error {
 }
 
 /// Verifies the request's `Authorization` header for an HTTP route.
-pub async fn principal(authorization: Option<&str>) -> Result<Principal> {
-    verify_header(authorization.unwrap_or(""))
-        .await
-        .map_err(to_error)
+pub fn principal(authorization: Option<&str>) -> Result<Principal> {
+    verify_header(authorization.unwrap_or("")).map_err(to_error)
 }

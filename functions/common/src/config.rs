@@ -35,6 +35,16 @@ pub async fn variable(name: &str) -> Option<String> {
     }
 }
 
+/// A variable read through the synchronous `wasi:config/store`, for code
+/// that cannot wait for the asynchronous `spin:variables` (the exported
+/// `func`s of auth and quota, which Spin and `wikiedge up` lift
+/// synchronously). `Ok(None)` when the component declares no such
+/// variable, as Spin maps it.
+pub fn variable_now(name: &str) -> Result<Option<String>, Error> {
+    spin_sdk::experimental::wasi::config::store::get(name)
+        .map_err(|e| Error::Internal(format!("variable {name}: {e:?}")))
+}
+
 /// A number variable's value, or `default` when unset or malformed.
 pub fn number(value: Option<String>, default: u64) -> u64 {
     value

@@ -34,11 +34,9 @@ pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Verifies the `Authorization` header through the auth component.
-pub async fn authenticate(headers: &HeaderMap) -> Result<Principal, Error> {
-    let authorization = header(headers, "authorization")
-        .unwrap_or_default()
-        .to_string();
-    auth::verify(authorization).await.map_err(|err| match err {
+pub fn authenticate(headers: &HeaderMap) -> Result<Principal, Error> {
+    let authorization = header(headers, "authorization").unwrap_or_default();
+    auth::verify(authorization).map_err(|err| match err {
         AuthError::Missing => Error::Unauthorized("missing bearer token".into()),
         AuthError::Invalid(reason) => Error::Unauthorized(format!("invalid token: {reason}")),
         AuthError::Expired => Error::Unauthorized("token expired".into()),
@@ -69,28 +67,16 @@ fn quota_error(err: QuotaError) -> Error {
 }
 
 /// Consumes one unit of `product`. `Ok(decision)` may be a denial.
-pub async fn consume(principal: &Principal, product: &str) -> Result<Decision, Error> {
-    quota::consume(
-        principal.account.clone(),
-        principal.plan.clone(),
-        product.to_string(),
-        1,
-    )
-    .await
-    .map_err(quota_error)
+pub fn consume(principal: &Principal, product: &str) -> Result<Decision, Error> {
+    quota::consume(&principal.account, &principal.plan, product, 1).map_err(quota_error)
 }
 
 /// Reads the current limits without consuming; `None` when quota cannot
 /// answer (the headers are then left out rather than failing the request).
-pub async fn peek(principal: &Principal, product: &str) -> Option<Decision> {
-    quota::peek(
-        principal.account.clone(),
-        principal.plan.clone(),
-        product.to_string(),
-    )
-    .await
-    .map_err(|err| eprintln!("{}: quota peek failed: {err:?}", name()))
-    .ok()
+pub fn peek(principal: &Principal, product: &str) -> Option<Decision> {
+    quota::peek(&principal.account, &principal.plan, product)
+        .map_err(|err| eprintln!("{}: quota peek failed: {err:?}", name()))
+        .ok()
 }
 
 /// The 429 for a denied decision, with `Retry-After` and the quota headers.
@@ -107,12 +93,12 @@ pub fn denied<B: From<Vec<u8>>>(decision: &Decision) -> Reply<B> {
 
 /// An error answered before quota was consumed: not metered, with the
 /// `RateLimit` headers of a peek at `product`.
-pub async fn unmetered_error<B: From<Vec<u8>>>(
+pub fn unmetered_error<B: From<Vec<u8>>>(
     principal: &Principal,
     product: &str,
     err: &Error,
 ) -> Reply<B> {
-    let decision = peek(principal, product).await;
+    let decision = peek(principal, product);
     Reply::error(err).rate_limit(decision.as_ref())
 }
 
@@ -125,46 +111,45 @@ pub async fn admit<B: From<Vec<u8>>>(
     product: &str,
     body: impl Future<Output = Result<Vec<u8>, Error>>,
 ) -> Result<(Principal, Vec<u8>), Reply<B>> {
-    let principal = match authenticate(headers).await {
+    let principal = match authenticate(headers) {
         Ok(principal) => principal,
         Err(err) => return Err(Reply::error(&err)),
     };
     match body.await {
         Ok(body) => Ok((principal, body)),
-        Err(err) => Err(unmetered_error(&principal, product, &err).await),
+        Err(err) => Err(unmetered_error(&principal, product, &err)),
     }
 }
 
 /// Records one answered request (or one denied attempt) of `bytes` body
 /// bytes.
-pub async fn record(
+pub fn record(
     principal: &Principal,
     product: &str,
     admitted: bool,
     status: u16,
     bytes: u64,
 ) -> Result<(), String> {
-    metering::record_usage(UsageEvent {
+    metering::record_usage(&UsageEvent {
         account: principal.account.clone(),
         product: product.to_string(),
         admitted,
         status,
         bytes,
     })
-    .await
 }
 
 /// Records one answered request of `bytes` body bytes and returns the reply
 /// to send. An admitted request whose usage cannot be recorded is answered
 /// 503 instead.
-pub async fn metered<B: From<Vec<u8>>>(
+pub fn metered<B: From<Vec<u8>>>(
     principal: &Principal,
     product: &str,
     admitted: bool,
     bytes: u64,
     reply: Reply<B>,
 ) -> Reply<B> {
-    match record(principal, product, admitted, reply.status, bytes).await {
+    match record(principal, product, admitted, reply.status, bytes) {
         Ok(()) => reply,
         Err(detail) if admitted => {
             eprintln!(

@@ -45,7 +45,7 @@ static COMPONENT: Component = Component::new("wikiedge-metering");
 struct Metering;
 
 impl exports::wikiedge::metering::metering::Guest for Metering {
-    async fn record_usage(
+    fn record_usage(
         event: exports::wikiedge::metering::metering::UsageEvent,
     ) -> Result<(), String> {
         wikiedge_fn::init(&COMPONENT);

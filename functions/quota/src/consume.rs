@@ -50,7 +50,7 @@ struct Call {
     limits: Limits,
 }
 
-async fn prepare(
+fn prepare(
     bucket: &Bucket,
     account: &str,
     plan: &str,
@@ -59,7 +59,7 @@ async fn prepare(
 ) -> Result<Call, wit::QuotaError> {
     let product: Product = product.parse().map_err(invalid)?;
     let account = username::validate(account).map_err(invalid)?;
-    let plans: Plans = limits::plans().await.map_err(to_wit)?;
+    let plans: Plans = limits::plans().map_err(to_wit)?;
     let stored = limits::account_limits(bucket, &account, now).map_err(to_wit)?;
     let (plan_name, grants) = match &stored {
         Some(a) => (a.plan.as_str(), a.grants.as_slice()),
@@ -113,7 +113,7 @@ fn give_back(bucket: &Bucket, key: &str, delta: Option<i64>) {
 }
 
 /// `consume`: see the module docs.
-pub async fn consume(
+pub fn consume(
     account: &str,
     plan: &str,
     product: &str,
@@ -122,7 +122,7 @@ pub async fn consume(
     let units = wikiedge_core::quota::validate_units(i64::from(units)).map_err(invalid)?;
     let now = now();
     let bucket = kv::open().map_err(to_wit)?;
-    let call = prepare(&bucket, account, plan, product, now).await?;
+    let call = prepare(&bucket, account, plan, product, now)?;
     let Some(monthly_limit) = call.limits.monthly_limit(call.product) else {
         return Ok(not_included(call.product, now));
     };
@@ -157,14 +157,10 @@ pub async fn consume(
 
 /// `peek`: the state without consuming. `admitted` says whether a 1-unit
 /// call would be admitted now; `remaining` counts units left.
-pub async fn peek(
-    account: &str,
-    plan: &str,
-    product: &str,
-) -> Result<wit::Decision, wit::QuotaError> {
+pub fn peek(account: &str, plan: &str, product: &str) -> Result<wit::Decision, wit::QuotaError> {
     let now = now();
     let bucket = kv::open().map_err(to_wit)?;
-    let call = prepare(&bucket, account, plan, product, now).await?;
+    let call = prepare(&bucket, account, plan, product, now)?;
     let Some(monthly_limit) = call.limits.monthly_limit(call.product) else {
         return Ok(not_included(call.product, now));
     };

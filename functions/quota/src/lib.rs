@@ -55,7 +55,7 @@ static COMPONENT: Component = Component::new("wikiedge-quota");
 struct Quota;
 
 impl exports::wikiedge::quota::quota::Guest for Quota {
-    async fn consume(
+    fn consume(
         account: String,
         plan: String,
         product: String,
@@ -65,10 +65,10 @@ impl exports::wikiedge::quota::quota::Guest for Quota {
         exports::wikiedge::quota::quota::QuotaError,
     > {
         wikiedge_fn::init(&COMPONENT);
-        consume::consume(&account, &plan, &product, units).await
+        consume::consume(&account, &plan, &product, units)
     }
 
-    async fn peek(
+    fn peek(
         account: String,
         plan: String,
         product: String,
@@ -77,7 +77,7 @@ impl exports::wikiedge::quota::quota::Guest for Quota {
         exports::wikiedge::quota::quota::QuotaError,
     > {
         wikiedge_fn::init(&COMPONENT);
-        consume::peek(&account, &plan, &product).await
+        consume::peek(&account, &plan, &product)
     }
 }
 

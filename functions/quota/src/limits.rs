@@ -41,13 +41,15 @@ thread_local! {
 
 /// The configured plans (empty variable = the built-in ones), parsed once
 /// per instance. A broken `plans` variable is our fault (500).
-pub async fn plans() -> Result<Plans, Error> {
+///
+/// Read through the synchronous `wasi:config/store`: `consume` and `peek`
+/// are exported `func`s and cannot wait.
+pub fn plans() -> Result<Plans, Error> {
     if let Some(plans) = PLANS.with(|p| p.borrow().clone()) {
         return Ok(plans);
     }
-    let text = spin_sdk::variables::get("plans")
-        .await
-        .map_err(|e| Error::Internal(format!("variable plans: {e:?}")))?;
+    let text = wikiedge_fn::config::variable_now("plans")?
+        .ok_or_else(|| Error::Internal("variable plans is not declared".into()))?;
     let plans = if text.trim().is_empty() {
         Plans::builtin()
     } else {

@@ -152,7 +152,7 @@ pub async fn serve(principal: &Principal, ask: Ask<'_>) -> http::Response<BoxBod
     } else {
         ArticlesRequest::from_query(ask.query)
     };
-    let peeked = gate::peek(principal).await;
+    let peeked = gate::peek(principal);
     let request = match request {
         Ok(request) => request,
         Err(err) => {
@@ -324,7 +324,7 @@ async fn download(
     if is_head {
         return reply
             .header("content-length", len.to_string())
-            .rate_limit(gate::peek(principal).await.as_ref())
+            .rate_limit(gate::peek(principal).as_ref())
             .into_box_response();
     }
     let (from, to) = match parse_range(range, len) {
@@ -353,9 +353,9 @@ async fn download(
     };
     let decision = match claim(&bucket, &key).await {
         Err(err) => return Reply::error(&err).into_box_response(),
-        Ok(false) => gate::peek(principal).await,
+        Ok(false) => gate::peek(principal),
         Ok(true) => {
-            let consumed = gate::consume(principal).await;
+            let consumed = gate::consume(principal);
             let admitted = matches!(&consumed, Ok(d) if d.admitted);
             if let Err(err) = settle(&bucket, &key, admitted) {
                 eprintln!("realtime: could not mark {key} counted: {err:?}");
@@ -366,7 +366,6 @@ async fn download(
                     let denied = gate::denied(&decision);
                     if let Err(e) =
                         gate::record(principal, false, denied.status, denied.body.len() as u64)
-                            .await
                     {
                         eprintln!("realtime: metering a denied download failed: {e}");
                     }
@@ -380,7 +379,7 @@ async fn download(
         .header("content-length", (to - from).to_string())
         .rate_limit(decision.as_ref());
     // Metered with the bytes it is about to send, before the body starts.
-    if let Err(e) = gate::record(principal, true, reply.status, to - from).await {
+    if let Err(e) = gate::record(principal, true, reply.status, to - from) {
         eprintln!("realtime: metering failed, withholding the download: {e}");
         return Reply::error(&Error::Unavailable {
             message: "usage metering is temporarily unavailable".into(),

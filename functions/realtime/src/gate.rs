@@ -41,7 +41,7 @@ pub async fn authorize_ingest(headers: &HeaderMap) -> Result<(), Error> {
         }
         return Err(Error::Unauthorized("invalid admin key".into()));
     }
-    let principal = authenticate(headers).await?;
+    let principal = authenticate(headers)?;
     if principal.role == "admin" {
         Ok(())
     } else {
@@ -50,13 +50,13 @@ pub async fn authorize_ingest(headers: &HeaderMap) -> Result<(), Error> {
 }
 
 /// Consumes one connection's unit of `realtime`. `Ok(decision)` may be a denial.
-pub async fn consume(principal: &Principal) -> Result<Decision, Error> {
-    gate::consume(principal, PRODUCT).await
+pub fn consume(principal: &Principal) -> Result<Decision, Error> {
+    gate::consume(principal, PRODUCT)
 }
 
 /// Reads the current limits without consuming; `None` when quota cannot answer.
-pub async fn peek(principal: &Principal) -> Option<Decision> {
-    gate::peek(principal, PRODUCT).await
+pub fn peek(principal: &Principal) -> Option<Decision> {
+    gate::peek(principal, PRODUCT)
 }
 
 /// The answer to a denied decision: 403 when the plan does not include
@@ -74,16 +74,16 @@ pub fn denied(decision: &Decision) -> Reply {
 
 /// An error answered before quota was consumed: not metered, with the
 /// `RateLimit` headers of a peek.
-pub async fn unmetered_error(principal: &Principal, err: &Error) -> Reply {
-    gate::unmetered_error(principal, PRODUCT, err).await
+pub fn unmetered_error(principal: &Principal, err: &Error) -> Reply {
+    gate::unmetered_error(principal, PRODUCT, err)
 }
 
 /// Records one connection (or one denied attempt).
-pub async fn record(
+pub fn record(
     principal: &Principal,
     admitted: bool,
     status: u16,
     bytes: u64,
 ) -> Result<(), String> {
-    gate::record(principal, PRODUCT, admitted, status, bytes).await
+    gate::record(principal, PRODUCT, admitted, status, bytes)
 }

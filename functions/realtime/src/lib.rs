@@ -79,7 +79,7 @@ async fn handle(req: Request) -> impl IntoResponse {
         return ingest::serve(body).await.into_box_response();
     }
     if let Some(rest) = parts.uri.path().strip_prefix(BATCHES) {
-        let principal = match gate::authenticate(&parts.headers).await {
+        let principal = match gate::authenticate(&parts.headers) {
             Ok(principal) => principal,
             Err(err) => return Reply::error(&err).into_box_response(),
         };
@@ -104,7 +104,7 @@ async fn handle(req: Request) -> impl IntoResponse {
     if parts.method != Method::GET && parts.method != Method::POST {
         return not_allowed(&parts.method, "GET, POST");
     }
-    let principal = match gate::authenticate(&parts.headers).await {
+    let principal = match gate::authenticate(&parts.headers) {
         Ok(principal) => principal,
         Err(err) => return Reply::error(&err).into_box_response(),
     };
@@ -128,9 +128,7 @@ async fn handle(req: Request) -> impl IntoResponse {
     let (request, resume) = match (request, resume) {
         (Ok(request), Ok(resume)) => (request, resume),
         (Err(err), _) | (_, Err(err)) => {
-            return gate::unmetered_error(&principal, &err)
-                .await
-                .into_box_response();
+            return gate::unmetered_error(&principal, &err).into_box_response();
         }
     };
     let query = stream::StreamQuery {

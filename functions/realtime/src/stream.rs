@@ -83,19 +83,16 @@ pub async fn serve(principal: Principal, query: StreamQuery) -> http::Response<B
     let slot = match wikiedge_fn::slots::acquire("streams", &principal.account, cap, now) {
         Ok(slot) => slot,
         Err(err) => {
-            return gate::unmetered_error(&principal, &err)
-                .await
-                .into_box_response();
+            return gate::unmetered_error(&principal, &err).into_box_response();
         }
     };
-    let decision = match gate::consume(&principal).await {
+    let decision = match gate::consume(&principal) {
         Ok(decision) => decision,
         Err(err) => return Reply::error(&err).into_box_response(),
     };
     if !decision.admitted {
         let reply = gate::denied(&decision);
-        if let Err(e) = gate::record(&principal, false, reply.status, reply.body.len() as u64).await
-        {
+        if let Err(e) = gate::record(&principal, false, reply.status, reply.body.len() as u64) {
             eprintln!("realtime: metering a denied connection failed: {e}");
         }
         return reply.into_box_response();
@@ -104,9 +101,7 @@ pub async fn serve(principal: Principal, query: StreamQuery) -> http::Response<B
         Ok(cursor) => cursor,
         Err(err) => {
             let reply: Reply = Reply::error(&err).rate_limit(Some(&decision));
-            if let Err(e) =
-                gate::record(&principal, true, reply.status, reply.body.len() as u64).await
-            {
+            if let Err(e) = gate::record(&principal, true, reply.status, reply.body.len() as u64) {
                 eprintln!("realtime: metering failed: {e}");
             }
             return reply.into_box_response();
@@ -312,7 +307,7 @@ async fn pump(
             .await;
     }
     // Metered before the body ends: the sender is still alive here.
-    if let Err(e) = gate::record(&principal, true, 200, sink.bytes).await {
+    if let Err(e) = gate::record(&principal, true, 200, sink.bytes) {
         eprintln!("realtime: metering a connection failed: {e}");
     }
     drop(sink);

@@ -163,7 +163,7 @@ fn empty(status: u16) -> Reply {
 pub async fn serve(principal: &Principal, target: Target<'_>, ask: Ask) -> Reply {
     let file = match resolve(target).await {
         Ok(file) => file,
-        Err(err) => return gate::unmetered_error(principal, SNAPSHOT, &err).await,
+        Err(err) => return gate::unmetered_error(principal, SNAPSHOT, &err),
     };
     let len = file.blob.bytes;
     let base = redirect_base().await;
@@ -177,7 +177,7 @@ pub async fn serve(principal: &Principal, target: Target<'_>, ask: Ask) -> Reply
             status: 416,
             message: format!("range not satisfiable: the file has {len} bytes"),
         };
-        let decision = gate::peek(principal, file.product).await;
+        let decision = gate::peek(principal, file.product);
         return describe(
             Reply::json(416, serde_json::to_vec(&body).unwrap_or_default()),
             &file,
@@ -194,7 +194,7 @@ pub async fn serve(principal: &Principal, target: Target<'_>, ask: Ask) -> Reply
         } else {
             empty(307).header("location", location)
         };
-        let decision = gate::peek(principal, file.product).await;
+        let decision = gate::peek(principal, file.product);
         return reply.rate_limit(decision.as_ref());
     }
 
@@ -207,7 +207,7 @@ pub async fn serve(principal: &Principal, target: Target<'_>, ask: Ask) -> Reply
                 .await;
         match wikiedge_fn::slots::acquire("downloads", &principal.account, cap, now) {
             Ok(slot) => Some(std::sync::Arc::new(slot)),
-            Err(err) => return gate::unmetered_error(principal, SNAPSHOT, &err).await,
+            Err(err) => return gate::unmetered_error(principal, SNAPSHOT, &err),
         }
     } else {
         None
@@ -217,10 +217,10 @@ pub async fn serve(principal: &Principal, target: Target<'_>, ask: Ask) -> Reply
     let month = Month::from_unix(wikiedge_fn::now());
     let key = marker_key(&principal.account, &file.blob_id, &file.version, month);
     let decision = match store::claim(&key).await {
-        Err(err) => return gate::unmetered_error(principal, SNAPSHOT, &err).await,
-        Ok(Claim::Counted) => gate::peek(principal, file.product).await,
+        Err(err) => return gate::unmetered_error(principal, SNAPSHOT, &err),
+        Ok(Claim::Counted) => gate::peek(principal, file.product),
         Ok(Claim::Mine) => {
-            let consumed = gate::consume(principal, file.product).await;
+            let consumed = gate::consume(principal, file.product);
             let admitted = matches!(&consumed, Ok(d) if d.admitted);
             let settled = match store::open().await {
                 Ok(kv) => store::settle(&kv, &key, admitted).await,
@@ -230,7 +230,7 @@ pub async fn serve(principal: &Principal, target: Target<'_>, ask: Ask) -> Reply
                 Err(err) => return Reply::error(&err),
                 Ok(decision) if !decision.admitted => {
                     let reply = gate::denied(&decision);
-                    return gate::metered(principal, file.product, false, 0, reply).await;
+                    return gate::metered(principal, file.product, false, 0, reply);
                 }
                 Ok(decision) => decision,
             };
@@ -271,5 +271,5 @@ pub async fn serve(principal: &Principal, target: Target<'_>, ask: Ask) -> Reply
     };
     let bytes = if base.is_empty() { sent } else { 0 };
     let reply = reply.rate_limit(decision.as_ref());
-    gate::metered(principal, file.product, true, bytes, reply).await
+    gate::metered(principal, file.product, true, bytes, reply)
 }

@@ -121,7 +121,7 @@ pub async fn serve(
         Ok(bytes) => Reply::json(200, bytes),
         Err(err) => Reply::error(&err),
     };
-    let decision = gate::peek(principal, "snapshot").await;
+    let decision = gate::peek(principal, "snapshot");
     reply.rate_limit(decision.as_ref())
 }
 
