@@ -9,7 +9,12 @@
 /// `bytes` as 8-byte words, and the bytes left over.
 fn words(bytes: &[u8]) -> (impl Iterator<Item = (u64, &[u8; 8])>, &[u8]) {
     let (whole, tail) = bytes.as_chunks::<8>();
-    (whole.iter().map(|chunk| (u64::from_ne_bytes(*chunk), chunk)), tail)
+    (
+        whole
+            .iter()
+            .map(|chunk| (u64::from_ne_bytes(*chunk), chunk)),
+        tail,
+    )
 }
 
 /// Whether `a` and `b` are the same bytes.
