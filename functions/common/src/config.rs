@@ -7,12 +7,14 @@ use std::sync::OnceLock;
 
 use wikiedge_core::Error;
 use wikiedge_core::projects::Registry;
+use wikiedge_core::quota::Plans;
 
 use crate::name;
 
 use wikiedge_core::projects::SITEMATRIX;
 
 static REGISTRY: OnceLock<Registry> = OnceLock::new();
+static PLANS: OnceLock<Plans> = OnceLock::new();
 
 /// The value in `cell`, computed by `read` on first use (a component's
 /// configuration, read once per instance).
@@ -35,14 +37,32 @@ pub async fn variable(name: &str) -> Option<String> {
     }
 }
 
-/// A variable read through the synchronous `wasi:config/store`, for code
-/// that cannot wait for the asynchronous `spin:variables` (the exported
-/// `func`s of auth and quota, which Spin and `wikiedge up` lift
-/// synchronously). `Ok(None)` when the component declares no such
-/// variable, as Spin maps it.
-pub fn variable_now(name: &str) -> Result<Option<String>, Error> {
+/// A declared variable, read through the synchronous `wasi:config/store`,
+/// for code that cannot wait for the asynchronous `spin:variables` (the
+/// exported `func`s of auth and quota, which Spin and `wikiedge up` lift
+/// synchronously). A variable the component does not declare is our
+/// misconfiguration (500).
+pub fn variable_now(name: &str) -> Result<String, Error> {
     spin_sdk::experimental::wasi::config::store::get(name)
-        .map_err(|e| Error::Internal(format!("variable {name}: {e:?}")))
+        .map_err(|e| Error::Internal(format!("variable {name}: {e:?}")))?
+        .ok_or_else(|| Error::Internal(format!("variable {name} is not declared")))
+}
+
+/// The plans: the `plans` variable, or the built-in set when it is empty,
+/// parsed once per instance (read with [`variable_now`]: quota's exports
+/// need them). A bad `plans` variable is our misconfiguration (500), and a
+/// failed read is not kept.
+pub fn plans() -> Result<&'static Plans, Error> {
+    if let Some(plans) = PLANS.get() {
+        return Ok(plans);
+    }
+    let text = variable_now("plans")?;
+    let plans = if text.trim().is_empty() {
+        Plans::builtin()
+    } else {
+        Plans::parse(&text).map_err(|e| Error::Internal(format!("variable plans: {e}")))?
+    };
+    Ok(PLANS.get_or_init(|| plans))
 }
 
 /// A number variable's value, or `default` when unset or malformed.

@@ -23,7 +23,7 @@ use wikiedge_core::metering::counter::counter_or_zero;
 use wikiedge_core::quota::decision::{burst_key, decide_burst, decide_monthly, monthly_key};
 use wikiedge_core::quota::headers::headers;
 use wikiedge_core::quota::period::seconds_until_next_month;
-use wikiedge_core::quota::{Decision, Limits, Plans, Product, Window, effective_limits};
+use wikiedge_core::quota::{Decision, Limits, Product, Window, effective_limits};
 
 use crate::exports::wikiedge::quota::quota as wit;
 use crate::{burst, limits};
@@ -59,7 +59,7 @@ fn prepare(
 ) -> Result<Call, wit::QuotaError> {
     let product: Product = product.parse().map_err(invalid)?;
     let account = username::validate(account).map_err(invalid)?;
-    let plans: Plans = limits::plans().map_err(to_wit)?;
+    let plans = wikiedge_fn::config::plans().map_err(to_wit)?;
     let stored = limits::account_limits(bucket, &account, now).map_err(to_wit)?;
     let (plan_name, grants) = match &stored {
         Some(a) => (a.plan.as_str(), a.grants.as_slice()),

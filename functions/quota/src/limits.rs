@@ -1,5 +1,6 @@
-//! Effective limits: the plans (variable `plans`) and each account's plan
-//! name and grants (the account record).
+//! Effective limits: the plans (variable `plans`, read by
+//! [`wikiedge_fn::config::plans`]) and each account's plan name and grants
+//! (the account record).
 //!
 //! Consumption reads the account record to learn its current plan and
 //! grants. To keep an admitted request at two key-value operations (the two
@@ -15,7 +16,7 @@ use std::collections::HashMap;
 
 use wikiedge_core::Error;
 use wikiedge_core::auth::{Account, keys};
-use wikiedge_core::quota::{Grant, Plans};
+use wikiedge_core::quota::Grant;
 
 use wikiedge_fn::kv::{self, Bucket};
 
@@ -34,29 +35,8 @@ pub struct AccountLimits {
 }
 
 thread_local! {
-    static PLANS: RefCell<Option<Plans>> = const { RefCell::new(None) };
     static ACCOUNTS: RefCell<HashMap<String, (i64, Option<AccountLimits>)>> =
         RefCell::new(HashMap::new());
-}
-
-/// The configured plans (empty variable = the built-in ones), parsed once
-/// per instance. A broken `plans` variable is our fault (500).
-///
-/// Read through the synchronous `wasi:config/store`: `consume` and `peek`
-/// are exported `func`s and cannot wait.
-pub fn plans() -> Result<Plans, Error> {
-    if let Some(plans) = PLANS.with(|p| p.borrow().clone()) {
-        return Ok(plans);
-    }
-    let text = wikiedge_fn::config::variable_now("plans")?
-        .ok_or_else(|| Error::Internal("variable plans is not declared".into()))?;
-    let plans = if text.trim().is_empty() {
-        Plans::builtin()
-    } else {
-        Plans::parse(&text).map_err(|e| Error::Internal(format!("variable plans: {e}")))?
-    };
-    PLANS.with(|p| *p.borrow_mut() = Some(plans.clone()));
-    Ok(plans)
 }
 
 /// Reads an account record (no cache); `None` when there is none.

@@ -135,7 +135,7 @@ pub async fn put(req: Request, raw_username: &str) -> Result<Resp, Error> {
     let body = web::json_body(req).await?;
     let update: PlanUpdate = serde_json::from_slice(&body)?;
     let now = now();
-    let plans = limits::plans()?;
+    let plans = wikiedge_fn::config::plans()?;
     let plan = plans.require(&update.plan)?.clone();
     let grants = match update.grants {
         None => None,

@@ -21,7 +21,7 @@ pub async fn get(req: Request) -> Result<Resp, Error> {
     let now = now();
     let account = limits::read_account(&bucket, &principal.account)?
         .ok_or_else(|| Error::NotFound("Account not found".into()))?;
-    let plans = limits::plans()?;
+    let plans = wikiedge_fn::config::plans()?;
     let plan = plans
         .require(&account.plan)
         .map_err(|e| Error::Internal(format!("account {}: {e}", account.username)))?;
