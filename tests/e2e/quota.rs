@@ -101,6 +101,51 @@ fn concurrent_requests_never_exceed_the_monthly_quota_and_denials_cost_nothing()
     Ok(())
 }
 
+/// Two hosts on one state directory, so one SQLite file: each writes its
+/// counters without reading them back when it wrote them last
+/// (`kv::sqlite::counters`), which holds only while it notices the other
+/// host's commits. Requests alternating between the hosts count every
+/// one, and a race over both admits exactly the cap.
+#[test]
+fn two_hosts_on_one_sqlite_file_count_every_request() -> Result<()> {
+    let plans = r#"[{"name":"free","monthly":{"ondemand":50},"burst_per_second":1000}]"#;
+    let (state, a) = app_with_plans(plans)?;
+    let b = Host::builder(BIN, &repo_root().join("spin.toml"))
+        .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
+        .env("SPIN_VARIABLE_PLANS", plans)
+        .state_dir(state.path())
+        .start()?;
+    let auth = bearer(&a, "shared", "user")?;
+    for i in 0..10 {
+        let host = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(article(host, &auth)?.status, 200, "request {i}");
+    }
+    for host in [&a, &b] {
+        assert_eq!(
+            quota_of(host, &auth, "ondemand")?["used"].as_u64(),
+            Some(10)
+        );
+    }
+    let urls = [
+        a.url("/v2/articles/Anarchism"),
+        b.url("/v2/articles/Anarchism"),
+    ];
+    let statuses = crate::common::race(&urls, 64, &auth);
+    assert_eq!(crate::common::count(&statuses, 200), 40, "{statuses:?}");
+    assert_eq!(crate::common::count(&statuses, 429), 24, "{statuses:?}");
+    for host in [&a, &b] {
+        assert_eq!(
+            quota_of(host, &auth, "ondemand")?["used"].as_u64(),
+            Some(50)
+        );
+        assert_eq!(
+            crate::common::usage_today(host, &auth, "ondemand")?,
+            (50, 24)
+        );
+    }
+    Ok(())
+}
+
 #[test]
 fn the_burst_limit_counts_requests_per_second() -> Result<()> {
     let plans = r#"[{"name":"free","monthly":{"ondemand":1000},"burst_per_second":3}]"#;

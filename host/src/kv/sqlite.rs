@@ -46,6 +46,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 mod commit;
+mod counters;
 mod release;
 mod writer;
 

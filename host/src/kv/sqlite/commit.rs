@@ -59,6 +59,7 @@
 //! the connection held asks its holder to commit and awaits the outcome.
 
 use super::KvResult;
+use super::counters::Counters;
 use super::writer::{Failed, OpResult, Write, apply_batch, begin, commit};
 use crate::kv::KvError;
 use crate::kv::cache::ReadCache;
@@ -135,6 +136,8 @@ struct Writer {
     last_id: u64,
     /// What the open transaction wrote, for the read cache once it commits.
     keys: Vec<(Arc<str>, String)>,
+    /// The counters it last wrote ([`super::counters`]).
+    counters: Counters,
 }
 
 impl Committer {
@@ -152,6 +155,7 @@ impl Committer {
                 conn,
                 last_id: 0,
                 keys: Vec::new(),
+                counters: Counters::default(),
             }),
             inline,
             mode,
@@ -228,6 +232,7 @@ impl Committer {
                     return Ok(());
                 }
             }
+            w.counters.begun(&w.conn);
             w.last_id += 1;
             self.open.store(w.last_id, Ordering::SeqCst);
             if !commit_now && self.idle.swap(false, Ordering::SeqCst) {
@@ -236,7 +241,7 @@ impl Committer {
                 self.wake_background();
             }
         }
-        let outcome = apply_batch(&w.conn, &batch);
+        let outcome = apply_batch(&w.conn, &mut w.counters, &batch);
         if outcome.is_err() && w.conn.is_autocommit() {
             // SQLite rolled the whole transaction back (an I/O error, a
             // full disk): the batches applied before are gone too.
@@ -281,6 +286,8 @@ impl Committer {
             .invalidate(keys.iter().map(|(s, k)| (&**s, k.as_str())));
         lock(&self.pending).clear();
         if let Err(e) = outcome {
+            // Rolled back: what its increments wrote is gone.
+            w.counters.clear();
             tracing::error!("key-value: a transaction failed: {e}");
             let mut failed = lock(&self.failed);
             if failed.len() == FAILURES_KEPT {
@@ -375,6 +382,8 @@ impl Committer {
         let mut w = lock(&self.conn);
         let _ = self.commit_open(&mut w);
         let out = f(&mut w.conn);
+        // `f` may have written anything.
+        w.counters.clear();
         self.release(w);
         if !lock(&self.light).is_empty() {
             self.commit_here();

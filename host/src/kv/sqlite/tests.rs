@@ -134,6 +134,47 @@ async fn concurrent_increments_are_all_distinct() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An increment writes without reading a counter this connection wrote
+/// last (`counters`), so every other way the counter can change must be
+/// seen: a set, a delete, a compare-and-swap, and another process's write.
+#[tokio::test]
+async fn an_increment_sees_every_other_write_of_its_counter() -> anyhow::Result<()> {
+    let (_d, path, db) = interval_db()?;
+    let s = db.store("default");
+    assert_eq!(s.increment("c".into(), 1).await?, 1);
+    s.set("c".into(), 10i64.to_le_bytes().to_vec()).await?;
+    assert_eq!(s.increment("c".into(), 1).await?, 11);
+    s.delete("c".into()).await?;
+    assert_eq!(s.increment("c".into(), 1).await?, 1);
+    let swapped = s
+        .compare_and_swap(
+            "c".into(),
+            Some(1i64.to_le_bytes().to_vec()),
+            20i64.to_le_bytes().to_vec(),
+        )
+        .await?;
+    assert!(swapped);
+    assert_eq!(s.increment("c".into(), 1).await?, 21);
+    s.set_many(vec![("c".into(), 30i64.to_le_bytes().to_vec())])
+        .await?;
+    assert_eq!(s.increment("c".into(), 1).await?, 31);
+    s.delete_many(vec!["c".into()]).await?;
+    assert_eq!(s.increment("c".into(), 1).await?, 1);
+    // Another process (its own connection) counts too, between two of
+    // this store's transactions.
+    let other = rusqlite::Connection::open(&path)?;
+    other.busy_timeout(std::time::Duration::from_secs(10))?;
+    other.execute(
+        "UPDATE spin_key_value SET value = ?1 WHERE store = 'default' AND key = 'c'",
+        [100i64.to_le_bytes().to_vec()],
+    )?;
+    assert_eq!(s.increment("c".into(), 1).await?, 101);
+    // And the same counter in another store is another counter.
+    assert_eq!(db.store("other").increment("c".into(), 5).await?, 5);
+    assert_eq!(s.increment("c".into(), 1).await?, 102);
+    Ok(())
+}
+
 #[tokio::test]
 async fn increment_of_a_non_counter_fails_without_harming_the_batch() -> anyhow::Result<()> {
     let (_d, db) = temp_db();

@@ -4,6 +4,7 @@
 //! [`super::commit`].
 
 use super::commit::Committer;
+use super::counters::Counters;
 use super::{KvError, KvResult, sql_err};
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 use std::path::Path;
@@ -260,29 +261,38 @@ pub(super) fn commit(conn: &Connection) -> KvResult<()> {
 /// Applies `batch` inside the open transaction, under a savepoint of its
 /// own: a batch that fails leaves nothing behind and takes nothing of the
 /// batches applied before it in the same transaction.
-pub(super) fn apply_batch(conn: &Connection, batch: &[Write]) -> KvResult<Vec<KvResult<OpResult>>> {
+pub(super) fn apply_batch(
+    conn: &Connection,
+    counters: &mut Counters,
+    batch: &[Write],
+) -> KvResult<Vec<KvResult<OpResult>>> {
     // A lone write that changes the database in at most one statement needs
     // no savepoint: SQLite undoes a failed statement by itself, and an
     // error that rolls back the whole transaction takes a savepoint with
     // it anyway (the caller checks for that). An article request's four
     // increments are such writes, and the savepoint's two statements per
     // write cost about as much as the increment's own two.
-    if let [only] = batch
+    let outcome = if let [only] = batch
         && only.op.writes_once()
     {
-        return apply(conn, batch);
-    }
-    run(conn, "SAVEPOINT batch").map_err(sql_err)?;
-    match apply(conn, batch) {
-        Ok(results) => {
-            run(conn, "RELEASE batch").map_err(sql_err)?;
-            Ok(results)
+        apply(conn, counters, batch)
+    } else {
+        run(conn, "SAVEPOINT batch").map_err(sql_err)?;
+        match apply(conn, counters, batch) {
+            Ok(results) => run(conn, "RELEASE batch")
+                .map(|()| results)
+                .map_err(sql_err),
+            Err(e) => {
+                let _ = run(conn, "ROLLBACK TO batch").and_then(|()| run(conn, "RELEASE batch"));
+                Err(e)
+            }
         }
-        Err(e) => {
-            let _ = run(conn, "ROLLBACK TO batch").and_then(|()| run(conn, "RELEASE batch"));
-            Err(e)
-        }
+    };
+    if outcome.is_err() {
+        // What the batch's increments wrote was undone.
+        counters.clear();
     }
+    outcome
 }
 
 /// Runs a statement without parameters or rows, prepared once per
@@ -305,7 +315,11 @@ fn prepared<'a, 'c>(
     }
 }
 
-fn apply(tx: &Connection, batch: &[Write]) -> KvResult<Vec<KvResult<OpResult>>> {
+fn apply(
+    tx: &Connection,
+    counters: &mut Counters,
+    batch: &[Write],
+) -> KvResult<Vec<KvResult<OpResult>>> {
     const UPSERT: &str = "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
                  ON CONFLICT(store, key) DO UPDATE SET value = excluded.value";
     const DELETE: &str = "DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2";
@@ -314,6 +328,12 @@ fn apply(tx: &Connection, batch: &[Write]) -> KvResult<Vec<KvResult<OpResult>>> 
     let (mut upsert, mut delete, mut select) = (None, None, None);
     for w in batch {
         let store: &str = &w.store;
+        if !matches!(w.op, Op::Increment(..)) {
+            // Written some other way: read again at its next increment.
+            for k in w.op.keys() {
+                counters.forget(store, k);
+            }
+        }
         let r = match &w.op {
             Op::Set(k, v) => prepared(&mut upsert, tx, UPSERT)?
                 .execute(params![store, k, v])
@@ -338,15 +358,20 @@ fn apply(tx: &Connection, batch: &[Write]) -> KvResult<Vec<KvResult<OpResult>>> 
                 OpResult::Unit
             }
             Op::Increment(k, delta) => {
-                let current: Option<Vec<u8>> = prepared(&mut select, tx, SELECT)?
-                    .query_row(params![store, k], |row| row.get(0))
-                    .optional()
-                    .map_err(sql_err)?;
-                let value = match current.as_deref().map(decode_counter).transpose() {
-                    Ok(v) => v.unwrap_or(0),
-                    Err(e) => {
-                        results.push(Err(e));
-                        continue;
+                let value = match counters.get(store, k) {
+                    Some(kept) => kept,
+                    None => {
+                        let current: Option<Vec<u8>> = prepared(&mut select, tx, SELECT)?
+                            .query_row(params![store, k], |row| row.get(0))
+                            .optional()
+                            .map_err(sql_err)?;
+                        match current.as_deref().map(decode_counter).transpose() {
+                            Ok(v) => v.unwrap_or(0),
+                            Err(e) => {
+                                results.push(Err(e));
+                                continue;
+                            }
+                        }
                     }
                 };
                 let Some(new) = value.checked_add(*delta) else {
@@ -356,6 +381,7 @@ fn apply(tx: &Connection, batch: &[Write]) -> KvResult<Vec<KvResult<OpResult>>> 
                 prepared(&mut upsert, tx, UPSERT)?
                     .execute(params![store, k, new.to_le_bytes().to_vec()])
                     .map_err(sql_err)?;
+                counters.put(&w.store, k, new);
                 OpResult::Counter(new)
             }
             Op::Cas(k, expected, new) => {

@@ -146,6 +146,36 @@ async fn a_failed_commit_fails_its_settle() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A transaction that fails to commit takes its increments with it, also
+/// out of the values the writer keeps to count on from
+/// (`super::super::counters`): the next increment counts from what is
+/// committed.
+#[tokio::test]
+async fn a_failed_commit_takes_its_increments_with_it() -> anyhow::Result<()> {
+    let (_dir, path, db) = deferring(LONG)?;
+    let s = db.store("default");
+    assert_eq!(s.increment("c".into(), 1).await?, 1);
+    db.settle().await?;
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let once = fail.clone();
+    db.committer.with_writer(move |c| {
+        c.commit_hook(Some(move || {
+            once.swap(false, std::sync::atomic::Ordering::SeqCst)
+        }))
+    });
+    assert_eq!(s.increment("c".into(), 1).await?, 2);
+    assert!(db.settle().await.is_err(), "a rolled-back commit settled");
+    assert!(!fail.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(
+        s.increment("c".into(), 1).await?,
+        2,
+        "counted on from a rolled-back value"
+    );
+    db.settle().await?;
+    assert_eq!(committed(&path, "c")?, Some(2i64.to_le_bytes().to_vec()));
+    Ok(())
+}
+
 /// Light writes committed on the callers' threads and heavy ones in the
 /// background, raced from many threads: every increment answered with a
 /// distinct value, none lost, every bulk write stored.
