@@ -22,8 +22,7 @@ mod config;
 mod metadata;
 mod store;
 
-use spin_sdk::http::{IntoResponse, Method, Request};
-use spin_sdk::http_service;
+use spin_sdk::http::{IntoResponse, Method};
 use wikiedge_core::Error;
 
 use wikiedge_fn::respond::Reply;
@@ -69,9 +68,31 @@ fn route(path: &str) -> Option<Route<'_>> {
     None
 }
 
-#[http_service]
-async fn handle(req: Request) -> impl IntoResponse {
+/// The `wasi:http` handler export, as `#[http_service]` writes it, except
+/// that the request is converted by [`wikiedge_fn::incoming`].
+mod export {
+    use spin_sdk::wasip3::http::types::{ErrorCode, Request, Response};
+
+    struct Articles;
+    spin_sdk::wasip3::http::service::export!(Articles);
+
+    impl spin_sdk::wasip3::exports::http::handler::Guest for Articles {
+        async fn handle(request: Request) -> Result<Response, ErrorCode> {
+            spin_sdk::http::IntoResponse::into_response(super::handle(request).await)
+        }
+    }
+}
+
+async fn handle(req: spin_sdk::wasip3::http::types::Request) -> impl IntoResponse {
     wikiedge_fn::init(&COMPONENT);
+    // The route is in the URI: no `spin-*` header is read.
+    let req = match wikiedge_fn::incoming::request(req) {
+        Ok(req) => req,
+        Err(e) => {
+            return Reply::error(&Error::BadRequest(format!("malformed request: {e:?}")))
+                .into_response();
+        }
+    };
     let (parts, body) = req.into_parts();
     let reply = if parts.method != Method::GET && parts.method != Method::POST {
         Reply::error(&Error::MethodNotAllowed(format!(

@@ -5,6 +5,8 @@
 //! - [`bindings`]: the imports of the `data-function` world (auth, quota,
 //!   metering), generated once for every data function.
 //! - [`gate`]: auth, quota and metering over those imports.
+//! - [`incoming`]: the request without the `spin-*` headers a component
+//!   does not read.
 //! - [`respond`]: the [`respond::Reply`] type and WME error bodies.
 //! - [`config`]: variables, upstream overrides and the project registry.
 //! - [`upstream`]: fetching one article from its MediaWiki.
@@ -28,6 +30,7 @@ pub mod bytes;
 pub mod caller;
 pub mod config;
 pub mod gate;
+pub mod incoming;
 pub mod kv;
 pub mod opened;
 pub mod pool;
