@@ -22,7 +22,7 @@ mod config;
 mod metadata;
 mod store;
 
-use spin_sdk::http::{IntoResponse, Method};
+use spin_sdk::http::Method;
 use wikiedge_core::Error;
 
 use wikiedge_fn::respond::Reply;
@@ -69,7 +69,8 @@ fn route(path: &str) -> Option<Route<'_>> {
 }
 
 /// The `wasi:http` handler export, as `#[http_service]` writes it, except
-/// that the request is converted by [`wikiedge_fn::incoming`].
+/// that the request is converted by [`wikiedge_fn::incoming`] and the
+/// reply by [`Reply::into_wasi`].
 mod export {
     use spin_sdk::wasip3::http::types::{ErrorCode, Request, Response};
 
@@ -78,23 +79,22 @@ mod export {
 
     impl spin_sdk::wasip3::exports::http::handler::Guest for Articles {
         async fn handle(request: Request) -> Result<Response, ErrorCode> {
-            spin_sdk::http::IntoResponse::into_response(super::handle(request).await)
+            super::handle(request).await.into_wasi()
         }
     }
 }
 
-async fn handle(req: spin_sdk::wasip3::http::types::Request) -> impl IntoResponse {
+async fn handle(req: spin_sdk::wasip3::http::types::Request) -> Reply {
     wikiedge_fn::init(&COMPONENT);
     // The route is in the URI: no `spin-*` header is read.
     let req = match wikiedge_fn::incoming::request(req) {
         Ok(req) => req,
         Err(e) => {
-            return Reply::error(&Error::BadRequest(format!("malformed request: {e:?}")))
-                .into_response();
+            return Reply::error(&Error::BadRequest(format!("malformed request: {e:?}")));
         }
     };
     let (parts, body) = req.into_parts();
-    let reply = if parts.method != Method::GET && parts.method != Method::POST {
+    if parts.method != Method::GET && parts.method != Method::POST {
         Reply::error(&Error::MethodNotAllowed(format!(
             "method {} is not allowed",
             parts.method
@@ -104,8 +104,7 @@ async fn handle(req: spin_sdk::wasip3::http::types::Request) -> impl IntoRespons
         // Read only once the caller is authenticated (see `dispatch`).
         let body = web::post_body(&parts.method, body);
         dispatch(&parts, body).await
-    };
-    reply.into_response()
+    }
 }
 
 /// Authenticates, then reads the body (an anonymous client cannot make a

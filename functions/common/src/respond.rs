@@ -8,6 +8,7 @@ use spin_sdk::http::{BoxBody, FullBody, box_body};
 use wikiedge_core::Error;
 
 use crate::bindings::wikiedge::quota::quota::Decision;
+use spin_sdk::wasip3::http::types as wasi;
 
 /// The response body type of a whole body in one buffer.
 pub type Full = FullBody<Bytes>;
@@ -123,6 +124,36 @@ impl Reply {
         this.into_response_with(body, || {
             Full::new(Bytes::from(Error::Internal(String::new()).body_json()))
         })
+    }
+
+    /// Converts to the `wasi:http` response sent, the whole body in one
+    /// buffer: what [`Reply::into_response`] and spin-sdk's conversion
+    /// (`http_into_wasi_response`) make of it, without an `http::HeaderMap`
+    /// in between. That map checked every name and value byte by byte and
+    /// was then cloned and copied out header by header, dear work in a
+    /// guest; here each value gets the same check a word at a time
+    /// ([`crate::bytes::visible_ascii`]) and a value that fails it is
+    /// dropped, as `into_response` drops it. The host checks the names.
+    pub fn into_wasi(self) -> Result<wasi::Response, wasi::ErrorCode> {
+        let this = self.with_length();
+        let fields: Vec<(String, Vec<u8>)> = this
+            .headers
+            .into_iter()
+            .filter(|(_, value)| crate::bytes::visible_ascii(value.as_bytes()))
+            .map(|(name, value)| (name.to_string(), value.into_bytes()))
+            .collect();
+        let headers = wasi::Fields::from_list(&fields)
+            .map_err(|e| wasi::ErrorCode::InternalError(Some(format!("headers: {e:?}"))))?;
+        let (writer, body, result) = spin_sdk::wasip3::http_compat::BodyWriter::new();
+        let (response, _sent) = wasi::Response::new(headers, Some(body), result);
+        response.set_status_code(this.status).map_err(|()| {
+            wasi::ErrorCode::InternalError(Some(format!("status {}", this.status)))
+        })?;
+        let mut body = Full::new(Bytes::from(this.body));
+        spin_sdk::wasip3::wit_bindgen::spawn(async move {
+            let _ = writer.send_http_body(&mut body).await;
+        });
+        Ok(response)
     }
 
     /// Converts to the HTTP response sent, with a boxed body (for handlers
