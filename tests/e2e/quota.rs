@@ -30,16 +30,22 @@ pub fn app_with_plans_on(plans: &str, misreport: bool) -> Result<(TempDir, Host)
     let mut args = ImportArgs::new(dump, Some("enwiki".into())).with_state_dir(state.path());
     args.progress = false;
     import(args)?;
-    let host = Host::builder(BIN, &repo_root().join("spin.toml"))
+    let host = host_on(state.path(), plans, misreport)?;
+    Ok((state, host))
+}
+
+/// A host with these plans on the state directory `state` (see
+/// [`app_with_plans_on`] for `misreport`).
+fn host_on(state: &std::path::Path, plans: &str, misreport: bool) -> Result<Host> {
+    Host::builder(BIN, &repo_root().join("spin.toml"))
         .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
         .env("SPIN_VARIABLE_PLANS", plans)
         .env(
             "WIKIEDGE_EMULATE_SPIN_REDIS_CAS",
             if misreport { "true" } else { "false" },
         )
-        .state_dir(state.path())
-        .start()?;
-    Ok((state, host))
+        .state_dir(state)
+        .start()
 }
 
 fn article(host: &Host, auth: &str) -> Result<Resp> {
@@ -110,11 +116,7 @@ fn concurrent_requests_never_exceed_the_monthly_quota_and_denials_cost_nothing()
 fn two_hosts_on_one_sqlite_file_count_every_request() -> Result<()> {
     let plans = r#"[{"name":"free","monthly":{"ondemand":50},"burst_per_second":1000}]"#;
     let (state, a) = app_with_plans(plans)?;
-    let b = Host::builder(BIN, &repo_root().join("spin.toml"))
-        .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
-        .env("SPIN_VARIABLE_PLANS", plans)
-        .state_dir(state.path())
-        .start()?;
+    let b = host_on(state.path(), plans, false)?;
     let auth = bearer(&a, "shared", "user")?;
     for i in 0..10 {
         let host = if i % 2 == 0 { &a } else { &b };
