@@ -267,7 +267,8 @@ struct UpArgs {
     /// 0: glibc's default (8 per core).
     #[arg(long, env = "WIKIEDGE_MALLOC_ARENA_MAX", default_value_t = 2)]
     malloc_arena_max: usize,
-    /// Runtime worker threads; 0: one per core.
+    /// Serving threads, each with its own instances of every component;
+    /// 0: one per core.
     #[arg(long, env = "WIKIEDGE_WORKER_THREADS", default_value_t = 0)]
     worker_threads: usize,
 }
@@ -462,11 +463,17 @@ fn up(args: UpArgs) -> Result<()> {
     // environment is read by every thread.
     wikiedge_host::idle::limit_allocator_arenas(args.malloc_arena_max);
     wikiedge_host::engine::quiet_error_backtraces();
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if args.worker_threads > 0 {
-        runtime.worker_threads(args.worker_threads);
-    }
-    let runtime = runtime.enable_all().build()?;
+    // The requests are served by threads of their own (`server::serve`);
+    // this runtime only loads the app, accepts connections and runs the
+    // metrics listener and the idle release.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let threads = if args.worker_threads > 0 {
+        args.worker_threads
+    } else {
+        wikiedge_host::shard::default_threads()
+    };
     anyhow::ensure!(
         args.max_instance_memory_mib > 0 && args.max_instance_memory_mib <= 4096,
         "--max-instance-memory-mib must be between 1 and 4096"
@@ -489,6 +496,7 @@ fn up(args: UpArgs) -> Result<()> {
             kv_durability: args.kv_durability,
             emulate_spin_redis_cas: args.emulate_spin_redis_cas,
             variable_defaults: VariableDefaults(dev),
+            threads,
         };
         let reuse = ReuseLimits {
             max_requests: args.max_instance_reuse_count.max(1),

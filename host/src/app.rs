@@ -15,6 +15,7 @@ use crate::manifest::Manifest;
 use crate::outbound::OutboundPolicy;
 use crate::router::Router;
 use crate::runtime_config::RuntimeConfig;
+use crate::shard::Sharded;
 use crate::state::HostState;
 use crate::variables::{ComponentVariables, Resolver};
 use anyhow::{Context, Result, anyhow, bail};
@@ -57,6 +58,9 @@ pub struct AppOptions {
     /// embedding tool's development secrets, say); below `SPIN_VARIABLE_*`
     /// and above the manifest's own defaults.
     pub variable_defaults: VariableDefaults,
+    /// Serving threads, each with its own instances of every component
+    /// ([`crate::shard`]; [`crate::server::serve`] runs one per pool).
+    pub threads: usize,
 }
 
 /// Fallback variable values. Its `Debug` names the variables, never a value:
@@ -117,14 +121,17 @@ pub struct App {
     pub manifest: Manifest,
     /// The router.
     pub router: Router,
-    /// Per-component request handlers.
-    pub components: HashMap<String, ProxyHandler<ComponentHandler>>,
+    /// Per-component request handlers, one per serving thread
+    /// ([`crate::shard`]).
+    pub components: HashMap<String, Sharded<ProxyHandler<ComponentHandler>>>,
     /// The engine.
     pub engine: Engine,
     /// The key-value databases (kept open for the app's lifetime).
     pub databases: Databases,
     /// Requests and instances coming and going, for [`crate::idle`].
     pub activity: Arc<Activity>,
+    /// Serving threads: the number of instance pools of each component.
+    pub threads: usize,
 }
 
 impl App {
@@ -187,6 +194,7 @@ impl App {
         crate::kv_host::add_to_linker(&mut linker)?;
 
         let activity = Arc::new(Activity::default());
+        let shards = opts.threads.max(1);
         let mut components = HashMap::new();
         let routed: std::collections::BTreeSet<&str> = manifest
             .http_triggers
@@ -212,24 +220,30 @@ impl App {
                     bail!("[component.{id}] key_value_stores: no store \"{label}\"");
                 }
             }
-            let handler = ComponentHandler {
-                id: id.to_string(),
-                engine: engine.clone(),
-                pre: ProxyPre::P3(pre),
-                stores: registry.restricted_to(&decl.key_value_stores),
-                databases: databases.clone(),
-                variables: Arc::new(resolver.component(id)?),
-                outbound: Arc::new(outbound),
-                env: decl
-                    .environment
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                reuse,
-                next_instance: AtomicU64::new(0),
-                activity: activity.clone(),
-            };
-            components.insert(id.to_string(), ProxyHandler::new(handler));
+            let stores = registry.restricted_to(&decl.key_value_stores);
+            let variables = Arc::new(resolver.component(id)?);
+            let outbound = Arc::new(outbound);
+            let env: Vec<(String, String)> = decl
+                .environment
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let handlers = Sharded::new(shards, |_| {
+                ProxyHandler::new(ComponentHandler {
+                    id: id.to_string(),
+                    engine: engine.clone(),
+                    pre: ProxyPre::P3(pre.clone()),
+                    stores: stores.clone(),
+                    databases: databases.clone(),
+                    variables: variables.clone(),
+                    outbound: outbound.clone(),
+                    env: env.clone(),
+                    reuse,
+                    next_instance: AtomicU64::new(0),
+                    activity: activity.clone(),
+                })
+            });
+            components.insert(id.to_string(), handlers);
         }
         Ok(App {
             manifest,
@@ -238,6 +252,7 @@ impl App {
             engine,
             databases,
             activity,
+            threads: shards,
         })
     }
 

@@ -17,6 +17,7 @@
 //!   and serving components over HTTP, with the limits in `docs/limits.md`.
 //! - [`build_cmd`]: the manifest's build commands (`spin build`).
 //! - [`idle`]: giving memory back once the host goes quiet.
+//! - [`shard`]: one instance pool per serving thread.
 //! - [`runtime_config`], [`metrics`].
 
 pub mod app;
@@ -33,5 +34,6 @@ pub mod outbound;
 pub mod router;
 pub mod runtime_config;
 pub mod server;
+pub mod shard;
 pub mod state;
 pub mod variables;

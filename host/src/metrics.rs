@@ -7,6 +7,8 @@
 //! - `wikiedge_instances_created_total{component}` and
 //!   `wikiedge_instances{component}` (live instances);
 //! - `wikiedge_kv_operations_total{op}` and `wikiedge_kv_errors_total{op}`;
+//! - `wikiedge_requests_handed_over_total`: requests a serving thread with
+//!   no turn free handed to another thread's instances;
 //! - `wikiedge_idle_releases_total`: times the quiet host gave memory back
 //!   (`crate::idle`).
 //!
@@ -39,6 +41,7 @@ struct Inner {
     kv_ops: BTreeMap<&'static str, u64>,
     kv_errors: BTreeMap<&'static str, u64>,
     idle_releases: u64,
+    handed_over: u64,
 }
 
 /// The registry.
@@ -96,6 +99,12 @@ impl Metrics {
     /// The quiet host released the memory it keeps for speed.
     pub fn idle_release(&self) {
         self.with(|m| m.idle_releases += 1);
+    }
+
+    /// A serving thread with no turn free handed a request to another
+    /// thread's instances.
+    pub fn handed_over(&self) {
+        self.with(|m| m.handed_over += 1);
     }
 
     /// A key-value operation `op`, failed or not.
@@ -205,6 +214,12 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE wikiedge_idle_releases_total counter");
         let _ = writeln!(out, "wikiedge_idle_releases_total {}", m.idle_releases);
+        let _ = writeln!(
+            out,
+            "# HELP wikiedge_requests_handed_over_total Requests a serving thread with no turn free handed to another thread's instances."
+        );
+        let _ = writeln!(out, "# TYPE wikiedge_requests_handed_over_total counter");
+        let _ = writeln!(out, "wikiedge_requests_handed_over_total {}", m.handed_over);
         out
     }
 }

@@ -31,6 +31,7 @@ use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use wasmtime_wasi_http::WasiBody;
@@ -42,8 +43,9 @@ pub struct ServeOptions {
     pub max_body: usize,
     /// Whether to log one line per request.
     pub log_requests: bool,
-    /// Requests one component works on at the same time; the rest wait in
-    /// line. Each request in progress holds (a share of) an instance, and
+    /// Requests one component works on at the same time, split evenly
+    /// among the serving threads (each takes at least one); the rest wait
+    /// in line. Each request in progress holds (a share of) an instance, and
     /// instances are what costs memory, so this bounds the host's memory
     /// while keeping every core busy (the work is CPU-bound or waits only
     /// briefly on the key-value store). Default: [`default_in_flight`].
@@ -104,12 +106,42 @@ fn plain(status: StatusCode, body: &'static str) -> Response<WasiBody> {
     resp
 }
 
-/// Shared per-server limits.
-struct Limits {
-    /// One semaphore per component: requests it works on at once.
-    components: std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>,
-    /// Buffered request body memory, in KiB.
+/// What one serving thread works with.
+struct Lane {
+    /// Which serving thread: the instance pools it uses
+    /// ([`crate::shard::Sharded::get`]).
+    index: usize,
+    /// Every serving thread's turns, this one's at `index`.
+    turns: Arc<[Turns]>,
+    /// Buffered request body memory, in KiB, shared by every thread.
     body_kib: Arc<tokio::sync::Semaphore>,
+}
+
+/// The requests one serving thread works on at once, and where to run
+/// another thread's request on it.
+struct Turns {
+    /// The thread's runtime.
+    runtime: tokio::runtime::Handle,
+    /// One semaphore per component: requests the thread works on at once
+    /// (its share of `max_in_flight_per_component`).
+    components: std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>,
+}
+
+/// An accepted connection on its way to a serving thread, with its
+/// connection slot.
+struct Accepted {
+    stream: std::net::TcpStream,
+    client: SocketAddr,
+    slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// The accept loop's handle on a serving thread.
+struct LaneHandle {
+    connections: tokio::sync::mpsc::UnboundedSender<Accepted>,
+    /// Connections open on the thread.
+    open: Arc<AtomicUsize>,
+    /// Resolves once the thread has finished its connections.
+    done: tokio::sync::oneshot::Receiver<()>,
 }
 
 /// A `503` with `Retry-After: 1`: a passing shortage, worth retrying.
@@ -137,6 +169,12 @@ fn json_error(status: StatusCode, message: &str) -> Response<WasiBody> {
 
 /// Serve `app` on `listener` until `shutdown` resolves, then let in-flight
 /// requests finish.
+///
+/// Connections are accepted here and each is handed, for its whole life,
+/// to the serving thread with the fewest open connections: one thread per
+/// instance pool of the app ([`App::threads`]), each running its own
+/// single-threaded runtime, so a request, its instance and its response
+/// body stay on one thread ([`crate::shard`]).
 pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
@@ -144,24 +182,53 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let limits = Arc::new(Limits {
-        components: app
-            .components
-            .keys()
-            .map(|id| {
-                (
-                    id.clone(),
-                    Arc::new(tokio::sync::Semaphore::new(
-                        opts.max_in_flight_per_component.max(1),
-                    )),
-                )
-            })
-            .collect(),
-        body_kib: Arc::new(tokio::sync::Semaphore::new(
-            (opts.max_buffered_body_bytes / 1024).clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
-        )),
-    });
+    let threads = app.threads.max(1);
+    let body_kib = Arc::new(tokio::sync::Semaphore::new(
+        (opts.max_buffered_body_bytes / 1024).clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+    ));
+    let mut runtimes = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        runtimes.push(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?,
+        );
+    }
+    let turns: Arc<[Turns]> = runtimes
+        .iter()
+        .enumerate()
+        .map(|(index, runtime)| Turns {
+            runtime: runtime.handle().clone(),
+            components: app
+                .components
+                .keys()
+                .map(|id| {
+                    let permits =
+                        crate::shard::share(opts.max_in_flight_per_component, threads, index);
+                    (id.clone(), Arc::new(tokio::sync::Semaphore::new(permits)))
+                })
+                .collect(),
+        })
+        .collect();
+    // Set once every thread has finished its connections: until then each
+    // keeps running the requests other threads handed it.
+    let (all_done, released) = tokio::sync::watch::channel(false);
+    let mut lanes = Vec::with_capacity(threads);
+    for (index, runtime) in runtimes.into_iter().enumerate() {
+        let lane = Lane {
+            index,
+            turns: turns.clone(),
+            body_kib: body_kib.clone(),
+        };
+        lanes.push(start_lane(
+            app.clone(),
+            lane,
+            runtime,
+            released.clone(),
+            local,
+            opts,
+        )?);
+    }
     let connections = Arc::new(tokio::sync::Semaphore::new(opts.max_connections.max(1)));
     let releaser = opts.release_after_idle.map(|after| {
         let app = app.clone();
@@ -192,35 +259,42 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let limits = limits.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let app = app.clone();
-            let limits = limits.clone();
-            async move { Ok::<_, Infallible>(handle(&app, &limits, req, client, local, opts).await) }
-        });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .keep_alive(true)
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(opts.header_read_timeout)
-            .serve_connection(
-                TokioIo::new(SendTimeout::new(stream, opts.send_timeout)),
-                service,
-            );
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _slot = slot;
-            if let Err(e) = conn.await
-                && !e.is_incomplete_message()
-                && !e.is_timeout()
-            {
-                tracing::debug!("connection error: {e}");
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("cannot hand over a connection: {e}");
+                continue;
             }
-        });
+        };
+        let Some(lane) = lanes.iter().min_by_key(|l| l.open.load(Ordering::Relaxed)) else {
+            break;
+        };
+        lane.open.fetch_add(1, Ordering::Relaxed);
+        if lane
+            .connections
+            .send(Accepted {
+                stream,
+                client,
+                slot,
+            })
+            .is_err()
+        {
+            lane.open.fetch_sub(1, Ordering::Relaxed);
+            tracing::error!("a serving thread has stopped; the connection is closed");
+        }
     }
     drop(listener);
     tracing::info!("Shutting down: finishing in-flight requests");
-    graceful.shutdown().await;
+    let mut finished = Vec::with_capacity(lanes.len());
+    for lane in lanes {
+        drop(lane.connections);
+        finished.push(lane.done);
+    }
+    for done in finished {
+        // An error means the thread is gone; nothing is left to wait for.
+        let _ = done.await;
+    }
+    let _ = all_done.send(true);
     // Writes made after the last responses went out (a streamed body's
     // end, say) are committed before the server returns.
     if let Err(e) = app.databases.settle().await {
@@ -232,9 +306,89 @@ pub async fn serve(
     Ok(())
 }
 
+/// Start serving thread `lane.index` on `runtime`: it serves the
+/// connections sent to it until the sender is dropped, lets their in-flight
+/// requests finish, and then keeps running requests other threads handed
+/// it until `released` says every thread is done.
+fn start_lane(
+    app: Arc<App>,
+    lane: Lane,
+    runtime: tokio::runtime::Runtime,
+    mut released: tokio::sync::watch::Receiver<bool>,
+    local: SocketAddr,
+    opts: ServeOptions,
+) -> anyhow::Result<LaneHandle> {
+    let (connections, mut incoming) = tokio::sync::mpsc::unbounded_channel::<Accepted>();
+    let (finished, done) = tokio::sync::oneshot::channel();
+    let open = Arc::new(AtomicUsize::new(0));
+    let counted = open.clone();
+    std::thread::Builder::new()
+        .name(format!("wikiedge-serve-{}", lane.index))
+        .spawn(move || {
+            runtime.block_on(async move {
+                let lane = Arc::new(lane);
+                let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+                while let Some(Accepted {
+                    stream,
+                    client,
+                    slot,
+                }) = incoming.recv().await
+                {
+                    let stream = match tokio::net::TcpStream::from_std(stream) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            counted.fetch_sub(1, Ordering::Relaxed);
+                            tracing::warn!("cannot serve a connection: {e}");
+                            continue;
+                        }
+                    };
+                    let app = app.clone();
+                    let lane = lane.clone();
+                    let service = hyper::service::service_fn(move |req| {
+                        let app = app.clone();
+                        let lane = lane.clone();
+                        async move {
+                            Ok::<_, Infallible>(handle(&app, &lane, req, client, local, opts).await)
+                        }
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(true)
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(opts.header_read_timeout)
+                        .serve_connection(
+                            TokioIo::new(SendTimeout::new(stream, opts.send_timeout)),
+                            service,
+                        );
+                    let conn = graceful.watch(conn);
+                    let counted = counted.clone();
+                    tokio::spawn(async move {
+                        let _slot = slot;
+                        if let Err(e) = conn.await
+                            && !e.is_incomplete_message()
+                            && !e.is_timeout()
+                        {
+                            tracing::debug!("connection error: {e}");
+                        }
+                        counted.fetch_sub(1, Ordering::Relaxed);
+                    });
+                }
+                graceful.shutdown().await;
+                let _ = finished.send(());
+                // Other threads' connections may still wait on requests
+                // they handed to this one.
+                let _ = released.wait_for(|all| *all).await;
+            });
+        })?;
+    Ok(LaneHandle {
+        connections,
+        open,
+        done,
+    })
+}
+
 async fn handle(
     app: &App,
-    limits: &Limits,
+    lane: &Lane,
     mut req: Request<Incoming>,
     client: SocketAddr,
     local: SocketAddr,
@@ -272,10 +426,11 @@ async fn handle(
         log("-", StatusCode::NOT_FOUND);
         return plain(StatusCode::NOT_FOUND, "");
     };
-    let Some(handler) = app.components.get(route.component) else {
+    let handlers = app.components.get(route.component);
+    if handlers.is_none() {
         log(route.component, StatusCode::INTERNAL_SERVER_ERROR);
         return json_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
-    };
+    }
     let too_large = req
         .headers()
         .get(http::header::CONTENT_LENGTH)
@@ -369,7 +524,7 @@ async fn handle(
             .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or(opts.max_body);
         let kib = (declared.div_ceil(1024)).clamp(1, u32::MAX as usize) as u32;
-        match limits.body_kib.clone().try_acquire_many_owned(kib) {
+        match lane.body_kib.clone().try_acquire_many_owned(kib) {
             Ok(p) => _body_budget = Some(p),
             Err(_) => {
                 log(route.component, StatusCode::SERVICE_UNAVAILABLE);
@@ -414,13 +569,30 @@ async fn handle(
     );
 
     // Wait for a turn; the permit is held until the response head is ready
-    // (streamed bodies continue without it).
-    let _permit = match limits.components.get(route.component) {
-        Some(sem) => sem.clone().acquire_owned().await.ok(),
-        None => None,
+    // (streamed bodies continue without it). A thread with no turn free
+    // hands the request to one that has one, to run on that thread's
+    // instances.
+    let (pool, _permit) = take_turn(lane, route.component).await;
+    let Some(handler) = handlers.map(|h| h.get(pool).clone()) else {
+        log(route.component, StatusCode::INTERNAL_SERVER_ERROR);
+        return json_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
     };
     let clock = Arc::new(RequestClock::default());
-    let result = handler.handle(clock.clone(), req).await;
+    let result = if pool == lane.index {
+        handler.handle(clock.clone(), req).await
+    } else {
+        let run = clock.clone();
+        match lane.turns[pool]
+            .runtime
+            .spawn(async move { handler.handle(run, req).await })
+            .await
+        {
+            Ok(result) => result,
+            Err(e) => Err(wasmtime::Error::msg(format!(
+                "the serving thread the request was handed to stopped: {e}"
+            ))),
+        }
+    };
     clock.finish();
     // Nothing leaves before the writes it may depend on are committed
     // (`kv::sqlite::CommitMode::BeforeReply`).
@@ -462,6 +634,34 @@ async fn handle(
             plain(StatusCode::INTERNAL_SERVER_ERROR, "")
         }
     }
+}
+
+/// A turn for a request to `component` arriving on `lane`: this thread's
+/// if it has one free, else another thread's that has one free (the request
+/// then runs on that thread's instances), else the next of this thread's.
+/// Returns the serving thread whose instances run the request, and the
+/// permit, held until the response head is ready.
+async fn take_turn(
+    lane: &Lane,
+    component: &str,
+) -> (usize, Option<tokio::sync::OwnedSemaphorePermit>) {
+    let own = lane.index;
+    let Some(mine) = lane.turns[own].components.get(component) else {
+        return (own, None);
+    };
+    if let Ok(permit) = mine.clone().try_acquire_owned() {
+        return (own, Some(permit));
+    }
+    let others = (1..lane.turns.len()).map(|k| (own + k) % lane.turns.len());
+    for other in others {
+        if let Some(theirs) = lane.turns[other].components.get(component)
+            && let Ok(permit) = theirs.clone().try_acquire_owned()
+        {
+            crate::metrics::metrics().handed_over();
+            return (other, Some(permit));
+        }
+    }
+    (own, mine.clone().acquire_owned().await.ok())
 }
 
 /// A connection whose writes may not stall for longer than a timeout: a

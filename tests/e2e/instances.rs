@@ -64,6 +64,143 @@ fn an_instance_that_grew_large_is_retired_as_soon_as_it_is_idle() -> Result<()> 
     Ok(())
 }
 
+/// One request on an open keep-alive connection: its response body (with
+/// a `Content-Length` or chunked; one response per connection at a time,
+/// since the reader buffers).
+fn on_connection(stream: &mut std::net::TcpStream, addr: &str, path: &str) -> Result<String> {
+    send_on(stream, addr, path)?;
+    response_body(stream)
+}
+
+/// Sends a GET on an open keep-alive connection.
+fn send_on(stream: &mut std::net::TcpStream, addr: &str, path: &str) -> Result<()> {
+    use std::io::Write;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n")?;
+    Ok(())
+}
+
+/// Reads the next response on a keep-alive connection: its body.
+fn response_body(stream: &mut std::net::TcpStream) -> Result<String> {
+    use std::io::{BufRead, BufReader, Read};
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    let mut next_line = |reader: &mut BufReader<_>| -> Result<String> {
+        line.clear();
+        anyhow::ensure!(reader.read_line(&mut line)? > 0, "the connection closed");
+        Ok(line.trim_end().to_ascii_lowercase())
+    };
+    let status = next_line(&mut reader)?;
+    anyhow::ensure!(status.starts_with("http/1.1 200"), "{status}");
+    let (mut length, mut chunked) = (None, false);
+    loop {
+        let header = next_line(&mut reader)?;
+        if header.is_empty() {
+            break;
+        }
+        if let Some(v) = header.strip_prefix("content-length:") {
+            length = Some(v.trim().parse::<usize>()?);
+        }
+        chunked |= header == "transfer-encoding: chunked";
+    }
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let size = usize::from_str_radix(next_line(&mut reader)?.trim(), 16)?;
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk)?;
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else {
+        body.resize(length.context("neither a length nor chunked")?, 0);
+        reader.read_exact(&mut body)?;
+    }
+    Ok(String::from_utf8(body)?)
+}
+
+/// Each serving thread has instances of its own, and connections open at
+/// the same time go to different threads: two keep-alive connections
+/// taking turns make one instance on each of two threads, where a pool
+/// shared by the threads reused one; with a single serving thread they
+/// share its instance.
+#[test]
+fn each_serving_thread_has_instances_of_its_own() -> Result<()> {
+    for (threads, instances) in [(2u32, 2.0), (1, 1.0)] {
+        let (host, metrics_url) = host_with_metrics(|b| {
+            b.arg("--worker-threads")
+                .arg(&threads.to_string())
+                .arg("--idle-instance-timeout")
+                .arg("600")
+        })?;
+        let addr = host.addr().to_string();
+        let mut first = std::net::TcpStream::connect(&addr)?;
+        let mut second = std::net::TcpStream::connect(&addr)?;
+        for _ in 0..3 {
+            for stream in [&mut first, &mut second] {
+                assert_eq!(on_connection(stream, &addr, "/grow?mib=1")?, "grew 1 MiB");
+            }
+        }
+        assert_eq!(
+            metric(
+                &metrics_url,
+                "wikiedge_instances_created_total{component=\"sink\"}"
+            )?,
+            Some(instances),
+            "{threads} serving threads"
+        );
+    }
+    Ok(())
+}
+
+/// A serving thread whose turns are all taken hands a request to a thread
+/// that has one free, which runs it on its own instances: with one turn
+/// per thread, a request arriving behind a 1.5 s sleep on the same thread
+/// is answered at once by the other thread instead of waiting.
+#[test]
+fn a_busy_thread_hands_a_request_to_a_free_one() -> Result<()> {
+    let (host, metrics_url) = host_with_metrics(|b| {
+        b.arg("--worker-threads")
+            .arg("2")
+            .arg("--max-in-flight-per-component")
+            .arg("2")
+    })?;
+    let addr = host.addr().to_string();
+    // Handed out in turn: the first and third to one thread, the second
+    // to the other.
+    let mut sleeper = std::net::TcpStream::connect(&addr)?;
+    let _other = std::net::TcpStream::connect(&addr)?;
+    let mut behind = std::net::TcpStream::connect(&addr)?;
+    send_on(&mut sleeper, &addr, "/sleep?ms=1500")?;
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let asked = std::time::Instant::now();
+    assert_eq!(
+        on_connection(&mut behind, &addr, "/grow?mib=1")?,
+        "grew 1 MiB"
+    );
+    let waited = asked.elapsed();
+    assert!(
+        waited < std::time::Duration::from_millis(1000),
+        "the request waited {waited:?} behind the sleep on its own thread"
+    );
+    assert_eq!(response_body(&mut sleeper)?, "slept");
+    assert_eq!(
+        metric(&metrics_url, "wikiedge_requests_handed_over_total")?,
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &metrics_url,
+            "wikiedge_instances_created_total{component=\"sink\"}"
+        )?,
+        Some(2.0),
+        "the handed-over request did not run on the other thread's instances"
+    );
+    Ok(())
+}
+
 /// Copies the small compiled component files (the test components', not
 /// the app's) of the compile cache `from` into a fresh cache `to`; what is
 /// missing is compiled again.
