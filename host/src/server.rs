@@ -27,14 +27,16 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use lanes::{Lane, take_turn};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use wasmtime_wasi_http::WasiBody;
+
+mod lanes;
+mod send_timeout;
 
 /// Serving options.
 #[derive(Debug, Clone, Copy)]
@@ -106,44 +108,6 @@ fn plain(status: StatusCode, body: &'static str) -> Response<WasiBody> {
     resp
 }
 
-/// What one serving thread works with.
-struct Lane {
-    /// Which serving thread: the instance pools it uses
-    /// ([`crate::shard::Sharded::get`]).
-    index: usize,
-    /// Every serving thread's turns, this one's at `index`.
-    turns: Arc<[Turns]>,
-    /// Buffered request body memory, in KiB, shared by every thread.
-    body_kib: Arc<tokio::sync::Semaphore>,
-}
-
-/// The requests one serving thread works on at once, and where to run
-/// another thread's request on it.
-struct Turns {
-    /// The thread's runtime.
-    runtime: tokio::runtime::Handle,
-    /// One semaphore per component: requests the thread works on at once
-    /// (its share of `max_in_flight_per_component`).
-    components: std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>,
-}
-
-/// An accepted connection on its way to a serving thread, with its
-/// connection slot.
-struct Accepted {
-    stream: std::net::TcpStream,
-    client: SocketAddr,
-    slot: tokio::sync::OwnedSemaphorePermit,
-}
-
-/// The accept loop's handle on a serving thread.
-struct LaneHandle {
-    connections: tokio::sync::mpsc::UnboundedSender<Accepted>,
-    /// Connections open on the thread.
-    open: Arc<AtomicUsize>,
-    /// Resolves once the thread has finished its connections.
-    done: tokio::sync::oneshot::Receiver<()>,
-}
-
 /// A `503` with `Retry-After: 1`: a passing shortage, worth retrying.
 fn retry_shortly(message: &str) -> Response<WasiBody> {
     let mut resp = json_error(StatusCode::SERVICE_UNAVAILABLE, message);
@@ -182,53 +146,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
-    let threads = app.threads.max(1);
-    let body_kib = Arc::new(tokio::sync::Semaphore::new(
-        (opts.max_buffered_body_bytes / 1024).clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
-    ));
-    let mut runtimes = Vec::with_capacity(threads);
-    for _ in 0..threads {
-        runtimes.push(
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?,
-        );
-    }
-    let turns: Arc<[Turns]> = runtimes
-        .iter()
-        .enumerate()
-        .map(|(index, runtime)| Turns {
-            runtime: runtime.handle().clone(),
-            components: app
-                .components
-                .keys()
-                .map(|id| {
-                    let permits =
-                        crate::shard::share(opts.max_in_flight_per_component, threads, index);
-                    (id.clone(), Arc::new(tokio::sync::Semaphore::new(permits)))
-                })
-                .collect(),
-        })
-        .collect();
-    // Set once every thread has finished its connections: until then each
-    // keeps running the requests other threads handed it.
-    let (all_done, released) = tokio::sync::watch::channel(false);
-    let mut lanes = Vec::with_capacity(threads);
-    for (index, runtime) in runtimes.into_iter().enumerate() {
-        let lane = Lane {
-            index,
-            turns: turns.clone(),
-            body_kib: body_kib.clone(),
-        };
-        lanes.push(start_lane(
-            app.clone(),
-            lane,
-            runtime,
-            released.clone(),
-            local,
-            opts,
-        )?);
-    }
+    let lanes = lanes::Lanes::start(&app, opts, local)?;
     let connections = Arc::new(tokio::sync::Semaphore::new(opts.max_connections.max(1)));
     let releaser = opts.release_after_idle.map(|after| {
         let app = app.clone();
@@ -259,42 +177,11 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let stream = match stream.into_std() {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("cannot hand over a connection: {e}");
-                continue;
-            }
-        };
-        let Some(lane) = lanes.iter().min_by_key(|l| l.open.load(Ordering::Relaxed)) else {
-            break;
-        };
-        lane.open.fetch_add(1, Ordering::Relaxed);
-        if lane
-            .connections
-            .send(Accepted {
-                stream,
-                client,
-                slot,
-            })
-            .is_err()
-        {
-            lane.open.fetch_sub(1, Ordering::Relaxed);
-            tracing::error!("a serving thread has stopped; the connection is closed");
-        }
+        lanes.dispatch(stream, client, slot);
     }
     drop(listener);
     tracing::info!("Shutting down: finishing in-flight requests");
-    let mut finished = Vec::with_capacity(lanes.len());
-    for lane in lanes {
-        drop(lane.connections);
-        finished.push(lane.done);
-    }
-    for done in finished {
-        // An error means the thread is gone; nothing is left to wait for.
-        let _ = done.await;
-    }
-    let _ = all_done.send(true);
+    lanes.finish().await;
     // Writes made after the last responses went out (a streamed body's
     // end, say) are committed before the server returns.
     if let Err(e) = app.databases.settle().await {
@@ -304,86 +191,6 @@ pub async fn serve(
         task.abort();
     }
     Ok(())
-}
-
-/// Start serving thread `lane.index` on `runtime`: it serves the
-/// connections sent to it until the sender is dropped, lets their in-flight
-/// requests finish, and then keeps running requests other threads handed
-/// it until `released` says every thread is done.
-fn start_lane(
-    app: Arc<App>,
-    lane: Lane,
-    runtime: tokio::runtime::Runtime,
-    mut released: tokio::sync::watch::Receiver<bool>,
-    local: SocketAddr,
-    opts: ServeOptions,
-) -> anyhow::Result<LaneHandle> {
-    let (connections, mut incoming) = tokio::sync::mpsc::unbounded_channel::<Accepted>();
-    let (finished, done) = tokio::sync::oneshot::channel();
-    let open = Arc::new(AtomicUsize::new(0));
-    let counted = open.clone();
-    std::thread::Builder::new()
-        .name(format!("wikiedge-serve-{}", lane.index))
-        .spawn(move || {
-            runtime.block_on(async move {
-                let lane = Arc::new(lane);
-                let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-                while let Some(Accepted {
-                    stream,
-                    client,
-                    slot,
-                }) = incoming.recv().await
-                {
-                    let stream = match tokio::net::TcpStream::from_std(stream) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            counted.fetch_sub(1, Ordering::Relaxed);
-                            tracing::warn!("cannot serve a connection: {e}");
-                            continue;
-                        }
-                    };
-                    let app = app.clone();
-                    let lane = lane.clone();
-                    let service = hyper::service::service_fn(move |req| {
-                        let app = app.clone();
-                        let lane = lane.clone();
-                        async move {
-                            Ok::<_, Infallible>(handle(&app, &lane, req, client, local, opts).await)
-                        }
-                    });
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(true)
-                        .timer(hyper_util::rt::TokioTimer::new())
-                        .header_read_timeout(opts.header_read_timeout)
-                        .serve_connection(
-                            TokioIo::new(SendTimeout::new(stream, opts.send_timeout)),
-                            service,
-                        );
-                    let conn = graceful.watch(conn);
-                    let counted = counted.clone();
-                    tokio::spawn(async move {
-                        let _slot = slot;
-                        if let Err(e) = conn.await
-                            && !e.is_incomplete_message()
-                            && !e.is_timeout()
-                        {
-                            tracing::debug!("connection error: {e}");
-                        }
-                        counted.fetch_sub(1, Ordering::Relaxed);
-                    });
-                }
-                graceful.shutdown().await;
-                let _ = finished.send(());
-                // Other threads' connections may still wait on requests
-                // they handed to this one.
-                let _ = released.wait_for(|all| *all).await;
-            });
-        })?;
-    Ok(LaneHandle {
-        connections,
-        open,
-        done,
-    })
 }
 
 async fn handle(
@@ -633,129 +440,5 @@ async fn handle(
             // Spin: `internal_error(None, ..)`, an empty-bodied 500.
             plain(StatusCode::INTERNAL_SERVER_ERROR, "")
         }
-    }
-}
-
-/// A turn for a request to `component` arriving on `lane`: this thread's
-/// if it has one free, else another thread's that has one free (the request
-/// then runs on that thread's instances), else the next of this thread's.
-/// Returns the serving thread whose instances run the request, and the
-/// permit, held until the response head is ready.
-async fn take_turn(
-    lane: &Lane,
-    component: &str,
-) -> (usize, Option<tokio::sync::OwnedSemaphorePermit>) {
-    let own = lane.index;
-    let Some(mine) = lane.turns[own].components.get(component) else {
-        return (own, None);
-    };
-    if let Ok(permit) = mine.clone().try_acquire_owned() {
-        return (own, Some(permit));
-    }
-    let others = (1..lane.turns.len()).map(|k| (own + k) % lane.turns.len());
-    for other in others {
-        if let Some(theirs) = lane.turns[other].components.get(component)
-            && let Ok(permit) = theirs.clone().try_acquire_owned()
-        {
-            crate::metrics::metrics().handed_over();
-            return (other, Some(permit));
-        }
-    }
-    (own, mine.clone().acquire_owned().await.ok())
-}
-
-/// A connection whose writes may not stall for longer than a timeout: a
-/// client that stops reading its response (a full TCP window) has its
-/// connection closed instead of holding a response stream forever.
-struct SendTimeout {
-    inner: tokio::net::TcpStream,
-    timeout: Duration,
-    stalled: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl SendTimeout {
-    fn new(inner: tokio::net::TcpStream, timeout: Duration) -> Self {
-        SendTimeout {
-            inner,
-            timeout,
-            stalled: None,
-        }
-    }
-
-    /// Track a write-side poll: clear the stall timer on progress, start it
-    /// when blocked, fail once it fires.
-    fn watch<T>(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-        poll: std::task::Poll<std::io::Result<T>>,
-    ) -> std::task::Poll<std::io::Result<T>> {
-        use std::task::Poll;
-        if poll.is_ready() {
-            self.stalled = None;
-            return poll;
-        }
-        let timeout = self.timeout;
-        let stalled = self
-            .stalled
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        if stalled.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "client stopped reading the response",
-            )));
-        }
-        Poll::Pending
-    }
-}
-
-impl tokio::io::AsyncRead for SendTimeout {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for SendTimeout {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let me = self.get_mut();
-        let poll = std::pin::Pin::new(&mut me.inner).poll_write(cx, buf);
-        me.watch(cx, poll)
-    }
-
-    fn poll_write_vectored(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let me = self.get_mut();
-        let poll = std::pin::Pin::new(&mut me.inner).poll_write_vectored(cx, bufs);
-        me.watch(cx, poll)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let me = self.get_mut();
-        let poll = std::pin::Pin::new(&mut me.inner).poll_flush(cx);
-        me.watch(cx, poll)
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
