@@ -233,11 +233,10 @@ async fn handle(
         log("-", StatusCode::NOT_FOUND);
         return plain(StatusCode::NOT_FOUND, "");
     };
-    let handlers = app.components.get(route.component);
-    if handlers.is_none() {
+    let Some(handlers) = app.components.get(route.component) else {
         log(route.component, StatusCode::INTERNAL_SERVER_ERROR);
         return json_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
-    }
+    };
     let too_large = req
         .headers()
         .get(http::header::CONTENT_LENGTH)
@@ -380,15 +379,12 @@ async fn handle(
     // hands the request to one that has one, to run on that thread's
     // instances.
     let (pool, _permit) = take_turn(lane, route.component).await;
-    let Some(handler) = handlers.map(|h| h.get(pool).clone()) else {
-        log(route.component, StatusCode::INTERNAL_SERVER_ERROR);
-        return json_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
-    };
+    let handler = handlers.get(pool);
     let clock = Arc::new(RequestClock::default());
     let result = if pool == lane.index {
         handler.handle(clock.clone(), req).await
     } else {
-        let run = clock.clone();
+        let (handler, run) = (handler.clone(), clock.clone());
         match lane.turns[pool]
             .runtime
             .spawn(async move { handler.handle(run, req).await })

@@ -34,11 +34,6 @@ impl<T> Sharded<T> {
         &self.shards[thread % self.shards.len()]
     }
 
-    /// Every value.
-    pub fn iter(&self) -> impl Iterator<Item = &T> {
-        self.shards.iter()
-    }
-
     /// How many values there are.
     pub fn len(&self) -> usize {
         self.shards.len()
