@@ -37,6 +37,7 @@ use wasmtime_wasi_http::WasiBody;
 
 mod lanes;
 mod send_timeout;
+mod threads;
 
 /// Serving options.
 #[derive(Debug, Clone, Copy)]

@@ -68,19 +68,13 @@ impl Lanes {
         let body_kib = Arc::new(tokio::sync::Semaphore::new(
             (opts.max_buffered_body_bytes / 1024).clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
         ));
-        let mut runtimes = Vec::with_capacity(threads);
-        for _ in 0..threads {
-            runtimes.push(
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?,
-            );
-        }
-        let turns: Arc<[Turns]> = runtimes
+        let started =
+            super::threads::start(threads, "wikiedge-serve-", &super::threads::os_thread)?;
+        let turns: Arc<[Turns]> = started
             .iter()
             .enumerate()
-            .map(|(index, runtime)| Turns {
-                runtime: runtime.handle().clone(),
+            .map(|(index, thread)| Turns {
+                runtime: thread.runtime.clone(),
                 components: app
                     .components
                     .keys()
@@ -94,7 +88,7 @@ impl Lanes {
             .collect();
         let (all_done, released) = tokio::sync::watch::channel(false);
         let mut lanes = Vec::with_capacity(threads);
-        for (index, runtime) in runtimes.into_iter().enumerate() {
+        for (index, thread) in started.into_iter().enumerate() {
             let lane = Lane {
                 index,
                 turns: turns.clone(),
@@ -103,7 +97,7 @@ impl Lanes {
             lanes.push(start_lane(
                 app.clone(),
                 lane,
-                runtime,
+                thread.work,
                 released.clone(),
                 local,
                 opts,
@@ -168,14 +162,14 @@ impl Lanes {
     }
 }
 
-/// Start serving thread `lane.index` on `runtime`: it serves the
+/// Start serving thread `lane.index` by sending it its `work`: it serves the
 /// connections sent to it until the sender is dropped, lets their in-flight
 /// requests finish, and then keeps running requests other threads handed
 /// it until `released` says every thread is done.
 fn start_lane(
     app: Arc<App>,
     lane: Lane,
-    runtime: tokio::runtime::Runtime,
+    work: std::sync::mpsc::SyncSender<super::threads::Work>,
     mut released: tokio::sync::watch::Receiver<bool>,
     local: SocketAddr,
     opts: ServeOptions,
@@ -184,63 +178,63 @@ fn start_lane(
     let (finished, done) = tokio::sync::oneshot::channel();
     let open = Arc::new(AtomicUsize::new(0));
     let counted = open.clone();
-    std::thread::Builder::new()
-        .name(format!("wikiedge-serve-{}", lane.index))
-        .spawn(move || {
-            runtime.block_on(async move {
-                let lane = Arc::new(lane);
-                let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-                while let Some(Accepted {
-                    stream,
-                    client,
-                    slot,
-                }) = incoming.recv().await
-                {
-                    let stream = match tokio::net::TcpStream::from_std(stream) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            counted.fetch_sub(1, Ordering::Relaxed);
-                            tracing::warn!("cannot serve a connection: {e}");
-                            continue;
-                        }
-                    };
+    let index = lane.index;
+    work.send(Box::new(move |runtime| {
+        runtime.block_on(async move {
+            let lane = Arc::new(lane);
+            let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+            while let Some(Accepted {
+                stream,
+                client,
+                slot,
+            }) = incoming.recv().await
+            {
+                let stream = match tokio::net::TcpStream::from_std(stream) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        counted.fetch_sub(1, Ordering::Relaxed);
+                        tracing::warn!("cannot serve a connection: {e}");
+                        continue;
+                    }
+                };
+                let app = app.clone();
+                let lane = lane.clone();
+                let service = hyper::service::service_fn(move |req| {
                     let app = app.clone();
                     let lane = lane.clone();
-                    let service = hyper::service::service_fn(move |req| {
-                        let app = app.clone();
-                        let lane = lane.clone();
-                        async move {
-                            Ok::<_, Infallible>(handle(&app, &lane, req, client, local, opts).await)
-                        }
-                    });
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(true)
-                        .timer(hyper_util::rt::TokioTimer::new())
-                        .header_read_timeout(opts.header_read_timeout)
-                        .serve_connection(
-                            TokioIo::new(SendTimeout::new(stream, opts.send_timeout)),
-                            service,
-                        );
-                    let conn = graceful.watch(conn);
-                    let counted = counted.clone();
-                    tokio::spawn(async move {
-                        let _slot = slot;
-                        if let Err(e) = conn.await
-                            && !e.is_incomplete_message()
-                            && !e.is_timeout()
-                        {
-                            tracing::debug!("connection error: {e}");
-                        }
-                        counted.fetch_sub(1, Ordering::Relaxed);
-                    });
-                }
-                graceful.shutdown().await;
-                let _ = finished.send(());
-                // Other threads' connections may still wait on requests
-                // they handed to this one.
-                let _ = released.wait_for(|all| *all).await;
-            });
-        })?;
+                    async move {
+                        Ok::<_, Infallible>(handle(&app, &lane, req, client, local, opts).await)
+                    }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(true)
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(opts.header_read_timeout)
+                    .serve_connection(
+                        TokioIo::new(SendTimeout::new(stream, opts.send_timeout)),
+                        service,
+                    );
+                let conn = graceful.watch(conn);
+                let counted = counted.clone();
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    if let Err(e) = conn.await
+                        && !e.is_incomplete_message()
+                        && !e.is_timeout()
+                    {
+                        tracing::debug!("connection error: {e}");
+                    }
+                    counted.fetch_sub(1, Ordering::Relaxed);
+                });
+            }
+            graceful.shutdown().await;
+            let _ = finished.send(());
+            // Other threads' connections may still wait on requests
+            // they handed to this one.
+            let _ = released.wait_for(|all| *all).await;
+        });
+    }))
+    .map_err(|_| anyhow::anyhow!("serving thread {index} stopped while starting"))?;
     Ok(LaneHandle {
         connections,
         open,
