@@ -7,6 +7,8 @@
 //! - `wikiedge_instances_created_total{component}` and
 //!   `wikiedge_instances{component}` (live instances);
 //! - `wikiedge_kv_operations_total{op}` and `wikiedge_kv_errors_total{op}`;
+//! - `wikiedge_kv_commits_total`: SQLite transactions committed (the
+//!   writes of the requests running together share one);
 //! - `wikiedge_requests_handed_over_total`: requests a serving thread with
 //!   no turn free handed to another thread's instances;
 //! - `wikiedge_idle_releases_total`: times the quiet host gave memory back
@@ -42,6 +44,7 @@ struct Inner {
     kv_errors: BTreeMap<&'static str, u64>,
     idle_releases: u64,
     handed_over: u64,
+    kv_commits: u64,
 }
 
 /// The registry.
@@ -105,6 +108,11 @@ impl Metrics {
     /// thread's instances.
     pub fn handed_over(&self) {
         self.with(|m| m.handed_over += 1);
+    }
+
+    /// A SQLite transaction committed.
+    pub fn kv_commit(&self) {
+        self.with(|m| m.kv_commits += 1);
     }
 
     /// A key-value operation `op`, failed or not.
@@ -208,6 +216,12 @@ impl Metrics {
         for (op, n) in &m.kv_errors {
             let _ = writeln!(out, "wikiedge_kv_errors_total{{op=\"{op}\"}} {n}");
         }
+        let _ = writeln!(
+            out,
+            "# HELP wikiedge_kv_commits_total SQLite transactions committed."
+        );
+        let _ = writeln!(out, "# TYPE wikiedge_kv_commits_total counter");
+        let _ = writeln!(out, "wikiedge_kv_commits_total {}", m.kv_commits);
         let _ = writeln!(
             out,
             "# HELP wikiedge_idle_releases_total Times the quiet host gave back the memory it keeps for speed."
@@ -358,6 +372,8 @@ mod tests {
         m.kv("get", true);
         m.kv("set", false);
         m.idle_release();
+        m.kv_commit();
+        m.kv_commit();
         let text = m.render();
         for line in [
             "wikiedge_http_requests_total{component=\"articles\",status=\"200\"} 2",
@@ -374,6 +390,7 @@ mod tests {
             "wikiedge_kv_operations_total{op=\"set\"} 1",
             "wikiedge_kv_errors_total{op=\"set\"} 1",
             "wikiedge_idle_releases_total 1",
+            "wikiedge_kv_commits_total 2",
             "# TYPE wikiedge_http_request_duration_seconds histogram",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");

@@ -183,6 +183,11 @@ impl SqliteDatabase {
         self.committer.settle().await
     }
 
+    /// Transactions this database has committed.
+    pub fn commits(&self) -> u64 {
+        self.committer.commits()
+    }
+
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> KvResult<T> {
         let conn = self
             .readers

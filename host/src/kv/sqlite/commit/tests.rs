@@ -75,6 +75,32 @@ async fn deferred_writes_are_answered_at_once_and_committed_by_a_settle() -> any
     Ok(())
 }
 
+/// Requests ready on one serving thread (a single-threaded runtime) share
+/// a commit: a settle first lets the tasks beside it write, so the two
+/// settles below take one commit between them, not one each.
+#[tokio::test(flavor = "current_thread")]
+async fn settles_of_tasks_ready_together_share_one_commit() -> anyhow::Result<()> {
+    let (_dir, path, db) = deferring(LONG)?;
+    let before = db.commits();
+    let tasks: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|key| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.store("default").increment(key.into(), 1).await?;
+                db.settle().await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    assert_eq!(committed(&path, "a")?, Some(1i64.to_le_bytes().to_vec()));
+    assert_eq!(committed(&path, "b")?, Some(1i64.to_le_bytes().to_vec()));
+    assert_eq!(db.commits() - before, 1, "one commit for both settles");
+    Ok(())
+}
+
 /// Reads use other connections, which see only committed data: a read
 /// of a key the open transaction wrote commits it first, so a caller
 /// reads its own writes; a read of another key does not commit.
