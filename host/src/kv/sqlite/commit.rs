@@ -43,7 +43,8 @@
 //!   latest [`COMMIT_WITHIN`] after it began (the background committer's
 //!   timer; the window is the mode's). So the four counter increments of an article request, and those
 //!   of the requests running beside it, share one commit instead of taking
-//!   four; what the transaction returns is still exact, because
+//!   four, and each counter's row is written once, at the commit
+//!   ([`super::counters`]); what the transaction returns is still exact, because
 //!   `BEGIN IMMEDIATE` holds the database's write lock from its first write.
 //!   Nothing a client or another server sees ever depends on a write that
 //!   is not committed; a kill -9 can lose only writes whose effects have
@@ -273,7 +274,7 @@ impl Committer {
         if self.open.load(Ordering::Acquire) == 0 {
             return Ok(());
         }
-        let outcome = commit(&w.conn);
+        let outcome = commit(&w.conn, &mut w.counters);
         if outcome.is_ok() {
             self.commits.fetch_add(1, Ordering::Relaxed);
             crate::metrics::metrics().kv_commit();

@@ -247,15 +247,44 @@ pub(super) fn begin(conn: &Connection) -> Result<(), Failed> {
     }
 }
 
-/// Commits the open transaction; when that fails, rolls it back, so the
-/// connection is never left inside a transaction.
-pub(super) fn commit(conn: &Connection) -> KvResult<()> {
-    run(conn, "COMMIT").map_err(|e| {
-        if !conn.is_autocommit() {
-            let _ = run(conn, "ROLLBACK");
+/// Writes the counters the open transaction incremented to their rows
+/// ([`Counters::take_unwritten`]) and commits it; when either fails, rolls
+/// it back, so the connection is never left inside a transaction.
+pub(super) fn commit(conn: &Connection, counters: &mut Counters) -> KvResult<()> {
+    write_counters(conn, counters)
+        .and_then(|()| run(conn, "COMMIT").map_err(sql_err))
+        .inspect_err(|_| {
+            if !conn.is_autocommit() {
+                let _ = run(conn, "ROLLBACK");
+            }
+        })
+}
+
+/// Writes each counter incremented in the open transaction to its row,
+/// once however many increments it took: an `UPDATE` of a row known to
+/// exist, an `UPSERT` otherwise.
+fn write_counters(conn: &Connection, counters: &mut Counters) -> KvResult<()> {
+    if counters.unwritten() == 0 {
+        return Ok(());
+    }
+    let (mut update, mut upsert) = (None, None);
+    for u in counters.take_unwritten() {
+        let value = u.value.to_le_bytes();
+        let params = params![&*u.store, u.key, &value[..]];
+        let updated = if u.exists {
+            prepared(&mut update, conn, UPDATE)?
+                .execute(params)
+                .map_err(sql_err)?
+        } else {
+            0
+        };
+        if updated == 0 {
+            prepared(&mut upsert, conn, UPSERT)?
+                .execute(params)
+                .map_err(sql_err)?;
         }
-        sql_err(e)
-    })
+    }
+    Ok(())
 }
 
 /// Applies `batch` inside the open transaction, under a savepoint of its
@@ -270,28 +299,32 @@ pub(super) fn apply_batch(
     // no savepoint: SQLite undoes a failed statement by itself, and an
     // error that rolls back the whole transaction takes a savepoint with
     // it anyway (the caller checks for that). An article request's four
-    // increments are such writes, and the savepoint's two statements per
-    // write cost about as much as the increment's own two.
-    let outcome = if let [only] = batch
+    // increments are such writes (they only read, if anything: see
+    // `apply`), and a savepoint's two statements would cost more than
+    // they do.
+    if let [only] = batch
         && only.op.writes_once()
     {
-        apply(conn, counters, batch)
-    } else {
-        run(conn, "SAVEPOINT batch").map_err(sql_err)?;
-        match apply(conn, counters, batch) {
-            Ok(results) => run(conn, "RELEASE batch")
-                .map(|()| results)
-                .map_err(sql_err),
-            Err(e) => {
-                let _ = run(conn, "ROLLBACK TO batch").and_then(|()| run(conn, "RELEASE batch"));
-                Err(e)
-            }
-        }
-    };
-    if outcome.is_err() {
-        // What the batch's increments wrote was undone.
-        counters.clear();
+        return apply(conn, counters, batch);
     }
+    run(conn, "SAVEPOINT batch").map_err(sql_err)?;
+    counters.begin_batch();
+    let outcome = apply(conn, counters, batch).and_then(|results| {
+        run(conn, "RELEASE batch")
+            .map(|()| results)
+            .map_err(sql_err)
+    });
+    if outcome.is_err() {
+        let undone = run(conn, "ROLLBACK TO batch").and_then(|()| run(conn, "RELEASE batch"));
+        if undone.is_err() && !conn.is_autocommit() {
+            // What the batch left behind cannot be told: the whole
+            // transaction goes, and its settles fail (the caller sees the
+            // connection out of its transaction).
+            let _ = run(conn, "ROLLBACK");
+        }
+    }
+    // The batch's increments and forgets are undone with it.
+    counters.end_batch(outcome.is_ok());
     outcome
 }
 
@@ -315,38 +348,45 @@ fn prepared<'a, 'c>(
     }
 }
 
+const UPSERT: &str = "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT(store, key) DO UPDATE SET value = excluded.value";
+const UPDATE: &str = "UPDATE spin_key_value SET value = ?3 WHERE store = ?1 AND key = ?2";
+const DELETE: &str = "DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2";
+const SELECT: &str = "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2";
+
+/// Applies each write of `batch`. An increment only reads (a counter not
+/// kept) and is written at commit ([`write_counters`]); a write that
+/// supersedes a kept counter forgets it once its own statement succeeded,
+/// so a lone write that fails leaves the counters as they were.
 fn apply(
     tx: &Connection,
     counters: &mut Counters,
     batch: &[Write],
 ) -> KvResult<Vec<KvResult<OpResult>>> {
-    const UPSERT: &str = "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(store, key) DO UPDATE SET value = excluded.value";
-    const DELETE: &str = "DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2";
-    const SELECT: &str = "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2";
     let mut results = Vec::with_capacity(batch.len());
     let (mut upsert, mut delete, mut select) = (None, None, None);
     for w in batch {
         let store: &str = &w.store;
-        if !matches!(w.op, Op::Increment(..)) {
-            // Written some other way: read again at its next increment.
-            for k in w.op.keys() {
-                counters.forget(store, k);
-            }
-        }
         let r = match &w.op {
-            Op::Set(k, v) => prepared(&mut upsert, tx, UPSERT)?
-                .execute(params![store, k, v])
-                .map(|_| OpResult::Unit)
-                .map_err(sql_err)?,
-            Op::Delete(k) => prepared(&mut delete, tx, DELETE)?
-                .execute(params![store, k])
-                .map(|_| OpResult::Unit)
-                .map_err(sql_err)?,
+            Op::Set(k, v) => {
+                prepared(&mut upsert, tx, UPSERT)?
+                    .execute(params![store, k, v])
+                    .map_err(sql_err)?;
+                counters.forget(&w.store, k);
+                OpResult::Unit
+            }
+            Op::Delete(k) => {
+                prepared(&mut delete, tx, DELETE)?
+                    .execute(params![store, k])
+                    .map_err(sql_err)?;
+                counters.forget(&w.store, k);
+                OpResult::Unit
+            }
             Op::SetMany(pairs) => {
                 let upsert = prepared(&mut upsert, tx, UPSERT)?;
                 for (k, v) in pairs {
                     upsert.execute(params![store, k, v]).map_err(sql_err)?;
+                    counters.forget(&w.store, k);
                 }
                 OpResult::Unit
             }
@@ -354,19 +394,22 @@ fn apply(
                 let delete = prepared(&mut delete, tx, DELETE)?;
                 for k in keys {
                     delete.execute(params![store, k]).map_err(sql_err)?;
+                    counters.forget(&w.store, k);
                 }
                 OpResult::Unit
             }
             Op::Increment(k, delta) => {
-                let value = match counters.get(store, k) {
-                    Some(kept) => kept,
+                // A kept counter's row exists, or will once its first
+                // increment is written; `increment_to` keeps which.
+                let (value, exists) = match counters.get(store, k) {
+                    Some(kept) => (kept, true),
                     None => {
                         let current: Option<Vec<u8>> = prepared(&mut select, tx, SELECT)?
                             .query_row(params![store, k], |row| row.get(0))
                             .optional()
                             .map_err(sql_err)?;
                         match current.as_deref().map(decode_counter).transpose() {
-                            Ok(v) => v.unwrap_or(0),
+                            Ok(v) => (v.unwrap_or(0), current.is_some()),
                             Err(e) => {
                                 results.push(Err(e));
                                 continue;
@@ -378,21 +421,23 @@ fn apply(
                     results.push(Err(KvError::Other("counter overflow".into())));
                     continue;
                 };
-                prepared(&mut upsert, tx, UPSERT)?
-                    .execute(params![store, k, new.to_le_bytes().to_vec()])
-                    .map_err(sql_err)?;
-                counters.put(&w.store, k, new);
+                counters.increment_to(&w.store, k, new, exists);
                 OpResult::Counter(new)
             }
             Op::Cas(k, expected, new) => {
-                let current: Option<Vec<u8>> = prepared(&mut select, tx, SELECT)?
-                    .query_row(params![store, k], |row| row.get(0))
-                    .optional()
-                    .map_err(sql_err)?;
+                // A kept counter may hold a value its row does not yet.
+                let current: Option<Vec<u8>> = match counters.get(store, k) {
+                    Some(kept) => Some(kept.to_le_bytes().to_vec()),
+                    None => prepared(&mut select, tx, SELECT)?
+                        .query_row(params![store, k], |row| row.get(0))
+                        .optional()
+                        .map_err(sql_err)?,
+                };
                 if current == *expected {
                     prepared(&mut upsert, tx, UPSERT)?
                         .execute(params![store, k, new])
                         .map_err(sql_err)?;
+                    counters.forget(&w.store, k);
                     OpResult::Swapped(true)
                 } else {
                     OpResult::Swapped(false)

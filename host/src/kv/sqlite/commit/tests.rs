@@ -202,6 +202,104 @@ async fn a_failed_commit_takes_its_increments_with_it() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Rows the writer connection has changed since it opened
+/// (`sqlite3_total_changes`); reading it commits the open transaction.
+fn rows_written(db: &SqliteDatabase) -> u64 {
+    db.committer.with_writer(|c| c.total_changes())
+}
+
+/// The increments of one counter in one transaction write its row once,
+/// with the last value, at commit: eleven increments of two counters, in
+/// a transaction of their own, change two rows (an insert each), and five
+/// more of one counter in the next change one row (an update).
+#[tokio::test]
+async fn increments_of_a_counter_in_one_transaction_write_its_row_once() -> anyhow::Result<()> {
+    let (_dir, path, db) = deferring(LONG)?;
+    let s = db.store("default");
+    let before = rows_written(&db);
+    for i in 1..=10 {
+        assert_eq!(s.increment("c".into(), 1).await?, i);
+    }
+    assert_eq!(s.increment("d".into(), 4).await?, 4);
+    assert_eq!(committed(&path, "c")?, None, "written before a settle");
+    db.settle().await?;
+    assert_eq!(
+        rows_written(&db) - before,
+        2,
+        "rows changed by 11 increments"
+    );
+    assert_eq!(committed(&path, "c")?, Some(10i64.to_le_bytes().to_vec()));
+    assert_eq!(committed(&path, "d")?, Some(4i64.to_le_bytes().to_vec()));
+
+    let before = rows_written(&db);
+    for _ in 0..5 {
+        s.increment("c".into(), 1).await?;
+    }
+    db.settle().await?;
+    assert_eq!(
+        rows_written(&db) - before,
+        1,
+        "rows changed by 5 increments"
+    );
+    assert_eq!(committed(&path, "c")?, Some(15i64.to_le_bytes().to_vec()));
+    Ok(())
+}
+
+/// A compare-and-swap, a set and a delete of a counter incremented in the
+/// open transaction see, and replace, the value not yet written to its
+/// row; the counter then counts on from what they left.
+#[tokio::test]
+async fn writes_of_a_counter_see_its_unwritten_increments() -> anyhow::Result<()> {
+    let (_dir, path, db) = deferring(LONG)?;
+    let s = db.store("default");
+    let le = |v: i64| v.to_le_bytes().to_vec();
+    s.increment("c".into(), 1).await?;
+    db.settle().await?;
+    assert_eq!(s.increment("c".into(), 1).await?, 2);
+    assert!(
+        !s.compare_and_swap("c".into(), Some(le(1)), le(9)).await?,
+        "swapped against the row's stale value"
+    );
+    assert!(s.compare_and_swap("c".into(), Some(le(2)), le(7)).await?);
+    assert_eq!(s.increment("c".into(), 1).await?, 8);
+    s.set("c".into(), le(20)).await?;
+    assert_eq!(s.increment("c".into(), 1).await?, 21);
+    s.delete("c".into()).await?;
+    assert_eq!(s.increment("c".into(), 5).await?, 5);
+    db.settle().await?;
+    assert_eq!(committed(&path, "c")?, Some(le(5)));
+    Ok(())
+}
+
+/// A batch that fails under its savepoint takes back only its own writes:
+/// here a trigger refuses the second key of a `set_many`, after the first
+/// replaced a counter incremented (and answered) before. The counter's
+/// increment is still written at commit, and counts on.
+#[tokio::test]
+async fn a_failed_batch_keeps_the_increments_answered_before_it() -> anyhow::Result<()> {
+    let (_dir, path, db) = deferring(LONG)?;
+    let s = db.store("default");
+    db.committer.with_writer(|c| {
+        c.execute_batch(
+            "CREATE TEMP TRIGGER refuse BEFORE INSERT ON main.spin_key_value
+             WHEN NEW.key = 'refused' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        )
+    })?;
+    assert_eq!(s.increment("c".into(), 3).await?, 3);
+    let failed = s
+        .set_many(vec![
+            ("c".into(), b"x".to_vec()),
+            ("refused".into(), b"y".to_vec()),
+        ])
+        .await;
+    assert!(failed.is_err(), "the trigger did not refuse");
+    assert_eq!(s.increment("c".into(), 1).await?, 4);
+    db.settle().await?;
+    assert_eq!(committed(&path, "c")?, Some(4i64.to_le_bytes().to_vec()));
+    assert_eq!(committed(&path, "refused")?, None);
+    Ok(())
+}
+
 /// Light writes committed on the callers' threads and heavy ones in the
 /// background, raced from many threads: every increment answered with a
 /// distinct value, none lost, every bulk write stored.
