@@ -88,53 +88,47 @@ impl Counters {
     /// the transaction commits ([`Counters::take_unwritten`]): increments of
     /// one counter by many requests in one transaction write its row once.
     pub(super) fn increment_to(&mut self, store: &Arc<str>, key: &str, value: i64, exists: bool) {
-        let entry = self.values.get_mut(&**store).and_then(|m| m.get_mut(key));
-        if let Some(kept) = entry {
+        if let Some(kept) = self.values.get_mut(&**store).and_then(|m| m.get_mut(key)) {
             let before = *kept;
             kept.value = value;
-            if !kept.unwritten {
-                kept.unwritten = true;
-                self.unwritten += 1;
-            }
-            if let Some(journal) = &mut self.journal {
-                journal.push((store.clone(), key.to_string(), Some(before)));
-            }
+            kept.unwritten = true;
+            let now = *kept;
+            self.changed(store, key, Some(before), Some(now));
             return;
         }
         if self.len >= MAX && self.len > self.unwritten {
             self.forget_written();
         }
-        self.values.entry(store.clone()).or_default().insert(
-            key.to_string(),
-            Entry {
-                value,
-                unwritten: true,
-                exists,
-            },
-        );
-        self.len += 1;
-        self.unwritten += 1;
-        if let Some(journal) = &mut self.journal {
-            journal.push((store.clone(), key.to_string(), None));
-        }
+        let entry = Entry {
+            value,
+            unwritten: true,
+            exists,
+        };
+        self.values
+            .entry(store.clone())
+            .or_default()
+            .insert(key.to_string(), entry);
+        self.changed(store, key, None, Some(entry));
     }
 
     /// Forgets `key` of `store`: it is being written some other way (a
     /// set, a delete, a compare-and-swap), which supersedes an unwritten
     /// value.
     pub(super) fn forget(&mut self, store: &Arc<str>, key: &str) {
-        let Some(m) = self.values.get_mut(&**store) else {
-            return;
-        };
-        let Some(before) = m.remove(key) else {
-            return;
-        };
-        self.len -= 1;
-        if before.unwritten {
-            self.unwritten -= 1;
+        let before = self.values.get_mut(&**store).and_then(|m| m.remove(key));
+        if before.is_some() {
+            self.changed(store, key, before, None);
         }
+    }
+
+    /// Counts a change of `key` of `store` from `before` to `now` (`None`:
+    /// not kept), and records it while a batch runs.
+    fn changed(&mut self, store: &Arc<str>, key: &str, before: Option<Entry>, now: Option<Entry>) {
+        let unwritten = |e: Option<Entry>| usize::from(e.is_some_and(|e| e.unwritten));
+        self.len = self.len + usize::from(now.is_some()) - usize::from(before.is_some());
+        self.unwritten = self.unwritten + unwritten(now) - unwritten(before);
         if let Some(journal) = &mut self.journal {
-            journal.push((store.clone(), key.to_string(), Some(before)));
+            journal.push((store.clone(), key.to_string(), before));
         }
     }
 
@@ -154,15 +148,14 @@ impl Counters {
         if kept {
             return;
         }
+        // The journal is taken: restoring records nothing.
         for (store, key, before) in journal.into_iter().rev() {
-            let m = self.values.entry(store).or_default();
+            let m = self.values.entry(store.clone()).or_default();
             let now = match before {
-                Some(entry) => m.insert(key, entry),
+                Some(entry) => m.insert(key.clone(), entry),
                 None => m.remove(&key),
             };
-            self.len = self.len + usize::from(before.is_some()) - usize::from(now.is_some());
-            self.unwritten = self.unwritten + usize::from(before.is_some_and(|e| e.unwritten))
-                - usize::from(now.is_some_and(|e| e.unwritten));
+            self.changed(&store, &key, now, before);
         }
     }
 

@@ -354,6 +354,20 @@ const UPDATE: &str = "UPDATE spin_key_value SET value = ?3 WHERE store = ?1 AND 
 const DELETE: &str = "DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2";
 const SELECT: &str = "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2";
 
+/// What `key` of `store` holds as the transaction sees it, through the
+/// batch's `SELECT` (prepared on first use).
+fn stored<'c>(
+    select: &mut Option<CachedStatement<'c>>,
+    tx: &'c Connection,
+    store: &str,
+    key: &str,
+) -> KvResult<Option<Vec<u8>>> {
+    prepared(select, tx, SELECT)?
+        .query_row(params![store, key], |row| row.get(0))
+        .optional()
+        .map_err(sql_err)
+}
+
 /// Applies each write of `batch`. An increment only reads (a counter not
 /// kept) and is written at commit ([`write_counters`]); a write that
 /// supersedes a kept counter forgets it once its own statement succeeded,
@@ -404,10 +418,7 @@ fn apply(
                 let (value, exists) = match counters.get(store, k) {
                     Some(kept) => (kept, true),
                     None => {
-                        let current: Option<Vec<u8>> = prepared(&mut select, tx, SELECT)?
-                            .query_row(params![store, k], |row| row.get(0))
-                            .optional()
-                            .map_err(sql_err)?;
+                        let current = stored(&mut select, tx, store, k)?;
                         match current.as_deref().map(decode_counter).transpose() {
                             Ok(v) => (v.unwrap_or(0), current.is_some()),
                             Err(e) => {
@@ -428,10 +439,7 @@ fn apply(
                 // A kept counter may hold a value its row does not yet.
                 let current: Option<Vec<u8>> = match counters.get(store, k) {
                     Some(kept) => Some(kept.to_le_bytes().to_vec()),
-                    None => prepared(&mut select, tx, SELECT)?
-                        .query_row(params![store, k], |row| row.get(0))
-                        .optional()
-                        .map_err(sql_err)?,
+                    None => stored(&mut select, tx, store, k)?,
                 };
                 if current == *expected {
                     prepared(&mut upsert, tx, UPSERT)?
