@@ -9,7 +9,8 @@
 //! `<state-dir>/sqlite_key_value.db` (Spin's `spin_key_value` table):
 //! - `article:{project}:{Title_Key}`: the WME Article JSON (compact);
 //! - `article-projects:{Title_Key}`: the title index, a JSON object of
-//!   project -> `{"rev": N, "fetched": UNIX_SECONDS}`, merged with the
+//!   project -> `{"rev": N, "fetched": UNIX_SECONDS, "copy": RANDOM}`
+//!   (`copy` names the write, for readers that keep the bytes), merged with the
 //!   entries of other projects already there.
 //!
 //! How:
@@ -47,7 +48,7 @@ use crate::readahead::ReadAhead;
 use anyhow::{Context, Result, bail};
 use wikiedge_core::article::dump::{DumpPage, DumpReader};
 use wikiedge_core::article::layout::{
-    Entry, article_key, document, index_key, parse_index, to_stored,
+    Entry, article_key, document, index_key, new_copy, parse_index, to_stored,
 };
 use wikiedge_core::article::schema::Article;
 use wikiedge_core::article::transform::{ProjectContext, article_from_dump};
@@ -324,6 +325,7 @@ impl Importer {
                 rev,
                 fetched: self.now,
                 retry_at: 0,
+                copy: new_copy(rand::random()),
             },
         );
         self.store.set_all([

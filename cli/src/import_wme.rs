@@ -33,7 +33,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use wikiedge_core::article::layout::{
-    Entry, article_key, document, index_key, parse_index, stored_article,
+    Entry, article_key, document, index_key, new_copy, parse_index, stored_article,
 };
 use wikiedge_core::article::schema::Article;
 use wikiedge_core::article::title;
@@ -142,6 +142,7 @@ impl Run<'_> {
                 rev,
                 fetched: self.now,
                 retry_at: 0,
+                copy: new_copy(rand::random()),
             },
         );
         self.store.set_all([

@@ -183,6 +183,76 @@ fn imported_articles_are_served_with_etag_quota_headers_and_metering() -> Result
     Ok(())
 }
 
+/// An instance keeps the article bodies it sent (`wikiedge_fn::kept`) and
+/// sends one again while the title index names the same write of the
+/// article. An article written again by someone else (here the test,
+/// through the store, as another host or `wikiedge import` would: new
+/// bytes, the same revision, a new `copy` in the index) is served as
+/// written from then on, by every instance, not as one kept it.
+#[test]
+fn an_article_written_again_is_served_as_written_not_as_an_instance_kept_it() -> Result<()> {
+    use wikiedge_core::article::layout::{article_key, index_key, parse_index};
+    let kv = |e: wikiedge_host::kv::KvError| anyhow::anyhow!("{e}");
+    let Some((state, host)) = app_with_sample(&[])? else {
+        return Ok(());
+    };
+    let auth = bearer(&host, "keeper")?;
+    let auth = auth.as_str();
+    let url = host.url("/v2/articles/Albedo");
+    let name = |r: &wikiedge_tests::Resp| -> Result<String> {
+        assert_eq!(r.status, 200, "{}", r.text());
+        Ok(r.json()?[0]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
+    };
+    let first = get(&url, &[("authorization", auth)])?;
+    assert_eq!(name(&first)?, "Albedo");
+    for _ in 0..8 {
+        // Sent again: by now mostly from what the instances kept.
+        let again = get(&url, &[("authorization", auth)])?;
+        assert_eq!(again.body, first.body);
+    }
+
+    let db =
+        wikiedge_host::kv::sqlite::SqliteDatabase::open(&state.path().join("sqlite_key_value.db"))?;
+    let store = db.store("bulk");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let key = article_key("enwiki", "Albedo");
+        let stored = store
+            .get(key.clone())
+            .await
+            .map_err(kv)?
+            .context("Albedo is stored")?;
+        let mut doc: serde_json::Value = serde_json::from_slice(&stored)?;
+        doc[0]["name"] = "Albedo, written again".into();
+        store
+            .set(key, serde_json::to_vec(&doc)?)
+            .await
+            .map_err(kv)?;
+        let ikey = index_key("Albedo");
+        let mut index = parse_index(store.get(ikey.clone()).await.map_err(kv)?.as_deref());
+        let entry = index.get_mut("enwiki").context("an enwiki entry")?;
+        assert_ne!(entry.copy, 0, "the import names its write");
+        entry.copy = entry.copy.wrapping_add(1).max(1);
+        store
+            .set(ikey, serde_json::to_vec(&index)?)
+            .await
+            .map_err(kv)?;
+        anyhow::Ok(())
+    })?;
+    // The host sees another process's writes within its read cache's TTL.
+    std::thread::sleep(wikiedge_host::kv::cache::TTL + Duration::from_millis(500));
+    for _ in 0..8 {
+        let r = get(&url, &[("authorization", auth)])?;
+        assert_eq!(name(&r)?, "Albedo, written again");
+    }
+    Ok(())
+}
+
 /// A mock MediaWiki serving one page, `Squirrel`, that can be switched off.
 /// A mock upstream MediaWiki on loopback serving the page "Squirrel".
 pub struct MockWiki {

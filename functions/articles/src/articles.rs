@@ -66,10 +66,11 @@ use crate::config;
 use crate::store;
 use candidates::{candidates, first_letter_upper, language_filter, split_filters};
 use refresh::refresh;
-use render::{join_documents, render};
+use render::{join_documents, joins_as_is, render, renders_as_stored};
 use wikiedge_fn::bindings::wikiedge::auth::auth::Principal;
 use wikiedge_fn::bindings::wikiedge::quota::quota::Decision;
 use wikiedge_fn::gate;
+use wikiedge_fn::kept;
 use wikiedge_fn::respond::Reply;
 
 /// The `Warning` header of a stale answer (RFC 7234 warn-code 110).
@@ -91,6 +92,16 @@ impl Product {
             Product::Articles => "ondemand",
             Product::Structured => "structured-contents",
         }
+    }
+}
+
+/// What a stored copy is kept under once sent: its key and the write
+/// its index entry names (`Entry::copy`; 0, never kept, for entries
+/// written before it existed).
+fn kept_tag(c: &candidates::Candidate, entry: store::Entry) -> kept::Tag {
+    kept::Tag {
+        key: wikiedge_core::article::layout::article_key(&c.project, &c.title),
+        copy: entry.copy,
     }
 }
 
@@ -200,13 +211,19 @@ async fn pipeline(principal: &Principal, query: &ArticleQuery) -> Outcome {
         }
     }
 
-    // Step 6: read the stored documents that were not just fetched.
+    // Step 6: read the stored documents that were not just fetched, or
+    // take the ones this instance kept after sending them (`kept`).
     let kv_ref = &kv;
     let reads = found
         .iter()
         .map(|c| async move {
             match (&c.json, c.entry) {
-                (None, Some(_)) => store::read_article(kv_ref, &c.project, &c.title).await,
+                (None, Some(entry)) => {
+                    if let Some(body) = kept::take(&kept_tag(c, entry)) {
+                        return Ok(Some(body));
+                    }
+                    store::read_article(kv_ref, &c.project, &c.title).await
+                }
                 _ => Ok(None),
             }
         })
@@ -221,6 +238,9 @@ async fn pipeline(principal: &Principal, query: &ArticleQuery) -> Outcome {
     }
     let mut served: Vec<Served> = Vec::new();
     let mut docs: Vec<Vec<u8>> = Vec::new();
+    // The tags of the documents sent as they are stored.
+    let mut as_stored: Vec<kept::Tag> = Vec::new();
+    let unchanged = renders_as_stored(query.product, &doc_filters, &fields);
     for c in found.iter_mut() {
         if served.len() >= limit {
             break;
@@ -232,11 +252,20 @@ async fn pipeline(principal: &Principal, query: &ArticleQuery) -> Outcome {
             Ok(None) => continue,
             Err(err) => return finish_error(principal, product, decision, err),
         }
+        if let (true, Some(entry)) = (unchanged, c.entry) {
+            as_stored.push(kept_tag(c, entry));
+        }
         served.push(Served {
             rev: c.rev(),
             stale: c.stale,
         });
     }
+    // A lone document sent as stored is the body itself: the instance
+    // keeps it to send again.
+    let keep = match (joins_as_is(&docs, query.ndjson), as_stored.pop()) {
+        (true, Some(tag)) if as_stored.is_empty() => Some(tag),
+        _ => None,
+    };
 
     let (tag, stale) = match pipeline::answer(if_none_match, charge, &served) {
         Answer::Missing => {
@@ -264,6 +293,7 @@ async fn pipeline(principal: &Principal, query: &ArticleQuery) -> Outcome {
         status: 200,
         headers: vec![("content-type", content_type.into()), ("etag", tag)],
         body: join_documents(docs, query.ndjson),
+        keep,
     }
     .rate_limit(Some(&decision));
     if stale {

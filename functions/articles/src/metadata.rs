@@ -148,6 +148,7 @@ pub fn serve(principal: &Principal, kind: Kind, raw_id: &str, ask: Ask<'_>) -> R
             status: 200,
             headers: vec![("content-type", "application/x-ndjson".into())],
             body: bytes,
+            keep: None,
         },
         Ok(json) => Reply::json(200, json),
         Err(err) => Reply::error(&err),

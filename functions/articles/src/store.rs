@@ -60,7 +60,14 @@ pub async fn read_article(
         .map_err(unavailable)
 }
 
-/// Stores an article and records it in the title index.
+/// A new write's `copy` for the title index (`Entry::copy`).
+pub fn new_copy() -> u64 {
+    let random = spin_sdk::wasip3::random::random::get_random_u64();
+    wikiedge_core::article::layout::new_copy(random.to_le_bytes())
+}
+
+/// Stores an article and records it in the title index (`entry.copy`
+/// names this write: [`new_copy`]).
 pub async fn write_article(
     store: &Store,
     project: &str,

@@ -11,6 +11,7 @@
 //! - [`config`]: variables, upstream overrides and the project registry.
 //! - [`upstream`]: fetching one article from its MediaWiki.
 //! - [`bytes`]: byte checks eight bytes at a time (the bearer token).
+//! - [`kept`]: response bodies an instance keeps to send again.
 //! - [`kv`]: key-value helpers with storage failures mapped to 503.
 //! - [`opened`]: stores opened once per instance.
 //! - [`pool`]: the components' allocator, free lists of small blocks in
@@ -31,6 +32,7 @@ pub mod caller;
 pub mod config;
 pub mod gate;
 pub mod incoming;
+pub mod kept;
 pub mod kv;
 pub mod opened;
 pub mod pool;

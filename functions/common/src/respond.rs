@@ -9,6 +9,7 @@ use wikiedge_core::Error;
 
 use crate::bindings::wikiedge::quota::quota::Decision;
 use spin_sdk::wasip3::http::types as wasi;
+use spin_sdk::wasip3::http_compat::BodyWriter;
 
 /// The response body type of a whole body in one buffer.
 pub type Full = FullBody<Bytes>;
@@ -22,6 +23,10 @@ pub struct Reply<B = Vec<u8>> {
     pub headers: Vec<(&'static str, String)>,
     /// The body.
     pub body: B,
+    /// Keep the body in this instance once it is sent, under this tag
+    /// ([`crate::kept`]): set only where the body is a stored value as it
+    /// was read.
+    pub keep: Option<crate::kept::Tag>,
 }
 
 impl<B: From<Vec<u8>>> Reply<B> {
@@ -31,6 +36,7 @@ impl<B: From<Vec<u8>>> Reply<B> {
             status,
             headers: vec![("content-type", "application/json".into())],
             body: B::from(body),
+            keep: None,
         }
     }
 
@@ -46,6 +52,7 @@ impl<B: From<Vec<u8>>> Reply<B> {
             status: head.status,
             headers: head.headers,
             body: B::from(body),
+            keep: None,
         }
     }
 }
@@ -97,6 +104,7 @@ impl Reply {
             status: 304,
             headers: vec![("etag", etag.to_string())],
             body: Vec::new(),
+            keep: None,
         }
     }
 
@@ -144,14 +152,17 @@ impl Reply {
             .collect();
         let headers = wasi::Fields::from_list(&fields)
             .map_err(|e| wasi::ErrorCode::InternalError(Some(format!("headers: {e:?}"))))?;
-        let (writer, body, result) = spin_sdk::wasip3::http_compat::BodyWriter::new();
+        let (writer, body, result) = BodyWriter::new();
         let (response, _sent) = wasi::Response::new(headers, Some(body), result);
         response.set_status_code(this.status).map_err(|()| {
             wasi::ErrorCode::InternalError(Some(format!("status {}", this.status)))
         })?;
-        let mut body = Full::new(Bytes::from(this.body));
+        let (body, keep) = (this.body, this.keep);
         spin_sdk::wasip3::wit_bindgen::spawn(async move {
-            let _ = writer.send_http_body(&mut body).await;
+            let sent = send(writer, body).await;
+            if let (Some(tag), Some(body)) = (keep, sent) {
+                crate::kept::keep(tag, body);
+            }
         });
         Ok(response)
     }
@@ -163,6 +174,48 @@ impl Reply {
         let body = box_body(FullBody::new(Bytes::from(this.body)));
         response(this.status, &this.headers, body)
     }
+}
+
+/// Sends a whole body on a response's body stream, then the end of the
+/// body (no trailers), as spin-sdk's `BodyWriter::send_http_body` does
+/// with a body of one data frame (none when empty), and gives the body's
+/// buffer back, bytes intact, for [`crate::kept`]. When the reader went
+/// away first, nothing comes back, and the result is not written (the
+/// reader sees the writer dropped), as with `send_http_body`.
+async fn send(writer: BodyWriter, body: Vec<u8>) -> Option<Vec<u8>> {
+    let BodyWriter {
+        mut stream_writer,
+        result_writer,
+        ..
+    } = writer;
+    let (len, at) = (body.len(), body.as_ptr());
+    // A zero-length write would wait for the reader: an empty body sends no
+    // data, as an empty `Full` body yields no frame.
+    let mut back = if len == 0 {
+        Vec::new()
+    } else {
+        // The same vector comes back, the written bytes drained from its
+        // front: empty once everything went.
+        stream_writer.write_all(body).await
+    };
+    if !back.is_empty() {
+        return None;
+    }
+    drop(stream_writer);
+    let _ = result_writer.write(Ok(None)).await;
+    if len == 0 || back.as_ptr() != at || back.capacity() < len {
+        return None;
+    }
+    // SAFETY: `back` is the allocation `body` was (same pointer, capacity
+    // at least `len`), and its first `len` bytes are still the body's:
+    // sending only read them (the host copies them out of this memory), and
+    // draining a vector's `u8`s from the front moves nothing when nothing
+    // is left after them. So they are initialised, as `set_len` needs.
+    #[allow(unsafe_code)]
+    unsafe {
+        back.set_len(len);
+    }
+    Some(back)
 }
 
 /// Builds a response; header values that are not valid are dropped.

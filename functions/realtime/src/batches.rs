@@ -102,6 +102,7 @@ fn reply_json(items: Vec<Value>, one: bool, ndjson: bool) -> Reply {
             status: 200,
             headers: vec![("content-type", "application/x-ndjson".into())],
             body: encode(items, true),
+            keep: None,
         };
     }
     let body = if one {
@@ -312,6 +313,7 @@ async fn download(
         status: 200,
         headers: vec![("content-type", "application/gzip".into())],
         body: Vec::new(),
+        keep: None,
     }
     .header(
         "content-disposition",

@@ -156,6 +156,7 @@ fn empty(status: u16) -> Reply {
         status,
         headers: Vec::new(),
         body: Payload::Empty,
+        keep: None,
     }
 }
 

@@ -11,7 +11,9 @@
 //! - `article-projects:{Title_Key}` ([`index_key`]) is the title index: a
 //!   small JSON object mapping each project that has the title to its
 //!   [`Entry`], `{"enwiki": {"rev": 716551092, "fetched": 1764374400}}`,
-//!   plus `"retry_at"` (Unix seconds) after an upstream failure. It answers
+//!   plus `"retry_at"` (Unix seconds) after an upstream failure and
+//!   `"copy"`, a random number naming the write of the article (every
+//!   writer draws a new one; entries written before it have none). It answers
 //!   "which projects have this title", the ETag and the freshness check in
 //!   one read.
 //!
@@ -41,6 +43,19 @@ pub struct Entry {
     /// Not before this time (Unix seconds) try upstream again after a failure.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retry_at: u64,
+    /// Which write of the article this entry records: a random number
+    /// drawn at every write of the stored article ([`new_copy`]), so that
+    /// a reader that keeps the article's bytes across requests (the
+    /// articles component, `wikiedge_fn::kept`) knows they are still the
+    /// stored ones. 0 in entries written before it existed, whose bytes are
+    /// not kept.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub copy: u64,
+}
+
+/// A `copy` for a new write of an article, from 64 random bits (never 0).
+pub fn new_copy(random: [u8; 8]) -> u64 {
+    u64::from_le_bytes(random).max(1)
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -142,6 +157,7 @@ mod tests {
                 rev: 7,
                 fetched: 9,
                 retry_at: 0,
+                copy: 0,
             },
         );
         let plain = serde_json::to_vec(&index).expect("json");

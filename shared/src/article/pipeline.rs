@@ -68,12 +68,14 @@ impl Freshness {
         }
     }
 
-    /// The entry of a copy just fetched from upstream at `now`.
+    /// The entry of a copy just fetched from upstream at `now` (its
+    /// `copy` is set by whoever writes it).
     pub fn fetched(rev: u64, now: u64) -> Entry {
         Entry {
             rev,
             fetched: now,
             retry_at: 0,
+            copy: 0,
         }
     }
 

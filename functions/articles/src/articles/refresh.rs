@@ -32,7 +32,10 @@ pub async fn refresh(
                 .as_ref()
                 .and_then(|v| v.identifier)
                 .unwrap_or(0);
-            let entry = Freshness::fetched(rev, now);
+            let entry = wikiedge_core::article::layout::Entry {
+                copy: store::new_copy(),
+                ..Freshness::fetched(rev, now)
+            };
             if let Err(err) = store::write_article(kv, &c.project, &c.title, &json, entry).await {
                 eprintln!(
                     "articles: caching {}:{} failed: {err:?}",

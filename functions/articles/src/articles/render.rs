@@ -20,7 +20,7 @@ pub fn render(
     fields: &[String],
     first_letter_upper: bool,
 ) -> Result<Option<Vec<u8>>, Error> {
-    if product == Product::Articles && filters.is_empty() && fields.is_empty() {
+    if renders_as_stored(product, filters, fields) {
         return Ok(Some(json));
     }
     let corrupt = |e: serde_json::Error| Error::Internal(format!("stored article is corrupt: {e}"));
@@ -43,12 +43,25 @@ pub fn render(
     serde_json::to_vec(&doc).map(Some).map_err(corrupt)
 }
 
+/// Whether [`render`] sends a stored value as it is, bytes unchanged: an
+/// article with no `fields` and no document filters.
+pub fn renders_as_stored(product: Product, filters: &[Filter], fields: &[String]) -> bool {
+    product == Product::Articles && filters.is_empty() && fields.is_empty()
+}
+
+/// Whether [`join_documents`] returns the one document it is given as
+/// the body, bytes unchanged: a lone stored value in the array form, not
+/// as NDJSON.
+pub fn joins_as_is(docs: &[Vec<u8>], ndjson: bool) -> bool {
+    !ndjson && docs.len() == 1 && is_wrapped(&docs[0])
+}
+
 /// Joins documents (each an article object, or a stored value in either
 /// form: [`document`]) into a JSON array or NDJSON. A lone stored value in
 /// the array form already is the JSON array: it is returned as it is, not
 /// copied (an article is 100-200 KB).
 pub fn join_documents(mut docs: Vec<Vec<u8>>, ndjson: bool) -> Vec<u8> {
-    if !ndjson && docs.len() == 1 && is_wrapped(&docs[0]) {
+    if joins_as_is(&docs, ndjson) {
         return docs.swap_remove(0);
     }
     let size: usize = docs.iter().map(|d| d.len() + 1).sum::<usize>() + 2;

@@ -9,6 +9,7 @@ fn entry(rev: u64, fetched: u64, retry_at: u64) -> Entry {
         rev,
         fetched,
         retry_at,
+        copy: 0,
     }
 }
 

@@ -1,0 +1,175 @@
+//! Response bodies an instance keeps after sending them, to send again
+//! without reading them from the store.
+//!
+//! An article request reads a stored article (100-200 KB) from the
+//! key-value store, which the host copies into the instance's memory, and
+//! then sends it, which the host copies out again. An instance serves many
+//! requests (Spin reuses instances), so the articles component keeps the
+//! buffers it sent here, each under a [`Tag`]: the article's key and the
+//! `copy` of its title-index entry, a number drawn anew at every write of
+//! the article (`wikiedge_core::article::layout::Entry::copy`). A later
+//! request whose index read gives the same tag sends the kept buffer: one
+//! copy of the article per request instead of two, and no store read. A
+//! write of the article gives it a new `copy`, so a kept buffer is never
+//! sent for a newer index entry; kept buffers of the same key with another
+//! `copy` are dropped when that key is next looked up.
+//!
+//! Bounded per instance: at most [`MAX_BODIES`] buffers and [`MAX_BYTES`]
+//! bytes, the oldest dropped first; a body over half of [`MAX_BYTES`] is
+//! not kept. What is kept goes when the instance does (the host retires
+//! idle instances).
+//!
+//! Sending a kept buffer hands it to the response stream, which gives the
+//! same allocation back once the host has read it (see
+//! [`crate::respond::Reply::into_wasi`]); a buffer whose send did not
+//! complete is not kept.
+
+use std::cell::RefCell;
+
+/// The most buffers an instance keeps: the number of requests an instance
+/// serves at once by default (Spin's and the host's reuse bound).
+pub const MAX_BODIES: usize = 16;
+/// The most bytes an instance keeps.
+pub const MAX_BYTES: usize = 4 << 20;
+
+/// What a kept buffer is: the stored value's key and the write it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    /// The key the value was read under.
+    pub key: String,
+    /// The write of the value (never 0: a value without one is not kept).
+    pub copy: u64,
+}
+
+/// Buffers kept by one instance, oldest first.
+#[derive(Debug, Default)]
+pub struct Kept {
+    bodies: Vec<(Tag, Vec<u8>)>,
+    bytes: usize,
+}
+
+impl Kept {
+    /// Takes a buffer kept under `tag`, if any. Buffers of the same key
+    /// with another `copy` are stale: they are dropped.
+    pub fn take(&mut self, tag: &Tag) -> Option<Vec<u8>> {
+        let mut found = None;
+        let mut i = self.bodies.len();
+        while i > 0 {
+            i -= 1;
+            if self.bodies[i].0.key != tag.key {
+                continue;
+            }
+            if self.bodies[i].0.copy == tag.copy && found.is_none() {
+                found = Some(self.remove(i));
+            } else if self.bodies[i].0.copy != tag.copy {
+                self.remove(i);
+            }
+        }
+        found
+    }
+
+    /// Keeps `body` under `tag`, dropping the oldest buffers to stay within
+    /// the bounds. A body over half of [`MAX_BYTES`], or a tag without a
+    /// write (`copy` 0), is not kept.
+    pub fn keep(&mut self, tag: Tag, body: Vec<u8>) {
+        if tag.copy == 0 || body.len() > MAX_BYTES / 2 {
+            return;
+        }
+        while !self.bodies.is_empty()
+            && (self.bodies.len() >= MAX_BODIES || self.bytes + body.len() > MAX_BYTES)
+        {
+            self.remove(0);
+        }
+        self.bytes += body.len();
+        self.bodies.push((tag, body));
+    }
+
+    /// How many buffers are kept, and their bytes.
+    pub fn size(&self) -> (usize, usize) {
+        (self.bodies.len(), self.bytes)
+    }
+
+    fn remove(&mut self, i: usize) -> Vec<u8> {
+        let (_, body) = self.bodies.remove(i);
+        self.bytes -= body.len();
+        body
+    }
+}
+
+thread_local! {
+    /// This instance's kept buffers (a component runs one thread).
+    static KEPT: RefCell<Kept> = RefCell::new(Kept::default());
+}
+
+/// Takes a buffer this instance kept under `tag`.
+pub fn take(tag: &Tag) -> Option<Vec<u8>> {
+    KEPT.with_borrow_mut(|kept| kept.take(tag))
+}
+
+/// Keeps a sent buffer in this instance under `tag`.
+pub fn keep(tag: Tag, body: Vec<u8>) {
+    KEPT.with_borrow_mut(|kept| kept.keep(tag, body));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tag(key: &str, copy: u64) -> Tag {
+        Tag {
+            key: key.into(),
+            copy,
+        }
+    }
+
+    #[test]
+    fn a_kept_body_is_taken_under_its_tag_only_once() {
+        let mut kept = Kept::default();
+        kept.keep(tag("a", 7), b"[1]".to_vec());
+        assert_eq!(kept.take(&tag("b", 7)), None);
+        assert_eq!(kept.take(&tag("a", 7)).as_deref(), Some(&b"[1]"[..]));
+        assert_eq!(kept.take(&tag("a", 7)), None);
+        assert_eq!(kept.size(), (0, 0));
+    }
+
+    #[test]
+    fn another_write_of_the_key_is_not_served_the_kept_body_and_drops_it() {
+        let mut kept = Kept::default();
+        kept.keep(tag("a", 7), b"[old]".to_vec());
+        kept.keep(tag("a", 7), b"[old]".to_vec());
+        kept.keep(tag("b", 1), b"[b]".to_vec());
+        assert_eq!(kept.take(&tag("a", 8)), None);
+        // The stale ones went; the other key stayed.
+        assert_eq!(kept.size(), (1, 3));
+        assert_eq!(kept.take(&tag("a", 7)), None);
+        assert!(kept.take(&tag("b", 1)).is_some());
+    }
+
+    #[test]
+    fn values_without_a_write_or_too_large_are_not_kept() {
+        let mut kept = Kept::default();
+        kept.keep(tag("a", 0), b"[1]".to_vec());
+        kept.keep(tag("b", 1), vec![b' '; MAX_BYTES / 2 + 1]);
+        assert_eq!(kept.size(), (0, 0));
+    }
+
+    #[test]
+    fn the_oldest_bodies_go_first_to_stay_within_the_bounds() {
+        let mut kept = Kept::default();
+        for i in 0..MAX_BODIES + 3 {
+            kept.keep(tag(&format!("k{i}"), 1), vec![0; 10]);
+        }
+        assert_eq!(kept.size(), (MAX_BODIES, MAX_BODIES * 10));
+        assert_eq!(kept.take(&tag("k2", 1)), None);
+        assert!(kept.take(&tag("k3", 1)).is_some());
+
+        let mut kept = Kept::default();
+        let third = MAX_BYTES / 3;
+        for i in 0..4 {
+            kept.keep(tag(&format!("k{i}"), 1), vec![0; third]);
+        }
+        assert_eq!(kept.size(), (3, 3 * third));
+        assert_eq!(kept.take(&tag("k0", 1)), None);
+        assert!(kept.take(&tag("k1", 1)).is_some());
+    }
+}
