@@ -28,9 +28,12 @@
 //!    fails, a stale copy is served with `Warning: 110 - "Response is
 //!    Stale"` and upstream is not retried for that copy for a backoff
 //!    period; with no copy the answer is 502/504.
-//! 6. ([`render`]) Read the article JSON (one get per article) and send it
-//!    as stored unless `fields`, document filters or structured contents
-//!    need a parse (`pipeline::answer`: 200, a free 304, or 404/502/504).
+//! 6. ([`render`]) Read the article JSON (one get per article, none when
+//!    this instance kept the bytes it sent for the same write of the
+//!    article: `wikiedge_fn::kept`) and send it as stored unless `fields`,
+//!    document filters or structured contents need a parse
+//!    (`pipeline::answer`: 200, a free 304, or 404/502/504). A lone article
+//!    sent as stored is kept to send again.
 //! 7. Meter the answer (admitted, status, bytes) before it leaves.
 //!
 //! ETag: `"{rev}"` for one article, `"{rev1}-{rev2}-..."` in response order
