@@ -84,15 +84,33 @@ pub fn load(engine: &Engine, bytes: &[u8], cache_dir: Option<&Path>) -> Result<C
             Err(e) => tracing::warn!("compiling again: {e:#}"),
         }
     }
-    let component = Component::new(engine, bytes).map_err(|e| anyhow!("{e:?}"))?;
+    // Compiled on an engine of its own, dropped once the code is written
+    // and mapped: the compiler keeps what it compiled with (cranelift's
+    // contexts, one per compiling thread) for as long as its engine lives,
+    // heap that otherwise stayed resident in an idle host that had compiled
+    // (BENCHMARKS.md, "A start that compiles gives its compiler's memory
+    // back").
+    let compiler = Engine::new(engine.config())
+        .inspect_err(|e| tracing::warn!("compiling on the serving engine: {e:?}"))
+        .ok();
+    let component =
+        Component::new(compiler.as_ref().unwrap_or(engine), bytes).map_err(|e| anyhow!("{e:?}"))?;
     if let Err(e) = store(&component, &file) {
         tracing::warn!("not caching compiled code at {}: {e:#}", file.display());
-        return Ok(component);
+        return match compiler {
+            None => Ok(component),
+            Some(_) => Component::new(engine, bytes).map_err(|e| anyhow!("{e:?}")),
+        };
     }
+    drop(component);
+    drop(compiler);
     if let Err(e) = prune(&dir.join("components"), &file, MAX_CACHE_BYTES) {
         tracing::warn!("pruning the compiled code cache: {e:#}");
     }
-    Ok(map(engine, &file).unwrap_or(component))
+    map(engine, &file).or_else(|e| {
+        tracing::warn!("compiling again: {e:#}");
+        Component::new(engine, bytes).map_err(|e| anyhow!("{e:?}"))
+    })
 }
 
 /// Removes the least recently used compiled files of `dir` (never `keep`)
@@ -199,8 +217,11 @@ mod tests {
     fn compiled_code_is_kept_under_its_key_and_a_damaged_file_is_replaced() -> Result<()> {
         let engine = crate::engine::engine(None)?;
         let dir = tempfile::tempdir()?;
-        load(&engine, EMPTY, Some(dir.path()))?;
+        let compiled = load(&engine, EMPTY, Some(dir.path()))?;
+        assert!(Engine::same(compiled.engine(), &engine));
         let file = path(&engine, EMPTY, dir.path());
+        // Compiled on an engine of its own, the file maps on the serving one.
+        map(&engine, &file)?;
         let name = file.file_name().and_then(|n| n.to_str()).map(String::from);
         assert_eq!(files(dir.path())?, Vec::from_iter(name.clone()));
         let written = std::fs::read(&file)?;
