@@ -68,7 +68,7 @@ fn map(engine: &Engine, file: &Path) -> Result<Component> {
 /// it, else compiled (and, with a cache, written there and mapped).
 pub fn load(engine: &Engine, bytes: &[u8], cache_dir: Option<&Path>) -> Result<Component> {
     let Some(dir) = cache_dir else {
-        return Component::new(engine, bytes).map_err(|e| anyhow!("{e:?}"));
+        return compile(engine, bytes);
     };
     let file = path(engine, bytes, dir);
     if file.exists() {
@@ -93,13 +93,12 @@ pub fn load(engine: &Engine, bytes: &[u8], cache_dir: Option<&Path>) -> Result<C
     let compiler = Engine::new(engine.config())
         .inspect_err(|e| tracing::warn!("compiling on the serving engine: {e:?}"))
         .ok();
-    let component =
-        Component::new(compiler.as_ref().unwrap_or(engine), bytes).map_err(|e| anyhow!("{e:?}"))?;
+    let component = compile(compiler.as_ref().unwrap_or(engine), bytes)?;
     if let Err(e) = store(&component, &file) {
         tracing::warn!("not caching compiled code at {}: {e:#}", file.display());
         return match compiler {
             None => Ok(component),
-            Some(_) => Component::new(engine, bytes).map_err(|e| anyhow!("{e:?}")),
+            Some(_) => compile(engine, bytes),
         };
     }
     drop(component);
@@ -109,8 +108,13 @@ pub fn load(engine: &Engine, bytes: &[u8], cache_dir: Option<&Path>) -> Result<C
     }
     map(engine, &file).or_else(|e| {
         tracing::warn!("compiling again: {e:#}");
-        Component::new(engine, bytes).map_err(|e| anyhow!("{e:?}"))
+        compile(engine, bytes)
     })
+}
+
+/// Compiles `bytes` on `engine`.
+fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component> {
+    Component::new(engine, bytes).map_err(|e| anyhow!("{e:?}"))
 }
 
 /// Removes the least recently used compiled files of `dir` (never `keep`)

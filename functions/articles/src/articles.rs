@@ -241,8 +241,8 @@ async fn pipeline(principal: &Principal, query: &ArticleQuery) -> Outcome {
     }
     let mut served: Vec<Served> = Vec::new();
     let mut docs: Vec<Vec<u8>> = Vec::new();
-    // The tags of the documents sent as they are stored.
-    let mut as_stored: Vec<kept::Tag> = Vec::new();
+    // The tag of a document sent as it is stored.
+    let mut as_stored: Option<kept::Tag> = None;
     let unchanged = renders_as_stored(query.product, &doc_filters, &fields);
     for c in found.iter_mut() {
         if served.len() >= limit {
@@ -256,19 +256,17 @@ async fn pipeline(principal: &Principal, query: &ArticleQuery) -> Outcome {
             Err(err) => return finish_error(principal, product, decision, err),
         }
         if let (true, Some(entry)) = (unchanged, c.entry) {
-            as_stored.push(kept_tag(c, entry));
+            as_stored = Some(kept_tag(c, entry));
         }
         served.push(Served {
             rev: c.rev(),
             stale: c.stale,
         });
     }
-    // A lone document sent as stored is the body itself: the instance
-    // keeps it to send again.
-    let keep = match (joins_as_is(&docs, query.ndjson), as_stored.pop()) {
-        (true, Some(tag)) if as_stored.is_empty() => Some(tag),
-        _ => None,
-    };
+    // A lone document sent as stored is the body itself (and the only
+    // document, so `as_stored` is its tag): the instance keeps it to send
+    // again.
+    let keep = as_stored.filter(|_| joins_as_is(&docs, query.ndjson));
 
     let (tag, stale) = match pipeline::answer(if_none_match, charge, &served) {
         Answer::Missing => {

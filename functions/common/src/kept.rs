@@ -45,27 +45,16 @@ pub struct Tag {
 #[derive(Debug, Default)]
 pub struct Kept {
     bodies: Vec<(Tag, Vec<u8>)>,
-    bytes: usize,
 }
 
 impl Kept {
     /// Takes a buffer kept under `tag`, if any. Buffers of the same key
     /// with another `copy` are stale: they are dropped.
     pub fn take(&mut self, tag: &Tag) -> Option<Vec<u8>> {
-        let mut found = None;
-        let mut i = self.bodies.len();
-        while i > 0 {
-            i -= 1;
-            if self.bodies[i].0.key != tag.key {
-                continue;
-            }
-            if self.bodies[i].0.copy == tag.copy && found.is_none() {
-                found = Some(self.remove(i));
-            } else if self.bodies[i].0.copy != tag.copy {
-                self.remove(i);
-            }
-        }
-        found
+        self.bodies
+            .retain(|(kept, _)| kept.key != tag.key || kept.copy == tag.copy);
+        let i = self.bodies.iter().rposition(|(kept, _)| kept == tag)?;
+        Some(self.bodies.remove(i).1)
     }
 
     /// Keeps `body` under `tag`, dropping the oldest buffers to stay within
@@ -76,23 +65,17 @@ impl Kept {
             return;
         }
         while !self.bodies.is_empty()
-            && (self.bodies.len() >= MAX_BODIES || self.bytes + body.len() > MAX_BYTES)
+            && (self.bodies.len() >= MAX_BODIES || self.size().1 + body.len() > MAX_BYTES)
         {
-            self.remove(0);
+            self.bodies.remove(0);
         }
-        self.bytes += body.len();
         self.bodies.push((tag, body));
     }
 
     /// How many buffers are kept, and their bytes.
     pub fn size(&self) -> (usize, usize) {
-        (self.bodies.len(), self.bytes)
-    }
-
-    fn remove(&mut self, i: usize) -> Vec<u8> {
-        let (_, body) = self.bodies.remove(i);
-        self.bytes -= body.len();
-        body
+        let bytes = self.bodies.iter().map(|(_, body)| body.len()).sum();
+        (self.bodies.len(), bytes)
     }
 }
 
