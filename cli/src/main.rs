@@ -267,6 +267,15 @@ struct UpArgs {
     /// 0: glibc's default (8 per core).
     #[arg(long, env = "WIKIEDGE_MALLOC_ARENA_MAX", default_value_t = 2)]
     malloc_arena_max: usize,
+    /// KiB of free memory at the top of a glibc heap arena above which it
+    /// is returned to the kernel as soon as it is freed; 0: glibc's
+    /// moving default.
+    #[arg(
+        long,
+        env = "WIKIEDGE_MALLOC_TRIM_THRESHOLD_KIB",
+        default_value_t = 1024
+    )]
+    malloc_trim_threshold_kib: usize,
     /// Serving threads, each with its own instances of every component;
     /// 0: one per core.
     #[arg(long, env = "WIKIEDGE_WORKER_THREADS", default_value_t = 0)]
@@ -461,7 +470,10 @@ fn up(args: UpArgs) -> Result<()> {
     };
     // Before any thread exists: arenas are made per thread, and the
     // environment is read by every thread.
-    wikiedge_host::idle::limit_allocator_arenas(args.malloc_arena_max);
+    wikiedge_host::idle::bound_allocator(
+        args.malloc_arena_max,
+        args.malloc_trim_threshold_kib.saturating_mul(1024),
+    );
     wikiedge_host::engine::quiet_error_backtraces();
     // The requests are served by threads of their own (`server::serve`);
     // this runtime only loads the app, accepts connections and runs the
@@ -480,10 +492,9 @@ fn up(args: UpArgs) -> Result<()> {
     );
     let max_memory = (args.max_instance_memory_mib as usize) << 20;
     runtime.block_on(async move {
-        let engine = wikiedge_host::engine::engine_with(
-            cache_dir.as_deref(),
-            wikiedge_host::engine::EngineOptions { max_memory },
-        )?;
+        let engine = wikiedge_host::engine::engine_with(wikiedge_host::engine::EngineOptions {
+            max_memory,
+        })?;
         let manifest = Manifest::load(&args.from)?;
         let env = |k: &str| std::env::var(k).ok();
         let dev = wikiedge_cli::devkeys::dev_defaults(&manifest, &state_dir, &env)?;

@@ -1,8 +1,9 @@
 //! The one wasmtime [`Engine`] a host process uses.
 //!
-//! Compiled code is cached on disk across restarts (wasmtime's cache, keyed
-//! by the component bytes and the engine configuration), so a restart with a
-//! warm cache skips compilation. Instances come from the pooling allocator
+//! Compiled code is cached on disk across restarts by [`crate::compiled`]
+//! (files keyed by the component bytes and the engine configuration, mapped
+//! rather than copied), so a restart with a warm cache skips compilation;
+//! wasmtime's own compile cache is not enabled. Instances come from the pooling allocator
 //! when the machine's address space allows it, which makes instantiation a
 //! few microseconds; otherwise the on-demand allocator is used.
 //!
@@ -14,11 +15,8 @@
 //! has used up its CPU budget.
 
 use anyhow::Result;
-use std::path::Path;
 use std::time::Duration;
-use wasmtime::{
-    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
-};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// The largest linear memory a guest may grow to, by default.
 pub const MAX_MEMORY: usize = 256 << 20;
@@ -43,26 +41,23 @@ impl Default for EngineOptions {
 /// longest a guest runs before yielding its runtime thread.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Build the engine with the default options. `cache_dir` enables the
-/// on-disk compilation cache.
+/// Build the engine with the default options.
 ///
 /// Starts the epoch ticker thread, which stops once the engine is dropped.
-pub fn engine(cache_dir: Option<&Path>) -> Result<Engine> {
-    engine_with(cache_dir, EngineOptions::default())
+pub fn engine() -> Result<Engine> {
+    engine_with(EngineOptions::default())
 }
 
 /// [`engine`] with explicit bounds.
-pub fn engine_with(cache_dir: Option<&Path>, opts: EngineOptions) -> Result<Engine> {
+pub fn engine_with(opts: EngineOptions) -> Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.wasm_component_model_async(true);
     config.epoch_interruption(true);
-    if let Some(dir) = cache_dir {
-        std::fs::create_dir_all(dir)?;
-        let mut cache = CacheConfig::new();
-        cache.with_directory(dir);
-        config.cache(Some(Cache::new(cache)?));
-    }
+    // No `config.cache(..)`: wasmtime's cache would compress every
+    // component compiled and write it beside `compiled`'s files, a second
+    // copy that is never read while the first exists (BENCHMARKS.md, "A
+    // start that compiles leaves less behind").
     if pooling_is_available() {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(1000);

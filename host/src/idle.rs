@@ -175,21 +175,43 @@ pub fn page_out_compiled_code() -> u64 {
     0
 }
 
-/// Bound glibc's per-thread heap arenas to `n` (glibc makes up to eight per
-/// core; each holds on to freed memory of its own). Does nothing elsewhere,
-/// or when `n` is 0.
-#[allow(unsafe_code)] // a libc call, no memory handed over
-pub fn limit_allocator_arenas(n: usize) {
+/// Bound glibc's heap: at most `arenas` per-thread heap arenas (glibc makes
+/// up to eight per core; each holds on to freed memory of its own), and a
+/// free block of more than `trim_threshold` bytes at the top of any arena
+/// given back to the kernel as it is freed. Does nothing elsewhere; a bound
+/// of 0 leaves glibc's default.
+///
+/// glibc's default trim threshold moves: it becomes twice the largest block
+/// it has handed out by `mmap` and taken back (up to 64 MiB; 8 MiB once this
+/// host listens, 32 MiB under load), so a thread arena's free top below it
+/// stayed resident however long the host was idle (`malloc_trim` trims only
+/// the main arena's top). Fixing the trim threshold fixes the `mmap` threshold
+/// too; it is set to [`MMAP_THRESHOLD`], where glibc's own adjustment ends
+/// up under load, so requests allocate as before.
+#[allow(unsafe_code)] // libc calls, no memory handed over
+pub fn bound_allocator(arenas: usize, trim_threshold: usize) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if n > 0 {
-        // SAFETY: mallopt only sets a tuning parameter of the allocator.
+    {
+        let int = |n: usize| n.min(i32::MAX as usize) as i32;
+        // SAFETY: mallopt only sets tuning parameters of the allocator.
         unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, n.min(i32::MAX as usize) as i32);
+            if arenas > 0 {
+                libc::mallopt(libc::M_ARENA_MAX, int(arenas));
+            }
+            if trim_threshold > 0 {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, int(MMAP_THRESHOLD));
+                libc::mallopt(libc::M_TRIM_THRESHOLD, int(trim_threshold));
+            }
         }
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    let _ = n;
+    let _ = (arenas, trim_threshold);
 }
+
+/// Blocks at least this large get a mapping of their own (when the trim
+/// threshold is fixed, [`bound_allocator`]): 16 MiB, the value glibc's
+/// adjustment reached in a host under the 32-connection bench load.
+pub const MMAP_THRESHOLD: usize = 16 << 20;
 
 /// Watch `activity` and call `release` once the host has been quiet for
 /// `after` (again after every later change), until the process ends.
@@ -280,5 +302,71 @@ mod tests {
         assert_eq!(every(2.0), Duration::from_millis(500));
         assert_eq!(every(0.1), Duration::from_millis(100));
         assert_eq!(every(60.0), Duration::from_secs(1));
+    }
+
+    /// Set in the child process of the allocator test: the trim threshold
+    /// (bytes, 0: glibc's default) the child runs with.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    const ALLOCATOR_CHILD: &str = "WIKIEDGE_TEST_ALLOCATOR_TRIM";
+
+    /// A thread arena's free top goes back to the kernel as it is freed once
+    /// the trim threshold is bound, even after a block large enough to move
+    /// glibc's own threshold was freed first (as compiling at start does);
+    /// with glibc's default, or below the bound, it stays. The allocator's settings and counters
+    /// are the whole process's, so each case runs in a child process of
+    /// this test binary running only this test.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    #[allow(unsafe_code)] // mallinfo2 reads the allocator's counters
+    fn a_thread_arenas_free_top_is_given_back_once_the_trim_threshold_is_bound() {
+        const NAME: &str =
+            "idle::tests::a_thread_arenas_free_top_is_given_back_once_the_trim_threshold_is_bound";
+        if let Ok(trim) = std::env::var(ALLOCATOR_CHILD) {
+            bound_allocator(0, trim.parse().expect("a number of bytes"));
+            // What a start that compiles does: a block of several MiB freed.
+            drop(std::hint::black_box(vec![1u8; 12 << 20]));
+            // SAFETY: mallinfo2 only reads the arenas' counters.
+            let heap = || unsafe { libc::mallinfo2() }.arena;
+            let before = heap();
+            std::thread::spawn(|| {
+                // 8 MiB in blocks small enough to come from the thread's arena.
+                let blocks: Vec<Vec<u8>> = (0..128).map(|_| vec![1u8; 64 << 10]).collect();
+                drop(std::hint::black_box(blocks));
+            })
+            .join()
+            .expect("the allocating thread");
+            println!("kept={}", heap().saturating_sub(before));
+            return;
+        }
+        let kept = |trim: usize| -> usize {
+            let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+                .args([NAME, "--exact", "--nocapture", "--test-threads", "1"])
+                .env(ALLOCATOR_CHILD, trim.to_string())
+                .output()
+                .expect("the child test process");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "child failed: {stdout}");
+            stdout
+                .lines()
+                // libtest prints the test's name on the same line.
+                .find_map(|l| l.split_once("kept=").map(|(_, n)| n))
+                .and_then(|n| n.split_whitespace().next()?.parse().ok())
+                .unwrap_or_else(|| panic!("no kept= line: {stdout}"))
+        };
+        let default = kept(0);
+        let bound = kept(1 << 20);
+        let above = kept(16 << 20);
+        assert!(
+            default >= 4 << 20,
+            "glibc's default kept {default} bytes: the case no longer shows what the bound is for"
+        );
+        assert!(
+            above >= 4 << 20,
+            "a 16 MiB trim threshold kept only {above} bytes of the 8 MiB freed"
+        );
+        assert!(
+            bound < 2 << 20,
+            "with a 1 MiB trim threshold the heap kept {bound} bytes after the thread freed 8 MiB"
+        );
     }
 }
