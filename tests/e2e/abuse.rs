@@ -661,3 +661,100 @@ fn the_eleventh_concurrent_download_of_an_account_is_refused_until_one_ends() ->
     drop(held);
     Ok(())
 }
+
+/// A dump of `pages` articles titled `Large 0`, `Large 1`, ... of about
+/// `bytes` of pseudo-random words each, under a site header written here
+/// (no fixtures needed).
+fn large_pages_dump(pages: usize, bytes: usize) -> String {
+    let mut xml = String::from(
+        "<mediawiki xmlns=\"http://www.mediawiki.org/xml/export-0.10/\" version=\"0.10\" xml:lang=\"en\">\n  <siteinfo>\n    <sitename>Wikipedia</sitename>\n    <dbname>enwiki</dbname>\n    <base>https://en.wikipedia.org/wiki/Main_Page</base>\n    <generator>MediaWiki 1.41.0</generator>\n    <case>first-letter</case>\n    <namespaces>\n      <namespace key=\"0\" case=\"first-letter\" />\n    </namespaces>\n  </siteinfo>\n",
+    );
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    for page in 0..pages {
+        let mut text = String::with_capacity(bytes + 16);
+        while text.len() < bytes {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            for i in 0..2 + ((seed >> 60) % 10) as usize {
+                text.push((b'a' + ((seed >> (i * 5)) % 26) as u8) as char);
+            }
+            text.push(if (seed >> 40).is_multiple_of(12) {
+                '\n'
+            } else {
+                ' '
+            });
+        }
+        xml.push_str(&format!(
+            "  <page>\n    <title>Large {page}</title>\n    <ns>0</ns>\n    <id>{}</id>\n    <revision>\n      <id>{}</id>\n      <timestamp>2026-01-01T00:00:00Z</timestamp>\n      <contributor>\n        <username>Bulk</username>\n        <id>1</id>\n      </contributor>\n      <model>wikitext</model>\n      <format>text/x-wiki</format>\n      <text xml:space=\"preserve\" bytes=\"{}\">{text}</text>\n    </revision>\n  </page>\n",
+            700_000 + page,
+            600_000 + page,
+            text.len()
+        ));
+    }
+    xml.push_str("</mediawiki>\n");
+    xml
+}
+
+/// A client rotating through many large articles cannot make an instance
+/// of `articles` hold them: an instance keeps at most 4 MiB of the bodies
+/// it sent (`functions/common/src/kept.rs`), so its guests stay under
+/// `--idle-instance-max-memory-mib` (16) and the one instance serves every
+/// request. Keeping every body (16 of over 1 MiB) would grow it past the bound,
+/// and it would be retired after each request.
+#[test]
+fn a_client_rotating_through_large_articles_does_not_grow_an_instance() -> Result<()> {
+    const PAGES: usize = 24;
+    let state = wikiedge_tests::TempDir::new("rotating")?;
+    let dump = state.path().join("enwiki-large.xml");
+    std::fs::write(&dump, large_pages_dump(PAGES, 600_000))?;
+    let summary = wikiedge_cli::import::run(
+        wikiedge_cli::import::ImportArgs::new(dump, Some("enwiki".into()))
+            .with_state_dir(state.path()),
+    )?;
+    assert_eq!(summary.articles, PAGES as u64);
+    let plans = r#"[{"name":"free","monthly":{"ondemand":100000,"snapshot":30,"chunk":1500},"burst_per_second":1000}]"#;
+    let port = wikiedge_tests::free_port();
+    let host = Host::builder(BIN, &repo_root().join("spin.toml"))
+        .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
+        .env("SPIN_VARIABLE_PLANS", plans)
+        .state_dir(state.path())
+        // One serving thread: one pool of instances to count.
+        .arg("--worker-threads")
+        .arg("1")
+        .arg("--metrics-listen")
+        .arg(&format!("127.0.0.1:{port}"))
+        .arg("--quiet")
+        .start()?;
+    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let auth = bearer(&host, "rotator")?;
+    let created = || {
+        crate::tooling::metric(
+            &metrics,
+            "wikiedge_instances_created_total{component=\"articles\"}",
+        )
+    };
+    for round in 0..2 {
+        for page in 0..PAGES {
+            let r = get(
+                &host.url(&format!("/v2/articles/Large_{page}")),
+                &[("authorization", auth.as_str())],
+            )?;
+            ensure!(r.status == 200, "Large {page}: {} {}", r.status, r.text());
+            // Each body is large enough that sixteen would pass the bound,
+            // and small enough to be kept (at most 2 MiB).
+            ensure!(
+                (1 << 20..2 << 20).contains(&r.body.len()),
+                "Large {page}: {} bytes",
+                r.body.len()
+            );
+        }
+        let n = created()?.unwrap_or(0.0);
+        ensure!(
+            n == 1.0,
+            "after round {round}, {n} instances of articles were created for one client's {} requests",
+            (round + 1) * PAGES
+        );
+    }
+    Ok(())
+}
