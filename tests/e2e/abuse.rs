@@ -552,27 +552,8 @@ fn big_snapshot() -> Result<Option<(wikiedge_tests::TempDir, wikiedge_cli::snaps
     let mut xml = format!("{head}\n");
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     for page in 0..80 {
-        let mut text = String::with_capacity(200_000);
-        while text.len() < 200_000 {
-            seed = seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            let word_len = 2 + ((seed >> 60) % 10) as usize;
-            for i in 0..word_len {
-                text.push((b'a' + ((seed >> (i * 5)) % 26) as u8) as char);
-            }
-            text.push(if (seed >> 40).is_multiple_of(12) {
-                '\n'
-            } else {
-                ' '
-            });
-        }
-        xml.push_str(&format!(
-            "  <page>\n    <title>Bulk {page}</title>\n    <ns>0</ns>\n    <id>{}</id>\n    <revision>\n      <id>{}</id>\n      <timestamp>2026-01-01T00:00:00Z</timestamp>\n      <contributor>\n        <username>Bulk</username>\n        <id>1</id>\n      </contributor>\n      <model>wikitext</model>\n      <format>text/x-wiki</format>\n      <text xml:space=\"preserve\" bytes=\"{}\">{text}</text>\n    </revision>\n  </page>\n",
-            900_000 + page,
-            800_000 + page,
-            text.len()
-        ));
+        let text = words(&mut seed, 200_000);
+        xml.push_str(&page_xml(&format!("Bulk {page}"), 900_000 + page, &text));
     }
     xml.push_str("</mediawiki>\n");
     let state = wikiedge_tests::TempDir::new("big-snapshot")?;
@@ -662,6 +643,35 @@ fn the_eleventh_concurrent_download_of_an_account_is_refused_until_one_ends() ->
     Ok(())
 }
 
+/// At least `bytes` of pseudo-random words and lines drawn from `seed`.
+fn words(seed: &mut u64, bytes: usize) -> String {
+    let mut text = String::with_capacity(bytes + 16);
+    while text.len() < bytes {
+        *seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        for i in 0..2 + ((*seed >> 60) % 10) as usize {
+            text.push((b'a' + ((*seed >> (i * 5)) % 26) as u8) as char);
+        }
+        text.push(if (*seed >> 40).is_multiple_of(12) {
+            '\n'
+        } else {
+            ' '
+        });
+    }
+    text
+}
+
+/// One `<page>` of a dump: article `title`, page id `id` (its revision's id
+/// 100,000 lower), wikitext `text`.
+fn page_xml(title: &str, id: usize, text: &str) -> String {
+    format!(
+        "  <page>\n    <title>{title}</title>\n    <ns>0</ns>\n    <id>{id}</id>\n    <revision>\n      <id>{}</id>\n      <timestamp>2026-01-01T00:00:00Z</timestamp>\n      <contributor>\n        <username>Bulk</username>\n        <id>1</id>\n      </contributor>\n      <model>wikitext</model>\n      <format>text/x-wiki</format>\n      <text xml:space=\"preserve\" bytes=\"{}\">{text}</text>\n    </revision>\n  </page>\n",
+        id - 100_000,
+        text.len()
+    )
+}
+
 /// A dump of `pages` articles titled `Large 0`, `Large 1`, ... of about
 /// `bytes` of pseudo-random words each, under a site header written here
 /// (no fixtures needed).
@@ -671,26 +681,8 @@ fn large_pages_dump(pages: usize, bytes: usize) -> String {
     );
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
     for page in 0..pages {
-        let mut text = String::with_capacity(bytes + 16);
-        while text.len() < bytes {
-            seed = seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            for i in 0..2 + ((seed >> 60) % 10) as usize {
-                text.push((b'a' + ((seed >> (i * 5)) % 26) as u8) as char);
-            }
-            text.push(if (seed >> 40).is_multiple_of(12) {
-                '\n'
-            } else {
-                ' '
-            });
-        }
-        xml.push_str(&format!(
-            "  <page>\n    <title>Large {page}</title>\n    <ns>0</ns>\n    <id>{}</id>\n    <revision>\n      <id>{}</id>\n      <timestamp>2026-01-01T00:00:00Z</timestamp>\n      <contributor>\n        <username>Bulk</username>\n        <id>1</id>\n      </contributor>\n      <model>wikitext</model>\n      <format>text/x-wiki</format>\n      <text xml:space=\"preserve\" bytes=\"{}\">{text}</text>\n    </revision>\n  </page>\n",
-            700_000 + page,
-            600_000 + page,
-            text.len()
-        ));
+        let text = words(&mut seed, bytes);
+        xml.push_str(&page_xml(&format!("Large {page}"), 700_000 + page, &text));
     }
     xml.push_str("</mediawiki>\n");
     xml
