@@ -204,7 +204,7 @@ impl App {
         for id in routed {
             let decl = &manifest.components[id];
             let bytes = compose::composed_bytes(&manifest, id)?;
-            let component = crate::compiled::load(&engine, &bytes, opts.cache_dir.as_deref())
+            let component = crate::compiled::load(&engine, id, &bytes, opts.cache_dir.as_deref())
                 .map_err(|e| anyhow!("component `{id}` failed to compile: {e:#}"))?;
             let pre = linker
                 .instantiate_pre(&component)

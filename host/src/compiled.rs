@@ -65,10 +65,17 @@ fn map(engine: &Engine, file: &Path) -> Result<Component> {
         .map_err(|e| anyhow!("loading {}: {e:?}", file.display()))
 }
 
-/// The compiled component for `bytes`: mapped from the cache when it holds
-/// it, else compiled (and, with a cache, written there and mapped).
-pub fn load(engine: &Engine, bytes: &[u8], cache_dir: Option<&Path>) -> Result<Component> {
+/// The compiled component `name` for `bytes`: mapped from the cache when it
+/// holds it, else compiled (and, with a cache, written there and mapped).
+/// Compiling takes seconds, so it is logged as it starts and ends.
+pub fn load(
+    engine: &Engine,
+    name: &str,
+    bytes: &[u8],
+    cache_dir: Option<&Path>,
+) -> Result<Component> {
     let Some(dir) = cache_dir else {
+        tracing::info!("Compiling component `{name}` (no compile cache)");
         return compile(engine, bytes);
     };
     let file = path(engine, bytes, dir);
@@ -94,7 +101,16 @@ pub fn load(engine: &Engine, bytes: &[u8], cache_dir: Option<&Path>) -> Result<C
     let compiler = Engine::new(engine.config())
         .inspect_err(|e| tracing::warn!("compiling on the serving engine: {e:?}"))
         .ok();
+    tracing::info!(
+        "Compiling component `{name}` (once per build: later starts map {})",
+        file.display()
+    );
+    let started = std::time::Instant::now();
     let component = compile(compiler.as_ref().unwrap_or(engine), bytes)?;
+    tracing::info!(
+        "Compiled `{name}` in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     if let Err(e) = store(&component, &file) {
         tracing::warn!("not caching compiled code at {}: {e:#}", file.display());
         return match compiler {
@@ -232,7 +248,7 @@ mod tests {
     fn compiled_code_is_kept_under_its_key_and_a_damaged_file_is_replaced() -> Result<()> {
         let engine = crate::engine::engine()?;
         let dir = tempfile::tempdir()?;
-        let compiled = load(&engine, EMPTY, Some(dir.path()))?;
+        let compiled = load(&engine, "empty", EMPTY, Some(dir.path()))?;
         assert!(Engine::same(compiled.engine(), &engine));
         let file = path(&engine, EMPTY, dir.path());
         // Compiled on an engine of its own, the file maps on the serving one.
@@ -243,13 +259,13 @@ mod tests {
         assert!(written.len() > EMPTY.len());
 
         // A second load maps the same file and leaves nothing beside it.
-        load(&engine, EMPTY, Some(dir.path()))?;
+        load(&engine, "empty", EMPTY, Some(dir.path()))?;
         assert_eq!(files(dir.path())?, Vec::from_iter(name.clone()));
         assert_eq!(std::fs::read(&file)?, written);
 
         // A file wasmtime refuses is compiled again and replaced whole.
         std::fs::write(&file, b"not compiled code")?;
-        load(&engine, EMPTY, Some(dir.path()))?;
+        load(&engine, "empty", EMPTY, Some(dir.path()))?;
         assert_eq!(std::fs::read(&file)?, written);
         assert_eq!(files(dir.path())?, Vec::from_iter(name));
 

@@ -236,7 +236,7 @@ fn an_idle_hosts_instance_pool_empties_and_its_memory_is_released() -> Result<()
         &wikiedge_tests::target_dir().join("wikiedge-compile-cache"),
         cache.path(),
     )?;
-    empties_and_releases(cache.path())
+    empties_and_releases(cache.path()).map(drop)
 }
 
 /// A host that starts with an empty compile cache compiles, writes its
@@ -247,7 +247,13 @@ fn an_idle_hosts_instance_pool_empties_and_its_memory_is_released() -> Result<()
 #[test]
 fn a_host_that_compiled_its_code_gives_its_pages_back_when_idle() -> Result<()> {
     let cache = wikiedge_tests::TempDir::new("empty-cache")?;
-    empties_and_releases(cache.path())?;
+    let log = empties_and_releases(cache.path())?;
+    // Seconds of compiling are not silent. (`sink` and `hidden` are the
+    // same bytes: the second of them maps the first's file.)
+    assert!(
+        log.contains("Compiling component `greeted`") && log.contains("Compiled `greeted` in "),
+        "{log}"
+    );
     assert!(
         std::fs::read_dir(cache.path().join("components"))?.count() > 0,
         "the host compiled nothing into its empty cache"
@@ -256,8 +262,8 @@ fn a_host_that_compiled_its_code_gives_its_pages_back_when_idle() -> Result<()> 
 }
 
 /// Instances retire and the idle release gives back the compiled code's
-/// pages, for a host on the compile cache `cache`.
-fn empties_and_releases(cache: &std::path::Path) -> Result<()> {
+/// pages, for a host on the compile cache `cache`; returns the host's log.
+fn empties_and_releases(cache: &std::path::Path) -> Result<String> {
     let (host, metrics_url) = host_with_metrics(|b| {
         b.cache_dir(cache)
             .arg("--idle-instance-timeout")
@@ -308,5 +314,5 @@ fn empties_and_releases(cache: &std::path::Path) -> Result<()> {
         "v"
     );
     assert!(metric(live)?.is_some_and(|n| n >= 1.0));
-    Ok(())
+    Ok(host.log())
 }
