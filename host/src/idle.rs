@@ -312,9 +312,9 @@ mod tests {
     /// A thread arena's free top goes back to the kernel as it is freed once
     /// the trim threshold is bound, even after a block large enough to move
     /// glibc's own threshold was freed first (as compiling at start does);
-    /// with glibc's default, or below the bound, it stays. The allocator's settings and counters
-    /// are the whole process's, so each case runs in a child process of
-    /// this test binary running only this test.
+    /// with glibc's default, or below the bound, it stays. The allocator's
+    /// settings and counters are the whole process's, so each case runs in a
+    /// child process of this test binary running only this test.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[test]
     #[allow(unsafe_code)] // mallinfo2 reads the allocator's counters
