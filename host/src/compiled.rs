@@ -75,8 +75,7 @@ pub fn load(
     cache_dir: Option<&Path>,
 ) -> Result<Component> {
     let Some(dir) = cache_dir else {
-        tracing::info!("Compiling component `{name}` (no compile cache)");
-        return compile(engine, bytes);
+        return compile_logged(engine, name, bytes, "no compile cache");
     };
     let file = path(engine, bytes, dir);
     if file.exists() {
@@ -101,16 +100,12 @@ pub fn load(
     let compiler = Engine::new(engine.config())
         .inspect_err(|e| tracing::warn!("compiling on the serving engine: {e:?}"))
         .ok();
-    tracing::info!(
-        "Compiling component `{name}` (once per build: later starts map {})",
-        file.display()
-    );
-    let started = std::time::Instant::now();
-    let component = compile(compiler.as_ref().unwrap_or(engine), bytes)?;
-    tracing::info!(
-        "Compiled `{name}` in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
+    let component = compile_logged(
+        compiler.as_ref().unwrap_or(engine),
+        name,
+        bytes,
+        &format!("once per build: later starts map {}", file.display()),
+    )?;
     if let Err(e) = store(&component, &file) {
         tracing::warn!("not caching compiled code at {}: {e:#}", file.display());
         return match compiler {
@@ -127,6 +122,19 @@ pub fn load(
         tracing::warn!("compiling again: {e:#}");
         compile(engine, bytes)
     })
+}
+
+/// Compiles component `name` on `engine`, logging it as it starts (with
+/// `why`) and ends: it takes seconds.
+fn compile_logged(engine: &Engine, name: &str, bytes: &[u8], why: &str) -> Result<Component> {
+    tracing::info!("Compiling component `{name}` ({why})");
+    let started = std::time::Instant::now();
+    let component = compile(engine, bytes)?;
+    tracing::info!(
+        "Compiled `{name}` in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(component)
 }
 
 /// Compiles `bytes` on `engine`.
