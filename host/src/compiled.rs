@@ -65,6 +65,15 @@ fn map(engine: &Engine, file: &Path) -> Result<Component> {
         .map_err(|e| anyhow!("loading {}: {e:?}", file.display()))
 }
 
+/// Loads code this process has just compiled and serialized.
+#[allow(unsafe_code)]
+fn from_memory(engine: &Engine, serialized: &[u8]) -> Result<Component> {
+    // SAFETY: `serialized` is what `Component::serialize` returned a moment
+    // ago in this process, on an engine with this engine's settings, and
+    // wasmtime checks its header against the engine before use.
+    unsafe { Component::deserialize(engine, serialized) }.map_err(|e| anyhow!("{e:?}"))
+}
+
 /// The compiled component `name` for `bytes`: mapped from the cache when it
 /// holds it, else compiled (and, with a cache, written there and mapped).
 /// Compiling takes seconds, so it is logged as it starts and ends.
@@ -91,8 +100,8 @@ pub fn load(
             Err(e) => tracing::warn!("compiling again: {e:#}"),
         }
     }
-    // Compiled on an engine of its own, dropped once the code is written
-    // and mapped: the compiler keeps what it compiled with (cranelift's
+    // Compiled on an engine of its own, dropped once the code is
+    // serialized: the compiler keeps what it compiled with (cranelift's
     // contexts, one per compiling thread) for as long as its engine lives,
     // heap that otherwise stayed resident in an idle host that had compiled
     // (BENCHMARKS.md, "A start that compiles gives its compiler's memory
@@ -100,27 +109,27 @@ pub fn load(
     let compiler = Engine::new(engine.config())
         .inspect_err(|e| tracing::warn!("compiling on the serving engine: {e:?}"))
         .ok();
-    let component = compile_logged(
+    let serialized = compile_logged(
         compiler.as_ref().unwrap_or(engine),
         name,
         bytes,
         &format!("once per build: later starts map {}", file.display()),
-    )?;
-    if let Err(e) = store(&component, &file) {
-        tracing::warn!("not caching compiled code at {}: {e:#}", file.display());
-        return match compiler {
-            None => Ok(component),
-            Some(_) => compile(engine, bytes),
-        };
-    }
-    drop(component);
+    )?
+    .serialize()
+    .map_err(|e| anyhow!("{e:?}"))?;
     drop(compiler);
+    // Where the file cannot be written or mapped, the code compiled is
+    // loaded from memory onto the serving engine, not compiled again.
+    if let Err(e) = store(&serialized, &file) {
+        tracing::warn!("not caching compiled code at {}: {e:#}", file.display());
+        return from_memory(engine, &serialized);
+    }
     if let Err(e) = prune(&dir.join("components"), &file, MAX_CACHE_BYTES) {
         tracing::warn!("pruning the compiled code cache: {e:#}");
     }
     map(engine, &file).or_else(|e| {
-        tracing::warn!("compiling again: {e:#}");
-        compile(engine, bytes)
+        tracing::warn!("loading the compiled code from memory: {e:#}");
+        from_memory(engine, &serialized)
     })
 }
 
@@ -179,8 +188,9 @@ fn prune(dir: &Path, keep: &Path, limit: u64) -> Result<()> {
     Ok(())
 }
 
-/// Writes a compiled component to `file` (through a temporary name).
-fn store(component: &Component, file: &Path) -> Result<()> {
+/// Writes a serialized compiled component to `file` (through a temporary
+/// name).
+fn store(bytes: &[u8], file: &Path) -> Result<()> {
     let dir = file.parent().context("no parent directory")?;
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
@@ -190,9 +200,8 @@ fn store(component: &Component, file: &Path) -> Result<()> {
             .unwrap_or("component"),
         std::process::id()
     ));
-    let bytes = component.serialize().map_err(|e| anyhow!("{e:?}"))?;
     let written = std::fs::File::create(&tmp).and_then(|mut f| {
-        f.write_all(&bytes)?;
+        f.write_all(bytes)?;
         // On the disk before it has its name: a crash never leaves the key
         // naming a file whose data was lost, and the pages the host then
         // maps are clean, so the idle release can hand them back
@@ -279,6 +288,18 @@ mod tests {
 
         // Other bytes get another key.
         assert_ne!(path(&engine, b"\0asm\x0d\0\x01\0 ", dir.path()), file);
+        Ok(())
+    }
+
+    #[test]
+    fn a_cache_that_cannot_be_written_still_gives_code_for_the_serving_engine() -> Result<()> {
+        let engine = crate::engine::engine()?;
+        let dir = tempfile::tempdir()?;
+        // `components` is a file, so no compiled file can be written.
+        std::fs::write(dir.path().join("components"), b"")?;
+        let compiled = load(&engine, "empty", EMPTY, Some(dir.path()))?;
+        assert!(Engine::same(compiled.engine(), &engine));
+        assert!(std::fs::metadata(dir.path().join("components"))?.is_file());
         Ok(())
     }
 }

@@ -3,9 +3,10 @@
 //! Compiled code is cached on disk across restarts by [`crate::compiled`]
 //! (files keyed by the component bytes and the engine configuration, mapped
 //! rather than copied), so a restart with a warm cache skips compilation;
-//! wasmtime's own compile cache is not enabled. Instances come from the pooling allocator
-//! when the machine's address space allows it, which makes instantiation a
-//! few microseconds; otherwise the on-demand allocator is used.
+//! wasmtime's own compile cache is not enabled. Instances come from the
+//! pooling allocator when the machine's address space allows it, which
+//! makes instantiation a few microseconds; otherwise the on-demand
+//! allocator is used.
 //!
 //! Guest code is compiled with epoch checks: a ticker thread advances the
 //! engine's epoch every [`EPOCH_TICK`], and each store's epoch callback
