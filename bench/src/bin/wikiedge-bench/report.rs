@@ -269,20 +269,39 @@ fn open_loop_markdown(o: &Value) -> String {
          request's due time (no coordinated omission); requests still owed at the end count with their wait. \
          The worst second is the second of the measured window (from 0) whose requests, by due time, had the highest p99: \
          one stall shows as one bad second, a growing queue as several. \
-         A server whose CPU per request is higher at a point than in the closed loop cannot keep up with a fraction of the closed loop's rate.\n\n\
+         A server whose CPU per request is higher at a point than in the closed loop cannot keep up with a fraction of the closed loop's rate. \
+         The controls are the same bytes from the baseline (b) and nginx (n), each at 80% of its own closed-loop maximum in this run, \
+         and the baseline at (a)'s 80% rate: whether this machine, with the load generator on the same cores, \
+         gives any server its p99 target at 80%, and what the load generator alone costs at (a)'s rate.\n\n\
          | load | offered req/s | answered req/s | p50 | p99 | p99.9 | max | late at end | send lag p99 | worst second: p99 (second) | server CPU per request | load generator CPU per request | non-2xx/3xx | errors |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         o["max_rps"].as_f64().unwrap_or(0.0)
     );
-    for p in points {
+    let rows = points.iter().map(|p| {
+        let load = format!("{:.0}%", p["fraction"].as_f64().unwrap_or(0.0) * 100.0);
+        (load, p)
+    });
+    // The controls: the same bytes from the baseline and nginx.
+    let controls = o["controls"].as_array().into_iter().flatten().map(|c| {
+        let server = c["server"].as_str().unwrap_or("?");
+        let load = match c["fraction"].as_f64() {
+            Some(f) => format!(
+                "control: ({server}) at {:.0}% of its own {:.0}",
+                f * 100.0,
+                c["of_rps"].as_f64().unwrap_or(0.0)
+            ),
+            None => format!("control: ({server}) at (a)'s 80% rate"),
+        };
+        (load, c)
+    });
+    for (load, p) in rows.chain(controls) {
         let Ok(r) = serde_json::from_value::<LoadResult>(p["result"].clone()) else {
             continue;
         };
         let l = r.latency;
         let (cpu, load_cpu) = cpu_columns(&r);
         md.push_str(&format!(
-            "| {:.0}% | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {cpu} | {load_cpu} | {} | {} |\n",
-            p["fraction"].as_f64().unwrap_or(0.0) * 100.0,
+            "| {load} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {cpu} | {load_cpu} | {} | {} |\n",
             r.target_rate.unwrap_or(0.0),
             r.requests_per_s,
             fmt_us(l.p50_us),
@@ -349,6 +368,15 @@ pub(crate) fn assemble(
                     "p50_us": p["result"]["latency"]["p50_us"],
                     "p99_us": p["result"]["latency"]["p99_us"],
                     "p999_us": p["result"]["latency"]["p999_us"],
+                })).collect::<Vec<_>>()
+            }),
+            "open_loop_controls_p99_us": scenarios.get("a").and_then(|a| a["open_loop"]["controls"].as_array()).map(|controls| {
+                controls.iter().map(|c| json!({
+                    "server": c["server"],
+                    "fraction": c["fraction"],
+                    "target_rate": c["target_rate"],
+                    "p99_us": c["result"]["latency"]["p99_us"],
+                    "send_lag_p99_us": c["result"]["send_lag"]["p99_us"],
                 })).collect::<Vec<_>>()
             }),
         },
@@ -535,6 +563,11 @@ mod tests {
             "config": {"connections": 32, "warmup_s": 2.0, "duration_s": 10.0, "rounds": 1},
             "scenarios": {"a": {"open_loop": {"max_rps": 4000.0, "points": [
                 point(0.25, 1000.0, 4_000), point(0.8, 3200.0, 25_000),
+            ], "controls": [
+                {"server": "b", "fraction": 0.8, "of_rps": 30000.0, "target_rate": 24000.0,
+                 "result": point(0.8, 24000.0, 40_000)["result"].clone()},
+                {"server": "b", "target_rate": 3200.0,
+                 "result": point(0.8, 3200.0, 3_000)["result"].clone()},
             ]}}},
             "errors": {},
         });
@@ -548,6 +581,17 @@ mod tests {
         );
         assert!(
             md.contains("| 80% | 3200 | 3199 | 900µs | 25.00ms | 50.00ms |"),
+            "{md}"
+        );
+        // The controls follow (a)'s points, each named.
+        assert!(
+            md.contains(
+                "| control: (b) at 80% of its own 30000 | 24000 | 23999 | 900µs | 40.00ms |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| control: (b) at (a)'s 80% rate | 3200 | 3199 | 900µs | 3.00ms |"),
             "{md}"
         );
         // Without (o), no open-loop section.
