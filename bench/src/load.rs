@@ -84,8 +84,8 @@ pub struct LoadConfig {
     /// Open loop: this many requests per second over all connections, each
     /// timed from when it was due. `None`: closed loop.
     pub rate: Option<f64>,
-    /// The server's process: its CPU time over the measured window is
-    /// reported per request ([`ServerCpu`]).
+    /// The server's process: its CPU time over the measured window, with
+    /// its live children's, is reported per request ([`ServerCpu`]).
     pub server_pid: Option<u32>,
 }
 

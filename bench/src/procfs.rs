@@ -31,6 +31,47 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 1000 / USER_HZ))
 }
 
+/// The CPU time process `pid` and its descendants alive now have used so
+/// far (each as [`cpu_time`]): a server that works in child processes,
+/// like nginx's workers, is measured whole. A child that has exited is
+/// counted in its parent only once reaped (`cutime`, not read here), so
+/// this is for servers whose children live through the measurement.
+/// `None` when `pid` is gone.
+pub fn tree_cpu_time(pid: u32) -> Option<Duration> {
+    let mut total = cpu_time(pid)?;
+    let mut todo = children(pid);
+    // Bounded: a process tree is finite, but /proc is read while it changes.
+    let mut seen = 0;
+    while let Some(child) = todo.pop() {
+        seen += 1;
+        if seen > 4096 {
+            break;
+        }
+        if let Some(t) = cpu_time(child) {
+            total += t;
+        }
+        todo.extend(children(child));
+    }
+    Some(total)
+}
+
+/// The children of every thread of process `pid`
+/// (`/proc/PID/task/TID/children`); none if unreadable.
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|c| c.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
 /// The calling thread's own CPU clock (`CLOCK_THREAD_CPUTIME_ID`: user and
 /// system time of this thread alone, in nanoseconds). `None` if the clock
 /// cannot be read.
@@ -110,6 +151,40 @@ mod tests {
             );
         }
         assert!(cpu_time(pid).expect("our own stat") > before);
+    }
+
+    #[test]
+    fn a_process_trees_cpu_time_counts_its_live_children() {
+        // A child shell busy-loops until it has used 300 ms of CPU.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .expect("sh");
+        let started = std::time::Instant::now();
+        let burnt = loop {
+            let c = cpu_time(child.id()).expect("the child's stat");
+            if c >= Duration::from_millis(300) {
+                break c;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the child never ran"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let me = std::process::id();
+        let tree = tree_cpu_time(me).expect("our own tree");
+        let alone = cpu_time(me).expect("our own stat");
+        let _ = child.kill();
+        let _ = child.wait();
+        // The tree holds the child's time (which only grew since it was
+        // read); our own may have grown by a tick or two between readings.
+        assert!(
+            tree + Duration::from_millis(50) >= alone + burnt,
+            "tree {tree:?}, alone {alone:?}, child {burnt:?}"
+        );
+        // A process that is gone has no tree.
+        assert_eq!(tree_cpu_time(child.id()), None);
     }
 
     #[test]

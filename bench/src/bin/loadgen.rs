@@ -55,8 +55,9 @@ struct Args {
     /// Also print latency second by second (always in the JSON).
     #[arg(long)]
     timeline: bool,
-    /// Report this process's CPU time over the measured window, per request
-    /// answered: the server's own cost, apart from the load generator's.
+    /// Report this process's CPU time over the measured window, with that of
+    /// its live child processes (nginx's workers), per request answered:
+    /// the server's own cost, apart from the load generator's.
     #[arg(long)]
     server_pid: Option<u32>,
 }

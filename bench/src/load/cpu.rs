@@ -94,9 +94,10 @@ pub(super) async fn sample_this_thread(from: Instant, to: Instant) -> Option<Dur
     Some(after.saturating_sub(before))
 }
 
-/// Reads process `pid`'s CPU clock at `from` and at `to`: the process and
-/// the CPU time between, or `None` without a pid or once the process is
-/// gone.
+/// Reads the CPU clocks of process `pid` and its live descendants at
+/// `from` and at `to` ([`crate::procfs::tree_cpu_time`]: nginx works in
+/// its worker processes): the process and the CPU time between, or `None`
+/// without a pid or once the process is gone.
 pub(super) async fn sample(
     pid: Option<u32>,
     from: Instant,
@@ -104,9 +105,9 @@ pub(super) async fn sample(
 ) -> Option<(u32, Duration)> {
     let pid = pid?;
     sleep_until(from).await;
-    let before = crate::procfs::cpu_time(pid)?;
+    let before = crate::procfs::tree_cpu_time(pid)?;
     sleep_until(to).await;
-    let after = crate::procfs::cpu_time(pid)?;
+    let after = crate::procfs::tree_cpu_time(pid)?;
     Some((pid, after.saturating_sub(before)))
 }
 

@@ -210,11 +210,11 @@ pub(crate) async fn scenario_full(ctx: &Ctx, kv: Kv) -> Result<Value> {
                 headers: &headers,
                 pid: p.pid(),
             }),
-            // nginx's work is in its worker processes: no CPU figure.
-            nginx.as_ref().map(|(_, u)| Server {
+            // nginx's master: its workers' CPU is counted with it.
+            nginx.as_ref().map(|(p, u)| Server {
                 url: u,
                 headers: &headers,
-                pid: None,
+                pid: p.pid(),
             }),
             Some(Server {
                 url: &article_url,
@@ -256,13 +256,13 @@ pub(crate) async fn scenario_full(ctx: &Ctx, kv: Kv) -> Result<Value> {
                         max_rps,
                     });
                 }
-                if let (Some((_, u)), Some(max_rps)) = (&nginx, median(&ns)) {
+                if let (Some((p, u)), Some(max_rps)) = (&nginx, median(&ns)) {
                     controls.push(open_loop::Control {
                         letter: "n",
                         server: Server {
                             url: u,
                             headers: &headers,
-                            pid: None,
+                            pid: p.pid(),
                         },
                         max_rps,
                     });
