@@ -10,7 +10,6 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
 use wikiedge_bench::account::{BENCH_PLANS, account_bearer, admin_key};
 use wikiedge_bench::client::fetch;
-use wikiedge_bench::load::LoadResult;
 use wikiedge_bench::nginx::nginx_bin;
 
 use crate::Scenario;
@@ -241,31 +240,22 @@ pub(crate) async fn scenario_full(ctx: &Ctx, kv: Kv) -> Result<Value> {
                 // The same bytes without the work, at the same fraction of
                 // their own maxima: what this machine and load generator
                 // allow any server.
-                let median = |rs: &[LoadResult]| {
-                    wikiedge_bench::stats::median(rs.iter().map(|r| r.requests_per_s).collect())
-                };
                 let mut controls = Vec::new();
-                if let (Some((p, u)), Some(max_rps)) = (&base, median(&bs)) {
-                    controls.push(open_loop::Control {
-                        letter: "b",
-                        server: Server {
-                            url: u,
-                            headers: &headers,
-                            pid: p.pid(),
-                        },
-                        max_rps,
-                    });
-                }
-                if let (Some((p, u)), Some(max_rps)) = (&nginx, median(&ns)) {
-                    controls.push(open_loop::Control {
-                        letter: "n",
-                        server: Server {
-                            url: u,
-                            headers: &headers,
-                            pid: p.pid(),
-                        },
-                        max_rps,
-                    });
+                for (letter, proc, results) in [("b", &base, &bs), ("n", &nginx, &ns)] {
+                    let max = wikiedge_bench::stats::median(
+                        results.iter().map(|r| r.requests_per_s).collect(),
+                    );
+                    if let (Some((p, u)), Some(max_rps)) = (proc, max) {
+                        controls.push(open_loop::Control {
+                            letter,
+                            server: Server {
+                                url: u,
+                                headers: &headers,
+                                pid: p.pid(),
+                            },
+                            max_rps,
+                        });
+                    }
                 }
                 if !controls.is_empty() {
                     let a_rate = open_loop::rate_at(max_rps, open_loop::CONTROL_FRACTION);
