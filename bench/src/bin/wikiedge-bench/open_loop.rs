@@ -64,12 +64,12 @@ pub(crate) struct Control<'a> {
 pub(crate) const CONTROL_FRACTION: f64 = 0.8;
 
 /// Runs the controls: each at [`CONTROL_FRACTION`] of its own closed-loop
-/// maximum, and the first (the repo's baseline) also at `a_rate`, the rate
-/// (a) was loaded at for that fraction, so that the load generator's own
-/// share at that rate is seen apart from (a)'s work.
+/// maximum, and the repo's baseline (b) also at `a_rate`, the rate (a) was
+/// loaded at for that fraction, so that the load generator's own share at
+/// that rate is seen apart from (a)'s work.
 pub(crate) async fn controls(ctx: &Ctx, controls: &[Control<'_>], a_rate: f64) -> Result<Value> {
     let mut out = Vec::new();
-    for (i, c) in controls.iter().enumerate() {
+    for c in controls {
         let rate = rate_at(c.max_rps, CONTROL_FRACTION);
         let what = format!(
             "({}) {:.0}% of its own {:.0} req/s",
@@ -79,7 +79,7 @@ pub(crate) async fn controls(ctx: &Ctx, controls: &[Control<'_>], a_rate: f64) -
         );
         let r = point(ctx, &c.server, rate, &what).await?;
         out.push(json!({"server": c.letter, "fraction": CONTROL_FRACTION, "of_rps": c.max_rps, "target_rate": rate, "result": r}));
-        if i == 0 {
+        if c.letter == "b" {
             let what = format!("({}) the rate of (a)'s point", c.letter);
             let r = point(ctx, &c.server, a_rate, &what).await?;
             out.push(json!({"server": c.letter, "target_rate": a_rate, "result": r}));

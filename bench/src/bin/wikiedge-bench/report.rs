@@ -343,7 +343,10 @@ fn open_loop_markdown(o: &Value) -> String {
                 f * 100.0,
                 c["of_rps"].as_f64().unwrap_or(0.0)
             ),
-            None => format!("control: ({server}) at (a)'s 80% rate"),
+            None => format!(
+                "control: ({server}) at (a)'s {:.0}% rate",
+                crate::open_loop::CONTROL_FRACTION * 100.0
+            ),
         };
         (load, c)
     });
