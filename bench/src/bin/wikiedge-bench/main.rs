@@ -23,6 +23,7 @@
 //! child processes killed on exit (error and ctrl-c included); the load
 //! generator runs in-process.
 
+mod budget;
 mod cold;
 mod ctx;
 mod full;

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use wikiedge_bench::load::LoadResult;
 use wikiedge_bench::stats::{fmt_us, median, ratio};
 
+use crate::budget::{TARGET_RATIO, host_budget};
 use crate::ctx::Ctx;
 use wikiedge_bench::proc::truncate;
 
@@ -78,7 +79,7 @@ fn fmt_kib(v: &Value) -> String {
 
 /// The server's and the load generator's CPU per request, or `-` where
 /// not measured.
-fn cpu_columns(r: &LoadResult) -> (String, String) {
+pub(crate) fn cpu_columns(r: &LoadResult) -> (String, String) {
     let us = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |us| format!("{us:.0} µs"));
     (
         us(r.server_cpu.as_ref().map(|c| c.us_per_request)),
@@ -218,7 +219,7 @@ pub(crate) fn markdown(report: &Value) -> String {
                 .map_or("-".to_string(), |v| v.to_string())
         ));
     }
-    md.push_str(&open_loop_markdown(&a["open_loop"]));
+    md.push_str(&crate::open_loop::markdown(&a["open_loop"]));
     if let Some(runs) = report["scenarios"]["d"]["hello"].as_array() {
         md.push_str("\n## Cold start (d)\n\n| app | run | start → listening | start → first 200 | first request | second request |\n|---|---|---|---|---|---|\n");
         for r in runs {
@@ -264,116 +265,6 @@ pub(crate) fn markdown(report: &Value) -> String {
                 truncate(v.as_str().unwrap_or("?"), 300).replace('\n', " ")
             ));
         }
-    }
-    md
-}
-
-/// The throughput ratio #18 asks of (a) against each static server.
-const TARGET_RATIO: f64 = 0.25;
-
-/// What a throughput ratio asks of the subject's own CPU, from one run.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Budget {
-    /// The most the subject may spend per request.
-    budget_us: f64,
-    server_us: f64,
-    server_load_us: f64,
-    subject_us: f64,
-    subject_load_us: f64,
-}
-
-/// The subject's CPU budget per request for `ratio` of `server`'s
-/// throughput, both loaded on the same cores by the load generator: each
-/// server answers at most `cores / (its CPU + the load generator's CPU per
-/// request)`, so `ratio` of the server's rate leaves the subject
-/// `(server + its load generator) / ratio - the subject's load generator`.
-/// `None` unless all four CPU figures were measured.
-fn host_budget(server: &Value, subject: &Value, ratio: f64) -> Option<Budget> {
-    let server: LoadResult = serde_json::from_value(server.clone()).ok()?;
-    let subject: LoadResult = serde_json::from_value(subject.clone()).ok()?;
-    let (server_us, server_load_us) = (
-        server.server_cpu?.us_per_request,
-        server.load_cpu?.us_per_request,
-    );
-    let (subject_us, subject_load_us) = (
-        subject.server_cpu?.us_per_request,
-        subject.load_cpu?.us_per_request,
-    );
-    if server_us <= 0.0 || subject_us <= 0.0 || ratio <= 0.0 {
-        return None;
-    }
-    Some(Budget {
-        budget_us: (server_us + server_load_us) / ratio - subject_load_us,
-        server_us,
-        server_load_us,
-        subject_us,
-        subject_load_us,
-    })
-}
-
-/// The open-loop table of scenario (o), or nothing when it did not run.
-fn open_loop_markdown(o: &Value) -> String {
-    let Some(points) = o["points"].as_array() else {
-        return String::new();
-    };
-    let mut md = format!(
-        "\n## Open loop on (a) (o)\n\n\
-         Fixed arrival rates, fractions of (a)'s closed-loop {:.0} req/s in this run; latency from each \
-         request's due time (no coordinated omission); requests still owed at the end count with their wait. \
-         The worst second is the second of the measured window (from 0) whose requests, by due time, had the highest p99: \
-         one stall shows as one bad second, a growing queue as several. \
-         A server whose CPU per request is higher at a point than in the closed loop cannot keep up with a fraction of the closed loop's rate. \
-         The controls are the same bytes from the baseline (b) and nginx (n), each at 80% of its own closed-loop maximum in this run, \
-         and the baseline at (a)'s 80% rate: whether this machine, with the load generator on the same cores, \
-         gives any server its p99 target at 80%, and what the load generator alone costs at (a)'s rate.\n\n\
-         | load | offered req/s | answered req/s | p50 | p99 | p99.9 | max | late at end | send lag p99 | worst second: p99 (second) | server CPU per request | load generator CPU per request | non-2xx/3xx | errors |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
-        o["max_rps"].as_f64().unwrap_or(0.0)
-    );
-    let rows = points.iter().map(|p| {
-        let load = format!("{:.0}%", p["fraction"].as_f64().unwrap_or(0.0) * 100.0);
-        (load, p)
-    });
-    // The controls: the same bytes from the baseline and nginx.
-    let controls = o["controls"].as_array().into_iter().flatten().map(|c| {
-        let server = c["server"].as_str().unwrap_or("?");
-        let load = match c["fraction"].as_f64() {
-            Some(f) => format!(
-                "control: ({server}) at {:.0}% of its own {:.0}",
-                f * 100.0,
-                c["of_rps"].as_f64().unwrap_or(0.0)
-            ),
-            None => format!(
-                "control: ({server}) at (a)'s {:.0}% rate",
-                crate::open_loop::CONTROL_FRACTION * 100.0
-            ),
-        };
-        (load, c)
-    });
-    for (load, p) in rows.chain(controls) {
-        let Ok(r) = serde_json::from_value::<LoadResult>(p["result"].clone()) else {
-            continue;
-        };
-        let l = r.latency;
-        let (cpu, load_cpu) = cpu_columns(&r);
-        md.push_str(&format!(
-            "| {load} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {cpu} | {load_cpu} | {} | {} |\n",
-            r.target_rate.unwrap_or(0.0),
-            r.requests_per_s,
-            fmt_us(l.p50_us),
-            fmt_us(l.p99_us),
-            fmt_us(l.p999_us),
-            fmt_us(l.max_us),
-            r.late_at_end,
-            r.send_lag.map_or("-".to_string(), |s| fmt_us(s.p99_us)),
-            wikiedge_bench::timeline::worst(&r.timeline).map_or("-".to_string(), |s| format!(
-                "{} ({})",
-                fmt_us(s.p99_us),
-                s.second
-            )),
-            r.non_success,
-            r.errors,
-        ));
     }
     md
 }
@@ -537,64 +428,6 @@ mod tests {
         assert!(md.contains("| 0 | 0 | - | - | - |"), "{md}");
     }
 
-    /// A result with its server's and load generator's CPU per request
-    /// (over 1000 requests answered in one second).
-    fn with_cpu(server_us: u64, load_us: u64) -> LoadResult {
-        let per = |us: u64| std::time::Duration::from_micros(us * 1000);
-        LoadResult {
-            requests_per_s: 1000.0,
-            server_cpu: Some(wikiedge_bench::load::ServerCpu::of(
-                1,
-                per(server_us),
-                std::time::Duration::from_secs(1),
-                1000,
-            )),
-            load_cpu: Some(wikiedge_bench::load::LoadCpu::of(
-                2,
-                per(load_us),
-                std::time::Duration::from_secs(1),
-                1000,
-            )),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn the_hosts_budget_for_a_quarter_of_a_static_server() {
-        // nginx 20 + load generator 30 per request: a quarter of its rate
-        // leaves 200 µs per request for the host and its load generator;
-        // the load generator takes 50 against the host, so 150 are left.
-        let n = json!(with_cpu(20, 30));
-        let a = json!(with_cpu(180, 50));
-        let b = host_budget(&n, &a, 0.25).expect("all four measured");
-        assert!((b.budget_us - 150.0).abs() < 1e-6, "{b:?}");
-        assert!((b.subject_us - 180.0).abs() < 1e-6, "{b:?}");
-        // Without the server's CPU there is no budget.
-        let unmeasured = json!(LoadResult {
-            requests_per_s: 1000.0,
-            ..Default::default()
-        });
-        assert_eq!(host_budget(&unmeasured, &a, 0.25), None);
-        let report = json!({
-            "started_at": "x", "machine": {"cpus": 2},
-            "config": {"connections": 32, "warmup_s": 2.0, "duration_s": 5.0, "rounds": 1},
-            "scenarios": {"a": {
-                "path": "/v2/articles/Anarchism", "response_bytes": 1234,
-                "n": {"result": with_cpu(20, 30)},
-                "a": {"result": with_cpu(180, 50)},
-                "ratio_a_over_n": {"rps_ratio": 0.2, "p99_ratio": 2.0},
-            }},
-            "errors": {},
-        });
-        let md = markdown(&report);
-        assert!(
-            md.contains("At 0.25 of nginx, the host may spend at most 150 µs per request on these cores ((n) 20 µs + the load generator 30 µs, over 0.25, less the load generator's 50 µs against (a)); it spent 180 µs."),
-            "{md}"
-        );
-        // The baseline was not measured: no line for it.
-        assert!(!md.contains("At 0.25 of the baseline"), "{md}");
-    }
-
     #[test]
     fn markdown_shows_nginx_beside_a_or_why_it_is_missing() {
         let res =
@@ -657,65 +490,5 @@ mod tests {
         assert!(md.contains("r/b 4.000"), "{md}");
         assert!(md.contains("redis-server peak RSS 1.0 MiB"), "{md}");
         assert!(md.contains("same body as (a): true"), "{md}");
-    }
-
-    #[test]
-    fn markdown_renders_the_open_loop_points() {
-        let point = |fraction: f64, rate: f64, p99: u64| {
-            json!({"fraction": fraction, "target_rate": rate, "result": LoadResult {
-                requests_per_s: rate - 1.0,
-                target_rate: Some(rate),
-                late_at_end: 3,
-                latency: wikiedge_bench::stats::Latency { p50_us: 900, p99_us: p99, p999_us: 2 * p99, max_us: 3 * p99, ..Default::default() },
-                send_lag: Some(wikiedge_bench::stats::Latency { p99_us: 1_100, ..Default::default() }),
-                server_cpu: Some(wikiedge_bench::load::ServerCpu::of(
-                    1, std::time::Duration::from_secs_f64(rate * 5.0 * 600e-6), std::time::Duration::from_secs(5), (rate * 5.0) as u64,
-                )),
-                timeline: vec![
-                    wikiedge_bench::timeline::Second { second: 0, requests: 9, p99_us: p99 / 2, ..Default::default() },
-                    wikiedge_bench::timeline::Second { second: 1, requests: 9, p99_us: p99 + 1_000, ..Default::default() },
-                ],
-                ..Default::default()
-            }})
-        };
-        let report = json!({
-            "started_at": "x", "machine": {"cpus": 2},
-            "config": {"connections": 32, "warmup_s": 2.0, "duration_s": 10.0, "rounds": 1},
-            "scenarios": {"a": {"open_loop": {"max_rps": 4000.0, "points": [
-                point(0.25, 1000.0, 4_000), point(0.8, 3200.0, 25_000),
-            ], "controls": [
-                {"server": "b", "fraction": 0.8, "of_rps": 30000.0, "target_rate": 24000.0,
-                 "result": point(0.8, 24000.0, 40_000)["result"].clone()},
-                {"server": "b", "target_rate": 3200.0,
-                 "result": point(0.8, 3200.0, 3_000)["result"].clone()},
-            ]}}},
-            "errors": {},
-        });
-        let md = markdown(&report);
-        assert!(md.contains("closed-loop 4000 req/s"), "{md}");
-        assert!(
-            md.contains(
-                "| 25% | 1000 | 999 | 900µs | 4.00ms | 8.00ms | 12.00ms | 3 | 1.10ms | 5.00ms (1) | 600 µs | - | 0 | 0 |"
-            ),
-            "{md}"
-        );
-        assert!(
-            md.contains("| 80% | 3200 | 3199 | 900µs | 25.00ms | 50.00ms |"),
-            "{md}"
-        );
-        // The controls follow (a)'s points, each named.
-        assert!(
-            md.contains(
-                "| control: (b) at 80% of its own 30000 | 24000 | 23999 | 900µs | 40.00ms |"
-            ),
-            "{md}"
-        );
-        assert!(
-            md.contains("| control: (b) at (a)'s 80% rate | 3200 | 3199 | 900µs | 3.00ms |"),
-            "{md}"
-        );
-        // Without (o), no open-loop section.
-        let report = json!({"scenarios": {"a": {}}, "errors": {}});
-        assert!(!markdown(&report).contains("Open loop"));
     }
 }
