@@ -227,8 +227,7 @@ pub(crate) async fn scenario_full(ctx: &Ctx, kv: Kv) -> Result<Value> {
     if kv == Kv::Sqlite && ctx.args.wants(Scenario::O) {
         // The closed loop just measured the maximum rate; now the same path
         // at fixed fractions of it.
-        let max_rps = wikiedge_bench::stats::median(as_.iter().map(|r| r.requests_per_s).collect());
-        match max_rps {
+        match open_loop::max_rps(&as_) {
             Some(max_rps) => {
                 let server = Server {
                     url: &article_url,
@@ -242,10 +241,7 @@ pub(crate) async fn scenario_full(ctx: &Ctx, kv: Kv) -> Result<Value> {
                 // allow any server.
                 let mut controls = Vec::new();
                 for (letter, proc, results) in [("b", &base, &bs), ("n", &nginx, &ns)] {
-                    let max = wikiedge_bench::stats::median(
-                        results.iter().map(|r| r.requests_per_s).collect(),
-                    );
-                    if let (Some((p, u)), Some(max_rps)) = (proc, max) {
+                    if let (Some((p, u)), Some(max_rps)) = (proc, open_loop::max_rps(results)) {
                         controls.push(open_loop::Control {
                             letter,
                             server: Server {

@@ -19,6 +19,11 @@ pub(crate) fn rate_at(max_rps: f64, fraction: f64) -> f64 {
     (max_rps * fraction).max(1.0)
 }
 
+/// A server's maximum rate: the median req/s of its closed-loop rounds.
+pub(crate) fn max_rps(rounds: &[LoadResult]) -> Option<f64> {
+    wikiedge_bench::stats::median(rounds.iter().map(|r| r.requests_per_s).collect())
+}
+
 /// Loads `url` at each of [`FRACTIONS`] of `max_rps`, one run each, with
 /// the run's connections, warm-up and duration.
 pub(crate) async fn sweep(ctx: &Ctx, server: &Server<'_>, max_rps: f64) -> Result<Value> {
@@ -124,7 +129,7 @@ pub(crate) fn markdown(o: &Value) -> String {
             ),
             None => format!(
                 "control: ({server}) at (a)'s {:.0}% rate",
-                crate::open_loop::CONTROL_FRACTION * 100.0
+                CONTROL_FRACTION * 100.0
             ),
         };
         (load, c)
