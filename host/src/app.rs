@@ -325,7 +325,7 @@ impl HandlerState for ComponentHandler {
         store.set_epoch_deadline(1);
         let proxy = self.pre.instantiate_async(&mut store).await?;
         crate::metrics::metrics().instance_created(&self.id);
-        self.activity.changed();
+        self.activity.instance_created();
         Ok(Instance {
             store,
             proxy,
@@ -335,6 +335,7 @@ impl HandlerState for ComponentHandler {
                 held,
                 max_idle_memory: self.reuse.max_idle_memory,
                 sleep: Box::pin(tokio::time::sleep(Duration::MAX / 4)),
+                closing: Some(Box::pin(self.activity.closed())),
             },
             state: ReuseState {
                 id: self.id.clone(),
@@ -347,12 +348,15 @@ impl HandlerState for ComponentHandler {
 }
 
 /// Retires an instance after it has been idle for a while, or as soon as it
-/// is idle if its guests hold more than `max_idle_memory`.
+/// is idle if its guests hold more than `max_idle_memory` or the server is
+/// closing.
 pub struct IdleExpiration {
     idle_timeout: Duration,
     held: Arc<std::sync::atomic::AtomicUsize>,
     max_idle_memory: usize,
     sleep: Pin<Box<tokio::time::Sleep>>,
+    /// [`Activity::closed`], until it has resolved.
+    closing: Option<Pin<Box<dyn Future<Output = ()> + Send + Sync>>>,
 }
 
 impl WorkerExpiration for IdleExpiration {
@@ -368,6 +372,13 @@ impl WorkerExpiration for IdleExpiration {
         }
         if me.held.load(std::sync::atomic::Ordering::Relaxed) > me.max_idle_memory {
             return Poll::Ready(());
+        }
+        match me.closing.as_mut().map(|c| c.as_mut().poll(cx)) {
+            Some(Poll::Pending) => {}
+            Some(Poll::Ready(())) | None => {
+                me.closing = None;
+                return Poll::Ready(());
+            }
         }
         let deadline = (start + me.idle_timeout).into();
         if me.sleep.deadline() != deadline {
@@ -539,7 +550,7 @@ impl WorkerState for ReuseState {
         }
         drop(store);
         crate::metrics::metrics().instance_dropped(&self.id);
-        self.activity.changed();
+        self.activity.instance_dropped();
     }
 }
 

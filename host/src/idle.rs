@@ -28,6 +28,11 @@ pub struct Activity {
     /// Bumped by every start and end of a request and by every instance
     /// created or dropped.
     changes: AtomicU64,
+    /// Live instances.
+    instances: AtomicUsize,
+    /// Set once the server has answered its last request: idle instances
+    /// retire at once instead of after their idle timeout.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// What [`Quiet::observe`] looks at: a snapshot of [`Activity`].
@@ -47,9 +52,57 @@ impl Activity {
         RequestGuard(self)
     }
 
-    /// Something that holds memory was created or dropped (an instance).
+    /// Something that holds memory was created or dropped.
     pub fn changed(&self) {
         self.changes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An instance was created.
+    pub fn instance_created(&self) {
+        self.instances.fetch_add(1, Ordering::Relaxed);
+        self.changed();
+    }
+
+    /// An instance was retired or discarded.
+    pub fn instance_dropped(&self) {
+        self.instances.fetch_sub(1, Ordering::Relaxed);
+        self.changed();
+    }
+
+    /// Live instances.
+    pub fn instances(&self) -> usize {
+        self.instances.load(Ordering::Relaxed)
+    }
+
+    /// The server has answered its last request: every instance retires as
+    /// soon as it is idle ([`Activity::closed`]).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`Activity::close`] has been called.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
+        let mut closing = self.closing.subscribe();
+        async move {
+            while !*closing.borrow_and_update() {
+                if closing.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Wait, at most `limit`, until no instance is left; returns how many
+    /// still are.
+    pub async fn instances_retired(&self, limit: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let left = self.instances();
+            if left == 0 || tokio::time::Instant::now() >= deadline {
+                return left;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// The counters now.
@@ -293,6 +346,32 @@ mod tests {
         assert_eq!(activity.snapshot().active, 0);
         assert!(!quiet.observe(activity.snapshot(), at(t0, 100)));
         assert!(quiet.observe(activity.snapshot(), at(t0, 105)));
+    }
+
+    /// `closed` resolves for every waiter, registered before the close or
+    /// after it, and `instances_retired` counts the instances still live.
+    #[tokio::test]
+    async fn closing_wakes_every_waiter_and_retiring_counts_what_is_left() {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+        let activity = Activity::default();
+        let mut before = Box::pin(activity.closed());
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(before.as_mut().poll(&mut cx).is_pending());
+        activity.instance_created();
+        activity.instance_created();
+        activity.instance_dropped();
+        assert_eq!(activity.instances(), 1);
+        activity.close();
+        assert_eq!(before.as_mut().poll(&mut cx), Poll::Ready(()));
+        let mut after = Box::pin(activity.closed());
+        assert_eq!(after.as_mut().poll(&mut cx), Poll::Ready(()));
+        assert_eq!(
+            activity.instances_retired(Duration::from_millis(20)).await,
+            1
+        );
+        activity.instance_dropped();
+        assert_eq!(activity.instances_retired(Duration::from_secs(2)).await, 0);
     }
 
     #[test]

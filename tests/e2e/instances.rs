@@ -201,6 +201,40 @@ fn a_busy_thread_hands_a_request_to_a_free_one() -> Result<()> {
     Ok(())
 }
 
+/// A host stopped with SIGTERM retires its instances while its serving
+/// threads still run: none is reported failed on the way out (wasmtime
+/// reports an instance cancelled with its runtime as "worker panicked",
+/// which the host logged as an error on every stop), and it exits cleanly.
+#[test]
+fn a_stopped_host_retires_its_instances_instead_of_failing_them() -> Result<()> {
+    let (mut host, metrics_url) = host_with_metrics(|b| {
+        b.arg("--worker-threads")
+            .arg("2")
+            .arg("--idle-instance-timeout")
+            .arg("600")
+    })?;
+    let addr = host.addr().to_string();
+    // Two connections at once: an instance on each serving thread.
+    let mut first = std::net::TcpStream::connect(&addr)?;
+    let mut second = std::net::TcpStream::connect(&addr)?;
+    for stream in [&mut first, &mut second] {
+        assert_eq!(on_connection(stream, &addr, "/grow?mib=1")?, "grew 1 MiB");
+    }
+    assert_eq!(
+        metric(&metrics_url, "wikiedge_instances{component=\"sink\"}")?,
+        Some(2.0),
+        "no instance on each thread to retire"
+    );
+    drop((first, second));
+    let status = host.terminate(std::time::Duration::from_secs(30))?;
+    let log = host.log();
+    assert!(status.success(), "{status}:\n{log}");
+    assert!(log.contains("Shutting down"), "{log}");
+    assert!(!log.contains("instance failed"), "{log}");
+    assert!(!log.contains("still busy at shutdown"), "{log}");
+    Ok(())
+}
+
 /// Copies the small compiled component files (the test components', not
 /// the app's) of the compile cache `from` into a fresh cache `to`; what is
 /// missing is compiled again.

@@ -11,6 +11,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// How long a closing server waits for its instances to retire.
+const RETIRE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What one serving thread works with.
 pub(super) struct Lane {
     /// Which serving thread: the instance pools it uses
@@ -232,6 +235,15 @@ fn start_lane(
             // Other threads' connections may still wait on requests
             // they handed to this one.
             let _ = released.wait_for(|all| *all).await;
+            // Every request is answered: the instances retire while their
+            // runtimes still run. Dropped with its runtime instead, an
+            // instance is cancelled, which wasmtime reports to
+            // `ReuseState::drop` as "worker panicked".
+            app.activity.close();
+            let left = app.activity.instances_retired(RETIRE_LIMIT).await;
+            if left > 0 {
+                tracing::warn!("{left} instances still busy at shutdown are discarded");
+            }
         });
     }))
     .map_err(|_| anyhow::anyhow!("serving thread {index} stopped while starting"))?;
