@@ -191,6 +191,7 @@ pub async fn serve(
     if let Some(task) = releaser {
         task.abort();
     }
+    tracing::info!("Stopped");
     Ok(())
 }
 

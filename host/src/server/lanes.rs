@@ -50,6 +50,9 @@ struct LaneHandle {
     open: Arc<AtomicUsize>,
     /// Resolves once the thread has finished its connections.
     done: tokio::sync::oneshot::Receiver<()>,
+    /// Resolves once the thread's instances have retired, after every
+    /// thread has finished its connections.
+    retired: tokio::sync::oneshot::Receiver<()>,
 }
 
 /// The serving threads, as the accept loop sees them.
@@ -155,13 +158,20 @@ impl Lanes {
         let mut finished = Vec::with_capacity(self.handles.len());
         for lane in self.handles {
             drop(lane.connections);
-            finished.push(lane.done);
+            finished.push((lane.done, lane.retired));
         }
-        for done in finished {
+        let mut retiring = Vec::with_capacity(finished.len());
+        for (done, retired) in finished {
             // An error means the thread is gone; nothing is left to wait for.
             let _ = done.await;
+            retiring.push(retired);
         }
         let _ = self.all_done.send(true);
+        // The process must not exit while a thread still retires its
+        // instances: it would end them half-dropped.
+        for retired in retiring {
+            let _ = retired.await;
+        }
     }
 }
 
@@ -179,6 +189,7 @@ fn start_lane(
 ) -> anyhow::Result<LaneHandle> {
     let (connections, mut incoming) = tokio::sync::mpsc::unbounded_channel::<Accepted>();
     let (finished, done) = tokio::sync::oneshot::channel();
+    let (all_retired, retired) = tokio::sync::oneshot::channel();
     let open = Arc::new(AtomicUsize::new(0));
     let counted = open.clone();
     let index = lane.index;
@@ -242,8 +253,11 @@ fn start_lane(
             app.activity.close();
             let left = app.activity.instances_retired(RETIRE_LIMIT).await;
             if left > 0 {
-                tracing::warn!("{left} instances still busy at shutdown are discarded");
+                tracing::warn!(
+                    "shutdown: {left} instance(s) still busy after {RETIRE_LIMIT:?} discarded"
+                );
             }
+            let _ = all_retired.send(());
         });
     }))
     .map_err(|_| anyhow::anyhow!("serving thread {index} stopped while starting"))?;
@@ -251,6 +265,7 @@ fn start_lane(
         connections,
         open,
         done,
+        retired,
     })
 }
 
