@@ -251,6 +251,10 @@ struct UpArgs {
     /// Seconds a client may refuse response bytes before its connection is closed.
     #[arg(long, env = "WIKIEDGE_SEND_TIMEOUT", default_value_t = ServeOptions::default().send_timeout.as_secs_f64())]
     send_timeout: f64,
+    /// Seconds a stopping host lets responses still open (realtime streams)
+    /// run before it cuts their connections.
+    #[arg(long, env = "WIKIEDGE_SHUTDOWN_TIMEOUT", default_value_t = ServeOptions::default().shutdown_timeout.as_secs_f64())]
+    shutdown_timeout: f64,
     /// Milliseconds of guest CPU time a request may use before its response
     /// head is ready (503 after it).
     #[arg(long, env = "WIKIEDGE_REQUEST_CPU_LIMIT_MS", default_value_t = ReuseLimits::default().cpu_limit.as_millis() as u64)]
@@ -554,6 +558,7 @@ fn up(args: UpArgs) -> Result<()> {
             body_read_timeout: seconds("body-read-timeout", args.body_read_timeout)?,
             max_buffered_body_bytes: args.max_buffered_body_bytes,
             send_timeout: seconds("send-timeout", args.send_timeout)?,
+            shutdown_timeout: seconds("shutdown-timeout", args.shutdown_timeout)?,
             release_after_idle: if args.idle_release_seconds == 0.0 {
                 None
             } else {

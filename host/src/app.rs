@@ -542,7 +542,9 @@ impl WorkerState for ReuseState {
     }
 
     fn drop(&self, store: Store<HostState>, result: wasmtime::Result<()>) {
-        if let Err(e) = result {
+        if let Err(e) = result
+            && !self.activity.discarding()
+        {
             tracing::error!(
                 "component `{}`: instance failed and was discarded: {e:?}",
                 self.id

@@ -33,6 +33,9 @@ pub struct Activity {
     /// Set once the server has answered its last request: idle instances
     /// retire at once instead of after their idle timeout.
     closing: tokio::sync::watch::Sender<bool>,
+    /// Set once a closing server gave up waiting for busy instances: they
+    /// are dropped with their threads' runtimes.
+    discarding: std::sync::atomic::AtomicBool,
 }
 
 /// What [`Quiet::observe`] looks at: a snapshot of [`Activity`].
@@ -90,6 +93,17 @@ impl Activity {
                 }
             }
         }
+    }
+
+    /// The instances still live at shutdown are about to be dropped busy.
+    pub fn discard(&self) {
+        self.discarding.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Activity::discard`] was called: an instance failing now is
+    /// one of those, already reported.
+    pub fn discarding(&self) -> bool {
+        self.discarding.load(Ordering::Relaxed)
     }
 
     /// Wait, at most `limit`, until no instance is left; returns how many

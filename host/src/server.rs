@@ -67,6 +67,9 @@ pub struct ServeOptions {
     /// How long a connection may refuse to take response bytes before it is
     /// closed (a stalled reader).
     pub send_timeout: Duration,
+    /// How long a stopping server lets open responses run before it cuts
+    /// their connections (a realtime stream runs for minutes).
+    pub shutdown_timeout: Duration,
     /// After this long with no request and no instance coming or going,
     /// release the memory kept for speed ([`crate::idle`]); `None` never.
     pub release_after_idle: Option<Duration>,
@@ -93,6 +96,7 @@ impl Default for ServeOptions {
             body_read_timeout: Duration::from_secs(30),
             max_buffered_body_bytes: 256 << 20,
             send_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
             release_after_idle: Some(Duration::from_secs(5)),
         }
     }

@@ -235,6 +235,39 @@ fn a_stopped_host_retires_its_instances_instead_of_failing_them() -> Result<()> 
     Ok(())
 }
 
+/// A stop does not wait for a response that outlasts `--shutdown-timeout`
+/// (a realtime stream runs for up to 15 minutes): its connection is cut at
+/// the deadline, the instance still busy with it is discarded after the
+/// retire bound with one warning and no error, and the host exits cleanly
+/// long before the guest would have answered.
+#[test]
+fn a_stop_cuts_a_response_that_outlasts_the_shutdown_timeout() -> Result<()> {
+    let (mut host, _) = host_with_metrics(|b| b.arg("--shutdown-timeout").arg("1"))?;
+    let addr = host.addr().to_string();
+    let mut slow = std::net::TcpStream::connect(&addr)?;
+    send_on(&mut slow, &addr, "/sleep?ms=60000")?;
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let asked = std::time::Instant::now();
+    let status = host.terminate(std::time::Duration::from_secs(30))?;
+    let took = asked.elapsed();
+    let log = host.log();
+    assert!(status.success(), "{status}:\n{log}");
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "the stop took {took:?}:\n{log}"
+    );
+    assert!(
+        log.contains("1 connection(s) still open after 1s cut"),
+        "{log}"
+    );
+    assert!(log.contains("1 instance(s) still busy"), "{log}");
+    assert!(!log.contains("instance failed"), "{log}");
+    assert!(log.contains("Stopped"), "{log}");
+    // The client sees its connection closed without a response.
+    assert!(response_body(&mut slow).is_err());
+    Ok(())
+}
+
 /// Copies the small compiled component files (the test components', not
 /// the app's) of the compile cache `from` into a fresh cache `to`; what is
 /// missing is compiled again.

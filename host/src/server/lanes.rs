@@ -14,6 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// How long a closing server waits for its instances to retire.
 const RETIRE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// How long a closing server waits for the connections it cut to end.
+const CUT_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What one serving thread works with.
 pub(super) struct Lane {
     /// Which serving thread: the instance pools it uses
@@ -197,6 +200,8 @@ fn start_lane(
         runtime.block_on(async move {
             let lane = Arc::new(lane);
             let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+            // Set when the connections still open at shutdown are cut.
+            let (cut, cut_off) = tokio::sync::watch::channel(false);
             while let Some(Accepted {
                 stream,
                 client,
@@ -230,18 +235,42 @@ fn start_lane(
                     );
                 let conn = graceful.watch(conn);
                 let counted = counted.clone();
+                let mut cut_off = cut_off.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
-                    if let Err(e) = conn.await
-                        && !e.is_incomplete_message()
-                        && !e.is_timeout()
-                    {
-                        tracing::debug!("connection error: {e}");
+                    tokio::select! {
+                        done = conn => if let Err(e) = done
+                            && !e.is_incomplete_message()
+                            && !e.is_timeout()
+                        {
+                            tracing::debug!("connection error: {e}");
+                        },
+                        _ = cut_off.wait_for(|cut| *cut) => {}
                     }
                     counted.fetch_sub(1, Ordering::Relaxed);
                 });
             }
-            graceful.shutdown().await;
+            // Requests in flight finish, and idle connections close; a
+            // response still streaming at the deadline (a realtime feed
+            // lasts up to 15 minutes) is cut, so a stop takes a bounded
+            // time. Its guest sees the connection gone, as when a reader
+            // stalls past the send timeout.
+            if tokio::time::timeout(opts.shutdown_timeout, graceful.shutdown())
+                .await
+                .is_err()
+            {
+                let open = counted.load(Ordering::Relaxed);
+                tracing::warn!(
+                    "shutdown: {open} connection(s) still open after {:?} cut",
+                    opts.shutdown_timeout
+                );
+                let _ = cut.send(true);
+                let deadline = tokio::time::Instant::now() + CUT_LIMIT;
+                while counted.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+            }
             let _ = finished.send(());
             // Other threads' connections may still wait on requests
             // they handed to this one.
@@ -253,9 +282,12 @@ fn start_lane(
             app.activity.close();
             let left = app.activity.instances_retired(RETIRE_LIMIT).await;
             if left > 0 {
-                tracing::warn!(
-                    "shutdown: {left} instance(s) still busy after {RETIRE_LIMIT:?} discarded"
-                );
+                app.activity.discard();
+                if index == 0 {
+                    tracing::warn!(
+                        "shutdown: {left} instance(s) still busy after {RETIRE_LIMIT:?} discarded"
+                    );
+                }
             }
             let _ = all_retired.send(());
         });
