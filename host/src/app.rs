@@ -8,7 +8,7 @@
 //! many (and, for WASI 0.3 components, concurrent) requests, as Spin 4 does.
 
 use crate::compose;
-use crate::idle::Activity;
+use crate::idle::{Activity, IdleExpiration};
 use crate::kv::open::{Databases, OpenStores, StoreOptions, open_stores};
 use crate::kv::sqlite::CommitMode;
 use crate::manifest::Manifest;
@@ -25,13 +25,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 use wasmtime::component::{GuestTaskId, Linker};
 use wasmtime::{Engine, Store, StoreContextMut, UpdateDeadline};
 use wasmtime_wasi_http::handler::{
-    HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
-    WorkerStatus,
+    HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerState,
 };
 
 /// How to load an application.
@@ -330,13 +328,12 @@ impl HandlerState for ComponentHandler {
             store,
             proxy,
             view: wasmtime_wasi_http::WasiHttpView::http,
-            expiration: IdleExpiration {
-                idle_timeout: self.reuse.idle_timeout,
+            expiration: IdleExpiration::new(
+                self.reuse.idle_timeout,
                 held,
-                max_idle_memory: self.reuse.max_idle_memory,
-                sleep: Box::pin(tokio::time::sleep(Duration::MAX / 4)),
-                closing: Some(Box::pin(self.activity.closed())),
-            },
+                self.reuse.max_idle_memory,
+                &self.activity,
+            ),
             state: ReuseState {
                 id: self.id.clone(),
                 reuse: self.reuse,
@@ -344,47 +341,6 @@ impl HandlerState for ComponentHandler {
                 activity: self.activity.clone(),
             },
         })
-    }
-}
-
-/// Retires an instance after it has been idle for a while, or as soon as it
-/// is idle if its guests hold more than `max_idle_memory` or the server is
-/// closing.
-pub struct IdleExpiration {
-    idle_timeout: Duration,
-    held: Arc<std::sync::atomic::AtomicUsize>,
-    max_idle_memory: usize,
-    sleep: Pin<Box<tokio::time::Sleep>>,
-    /// [`Activity::closed`], until it has resolved.
-    closing: Option<Pin<Box<dyn Future<Output = ()> + Send + Sync>>>,
-}
-
-impl WorkerExpiration for IdleExpiration {
-    fn poll(
-        self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        status: WorkerStatus,
-        start: Instant,
-    ) -> Poll<()> {
-        let me = self.get_mut();
-        if status != WorkerStatus::Idle {
-            return Poll::Pending;
-        }
-        if me.held.load(std::sync::atomic::Ordering::Relaxed) > me.max_idle_memory {
-            return Poll::Ready(());
-        }
-        match me.closing.as_mut().map(|c| c.as_mut().poll(cx)) {
-            Some(Poll::Pending) => {}
-            Some(Poll::Ready(())) | None => {
-                me.closing = None;
-                return Poll::Ready(());
-            }
-        }
-        let deadline = (start + me.idle_timeout).into();
-        if me.sleep.deadline() != deadline {
-            me.sleep.as_mut().reset(deadline);
-        }
-        me.sleep.as_mut().poll(cx)
     }
 }
 

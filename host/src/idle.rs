@@ -5,7 +5,8 @@
 //! cache and the SQLite readers' page caches, and the allocator's free lists
 //! (glibc keeps freed blocks in its arenas rather than returning them to the
 //! kernel). Idle instances retire on their own timer
-//! (`--idle-instance-timeout`, `app.rs`). This module watches the host's
+//! (`--idle-instance-timeout`, [`IdleExpiration`]), and all at once when the
+//! server closes ([`Activity::close`]). This module watches the host's
 //! activity — requests starting and ending, instances created and dropped —
 //! and, once nothing has changed for the quiet period and no request is in
 //! progress, releases the rest once: the key-value caches are emptied, the
@@ -16,8 +17,12 @@
 //! The decision ([`Quiet`]) is pure and takes the time as an argument, so
 //! it is unit-tested without sleeping; [`run`] drives it with the clock.
 
+use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
+use wasmtime_wasi_http::handler::{WorkerExpiration, WorkerStatus};
 
 /// The host's activity counters, shared by the server (requests) and the
 /// instance handlers (instances).
@@ -125,6 +130,66 @@ impl Activity {
             active: self.active.load(Ordering::Relaxed),
             changes: self.changes.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// Retires an instance after it has been idle for a while, or as soon as it
+/// is idle if its guests hold more than `max_idle_memory` or the server is
+/// closing.
+pub struct IdleExpiration {
+    idle_timeout: Duration,
+    held: Arc<AtomicUsize>,
+    max_idle_memory: usize,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    /// [`Activity::closed`], until it has resolved.
+    closing: Option<Pin<Box<dyn Future<Output = ()> + Send + Sync>>>,
+}
+
+impl IdleExpiration {
+    /// The expiration of an instance whose guests' memory `held` counts,
+    /// on a host whose activity is `activity`.
+    pub fn new(
+        idle_timeout: Duration,
+        held: Arc<AtomicUsize>,
+        max_idle_memory: usize,
+        activity: &Activity,
+    ) -> Self {
+        IdleExpiration {
+            idle_timeout,
+            held,
+            max_idle_memory,
+            sleep: Box::pin(tokio::time::sleep(Duration::MAX / 4)),
+            closing: Some(Box::pin(activity.closed())),
+        }
+    }
+}
+
+impl WorkerExpiration for IdleExpiration {
+    fn poll(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        status: WorkerStatus,
+        start: Instant,
+    ) -> Poll<()> {
+        let me = self.get_mut();
+        if status != WorkerStatus::Idle {
+            return Poll::Pending;
+        }
+        if me.held.load(Ordering::Relaxed) > me.max_idle_memory {
+            return Poll::Ready(());
+        }
+        match me.closing.as_mut().map(|c| c.as_mut().poll(cx)) {
+            Some(Poll::Pending) => {}
+            Some(Poll::Ready(())) | None => {
+                me.closing = None;
+                return Poll::Ready(());
+            }
+        }
+        let deadline = (start + me.idle_timeout).into();
+        if me.sleep.deadline() != deadline {
+            me.sleep.as_mut().reset(deadline);
+        }
+        me.sleep.as_mut().poll(cx)
     }
 }
 
