@@ -518,14 +518,25 @@ fn http_request(method: &str, url: &str) -> Result<ureq::http::request::Builder>
 /// time (a held download, a stalled stream). Returns the connection and the
 /// status line.
 pub fn get_head_only(host: &Host, path: &str, auth: &str) -> Result<(std::net::TcpStream, String)> {
+    get_head_only_with(host, path, &[("Authorization", auth)])
+}
+
+/// [`get_head_only`] with any request headers.
+pub fn get_head_only_with(
+    host: &Host,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<(std::net::TcpStream, String)> {
     use std::io::Write;
     let addr = host.addr();
     let mut s = std::net::TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n"
-    )?;
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    s.write_all(request.as_bytes())?;
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {

@@ -144,19 +144,7 @@ impl Reply {
     /// dropped, as `into_response` drops it. The host checks the names.
     pub fn into_wasi(self) -> Result<wasi::Response, wasi::ErrorCode> {
         let this = self.with_length();
-        let fields: Vec<(String, Vec<u8>)> = this
-            .headers
-            .into_iter()
-            .filter(|(_, value)| crate::bytes::visible_ascii(value.as_bytes()))
-            .map(|(name, value)| (name.to_string(), value.into_bytes()))
-            .collect();
-        let headers = wasi::Fields::from_list(&fields)
-            .map_err(|e| wasi::ErrorCode::InternalError(Some(format!("headers: {e:?}"))))?;
-        let (writer, body, result) = BodyWriter::new();
-        let (response, _sent) = wasi::Response::new(headers, Some(body), result);
-        response.set_status_code(this.status).map_err(|()| {
-            wasi::ErrorCode::InternalError(Some(format!("status {}", this.status)))
-        })?;
+        let (response, writer) = streamed(this.status, this.headers)?;
         let (body, keep) = (this.body, this.keep);
         spin_sdk::wasip3::wit_bindgen::spawn(async move {
             let sent = send(writer, body).await;
@@ -174,6 +162,29 @@ impl Reply {
         let body = box_body(FullBody::new(Bytes::from(this.body)));
         response(this.status, &this.headers, body)
     }
+}
+
+/// A `wasi:http` response whose body the caller writes on the returned
+/// writer (its stream, then the end of the body on its result), for a body
+/// sent as it is made. A header value that is not visible ASCII is dropped,
+/// as [`Reply::into_wasi`] drops it.
+pub fn streamed(
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+) -> Result<(wasi::Response, BodyWriter), wasi::ErrorCode> {
+    let fields: Vec<(String, Vec<u8>)> = headers
+        .into_iter()
+        .filter(|(_, value)| crate::bytes::visible_ascii(value.as_bytes()))
+        .map(|(name, value)| (name.to_string(), value.into_bytes()))
+        .collect();
+    let headers = wasi::Fields::from_list(&fields)
+        .map_err(|e| wasi::ErrorCode::InternalError(Some(format!("headers: {e:?}"))))?;
+    let (writer, body, result) = BodyWriter::new();
+    let (response, _sent) = wasi::Response::new(headers, Some(body), result);
+    response
+        .set_status_code(status)
+        .map_err(|()| wasi::ErrorCode::InternalError(Some(format!("status {status}"))))?;
+    Ok((response, writer))
 }
 
 /// Sends a whole body on a response's body stream, then the end of the

@@ -30,6 +30,7 @@ mod stream;
 
 use spin_sdk::http::{BoxBody, IntoResponse, Method, Request};
 use spin_sdk::http_service;
+use spin_sdk::wasip3::http::types as wasi;
 use wikiedge_core::Error;
 use wikiedge_core::realtime::log::Cursor;
 use wikiedge_core::realtime::request::StreamRequest;
@@ -63,29 +64,29 @@ fn not_allowed(method: &Method, allow: &str) -> http::Response<BoxBody> {
 }
 
 #[http_service]
-async fn handle(req: Request) -> impl IntoResponse {
+async fn handle(req: Request) -> Result<wasi::Response, wasi::ErrorCode> {
     wikiedge_fn::init(&COMPONENT);
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().trim_end_matches('/');
     if path == INGEST {
         if parts.method != Method::POST {
-            return not_allowed(&parts.method, "POST");
+            return not_allowed(&parts.method, "POST").into_response();
         }
         // Authorise before reading the body.
         if let Err(err) = gate::authorize_ingest(&parts.headers).await {
-            return Reply::error(&err).into_box_response();
+            return Reply::error(&err).into_wasi();
         }
         let body = read_bounded(body, MAX_INGEST_BYTES).await;
-        return ingest::serve(body).await.into_box_response();
+        return ingest::serve(body).await.into_wasi();
     }
     if let Some(rest) = parts.uri.path().strip_prefix(BATCHES) {
         let principal = match gate::authenticate(&parts.headers) {
             Ok(principal) => principal,
-            Err(err) => return Reply::error(&err).into_box_response(),
+            Err(err) => return Reply::error(&err).into_wasi(),
         };
         let body = match read_bounded(body, MAX_STREAM_BODY_BYTES).await {
             Ok(body) => body,
-            Err(err) => return Reply::error(&err).into_box_response(),
+            Err(err) => return Reply::error(&err).into_wasi(),
         };
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
         let ask = batches::Ask {
@@ -96,17 +97,17 @@ async fn handle(req: Request) -> impl IntoResponse {
             ndjson: header("accept").is_some_and(|a| a.contains("application/x-ndjson")),
             range: header("range"),
         };
-        return batches::serve(&principal, ask).await;
+        return batches::serve(&principal, ask).await.into_response();
     }
     if path != STREAM && path != STREAM_WME {
-        return Reply::error(&Error::NotFound(format!("no route for {path}"))).into_box_response();
+        return Reply::error(&Error::NotFound(format!("no route for {path}"))).into_wasi();
     }
     if parts.method != Method::GET && parts.method != Method::POST {
-        return not_allowed(&parts.method, "GET, POST");
+        return not_allowed(&parts.method, "GET, POST").into_response();
     }
     let principal = match gate::authenticate(&parts.headers) {
         Ok(principal) => principal,
-        Err(err) => return Reply::error(&err).into_box_response(),
+        Err(err) => return Reply::error(&err).into_wasi(),
     };
     // WME reads the parameters from a JSON body on POST and on GET (the
     // official SDKs send a body with GET); a GET without one uses the query.
@@ -128,7 +129,7 @@ async fn handle(req: Request) -> impl IntoResponse {
     let (request, resume) = match (request, resume) {
         (Ok(request), Ok(resume)) => (request, resume),
         (Err(err), _) | (_, Err(err)) => {
-            return gate::unmetered_error(&principal, &err).into_box_response();
+            return gate::unmetered_error(&principal, &err).into_wasi();
         }
     };
     let query = stream::StreamQuery {

@@ -23,11 +23,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use futures::SinkExt;
-use futures::channel::mpsc::Sender;
 use serde_json::Value;
-use spin_sdk::http::{BoxBody, box_body};
+use spin_sdk::wasip3::http::types as wasi;
+use spin_sdk::wasip3::http_compat::BodyWriter;
+use spin_sdk::wit_bindgen::{StreamResult, StreamWriter};
 use wikiedge_core::Error;
 use wikiedge_core::article::projection::{matches_all, project};
 use wikiedge_core::realtime::log::Cursor;
@@ -38,7 +37,7 @@ use crate::{gate, log};
 use wikiedge_fn::bindings::wikiedge::auth::auth::Principal;
 use wikiedge_fn::kv::{self, Bucket};
 use wikiedge_fn::now_ms;
-use wikiedge_fn::respond::{Reply, response};
+use wikiedge_fn::respond::{Reply, streamed};
 
 /// How many entries of one partition are read before the others get a turn.
 const BATCH: usize = 256;
@@ -75,7 +74,10 @@ fn positions(bucket: &Bucket, query: &StreamQuery) -> Result<Cursor, Error> {
 pub const DEFAULT_MAX_CONCURRENT_STREAMS: u64 = 8;
 
 /// Answers a stream request.
-pub async fn serve(principal: Principal, query: StreamQuery) -> http::Response<BoxBody> {
+pub async fn serve(
+    principal: Principal,
+    query: StreamQuery,
+) -> Result<wasi::Response, wasi::ErrorCode> {
     // At most `max_concurrent_streams` per account; refused before quota.
     let now = u64::try_from(wikiedge_fn::now()).unwrap_or(0);
     let cap =
@@ -83,19 +85,19 @@ pub async fn serve(principal: Principal, query: StreamQuery) -> http::Response<B
     let slot = match wikiedge_fn::slots::acquire("streams", &principal.account, cap, now) {
         Ok(slot) => slot,
         Err(err) => {
-            return gate::unmetered_error(&principal, &err).into_box_response();
+            return gate::unmetered_error(&principal, &err).into_wasi();
         }
     };
     let decision = match gate::consume(&principal) {
         Ok(decision) => decision,
-        Err(err) => return Reply::error(&err).into_box_response(),
+        Err(err) => return Reply::error(&err).into_wasi(),
     };
     if !decision.admitted {
         let reply = gate::denied(&decision);
         if let Err(e) = gate::record(&principal, false, reply.status, reply.body.len() as u64) {
             eprintln!("realtime: metering a denied connection failed: {e}");
         }
-        return reply.into_box_response();
+        return reply.into_wasi();
     }
     let cursor = match kv::open().and_then(|bucket| positions(&bucket, &query)) {
         Ok(cursor) => cursor,
@@ -104,7 +106,7 @@ pub async fn serve(principal: Principal, query: StreamQuery) -> http::Response<B
             if let Err(e) = gate::record(&principal, true, reply.status, reply.body.len() as u64) {
                 eprintln!("realtime: metering failed: {e}");
             }
-            return reply.into_box_response();
+            return reply.into_wasi();
         }
     };
     let config = config::config().await;
@@ -120,9 +122,9 @@ pub async fn serve(principal: Principal, query: StreamQuery) -> http::Response<B
         ("ratelimit", decision.ratelimit.clone()),
         ("ratelimit-policy", decision.ratelimit_policy.clone()),
     ];
-    let (tx, body) = spin_sdk::http::body::stream::<Bytes>();
-    spin_sdk::wasip3::spawn(pump(tx, principal, query, cursor, config, slot));
-    response(200, &headers, box_body(body))
+    let (response, writer) = streamed(200, headers)?;
+    spin_sdk::wasip3::spawn(pump(writer, principal, query, cursor, config, slot));
+    Ok(response)
 }
 
 /// The document as sent: filtered and projected, or `None` when filtered out.
@@ -139,7 +141,7 @@ fn render(doc: Vec<u8>, request: &StreamRequest) -> Option<Vec<u8>> {
 
 /// The sending half of a connection.
 struct Sink {
-    tx: Sender<Bytes>,
+    writer: StreamWriter<u8>,
     ndjson: bool,
     bytes: u64,
     open: bool,
@@ -151,6 +153,8 @@ struct Sink {
 /// How long a send may wait for a client that takes no bytes once the
 /// connection's time is up (for the final id block).
 const SEND_GRACE: Duration = Duration::from_secs(1);
+/// How long [`Sink::gone`] waits for a host busy sending.
+const PROBE_WAIT: Duration = Duration::from_millis(1);
 
 impl Sink {
     /// Sends one frame, bounded in time: a client that stops reading fills
@@ -166,11 +170,11 @@ impl Sink {
             .deadline
             .saturating_duration_since(Instant::now())
             .max(SEND_GRACE);
-        let send = std::pin::pin!(self.tx.send(Bytes::from(frame)));
+        let send = std::pin::pin!(self.writer.write_all(frame));
         let timeout = std::pin::pin!(spin_sdk::time::sleep(bound));
         match futures::future::select(send, timeout).await {
-            futures::future::Either::Left((Ok(()), _)) => self.bytes += len,
-            futures::future::Either::Left((Err(_), _)) => self.open = false,
+            futures::future::Either::Left((unsent, _)) if unsent.is_empty() => self.bytes += len,
+            futures::future::Either::Left(_) => self.open = false,
             futures::future::Either::Right(_) => {
                 eprintln!("realtime: a stalled reader is cut at the connection limit");
                 self.open = false;
@@ -178,10 +182,24 @@ impl Sink {
         }
     }
 
-    /// Whether the client is gone (the body was dropped), noticed without
-    /// waiting for a send to fail.
-    fn gone(&mut self) -> bool {
-        if self.tx.is_closed() {
+    /// Whether the client is gone, noticed without sending a byte: a
+    /// write of nothing finds the host's end of the body dropped (the
+    /// connection closed: the client left, the send timeout or a stopping
+    /// host cut it) at once; while the host reads, it completes at once; a
+    /// host busy sending earlier bytes makes it wait, and it is given up
+    /// after a moment (the client is still there). Without this, a stream
+    /// with nothing to send (NDJSON has no keep-alive; a filter can drop
+    /// every event) kept its task, its instance and the account's stream
+    /// slot until the connection's time was up.
+    async fn gone(&mut self) -> bool {
+        if !self.open {
+            return true;
+        }
+        let probe = std::pin::pin!(self.writer.write(Vec::new()));
+        let moment = std::pin::pin!(spin_sdk::time::sleep(PROBE_WAIT));
+        if let futures::future::Either::Left(((StreamResult::Dropped, _), _)) =
+            futures::future::select(probe, moment).await
+        {
             self.open = false;
         }
         !self.open
@@ -243,7 +261,7 @@ async fn drain(
 }
 
 async fn pump(
-    tx: Sender<Bytes>,
+    writer: BodyWriter,
     principal: Principal,
     query: StreamQuery,
     mut cursor: Cursor,
@@ -252,8 +270,13 @@ async fn pump(
     _slot: wikiedge_fn::slots::Slot,
 ) {
     let deadline = Instant::now() + config.max_connection;
+    let BodyWriter {
+        stream_writer,
+        result_writer,
+        ..
+    } = writer;
     let mut sink = Sink {
-        tx,
+        writer: stream_writer,
         ndjson: query.ndjson,
         bytes: 0,
         open: true,
@@ -266,7 +289,7 @@ async fn pump(
             let mut seen_total = None;
             let mut behind = true;
             // Bounded: every turn ends by the deadline or a closed client.
-            while !sink.gone() && Instant::now() < deadline {
+            while !sink.gone().await && Instant::now() < deadline {
                 let total = match log::total(&bucket) {
                     Ok(total) => total,
                     Err(err) => {
@@ -310,5 +333,7 @@ async fn pump(
     if let Err(e) = gate::record(&principal, true, 200, sink.bytes) {
         eprintln!("realtime: metering a connection failed: {e}");
     }
+    // The end of the body: its stream closed, then no trailers.
     drop(sink);
+    let _ = result_writer.write(Ok(None)).await;
 }

@@ -483,3 +483,34 @@ fn the_ninth_concurrent_stream_of_an_account_is_refused() -> Result<()> {
     drop(open);
     Ok(())
 }
+
+/// A client that leaves a stream with nothing to send gives its slot back
+/// at once, NDJSON or SSE: the stream's task finds the connection gone by
+/// writing nothing. Before, an idle NDJSON stream (it has no keep-alive)
+/// held its slot until its connection's time was up (an SSE one until its
+/// next keep-alive, 15 s), so eight connections dropped in a row locked the
+/// account out of realtime.
+#[test]
+fn streams_left_with_nothing_to_send_give_their_slots_back_at_once() -> Result<()> {
+    let wiki = Wiki::start()?;
+    let host = app(&wiki, "30", &[])?;
+    let auth = account(&host, "leaver", "paid")?;
+    for accept in ["application/x-ndjson", "text/event-stream"] {
+        for i in 1..=12 {
+            let (stream, status) = wikiedge_tests::get_head_only_with(
+                &host,
+                "/realtime/v2/articles",
+                &[("Authorization", auth.as_str()), ("Accept", accept)],
+            )?;
+            ensure!(
+                status.starts_with("HTTP/1.1 200"),
+                "{accept}, connection {i} after {} left: {status}",
+                i - 1
+            );
+            drop(stream);
+            // A stream looks for new events every 50 ms.
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    Ok(())
+}
