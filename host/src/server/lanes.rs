@@ -14,9 +14,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// How long a closing server waits for its instances to retire.
 const RETIRE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// How long a closing server waits for the connections it cut to end.
-const CUT_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
-
 /// What one serving thread works with.
 pub(super) struct Lane {
     /// Which serving thread: the instance pools it uses
@@ -200,14 +197,22 @@ fn start_lane(
         runtime.block_on(async move {
             let lane = Arc::new(lane);
             let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-            // Set when the connections still open at shutdown are cut.
-            let (cut, cut_off) = tokio::sync::watch::channel(false);
-            while let Some(Accepted {
-                stream,
-                client,
-                slot,
-            }) = incoming.recv().await
-            {
+            // The connections' tasks, so that those still open at shutdown
+            // can be cut (aborted: nothing is added to a connection's own
+            // polls); finished ones are reaped as they end.
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                let Accepted {
+                    stream,
+                    client,
+                    slot,
+                } = tokio::select! {
+                    accepted = incoming.recv() => match accepted {
+                        Some(accepted) => accepted,
+                        None => break,
+                    },
+                    Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+                };
                 let stream = match tokio::net::TcpStream::from_std(stream) {
                     Ok(s) => s,
                     Err(e) => {
@@ -235,17 +240,13 @@ fn start_lane(
                     );
                 let conn = graceful.watch(conn);
                 let counted = counted.clone();
-                let mut cut_off = cut_off.clone();
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     let _slot = slot;
-                    tokio::select! {
-                        done = conn => if let Err(e) = done
-                            && !e.is_incomplete_message()
-                            && !e.is_timeout()
-                        {
-                            tracing::debug!("connection error: {e}");
-                        },
-                        _ = cut_off.wait_for(|cut| *cut) => {}
+                    if let Err(e) = conn.await
+                        && !e.is_incomplete_message()
+                        && !e.is_timeout()
+                    {
+                        tracing::debug!("connection error: {e}");
                     }
                     counted.fetch_sub(1, Ordering::Relaxed);
                 });
@@ -259,17 +260,13 @@ fn start_lane(
                 .await
                 .is_err()
             {
-                let open = counted.load(Ordering::Relaxed);
+                while connections.try_join_next().is_some() {}
                 tracing::warn!(
-                    "shutdown: {open} connection(s) still open after {:?} cut",
+                    "shutdown: {} connection(s) still open after {:?} cut",
+                    connections.len(),
                     opts.shutdown_timeout
                 );
-                let _ = cut.send(true);
-                let deadline = tokio::time::Instant::now() + CUT_LIMIT;
-                while counted.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline
-                {
-                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                }
+                connections.shutdown().await;
             }
             let _ = finished.send(());
             // Other threads' connections may still wait on requests
