@@ -35,7 +35,7 @@
 //! is [`crate::batch_store`], this module the routes' I/O.
 
 use bytes::Bytes;
-use futures::SinkExt;
+use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use spin_sdk::http::{BoxBody, box_body};
 use wikiedge_core::Error;
@@ -229,6 +229,14 @@ pub async fn serve(principal: &Principal, ask: Ask<'_>) -> http::Response<BoxBod
     }
 }
 
+/// Parts queued between the reading task and the response body (as in
+/// the snapshots component): with parts of `realtime_batch_budget_bytes`
+/// (1 MiB by default), a slow client holds this many parts, one more for
+/// the sending task and the one being sent. spin-sdk's `body::stream`
+/// queues 1,024 frames, so a slow reader of a large hour let the task read
+/// that far ahead of it, until the instance's memory limit stopped it.
+const STREAM_BUFFER: usize = 2;
+
 /// The header naming the build an answer reads.
 const BUILD_HEADER: &str = "x-wikiedge-batch-build";
 
@@ -268,7 +276,7 @@ fn settle(bucket: &Bucket, key: &str, admitted: bool) -> Result<(), Error> {
 /// the client sees a short transfer (its `Content-Length` is not met), never
 /// wrong bytes.
 fn stream_parts(start: i64, id: String, version: String, slices: Vec<PartSlice>) -> BoxBody {
-    let (mut tx, body) = spin_sdk::http::body::stream::<Bytes>();
+    let (mut tx, rx) = futures::channel::mpsc::channel::<Bytes>(STREAM_BUFFER);
     spin_sdk::wasip3::spawn(async move {
         let bucket = match kv::open_bulk() {
             Ok(bucket) => bucket,
@@ -296,7 +304,8 @@ fn stream_parts(start: i64, id: String, version: String, slices: Vec<PartSlice>)
             }
         }
     });
-    box_body(body)
+    let frames = rx.map(|chunk| Ok::<_, std::convert::Infallible>(http_body::Frame::data(chunk)));
+    box_body(http_body_util::StreamBody::new(frames))
 }
 
 async fn download(
