@@ -186,7 +186,7 @@ pub async fn serve(
     }
     drop(listener);
     tracing::info!("Shutting down: finishing in-flight requests");
-    lanes.finish().await;
+    lanes.finish(&app.activity).await;
     // Writes made after the last responses went out (a streamed body's
     // end, say) are committed before the server returns.
     if let Err(e) = app.databases.settle().await {

@@ -5,6 +5,7 @@
 use super::send_timeout::SendTimeout;
 use super::{ServeOptions, handle};
 use crate::app::App;
+use crate::idle::Activity;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -50,9 +51,6 @@ struct LaneHandle {
     open: Arc<AtomicUsize>,
     /// Resolves once the thread has finished its connections.
     done: tokio::sync::oneshot::Receiver<()>,
-    /// Resolves once the thread's instances have retired, after every
-    /// thread has finished its connections.
-    retired: tokio::sync::oneshot::Receiver<()>,
 }
 
 /// The serving threads, as the accept loop sees them.
@@ -152,26 +150,32 @@ impl Lanes {
         }
     }
 
-    /// Stop handing out connections and wait until every thread has
-    /// finished its in-flight requests.
-    pub(super) async fn finish(self) {
+    /// Stop handing out connections, wait until every thread has finished
+    /// its in-flight requests, then retire the instances (`activity`'s)
+    /// before letting the threads end.
+    pub(super) async fn finish(self, activity: &Activity) {
         let mut finished = Vec::with_capacity(self.handles.len());
         for lane in self.handles {
             drop(lane.connections);
-            finished.push((lane.done, lane.retired));
+            finished.push(lane.done);
         }
-        let mut retiring = Vec::with_capacity(finished.len());
-        for (done, retired) in finished {
+        for done in finished {
             // An error means the thread is gone; nothing is left to wait for.
             let _ = done.await;
-            retiring.push(retired);
+        }
+        // Every request is answered: the instances retire while the
+        // threads' runtimes still run (each thread waits for `all_done`).
+        // Dropped with its runtime instead, an instance is cancelled, which
+        // wasmtime reports to `ReuseState::drop` as "worker panicked".
+        activity.close();
+        let left = activity.instances_retired(RETIRE_LIMIT).await;
+        if left > 0 {
+            activity.discard();
+            tracing::warn!(
+                "shutdown: {left} instance(s) still busy after {RETIRE_LIMIT:?} discarded"
+            );
         }
         let _ = self.all_done.send(true);
-        // The process must not exit while a thread still retires its
-        // instances: it would end them half-dropped.
-        for retired in retiring {
-            let _ = retired.await;
-        }
     }
 }
 
@@ -189,7 +193,6 @@ fn start_lane(
 ) -> anyhow::Result<LaneHandle> {
     let (connections, mut incoming) = tokio::sync::mpsc::unbounded_channel::<Accepted>();
     let (finished, done) = tokio::sync::oneshot::channel();
-    let (all_retired, retired) = tokio::sync::oneshot::channel();
     let open = Arc::new(AtomicUsize::new(0));
     let counted = open.clone();
     let index = lane.index;
@@ -270,23 +273,9 @@ fn start_lane(
             }
             let _ = finished.send(());
             // Other threads' connections may still wait on requests
-            // they handed to this one.
+            // they handed to this one, and the instances retire on their
+            // threads ([`Lanes::finish`]).
             let _ = released.wait_for(|all| *all).await;
-            // Every request is answered: the instances retire while their
-            // runtimes still run. Dropped with its runtime instead, an
-            // instance is cancelled, which wasmtime reports to
-            // `ReuseState::drop` as "worker panicked".
-            app.activity.close();
-            let left = app.activity.instances_retired(RETIRE_LIMIT).await;
-            if left > 0 {
-                app.activity.discard();
-                if index == 0 {
-                    tracing::warn!(
-                        "shutdown: {left} instance(s) still busy after {RETIRE_LIMIT:?} discarded"
-                    );
-                }
-            }
-            let _ = all_retired.send(());
         });
     }))
     .map_err(|_| anyhow::anyhow!("serving thread {index} stopped while starting"))?;
@@ -294,7 +283,6 @@ fn start_lane(
         connections,
         open,
         done,
-        retired,
     })
 }
 
