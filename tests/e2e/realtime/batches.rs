@@ -109,3 +109,100 @@ fn an_hourly_batch_holds_exactly_that_hours_events() -> Result<()> {
     assert_eq!(r.status, 403);
     Ok(())
 }
+
+/// Waits, when less than `margin` is left of the current UTC hour, until
+/// the next one starts: a test that needs its events and their rebuild in
+/// one open hour would otherwise straddle two.
+fn clear_of_the_hours_end(margin: std::time::Duration) {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let left = 3600 - secs % 3600;
+    if left < margin.as_secs() {
+        std::thread::sleep(std::time::Duration::from_secs(left + 1));
+    }
+}
+
+/// A download reads at most a few parts ahead of a client that stops
+/// reading (`STREAM_BUFFER` in `functions/realtime/src/batches.rs`). Seen
+/// from outside: a version replaced while the client stalls deletes its
+/// parts, and a download that had read them all ahead would still send the
+/// whole archive; one that reads two parts ahead ends short.
+#[test]
+fn a_download_reads_only_a_few_parts_ahead_of_a_stalled_client() -> Result<()> {
+    use std::io::Read;
+    // 64 pages of 256 KiB noise: a batch of about 12.8 MiB as tar.gz, in
+    // 64 KiB parts, more than loopback's socket buffers hold.
+    const PAGES: usize = 64;
+    clear_of_the_hours_end(std::time::Duration::from_secs(90));
+    let wiki = Wiki::start()?;
+    let host = app(
+        &wiki,
+        "1",
+        &[("SPIN_VARIABLE_REALTIME_BATCH_BUDGET_BYTES", "65536")],
+    )?;
+    let auth = account(&host, "slow-downloader", "paid")?;
+    let a = [("authorization", auth.as_str())];
+    let noisy = |n: usize| {
+        let mut e = synthetic_event(n, n);
+        e["page"]["page_title"] = json!(format!("Noise_{n}"));
+        format!("{e}\n")
+    };
+    let body: String = (0..PAGES).map(noisy).collect();
+    let r = ingest(&host, body.as_bytes())?;
+    assert_eq!(r.json()?["published"], PAGES, "{}", r.text());
+    let events = all_ndjson(&host, &auth, "fields=event.date_published")?;
+    let published = events
+        .first()
+        .and_then(|e| e["event"]["date_published"].as_str())
+        .context("date_published")?
+        .to_string();
+    let batch = format!(
+        "/v2/batches/{}/{}/enwiki_namespace_0",
+        &published[0..10],
+        &published[11..13]
+    );
+    let download = format!("{batch}/download");
+    let head = wikiedge_tests::request("HEAD", &host.url(&download), &a, None)?;
+    assert_eq!(head.status, 200);
+    let length: usize = head.header("content-length").context("length")?.parse()?;
+    assert!(length > 12 << 20, "the batch is only {length} bytes");
+    let etag = head.header("etag").map(str::to_string);
+
+    // The client reads the head and stops; the server fills the socket
+    // buffers and the download task its queue.
+    let (mut stalled, status) = wikiedge_tests::get_head_only_with(&host, &download, &a)?;
+    assert!(status.contains(" 200 "), "{status}");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+
+    // A new event in the (open) hour: the next look at the batch rebuilds
+    // it, and the new version's build deletes the old version's parts.
+    ingest(&host, noisy(PAGES).as_bytes())?;
+    let meta = get(&host.url(&batch), &a)?;
+    assert_eq!(meta.status, 200, "{}", meta.text());
+    assert_ne!(
+        meta.header("etag").map(str::to_string),
+        etag,
+        "the batch was not replaced"
+    );
+    let head = wikiedge_tests::request("HEAD", &host.url(&download), &a, None)?;
+    assert_ne!(head.header("etag").map(str::to_string), etag);
+
+    // The client reads on: it gets what was in flight and the parts read
+    // ahead, then the transfer ends short.
+    let mut received = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match stalled.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => received += n,
+        }
+    }
+    eprintln!("received {received} of {length} bytes after the stall");
+    assert!(
+        received < length,
+        "the whole {length}-byte archive arrived: the download had read its parts ahead"
+    );
+    Ok(())
+}

@@ -66,6 +66,29 @@ fn page_of(key: &str) -> (u64, u64) {
         })
 }
 
+/// The HTML text of a `Noise_*` page: large enough that a few dozen make
+/// a batch bigger than the socket buffers between a server and a client.
+pub(crate) const NOISE_BYTES: usize = 256 * 1024;
+
+/// `len` characters of deterministic noise seeded by `key`, drawn from 64
+/// characters that need no escaping in HTML or JSON: it compresses to about
+/// three quarters, so a batch of such pages stays large as a tar.gz.
+fn noise(key: &str, len: usize) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.";
+    let mut x = key.bytes().fold(0x9E37_79B9_7F4A_7C15u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3)
+    }) | 1;
+    (0..len)
+        .map(|_| {
+            // xorshift64
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(ALPHABET[(x >> 58) as usize])
+        })
+        .collect()
+}
+
 fn wiki_answer(path: &str) -> String {
     let rest = |key: &str, with_html: bool| {
         let (id, rev) = page_of(key);
@@ -75,7 +98,11 @@ fn wiki_answer(path: &str) -> String {
             "content_model": "wikitext",
             "license": {"url": "https://creativecommons.org/licenses/by-sa/4.0/", "title": "CC BY-SA 4.0"}});
         if with_html {
-            page["html"] = json!(format!("<p>{title} is a page.</p>"));
+            let text = match key.strip_prefix("Noise_") {
+                Some(_) => noise(key, NOISE_BYTES),
+                None => format!("{title} is a page."),
+            };
+            page["html"] = json!(format!("<p>{text}</p>"));
         } else {
             page["source"] = json!(format!("'''{title}''' is a page."));
         }
