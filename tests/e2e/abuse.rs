@@ -643,6 +643,76 @@ fn the_eleventh_concurrent_download_of_an_account_is_refused_until_one_ends() ->
     Ok(())
 }
 
+/// A snapshot download reads at most a few parts ahead of a client that
+/// stops reading (`STREAM_BUFFER` in `functions/snapshots/src/respond.rs`).
+/// Seen from outside: a new build of the snapshot, made while the client
+/// stalls, deletes the replaced version's parts; a download that had read
+/// them all ahead would still send the whole archive, one that reads two
+/// parts ahead ends short.
+#[test]
+fn a_snapshot_download_reads_only_a_few_parts_ahead_of_a_stalled_client() -> Result<()> {
+    let Some((state, summary)) = big_snapshot()? else {
+        return Ok(());
+    };
+    // 1 MiB parts; more than the socket buffers and the queued parts hold.
+    ensure!(
+        summary.tar_gz_bytes > 12_000_000,
+        "{} bytes",
+        summary.tar_gz_bytes
+    );
+    let plans = r#"[{"name":"free","monthly":{"ondemand":1000,"snapshot":30,"chunk":1500},"burst_per_second":1000}]"#;
+    let host = Host::builder(BIN, &repo_root().join("spin.toml"))
+        .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
+        .env("SPIN_VARIABLE_PLANS", plans)
+        .state_dir(state.path())
+        .arg("--quiet")
+        .start()?;
+    let auth = crate::quota::bearer(&host, "slow-reader", "user")?;
+    let path = format!("/v2/snapshots/{}/download", summary.identifier);
+    let (mut stalled, status) = wikiedge_tests::get_head_only(&host, &path, &auth)?;
+    ensure!(status.starts_with("HTTP/1.1 200"), "{status}");
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // One more article and a new build, while the client stalls: the new
+    // version's build deletes the parts of the one being downloaded.
+    let dump = state.path().join("enwiki-one-more.xml");
+    std::fs::write(&dump, large_pages_dump(1, 1000))?;
+    let mut import = wikiedge_cli::import::ImportArgs::new(dump, Some("enwiki".into()))
+        .with_state_dir(state.path());
+    import.progress = false;
+    wikiedge_cli::import::run(import)?;
+    let mut args = wikiedge_cli::snapshot::SnapshotArgs::new("enwiki");
+    args.state_dir = state.path().to_path_buf();
+    args.chunk_size = 4_000_000;
+    args.progress = false;
+    let rebuilt = wikiedge_cli::snapshot::run(args)?;
+    ensure!(
+        rebuilt.version != summary.version && rebuilt.deleted_parts > 0,
+        "the snapshot was not replaced: {rebuilt}"
+    );
+
+    // The client reads on: what was in flight and the parts read ahead,
+    // then the transfer ends short.
+    let mut received = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match stalled.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => received += n as u64,
+        }
+    }
+    eprintln!(
+        "received {received} of {} bytes after the stall",
+        summary.tar_gz_bytes
+    );
+    ensure!(
+        received < summary.tar_gz_bytes,
+        "the whole {}-byte archive arrived: the download had read its parts ahead",
+        summary.tar_gz_bytes
+    );
+    Ok(())
+}
+
 /// At least `bytes` of pseudo-random words and lines drawn from `seed`.
 fn words(seed: &mut u64, bytes: usize) -> String {
     let mut text = String::with_capacity(bytes + 16);
