@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod bulk;
+pub mod compile;
 pub mod devkeys;
 pub mod follow;
 pub mod import;

@@ -100,6 +100,11 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         extra_pages: u32,
     },
+    /// Compile a component (its bytes on standard input) into a compiled
+    /// code file: what `wikiedge up` runs to keep the compiler's memory out
+    /// of the server.
+    #[command(hide = true)]
+    CompileComponent(wikiedge_cli::compile::CompileArgs),
     /// Run every component's build command (like `spin build`).
     Build {
         /// The manifest.
@@ -406,6 +411,7 @@ fn main() -> Result<()> {
             wikiedge_host::build_cmd::build(&manifest, &components)
         }
         Command::Up(args) => up(args),
+        Command::CompileComponent(args) => wikiedge_cli::compile::run(&args),
         Command::SampleDump { out, extra_pages } => sample_dump(&out, extra_pages),
         Command::Account {
             command:
@@ -507,6 +513,9 @@ fn up(args: UpArgs) -> Result<()> {
             state_dir: state_dir.clone(),
             runtime_config: args.runtime_config_file.clone(),
             store_defaults: wikiedge_cli::bulk::store_defaults(&state_dir),
+            compile_process: cache_dir
+                .as_ref()
+                .and_then(|_| wikiedge_cli::compile::process(args.max_instance_memory_mib)),
             cache_dir,
             kv_durability: args.kv_durability,
             emulate_spin_redis_cas: args.emulate_spin_redis_cas,

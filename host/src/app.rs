@@ -47,6 +47,9 @@ pub struct AppOptions {
     pub store_defaults: BTreeMap<String, crate::runtime_config::StoreConfig>,
     /// Where compiled code is cached (None disables the cache).
     pub cache_dir: Option<PathBuf>,
+    /// Who compiles a component the cache lacks: a process of its own
+    /// (None: this one; [`crate::compiled`]).
+    pub compile_process: Option<crate::compiled::CompileProcess>,
     /// When SQLite key-value writes reach the disk.
     pub kv_durability: crate::kv::sqlite::Durability,
     /// Report every compare-and-swap as failed after doing it, as Spin
@@ -202,8 +205,10 @@ impl App {
         for id in routed {
             let decl = &manifest.components[id];
             let bytes = compose::composed_bytes(&manifest, id)?;
-            let component = crate::compiled::load(&engine, id, &bytes, opts.cache_dir.as_deref())
-                .map_err(|e| anyhow!("component `{id}` failed to compile: {e:#}"))?;
+            let cache = opts.cache_dir.as_deref();
+            let component =
+                crate::compiled::load(&engine, id, &bytes, cache, opts.compile_process.as_ref())
+                    .map_err(|e| anyhow!("component `{id}` failed to compile: {e:#}"))?;
             let pre = linker
                 .instantiate_pre(&component)
                 .map_err(|e| anyhow!("component `{id}` cannot be linked: {e:?}"))?;

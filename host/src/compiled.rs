@@ -18,6 +18,15 @@
 //! and renamed, so a crash or a second host starting at the same time never
 //! leaves a half-written file under the key.
 //!
+//! A component not in the cache is compiled, by default in a process of its
+//! own ([`CompileProcess`]: `wikiedge up` runs its own executable), which
+//! writes the file this process then maps. Cranelift's peak while it
+//! compiles this app is about 110 MiB above a serving host's, and the heap
+//! it leaves behind stayed partly resident (BENCHMARKS.md, "A start that
+//! compiles leaves nothing behind"); in a child process neither is ever the
+//! server's. Without a child (or should it fail) the code is compiled here,
+//! on an engine of its own.
+//!
 //! Each rebuild of a component adds a file, so the directory is bounded:
 //! a file's modification time is set whenever it is loaded, and after a new
 //! file is written the least recently used go until the directory holds at
@@ -74,14 +83,83 @@ fn from_memory(engine: &Engine, serialized: &[u8]) -> Result<Component> {
     unsafe { Component::deserialize(engine, serialized) }.map_err(|e| anyhow!("{e:?}"))
 }
 
+/// A program that compiles a component into a cache file for this
+/// process: run with [`CompileProcess::args`] and `--out FILE`, the
+/// component's bytes on its standard input. It must compile on an engine
+/// configured as this process's is ([`compile_to_file`]); a file compiled
+/// otherwise fails wasmtime's header check when it is mapped, and the
+/// component is then compiled here.
+#[derive(Debug, Clone)]
+pub struct CompileProcess {
+    /// The program (`wikiedge up` names its own executable).
+    pub program: PathBuf,
+    /// Its arguments before `--out FILE`.
+    pub args: Vec<String>,
+}
+
+/// The child's side of [`CompileProcess`]: compiles `bytes` on `engine`
+/// and writes the code to `file` (through a temporary name, on the disk
+/// before it has its name), then prints `peak_kib N`, its own peak resident
+/// memory, for the parent's log.
+pub fn compile_to_file(engine: &Engine, bytes: &[u8], file: &Path) -> Result<()> {
+    let serialized = compile(engine, bytes)?
+        .serialize()
+        .map_err(|e| anyhow!("{e:?}"))?;
+    store(&serialized, file)?;
+    if let Some(kib) = peak_kib(&std::fs::read_to_string("/proc/self/status").unwrap_or_default()) {
+        println!("peak_kib {kib}");
+    }
+    Ok(())
+}
+
+/// `VmHWM` of a `/proc/PID/status` listing, in KiB.
+fn peak_kib(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Runs `process` to compile `bytes` into `file`; returns the child's peak
+/// resident memory in KiB when it reported it.
+fn compile_in_child(process: &CompileProcess, bytes: &[u8], file: &Path) -> Result<Option<u64>> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(&process.program)
+        .args(&process.args)
+        .arg("--out")
+        .arg(file)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {}", process.program.display()))?;
+    // Closed once written: the child reads to the end of its input.
+    let wrote = child
+        .stdin
+        .take()
+        .context("the compiler's standard input")?
+        .write_all(bytes);
+    let output = child.wait_with_output()?;
+    anyhow::ensure!(output.status.success(), "the compiler {}", output.status);
+    wrote.context("writing the component to the compiler")?;
+    anyhow::ensure!(file.is_file(), "the compiler wrote no {}", file.display());
+    let report = String::from_utf8_lossy(&output.stdout);
+    Ok(report
+        .lines()
+        .find_map(|l| l.strip_prefix("peak_kib "))
+        .and_then(|n| n.trim().parse().ok()))
+}
+
 /// The compiled component `name` for `bytes`: mapped from the cache when it
-/// holds it, else compiled (and, with a cache, written there and mapped).
-/// Compiling takes seconds, so it is logged as it starts and ends.
+/// holds it, else compiled — by `compiler` when there is one, else here —
+/// (and, with a cache, written there and mapped). Compiling takes seconds,
+/// so it is logged as it starts and ends.
 pub fn load(
     engine: &Engine,
     name: &str,
     bytes: &[u8],
     cache_dir: Option<&Path>,
+    compiler: Option<&CompileProcess>,
 ) -> Result<Component> {
     let Some(dir) = cache_dir else {
         return compile_logged(engine, name, bytes, "no compile cache");
@@ -98,6 +176,30 @@ pub fn load(
                 return Ok(component);
             }
             Err(e) => tracing::warn!("compiling again: {e:#}"),
+        }
+    }
+    if let Some(compiler) = compiler {
+        tracing::info!(
+            "Compiling component `{name}` (once per build, in a process of its own: later starts map {})",
+            file.display()
+        );
+        let started = std::time::Instant::now();
+        let compiled = compile_in_child(compiler, bytes, &file)
+            .and_then(|peak| map(engine, &file).map(|component| (component, peak)));
+        match compiled {
+            Ok((component, peak)) => {
+                tracing::info!(
+                    "Compiled `{name}` in {:.1} s{}",
+                    started.elapsed().as_secs_f64(),
+                    peak.map(|kib| format!(" (the compiler's peak: {} MiB)", kib / 1024))
+                        .unwrap_or_default()
+                );
+                if let Err(e) = prune(&dir.join("components"), &file, MAX_CACHE_BYTES) {
+                    tracing::warn!("pruning the compiled code cache: {e:#}");
+                }
+                return Ok(component);
+            }
+            Err(e) => tracing::warn!("compiling `{name}` in this process: {e:#}"),
         }
     }
     // Compiled on an engine of its own, dropped once the code is
@@ -265,7 +367,7 @@ mod tests {
     fn compiled_code_is_kept_under_its_key_and_a_damaged_file_is_replaced() -> Result<()> {
         let engine = crate::engine::engine()?;
         let dir = tempfile::tempdir()?;
-        let compiled = load(&engine, "empty", EMPTY, Some(dir.path()))?;
+        let compiled = load(&engine, "empty", EMPTY, Some(dir.path()), None)?;
         assert!(Engine::same(compiled.engine(), &engine));
         let file = path(&engine, EMPTY, dir.path());
         // Compiled on an engine of its own, the file maps on the serving one.
@@ -276,13 +378,13 @@ mod tests {
         assert!(written.len() > EMPTY.len());
 
         // A second load maps the same file and leaves nothing beside it.
-        load(&engine, "empty", EMPTY, Some(dir.path()))?;
+        load(&engine, "empty", EMPTY, Some(dir.path()), None)?;
         assert_eq!(files(dir.path())?, Vec::from_iter(name.clone()));
         assert_eq!(std::fs::read(&file)?, written);
 
         // A file wasmtime refuses is compiled again and replaced whole.
         std::fs::write(&file, b"not compiled code")?;
-        load(&engine, "empty", EMPTY, Some(dir.path()))?;
+        load(&engine, "empty", EMPTY, Some(dir.path()), None)?;
         assert_eq!(std::fs::read(&file)?, written);
         assert_eq!(files(dir.path())?, Vec::from_iter(name));
 
@@ -291,13 +393,51 @@ mod tests {
         Ok(())
     }
 
+    /// A compile process that fails, or writes a file the serving engine
+    /// refuses, costs a compile here, never the start: the component is
+    /// compiled in this process and the file replaced with its code.
+    #[test]
+    fn a_compile_process_that_fails_or_writes_junk_is_compiled_around() -> Result<()> {
+        let engine = crate::engine::engine()?;
+        let sh = |script: &str| CompileProcess {
+            program: PathBuf::from("sh"),
+            // `sh -c SCRIPT sh --out FILE`: FILE is `$2`.
+            args: vec!["-c".into(), script.into(), "sh".into()],
+        };
+        for (process, what) in [
+            (sh("cat > /dev/null; exit 3"), "fails"),
+            (sh("cat > /dev/null; printf junk > \"$2\""), "writes junk"),
+            (
+                CompileProcess {
+                    program: PathBuf::from("/nonexistent/compiler"),
+                    args: vec![],
+                },
+                "cannot start",
+            ),
+        ] {
+            let dir = tempfile::tempdir()?;
+            let compiled = load(&engine, "empty", EMPTY, Some(dir.path()), Some(&process))?;
+            assert!(Engine::same(compiled.engine(), &engine), "{what}");
+            let file = path(&engine, EMPTY, dir.path());
+            map(&engine, &file).with_context(|| format!("the compiler {what}"))?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_peak_is_read_from_a_status_listing() {
+        let status = "Name:\twikiedge\nVmPeak:\t  999 kB\nVmHWM:\t   146484 kB\nVmRSS:\t 1 kB\n";
+        assert_eq!(peak_kib(status), Some(146_484));
+        assert_eq!(peak_kib("Name:\tx\n"), None);
+    }
+
     #[test]
     fn a_cache_that_cannot_be_written_still_gives_code_for_the_serving_engine() -> Result<()> {
         let engine = crate::engine::engine()?;
         let dir = tempfile::tempdir()?;
         // `components` is a file, so no compiled file can be written.
         std::fs::write(dir.path().join("components"), b"")?;
-        let compiled = load(&engine, "empty", EMPTY, Some(dir.path()))?;
+        let compiled = load(&engine, "empty", EMPTY, Some(dir.path()), None)?;
         assert!(Engine::same(compiled.engine(), &engine));
         assert!(std::fs::metadata(dir.path().join("components"))?.is_file());
         Ok(())

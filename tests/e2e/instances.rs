@@ -383,3 +383,63 @@ fn empties_and_releases(cache: &std::path::Path) -> Result<String> {
     assert!(metric(live)?.is_some_and(|n| n >= 1.0));
     Ok(host.log())
 }
+
+/// `VmHWM` of a process, in KiB.
+fn peak_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmHWM")
+}
+
+/// A host that starts on an empty compile cache compiles each component in
+/// a process of its own (`wikiedge compile-component`), so the compiler's
+/// memory is never the server's: the server's own peak stays below what
+/// compiling `articles` alone took. Compiled in the server, its peak would
+/// be at least that.
+#[test]
+fn a_host_compiles_in_a_process_of_its_own_and_its_peak_stays_below_the_compilers() -> Result<()> {
+    let cache = wikiedge_tests::TempDir::new("compile-child")?;
+    let host =
+        wikiedge_tests::Host::builder(crate::BIN, &wikiedge_tests::repo_root().join("spin.toml"))
+            .env("SPIN_VARIABLE_ADMIN_API_KEY", crate::ADMIN_KEY)
+            .cache_dir(cache.path())
+            .arg("--quiet")
+            .start()?;
+    let log = host.log();
+    let compiler_mib: u64 = log
+        .lines()
+        .find(|l| l.contains("Compiled `articles` in "))
+        .and_then(|l| l.split("the compiler's peak: ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("no compiler's peak for `articles` in the log:\n{log}"))?;
+    assert!(
+        log.contains("Compiling component `articles` (once per build, in a process of its own"),
+        "{log}"
+    );
+    // Serving works on the code the child compiled, and a later start
+    // maps the files instead of compiling.
+    let r = wikiedge_tests::get(&host.url("/v2/codes"), &[])?;
+    assert_eq!(r.status, 401, "{}", r.text());
+    let server_mib = peak_kib(host.pid().context("the host's pid")?)? / 1024;
+    assert!(
+        server_mib < compiler_mib,
+        "the server peaked at {server_mib} MiB, compiling `articles` took {compiler_mib} MiB"
+    );
+    drop(host);
+    let again =
+        wikiedge_tests::Host::builder(crate::BIN, &wikiedge_tests::repo_root().join("spin.toml"))
+            .env("SPIN_VARIABLE_ADMIN_API_KEY", crate::ADMIN_KEY)
+            .cache_dir(cache.path())
+            .arg("--quiet")
+            .start()?;
+    assert!(
+        !again.log().contains("Compiling component"),
+        "{}",
+        again.log()
+    );
+    Ok(())
+}
