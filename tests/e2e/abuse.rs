@@ -562,6 +562,21 @@ fn big_snapshot() -> Result<Option<(wikiedge_tests::TempDir, wikiedge_cli::snaps
     crate::snapshots::build_from(state, dump, 4_000_000).map(Some)
 }
 
+/// The app on [`big_snapshot`]'s state, a free plan with room for many
+/// snapshot downloads, and `args`.
+fn big_snapshot_host(state: &wikiedge_tests::TempDir, args: &[&str]) -> Result<Host> {
+    let plans = r#"[{"name":"free","monthly":{"ondemand":1000,"snapshot":30,"chunk":1500},"burst_per_second":1000}]"#;
+    let mut builder = Host::builder(BIN, &repo_root().join("spin.toml"))
+        .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
+        .env("SPIN_VARIABLE_PLANS", plans)
+        .state_dir(state.path())
+        .arg("--quiet");
+    for arg in args {
+        builder = builder.arg(arg);
+    }
+    builder.start()
+}
+
 #[test]
 fn the_eleventh_concurrent_download_of_an_account_is_refused_until_one_ends() -> Result<()> {
     let Some((state, summary)) = big_snapshot()? else {
@@ -573,17 +588,9 @@ fn the_eleventh_concurrent_download_of_an_account_is_refused_until_one_ends() ->
         "{} bytes",
         summary.tar_gz_bytes
     );
-    let plans = r#"[{"name":"free","monthly":{"ondemand":1000,"snapshot":30,"chunk":1500},"burst_per_second":1000}]"#;
-    let host = Host::builder(BIN, &repo_root().join("spin.toml"))
-        .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
-        .env("SPIN_VARIABLE_PLANS", plans)
-        .state_dir(state.path())
-        // Held downloads must outlast the test, not be cut as stalled
-        // readers (30 s by default).
-        .arg("--send-timeout")
-        .arg("600")
-        .arg("--quiet")
-        .start()?;
+    // Held downloads must outlast the test, not be cut as stalled readers
+    // (30 s by default).
+    let host = big_snapshot_host(&state, &["--send-timeout", "600"])?;
     let auth = crate::quota::bearer(&host, "hoarder", "user")?;
     let path = format!("/v2/snapshots/{}/download", summary.identifier);
     let mut held = Vec::new();
@@ -660,13 +667,7 @@ fn a_snapshot_download_reads_only_a_few_parts_ahead_of_a_stalled_client() -> Res
         "{} bytes",
         summary.tar_gz_bytes
     );
-    let plans = r#"[{"name":"free","monthly":{"ondemand":1000,"snapshot":30,"chunk":1500},"burst_per_second":1000}]"#;
-    let host = Host::builder(BIN, &repo_root().join("spin.toml"))
-        .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
-        .env("SPIN_VARIABLE_PLANS", plans)
-        .state_dir(state.path())
-        .arg("--quiet")
-        .start()?;
+    let host = big_snapshot_host(&state, &[])?;
     let auth = crate::quota::bearer(&host, "slow-reader", "user")?;
     let path = format!("/v2/snapshots/{}/download", summary.identifier);
     let (mut stalled, status) = wikiedge_tests::get_head_only(&host, &path, &auth)?;
@@ -693,14 +694,7 @@ fn a_snapshot_download_reads_only_a_few_parts_ahead_of_a_stalled_client() -> Res
 
     // The client reads on: what was in flight and the parts read ahead,
     // then the transfer ends short.
-    let mut received = 0u64;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match stalled.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => received += n as u64,
-        }
-    }
+    let received = wikiedge_tests::bytes_until_closed(&mut stalled) as u64;
     eprintln!(
         "received {received} of {} bytes after the stall",
         summary.tar_gz_bytes

@@ -402,12 +402,14 @@ fn peak_kib(pid: u32) -> Result<u64> {
 #[test]
 fn a_host_compiles_in_a_process_of_its_own_and_its_peak_stays_below_the_compilers() -> Result<()> {
     let cache = wikiedge_tests::TempDir::new("compile-child")?;
-    let host =
+    let start = || {
         wikiedge_tests::Host::builder(crate::BIN, &wikiedge_tests::repo_root().join("spin.toml"))
             .env("SPIN_VARIABLE_ADMIN_API_KEY", crate::ADMIN_KEY)
             .cache_dir(cache.path())
             .arg("--quiet")
-            .start()?;
+            .start()
+    };
+    let host = start()?;
     let log = host.log();
     let compiler_mib: u64 = log
         .lines()
@@ -430,12 +432,7 @@ fn a_host_compiles_in_a_process_of_its_own_and_its_peak_stays_below_the_compiler
         "the server peaked at {server_mib} MiB, compiling `articles` took {compiler_mib} MiB"
     );
     drop(host);
-    let again =
-        wikiedge_tests::Host::builder(crate::BIN, &wikiedge_tests::repo_root().join("spin.toml"))
-            .env("SPIN_VARIABLE_ADMIN_API_KEY", crate::ADMIN_KEY)
-            .cache_dir(cache.path())
-            .arg("--quiet")
-            .start()?;
+    let again = start()?;
     assert!(
         !again.log().contains("Compiling component"),
         "{}",

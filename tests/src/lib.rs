@@ -549,6 +549,20 @@ pub fn get_head_only_with(
     Ok((s, head.lines().next().unwrap_or_default().to_string()))
 }
 
+/// Reads `stream` until the server closes it (or it fails, or its read
+/// timeout passes) and returns how many bytes came: what a client that
+/// stalled gets once it reads on.
+pub fn bytes_until_closed(stream: &mut std::net::TcpStream) -> usize {
+    let mut received = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return received,
+            Ok(n) => received += n,
+        }
+    }
+}
+
 /// GET a URL.
 pub fn get(url: &str, headers: &[(&str, &str)]) -> Result<Resp> {
     request("GET", url, headers, None)

@@ -131,7 +131,6 @@ fn clear_of_the_hours_end(margin: std::time::Duration) {
 /// whole archive; one that reads two parts ahead ends short.
 #[test]
 fn a_download_reads_only_a_few_parts_ahead_of_a_stalled_client() -> Result<()> {
-    use std::io::Read;
     // 64 pages of 256 KiB noise: a batch of about 12.8 MiB as tar.gz, in
     // 64 KiB parts, more than loopback's socket buffers hold.
     const PAGES: usize = 64;
@@ -191,14 +190,7 @@ fn a_download_reads_only_a_few_parts_ahead_of_a_stalled_client() -> Result<()> {
 
     // The client reads on: it gets what was in flight and the parts read
     // ahead, then the transfer ends short.
-    let mut received = 0usize;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match stalled.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => received += n,
-        }
-    }
+    let received = wikiedge_tests::bytes_until_closed(&mut stalled);
     eprintln!("received {received} of {length} bytes after the stall");
     assert!(
         received < length,
