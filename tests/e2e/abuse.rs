@@ -562,9 +562,25 @@ fn big_snapshot() -> Result<Option<(wikiedge_tests::TempDir, wikiedge_cli::snaps
     crate::snapshots::build_from(state, dump, 4_000_000).map(Some)
 }
 
-/// The app on [`big_snapshot`]'s state, a free plan with room for many
-/// snapshot downloads, and `args`.
-fn big_snapshot_host(state: &wikiedge_tests::TempDir, args: &[&str]) -> Result<Host> {
+/// A built snapshot's state directory, its summary and the app on it.
+type BigSnapshot = (
+    wikiedge_tests::TempDir,
+    wikiedge_cli::snapshot::Summary,
+    Host,
+);
+
+/// [`big_snapshot`] (checked to be too big for the socket buffers of a
+/// client that does not read) and the app on it, with a free plan that has
+/// room for many snapshot downloads and `args`.
+fn big_snapshot_app(args: &[&str]) -> Result<Option<BigSnapshot>> {
+    let Some((state, summary)) = big_snapshot()? else {
+        return Ok(None);
+    };
+    ensure!(
+        summary.tar_gz_bytes > 12_000_000,
+        "{} bytes",
+        summary.tar_gz_bytes
+    );
     let plans = r#"[{"name":"free","monthly":{"ondemand":1000,"snapshot":30,"chunk":1500},"burst_per_second":1000}]"#;
     let mut builder = Host::builder(BIN, &repo_root().join("spin.toml"))
         .env("SPIN_VARIABLE_ADMIN_API_KEY", ADMIN_KEY)
@@ -574,23 +590,16 @@ fn big_snapshot_host(state: &wikiedge_tests::TempDir, args: &[&str]) -> Result<H
     for arg in args {
         builder = builder.arg(arg);
     }
-    builder.start()
+    Ok(Some((state, summary, builder.start()?)))
 }
 
 #[test]
 fn the_eleventh_concurrent_download_of_an_account_is_refused_until_one_ends() -> Result<()> {
-    let Some((state, summary)) = big_snapshot()? else {
-        return Ok(());
-    };
-    // Big enough that a client that does not read holds the body open.
-    ensure!(
-        summary.tar_gz_bytes > 12_000_000,
-        "{} bytes",
-        summary.tar_gz_bytes
-    );
     // Held downloads must outlast the test, not be cut as stalled readers
     // (30 s by default).
-    let host = big_snapshot_host(&state, &["--send-timeout", "600"])?;
+    let Some((_state, summary, host)) = big_snapshot_app(&["--send-timeout", "600"])? else {
+        return Ok(());
+    };
     let auth = crate::quota::bearer(&host, "hoarder", "user")?;
     let path = format!("/v2/snapshots/{}/download", summary.identifier);
     let mut held = Vec::new();
@@ -658,16 +667,10 @@ fn the_eleventh_concurrent_download_of_an_account_is_refused_until_one_ends() ->
 /// parts ahead ends short.
 #[test]
 fn a_snapshot_download_reads_only_a_few_parts_ahead_of_a_stalled_client() -> Result<()> {
-    let Some((state, summary)) = big_snapshot()? else {
+    // 1 MiB parts; more than the socket buffers and the queued parts hold.
+    let Some((state, summary, host)) = big_snapshot_app(&[])? else {
         return Ok(());
     };
-    // 1 MiB parts; more than the socket buffers and the queued parts hold.
-    ensure!(
-        summary.tar_gz_bytes > 12_000_000,
-        "{} bytes",
-        summary.tar_gz_bytes
-    );
-    let host = big_snapshot_host(&state, &[])?;
     let auth = crate::quota::bearer(&host, "slow-reader", "user")?;
     let path = format!("/v2/snapshots/{}/download", summary.identifier);
     let (mut stalled, status) = wikiedge_tests::get_head_only(&host, &path, &auth)?;
