@@ -660,7 +660,7 @@ fn the_eleventh_concurrent_download_of_an_account_is_refused_until_one_ends() ->
 }
 
 /// A snapshot download reads at most a few parts ahead of a client that
-/// stops reading (`STREAM_BUFFER` in `functions/snapshots/src/respond.rs`).
+/// stops reading (`PARTS_AHEAD` in `functions/common/src/respond.rs`).
 /// Seen from outside: a new build of the snapshot, made while the client
 /// stalls, deletes the replaced version's parts; a download that had read
 /// them all ahead would still send the whole archive, one that reads two

@@ -164,6 +164,26 @@ impl Reply {
     }
 }
 
+/// Chunks a download's reading task may queue ahead of the one being sent
+/// ([`parts_body`]).
+pub const PARTS_AHEAD: usize = 2;
+
+/// The sending half of a [`parts_body`].
+pub type PartsSender = futures::channel::mpsc::Sender<anyhow::Result<Bytes>>;
+
+/// A response body fed with stored parts by a task of the caller's, which
+/// runs at most [`PARTS_AHEAD`] chunks ahead of the client: a slow reader
+/// holds that many, one more in the task and the one being sent, never the
+/// whole download (spin-sdk's `body::stream` queues 1,024 frames). An
+/// `Err` ends the body with an error; dropping the sender ends it. A send
+/// fails once the client has gone.
+pub fn parts_body() -> (PartsSender, BoxBody) {
+    use futures::StreamExt;
+    let (tx, rx) = futures::channel::mpsc::channel(PARTS_AHEAD);
+    let frames = rx.map(|chunk: anyhow::Result<Bytes>| chunk.map(http_body::Frame::data));
+    (tx, box_body(http_body_util::StreamBody::new(frames)))
+}
+
 /// A `wasi:http` response whose body the caller writes on the returned
 /// writer (its stream, then the end of the body on its result), for a body
 /// sent as it is made. A header value that is not visible ASCII is dropped,

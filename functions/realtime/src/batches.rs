@@ -35,9 +35,9 @@
 //! is [`crate::batch_store`], this module the routes' I/O.
 
 use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use serde_json::Value;
-use spin_sdk::http::{BoxBody, box_body};
+use spin_sdk::http::BoxBody;
 use wikiedge_core::Error;
 use wikiedge_core::article::projection::{matches_all, project};
 use wikiedge_core::article::request::ArticlesRequest;
@@ -229,14 +229,6 @@ pub async fn serve(principal: &Principal, ask: Ask<'_>) -> http::Response<BoxBod
     }
 }
 
-/// Parts queued between the reading task and the response body (as in
-/// the snapshots component): with parts of `realtime_batch_budget_bytes`
-/// (1 MiB by default), a slow client holds this many parts, one more for
-/// the sending task and the one being sent. spin-sdk's `body::stream`
-/// queues 1,024 frames, so a slow reader of a large hour let the task read
-/// that far ahead of it, until the instance's memory limit stopped it.
-const STREAM_BUFFER: usize = 2;
-
 /// The header naming the build an answer reads.
 const BUILD_HEADER: &str = "x-wikiedge-batch-build";
 
@@ -276,7 +268,9 @@ fn settle(bucket: &Bucket, key: &str, admitted: bool) -> Result<(), Error> {
 /// the client sees a short transfer (its `Content-Length` is not met), never
 /// wrong bytes.
 fn stream_parts(start: i64, id: String, version: String, slices: Vec<PartSlice>) -> BoxBody {
-    let (mut tx, rx) = futures::channel::mpsc::channel::<Bytes>(STREAM_BUFFER);
+    // At most `PARTS_AHEAD` parts (of `realtime_batch_budget_bytes`) ahead
+    // of a slow client, as snapshot downloads.
+    let (mut tx, body) = wikiedge_fn::respond::parts_body();
     spin_sdk::wasip3::spawn(async move {
         let bucket = match kv::open_bulk() {
             Ok(bucket) => bucket,
@@ -299,13 +293,12 @@ fn stream_parts(start: i64, id: String, version: String, slices: Vec<PartSlice>)
                     return;
                 }
             };
-            if tx.send(chunk).await.is_err() {
+            if tx.send(Ok(chunk)).await.is_err() {
                 return;
             }
         }
     });
-    let frames = rx.map(|chunk| Ok::<_, std::convert::Infallible>(http_body::Frame::data(chunk)));
-    box_body(http_body_util::StreamBody::new(frames))
+    body
 }
 
 async fn download(

@@ -5,15 +5,10 @@
 //! sent, so a download never sits in memory whole.
 
 use bytes::Bytes;
-use futures::channel::mpsc;
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use spin_sdk::http::{BoxBody, box_body};
 use wikiedge_core::Error;
 use wikiedge_core::snapshot::{PartSlice, part_key};
-
-/// Parts in flight between the reading task and the response body. With
-/// 1 MiB parts, a slow client holds at most this many MiB (plus one).
-const STREAM_BUFFER: usize = 2;
 
 /// What a reply's body is.
 #[derive(Debug, Clone)]
@@ -65,8 +60,6 @@ pub fn into_response(mut reply: Reply) -> http::Response<BoxBody> {
     })
 }
 
-type Chunk = Result<Bytes, anyhow::Error>;
-
 /// A body fed by a task that reads the parts from key-value in order. A
 /// part that is missing (the version was replaced mid-download) or
 /// unreadable ends the body with an error, so the client sees a failed
@@ -77,7 +70,8 @@ fn stream_parts(
     slices: Vec<PartSlice>,
     slot: Option<std::sync::Arc<wikiedge_fn::slots::Slot>>,
 ) -> BoxBody {
-    let (mut tx, rx) = mpsc::channel::<Chunk>(STREAM_BUFFER);
+    // At most `PARTS_AHEAD` parts (1 MiB each) ahead of a slow client.
+    let (mut tx, body) = wikiedge_fn::respond::parts_body();
     spin_sdk::wasip3::spawn(async move {
         // Held until this task ends.
         let _slot = slot;
@@ -110,6 +104,5 @@ fn stream_parts(
             }
         }
     });
-    let frames = rx.map(|chunk| chunk.map(http_body::Frame::data));
-    box_body(http_body_util::StreamBody::new(frames))
+    body
 }

@@ -125,7 +125,7 @@ fn clear_of_the_hours_end(margin: std::time::Duration) {
 }
 
 /// A download reads at most a few parts ahead of a client that stops
-/// reading (`STREAM_BUFFER` in `functions/realtime/src/batches.rs`). Seen
+/// reading (`PARTS_AHEAD` in `functions/common/src/respond.rs`). Seen
 /// from outside: a version replaced while the client stalls deletes its
 /// parts, and a download that had read them all ahead would still send the
 /// whole archive; one that reads two parts ahead ends short.
