@@ -513,9 +513,7 @@ fn up(args: UpArgs) -> Result<()> {
             state_dir: state_dir.clone(),
             runtime_config: args.runtime_config_file.clone(),
             store_defaults: wikiedge_cli::bulk::store_defaults(&state_dir),
-            compile_process: cache_dir
-                .as_ref()
-                .and_then(|_| wikiedge_cli::compile::process(args.max_instance_memory_mib)),
+            compile_process: wikiedge_cli::compile::process(args.max_instance_memory_mib),
             cache_dir,
             kv_durability: args.kv_durability,
             emulate_spin_redis_cas: args.emulate_spin_redis_cas,
