@@ -1,5 +1,5 @@
-//! Per-account caps on long-lived work (snapshot downloads, realtime
-//! streams): at most `max` at a time, counted with atomic increments.
+//! Per-account caps on long-lived work (snapshot and batch downloads,
+//! realtime streams): at most `max` at a time, counted with atomic increments.
 //! The caps and the lease are application variables ([`cap`]):
 //! `max_concurrent_streams`, `max_concurrent_downloads` and
 //! `concurrency_lease_seconds` (docs/limits.md).

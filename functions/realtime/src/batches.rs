@@ -22,7 +22,9 @@
 //!   download marker as snapshots count theirs, so the parallel ranges of
 //!   one SDK download cost one unit; every GET is metered with its bytes
 //!   and streamed from the stored parts. HEAD answers the same headers and
-//!   is free.
+//!   is free. An account has at most `max_concurrent_downloads` download
+//!   bodies open at a time (slots of their own, apart from snapshot
+//!   downloads'); the next is refused with 429 before any quota is consumed.
 //! - `version` (and the ETag) is the MD5 of the batch's NDJSON, 32 hex
 //!   characters as in WME. Every answer carries `x-wikiedge-batch-build`,
 //!   the number of the build it reads.
@@ -229,6 +231,11 @@ pub async fn serve(principal: &Principal, ask: Ask<'_>) -> http::Response<BoxBod
     }
 }
 
+/// Batch download bodies one account may have open at the same time,
+/// unless the variable `max_concurrent_downloads` says otherwise (the
+/// snapshots component's default; the two are counted apart).
+pub const DEFAULT_MAX_CONCURRENT_DOWNLOADS: u64 = 10;
+
 /// The header naming the build an answer reads.
 const BUILD_HEADER: &str = "x-wikiedge-batch-build";
 
@@ -267,11 +274,17 @@ fn settle(bucket: &Bucket, key: &str, admitted: bool) -> Result<(), Error> {
 /// version was replaced mid-download) or unreadable ends the body early, so
 /// the client sees a short transfer (its `Content-Length` is not met), never
 /// wrong bytes.
-fn stream_parts(start: i64, id: String, version: String, slices: Vec<PartSlice>) -> BoxBody {
+/// `slot` is held until the body has been sent or its client has gone.
+fn stream_parts(
+    (start, id, version): (i64, String, String),
+    slices: Vec<PartSlice>,
+    slot: wikiedge_fn::slots::Slot,
+) -> BoxBody {
     // At most `PARTS_AHEAD` parts (of `realtime_batch_budget_bytes`) ahead
     // of a slow client, as snapshot downloads.
     let (mut tx, body) = wikiedge_fn::respond::parts_body();
     spin_sdk::wasip3::spawn(async move {
+        let _slot = slot;
         let bucket = match kv::open_bulk() {
             Ok(bucket) => bucket,
             Err(err) => {
@@ -348,6 +361,15 @@ async fn download(
                 .into_box_response();
         }
     };
+    // At most `max_concurrent_downloads` bodies per account at a time, as
+    // for snapshots; refused before quota.
+    let cap =
+        wikiedge_fn::slots::cap("max_concurrent_downloads", DEFAULT_MAX_CONCURRENT_DOWNLOADS).await;
+    let now = u64::try_from(wikiedge_fn::now()).unwrap_or(0);
+    let slot = match wikiedge_fn::slots::acquire("batch-downloads", &principal.account, cap, now) {
+        Ok(slot) => slot,
+        Err(err) => return gate::unmetered_error(principal, &err).into_box_response(),
+    };
     // One unit per batch version, account and month, however many ranges.
     let month = Month::from_unix(now_ms() / 1000).to_string();
     let key = download_marker_key(&principal.account, &batch.meta.version, &month);
@@ -396,7 +418,11 @@ async fn download(
     } else {
         Vec::new()
     };
-    let body = stream_parts(start, batch.meta.identifier, batch.meta.version, slices);
+    let body = stream_parts(
+        (start, batch.meta.identifier, batch.meta.version),
+        slices,
+        slot,
+    );
     response(reply.status, &reply.headers, body)
 }
 

@@ -124,33 +124,36 @@ fn clear_of_the_hours_end(margin: std::time::Duration) {
     }
 }
 
-/// A download reads at most a few parts ahead of a client that stops
-/// reading (`PARTS_AHEAD` in `functions/common/src/respond.rs`). Seen
-/// from outside: a version replaced while the client stalls deletes its
-/// parts, and a download that had read them all ahead would still send the
-/// whole archive; one that reads two parts ahead ends short.
-#[test]
-fn a_download_reads_only_a_few_parts_ahead_of_a_stalled_client() -> Result<()> {
-    // 64 pages of 256 KiB noise: a batch of about 12.8 MiB as tar.gz, in
-    // 64 KiB parts, more than loopback's socket buffers hold.
-    const PAGES: usize = 64;
-    clear_of_the_hours_end(std::time::Duration::from_secs(90));
-    let wiki = Wiki::start()?;
-    let host = app(
-        &wiki,
-        "1",
-        &[("SPIN_VARIABLE_REALTIME_BATCH_BUDGET_BYTES", "65536")],
-    )?;
-    let auth = account(&host, "slow-downloader", "paid")?;
-    let a = [("authorization", auth.as_str())];
-    let noisy = |n: usize| {
-        let mut e = synthetic_event(n, n);
-        e["page"]["page_title"] = json!(format!("Noise_{n}"));
-        format!("{e}\n")
-    };
-    let body: String = (0..PAGES).map(noisy).collect();
+/// Pages of 256 KiB noise whose events make an hour's batch of about
+/// 12.8 MiB as tar.gz: more than loopback's socket buffers hold, so a client
+/// that stops reading keeps its download open.
+const NOISY_PAGES: usize = 64;
+
+/// The ingest line of a change to the mock wiki's page `Noise_{n}`.
+fn noisy_event(n: usize) -> String {
+    let mut e = synthetic_event(n, n);
+    e["page"]["page_title"] = json!(format!("Noise_{n}"));
+    format!("{e}\n")
+}
+
+/// The app (batches stored in 64 KiB parts, and `extra`) with the events
+/// of [`NOISY_PAGES`] noise pages ingested: the host, the path of their
+/// hour's `enwiki_namespace_0` batch, and the batch's size and ETag (HEAD).
+struct NoisyBatch {
+    host: Host,
+    batch: String,
+    length: usize,
+    etag: Option<String>,
+}
+
+fn noisy_batch(wiki: &Wiki, auth_of: &str, extra: &[(&str, &str)]) -> Result<(NoisyBatch, String)> {
+    let mut vars = vec![("SPIN_VARIABLE_REALTIME_BATCH_BUDGET_BYTES", "65536")];
+    vars.extend_from_slice(extra);
+    let host = app(wiki, "1", &vars)?;
+    let auth = account(&host, auth_of, "paid")?;
+    let body: String = (0..NOISY_PAGES).map(noisy_event).collect();
     let r = ingest(&host, body.as_bytes())?;
-    assert_eq!(r.json()?["published"], PAGES, "{}", r.text());
+    assert_eq!(r.json()?["published"], NOISY_PAGES, "{}", r.text());
     let events = all_ndjson(&host, &auth, "fields=event.date_published")?;
     let published = events
         .first()
@@ -162,12 +165,47 @@ fn a_download_reads_only_a_few_parts_ahead_of_a_stalled_client() -> Result<()> {
         &published[0..10],
         &published[11..13]
     );
-    let download = format!("{batch}/download");
-    let head = wikiedge_tests::request("HEAD", &host.url(&download), &a, None)?;
+    let head = wikiedge_tests::request(
+        "HEAD",
+        &host.url(&format!("{batch}/download")),
+        &[("authorization", auth.as_str())],
+        None,
+    )?;
     assert_eq!(head.status, 200);
     let length: usize = head.header("content-length").context("length")?.parse()?;
     assert!(length > 12 << 20, "the batch is only {length} bytes");
     let etag = head.header("etag").map(str::to_string);
+    Ok((
+        NoisyBatch {
+            host,
+            batch,
+            length,
+            etag,
+        },
+        auth,
+    ))
+}
+
+/// A download reads at most a few parts ahead of a client that stops
+/// reading (`PARTS_AHEAD` in `functions/common/src/respond.rs`). Seen
+/// from outside: a version replaced while the client stalls deletes its
+/// parts, and a download that had read them all ahead would still send the
+/// whole archive; one that reads two parts ahead ends short.
+#[test]
+fn a_download_reads_only_a_few_parts_ahead_of_a_stalled_client() -> Result<()> {
+    clear_of_the_hours_end(std::time::Duration::from_secs(90));
+    let wiki = Wiki::start()?;
+    let (
+        NoisyBatch {
+            host,
+            batch,
+            length,
+            etag,
+        },
+        auth,
+    ) = noisy_batch(&wiki, "slow-downloader", &[])?;
+    let a = [("authorization", auth.as_str())];
+    let download = format!("{batch}/download");
 
     // The client reads the head and stops; the server fills the socket
     // buffers and the download task its queue.
@@ -177,7 +215,7 @@ fn a_download_reads_only_a_few_parts_ahead_of_a_stalled_client() -> Result<()> {
 
     // A new event in the (open) hour: the next look at the batch rebuilds
     // it, and the new version's build deletes the old version's parts.
-    ingest(&host, noisy(PAGES).as_bytes())?;
+    ingest(&host, noisy_event(NOISY_PAGES).as_bytes())?;
     let meta = get(&host.url(&batch), &a)?;
     assert_eq!(meta.status, 200, "{}", meta.text());
     assert_ne!(
@@ -196,5 +234,69 @@ fn a_download_reads_only_a_few_parts_ahead_of_a_stalled_client() -> Result<()> {
         received < length,
         "the whole {length}-byte archive arrived: the download had read its parts ahead"
     );
+    Ok(())
+}
+
+/// Batch download bodies are capped per account as snapshot downloads are
+/// (`max_concurrent_downloads`, counted apart from them; 2 here): with two
+/// held open by clients that do not read, the third, whole or a range, gets
+/// 429 with `Retry-After` before any quota is consumed; another account is
+/// unaffected; once one of the two clients leaves, a new download succeeds.
+#[test]
+fn a_batch_download_over_the_accounts_cap_is_refused_until_one_ends() -> Result<()> {
+    let wiki = Wiki::start()?;
+    let (
+        NoisyBatch {
+            host,
+            batch,
+            length,
+            ..
+        },
+        auth,
+    ) = noisy_batch(
+        &wiki,
+        "batch-hoarder",
+        &[("SPIN_VARIABLE_MAX_CONCURRENT_DOWNLOADS", "2")],
+    )?;
+    let a = [("authorization", auth.as_str())];
+    let download = format!("{batch}/download");
+    let mut held = Vec::new();
+    for i in 0..2 {
+        let (s, status) = wikiedge_tests::get_head_only_with(&host, &download, &a)?;
+        assert!(status.contains(" 200 "), "download {i}: {status}");
+        held.push(s);
+    }
+    for range in [None, Some("bytes=0-99")] {
+        let mut headers = a.to_vec();
+        headers.extend(range.map(|r| ("range", r)));
+        let r = get(&host.url(&download), &headers)?;
+        assert_eq!(r.status, 429, "{range:?}: {}", r.text());
+        assert_eq!(r.json()?["status"], 429);
+        assert!(
+            r.header("retry-after")
+                .is_some_and(|s| s.parse::<u64>().is_ok_and(|s| s > 0)),
+            "{:?}",
+            r.header("retry-after")
+        );
+    }
+    let other = account(&host, "batch-bystander", "paid")?;
+    let r = get(&host.url(&download), &[("authorization", other.as_str())])?;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body.len(), length);
+
+    // One client leaves; its download notices and gives the slot back.
+    drop(held.remove(0));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        let (s, status) = wikiedge_tests::get_head_only_with(&host, &download, &a)?;
+        if !status.contains(" 429 ") || std::time::Instant::now() > deadline {
+            held.push(s);
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(status.contains(" 200 "), "{status}");
+    // Two are held again: the cap is in force again.
+    assert_eq!(get(&host.url(&download), &a)?.status, 429);
     Ok(())
 }
