@@ -121,3 +121,17 @@ pub(crate) fn next_page(resp: &Resp) -> Option<String> {
             .to_string()
     })
 }
+
+/// `r` is a refusal for now: 429, a WME error body with status 429, and a
+/// positive `Retry-After` (a per-account cap on concurrent work).
+pub fn refused_for_now(r: &Resp) -> Result<()> {
+    anyhow::ensure!(r.status == 429, "status {}: {}", r.status, r.text());
+    anyhow::ensure!(r.json()?["status"] == 429, "{}", r.text());
+    anyhow::ensure!(
+        r.header("retry-after")
+            .is_some_and(|s| s.parse::<u64>().is_ok_and(|s| s > 0)),
+        "Retry-After {:?}",
+        r.header("retry-after")
+    );
+    Ok(())
+}
