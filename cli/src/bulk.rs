@@ -188,6 +188,26 @@ impl Bulk {
             .map_err(|e| anyhow!("listing {prefix}*: {e}"))
     }
 
+    /// At most `limit` stored keys under `prefix`, sorted, each after
+    /// `after` (from the first when `None`); flushes first, as
+    /// [`Bulk::keys`]. `None` when the store has no ordered pages (Redis):
+    /// list them with [`Bulk::keys`] instead.
+    pub fn keys_page(
+        &mut self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Option<Vec<String>>> {
+        self.flush()?;
+        self.rt
+            .block_on(self.store.get_keys_page(
+                prefix.to_string(),
+                after.map(str::to_string),
+                limit,
+            ))
+            .map_err(|e| anyhow!("listing a page of {prefix}*: {e}"))
+    }
+
     /// Deletes `keys` (after flushing what is buffered, so a delete is
     /// never overtaken by an earlier write).
     pub fn delete_many(&mut self, keys: Vec<String>) -> Result<()> {

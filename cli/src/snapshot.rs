@@ -14,10 +14,12 @@
 //! them for parallel download.
 //!
 //! How:
-//! - The article keys of the project are listed once, sorted (the store
-//!   lists a prefix: a range scan on SQLite, `SCAN MATCH` on Redis); both
-//!   passes read the articles in that order, a few at a time. The key list
-//!   is what the build holds for every article (not the articles).
+//! - Both passes read the project's articles in key order, a few at a
+//!   time. On SQLite each pass lists the keys again, a page of 1,024 at a
+//!   time (a range scan from the last key of the page before), so the
+//!   build holds a page of keys whatever the project's size. Redis's `SCAN
+//!   MATCH` has no order, so there the keys are listed once, sorted, and
+//!   held: the one thing the build holds for every article.
 //! - Pass 1 streams the articles and computes the NDJSON length (a tar
 //!   header needs it first), the chunk boundaries and the content hashes.
 //!   The version is a SHA-256 of the format, identifier, chunk size and
@@ -29,8 +31,9 @@
 //!   ([`crate::bulk::Bulk`], at most 4 MiB buffered); the whole file is
 //!   compressed on a second thread, the chunks on this one, and this thread
 //!   alone writes the store. Memory is bounded by [`LINES_IN_FLIGHT`]
-//!   articles plus the gzip states, a batch of parts and the key list; the
-//!   chunk plan holds a few numbers per chunk.
+//!   articles plus the gzip states, a batch of parts and a page of keys
+//!   (on Redis, the key list); the chunk plan holds a few numbers per
+//!   chunk.
 //! - No store offers a read transaction across backends, so pass 2 hashes
 //!   what it writes again: if an article changed between the passes (the
 //!   served app refreshed it, say), the version does not match, the record
@@ -193,7 +196,7 @@ const LINES_IN_FLIGHT: usize = 64;
 /// this one, which alone writes the store).
 fn write_parts(
     store: &mut Bulk,
-    keys: &[String],
+    keys: &ArticleKeys,
     args: &SnapshotArgs,
     flavor: Flavor,
     identifier: &str,
@@ -257,7 +260,7 @@ struct Parts<'a> {
 /// lines are hashed again and must give the planned version.
 fn write_chunks(
     store: &mut Bulk,
-    keys: &[String],
+    keys: &ArticleKeys,
     args: &SnapshotArgs,
     flavor: Flavor,
     identifier: &str,
@@ -372,7 +375,7 @@ pub fn run(args: SnapshotArgs) -> Result<Summary> {
         bail!("--chunk-size and the part size must be positive");
     }
     let mut store = open_store(&args)?;
-    let keys = article_keys(&mut store, &args.project)?;
+    let keys = ArticleKeys::of(&mut store, &args.project)?;
     let mut summary = build(&args, &mut store, &keys, Flavor::Articles)?;
     let structured = build(&args, &mut store, &keys, Flavor::Structured)?;
     summary.structured = Some(Box::new(structured));
@@ -387,7 +390,7 @@ pub fn run(args: SnapshotArgs) -> Result<Summary> {
 fn build(
     args: &SnapshotArgs,
     store: &mut Bulk,
-    keys: &[String],
+    keys: &ArticleKeys,
     flavor: Flavor,
 ) -> Result<Summary> {
     let mut attempt = 1;
@@ -406,7 +409,7 @@ fn build(
 fn build_once(
     args: &SnapshotArgs,
     store: &mut Bulk,
-    keys: &[String],
+    keys: &ArticleKeys,
     flavor: Flavor,
 ) -> Result<Summary> {
     let started = Instant::now();
@@ -529,67 +532,4 @@ impl Progress {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn article(name: &str, body: &str) -> Vec<u8> {
-        serde_json::json!({
-            "name": name,
-            "identifier": name.len(),
-            "namespace": {"identifier": 0},
-            "in_language": {"identifier": "en"},
-            "date_modified": "2024-01-01T00:00:00Z",
-            "article_body": {"wikitext": body}
-        })
-        .to_string()
-        .into_bytes()
-    }
-
-    /// No read transaction spans the two passes on every backend, so the
-    /// second pass checks it read what the first planned: an article
-    /// changed in between (here to bytes of the same length, which only the
-    /// hash tells apart) fails the attempt before the record is switched;
-    /// the next build writes the new bytes and deletes the failed parts.
-    #[test]
-    fn a_second_pass_that_reads_other_bytes_switches_nothing() -> Result<()> {
-        let dir = tempfile::tempdir()?;
-        let mut args = SnapshotArgs::new("enwiki");
-        args.state_dir = dir.path().to_path_buf();
-        args.progress = false;
-        let id = core::identifier("enwiki", 0);
-        let mut store = open_store(&args)?;
-        store.set("article:enwiki:A".into(), article("A", "one"))?;
-        store.set("article:enwiki:B".into(), article("B", "two"))?;
-        store.set("article:dewiki:C".into(), article("C", "drei"))?;
-        let keys = article_keys(&mut store, "enwiki")?;
-        assert_eq!(keys, ["article:enwiki:A", "article:enwiki:B"]);
-        let planned = plan(&mut store, &keys, &args, Flavor::Articles, &id)?;
-        assert_eq!((planned.articles, planned.chunks.len()), (2, 1));
-        store.set("article:enwiki:B".into(), article("B", "TWO"))?;
-        let err = write_parts(&mut store, &keys, &args, Flavor::Articles, &id, &planned)
-            .expect_err("the changed article must be noticed");
-        assert!(err.is::<StoreChanged>(), "{err:#}");
-        assert_eq!(store.get(&Flavor::Articles.record_key(&id))?, None);
-        store.flush()?;
-        drop(store);
-
-        let built = run(args.clone())?;
-        assert!(built.written);
-        assert_ne!(built.version, planned.version);
-        assert!(built.deleted_parts >= 1, "{built}");
-        let mut store = open_store(&args)?;
-        let record: Record =
-            serde_json::from_slice(&store.get(&core::record_key(&id))?.expect("record"))?;
-        let parts = store.keys("snapshot-blob:")?;
-        assert!(
-            parts.iter().all(|k| k.contains(&record.meta.version)
-                || record.chunks.iter().any(|c| k.contains(&c.meta.version))
-                || k.starts_with("snapshot-blob:structured-contents_")),
-            "{parts:?}"
-        );
-        // Built again unchanged: nothing written.
-        drop(store);
-        assert!(!run(args)?.written);
-        Ok(())
-    }
-}
+mod tests;

@@ -285,6 +285,14 @@ impl crate::kv::Store for MeteredStore {
     ) -> futures::future::BoxFuture<'static, crate::kv::KvResult<Vec<String>>> {
         counted("get_keys_with_prefix", self.0.get_keys_with_prefix(prefix))
     }
+    fn get_keys_page(
+        &self,
+        prefix: String,
+        after: Option<String>,
+        limit: usize,
+    ) -> futures::future::BoxFuture<'static, crate::kv::KvResult<Option<Vec<String>>>> {
+        counted("get_keys_page", self.0.get_keys_page(prefix, after, limit))
+    }
     fn get_many(
         &self,
         keys: Vec<String>,

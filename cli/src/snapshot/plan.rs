@@ -1,7 +1,7 @@
 //! Pass 1 of a snapshot build: which articles, how many bytes, the version
 //! and the chunk plan, read from the store in key order.
 
-use anyhow::Result;
+use anyhow::{Result, anyhow};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use wikiedge_core::article::layout::{ARTICLE_PREFIX, document};
@@ -41,10 +41,74 @@ pub(super) fn hex32(digest: &[u8]) -> String {
 /// How many articles one read asks the store for.
 const READ_BATCH: usize = 32;
 
-/// The project's stored article keys, sorted: the order of every line.
-/// The build holds this list (not the articles) for both passes.
-pub(super) fn article_keys(store: &mut Bulk, project: &str) -> Result<Vec<String>> {
-    store.keys(&format!("{ARTICLE_PREFIX}{project}:"))
+/// How many keys one listing asks the store for.
+const KEY_PAGE: usize = 1024;
+
+/// The project's stored article keys, in key order: the order of every
+/// line. Each pass lists them again a page at a time where the store lists
+/// pages (SQLite), so a build holds a page of keys, not one per article;
+/// where it does not (Redis), they are listed once and held.
+pub(super) struct ArticleKeys {
+    prefix: String,
+    /// Every key, when the store has no ordered pages.
+    whole: Option<Vec<String>>,
+    /// Keys per page.
+    page: usize,
+}
+
+impl ArticleKeys {
+    /// The keys of `project`'s articles.
+    pub(super) fn of(store: &mut Bulk, project: &str) -> Result<ArticleKeys> {
+        Self::paged(store, project, KEY_PAGE)
+    }
+
+    /// The same, `page` keys at a time.
+    pub(super) fn paged(store: &mut Bulk, project: &str, page: usize) -> Result<ArticleKeys> {
+        let prefix = format!("{ARTICLE_PREFIX}{project}:");
+        let whole = match store.keys_page(&prefix, None, 1)? {
+            Some(_) => None,
+            None => Some(store.keys(&prefix)?),
+        };
+        Ok(ArticleKeys {
+            prefix,
+            whole,
+            page: page.max(1),
+        })
+    }
+
+    /// Whether the keys are listed a page at a time (else held whole).
+    #[cfg(test)]
+    pub(super) fn is_paged(&self) -> bool {
+        self.whole.is_none()
+    }
+
+    /// Calls `f` with the keys in order, at most [`READ_BATCH`] at a time;
+    /// a key added or deleted while it runs may or may not be among them
+    /// (pass 2's hash tells a pass that read other articles).
+    pub(super) fn for_each_batch(
+        &self,
+        store: &mut Bulk,
+        mut f: impl FnMut(&mut Bulk, &[String]) -> Result<()>,
+    ) -> Result<()> {
+        if let Some(keys) = &self.whole {
+            return keys
+                .chunks(READ_BATCH)
+                .try_for_each(|batch| f(store, batch));
+        }
+        let mut after: Option<String> = None;
+        loop {
+            let page = store
+                .keys_page(&self.prefix, after.as_deref(), self.page)?
+                .ok_or_else(|| anyhow!("the store stopped listing {}* in pages", self.prefix))?;
+            for batch in page.chunks(READ_BATCH) {
+                f(store, batch)?;
+            }
+            if page.len() < self.page {
+                return Ok(());
+            }
+            after = page.last().cloned();
+        }
+    }
 }
 
 /// The version hash of a flavor's lines: what pass 1 computes and pass 2
@@ -92,12 +156,12 @@ impl Versioner {
 /// contents.
 pub(super) fn for_each_article(
     store: &mut Bulk,
-    keys: &[String],
+    keys: &ArticleKeys,
     args: &SnapshotArgs,
     flavor: Flavor,
     mut f: impl FnMut(&mut Bulk, &[u8], &Head) -> Result<()>,
 ) -> Result<()> {
-    for batch in keys.chunks(READ_BATCH) {
+    keys.for_each_batch(store, |store, batch| {
         let values = store.get_many(batch)?;
         for (key, value) in batch.iter().zip(values) {
             // Deleted since it was listed: not in this snapshot.
@@ -123,14 +187,14 @@ pub(super) fn for_each_article(
                 f(store, value, &head)?;
             }
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Pass 1: sizes, chunk boundaries and hashes.
 pub(super) fn plan(
     store: &mut Bulk,
-    keys: &[String],
+    keys: &ArticleKeys,
     args: &SnapshotArgs,
     flavor: Flavor,
     identifier: &str,

@@ -37,6 +37,14 @@ impl Store for Misreporting {
     fn get_keys_with_prefix(&self, prefix: String) -> BoxFuture<'static, KvResult<Vec<String>>> {
         self.0.get_keys_with_prefix(prefix)
     }
+    fn get_keys_page(
+        &self,
+        prefix: String,
+        after: Option<String>,
+        limit: usize,
+    ) -> BoxFuture<'static, KvResult<Option<Vec<String>>>> {
+        self.0.get_keys_page(prefix, after, limit)
+    }
     fn get_many(&self, keys: Vec<String>) -> BoxFuture<'static, KvResult<KeyValues>> {
         self.0.get_many(keys)
     }

@@ -69,6 +69,18 @@ pub trait Store: Send + Sync + 'static {
         let all = self.get_keys();
         async move { Ok(prefix::filter(all.await?, &prefix)) }.boxed()
     }
+    /// A page of [`Store::get_keys_with_prefix`]: at most `limit` keys
+    /// under `prefix`, sorted, each after `after` (from the first when
+    /// `None`), for a lister that must not hold every key at once. `None`
+    /// when the backend has no ordered pages (Redis's `SCAN` has no order):
+    /// the caller lists them all. Required, so that a store wrapping
+    /// another cannot lose its backend's pages by omission.
+    fn get_keys_page(
+        &self,
+        prefix: String,
+        after: Option<String>,
+        limit: usize,
+    ) -> BoxFuture<'static, KvResult<Option<Vec<String>>>>;
     /// Values of many keys; absent keys are `None`.
     fn get_many(&self, keys: Vec<String>) -> BoxFuture<'static, KvResult<KeyValues>>;
     /// Set many keys (atomically in this backend; the interface promises less).

@@ -190,6 +190,16 @@ impl Store for RedisStore {
         .boxed()
     }
 
+    fn get_keys_page(
+        &self,
+        _prefix: String,
+        _after: Option<String>,
+        _limit: usize,
+    ) -> BoxFuture<'static, KvResult<Option<Vec<String>>>> {
+        // SCAN's cursor walks the hash table, not the keys in order.
+        async { Ok(None) }.boxed()
+    }
+
     fn get_keys_with_prefix(&self, prefix: String) -> BoxFuture<'static, KvResult<Vec<String>>> {
         let this = self.arc();
         async move {

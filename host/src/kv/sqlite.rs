@@ -328,6 +328,19 @@ impl Store for SqliteStore {
         })
     }
 
+    fn get_keys_page(
+        &self,
+        prefix: String,
+        after: Option<String>,
+        limit: usize,
+    ) -> BoxFuture<'static, KvResult<Option<Vec<String>>>> {
+        self.reading(self.db.committer.has_open(), move |s| {
+            s.db.with_reader(|c| {
+                super::prefix::sqlite_page(c, &s.name, &prefix, after.as_deref(), limit).map(Some)
+            })
+        })
+    }
+
     fn get_many(&self, keys: Vec<String>) -> BoxFuture<'static, KvResult<super::KeyValues>> {
         let settle_first = keys.iter().any(|k| self.pending(k));
         self.reading(settle_first, move |s| {
