@@ -118,6 +118,7 @@ def main():
                 out = subprocess.run(
                     [
                         "python3",
+                        "-B",
                         "-c",
                         "import sys, json; sys.path.insert(0, sys.argv[1]);"
                         "import snapshotkeys as s;"
@@ -131,7 +132,8 @@ def main():
                     text=True,
                 )
                 seconds, peak, samples = json.loads(out.stdout)
-                marks = [samples[len(samples) * q // 4] for q in (1, 2, 3)] if samples else []
+                # A build shorter than a few seconds has no course to show.
+                marks = [samples[len(samples) * q // 4] for q in (1, 2, 3)] if len(samples) >= 4 else []
                 trend = ", ".join(f"{m / 1024:.1f}" for m in marks) or "-"
                 print(
                     f"{n:>9} {binary:<40} {seconds:>8.1f} {peak / 1024:>6.1f} MiB"
