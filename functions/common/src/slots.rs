@@ -1,6 +1,6 @@
 //! Per-account caps on long-lived work (snapshot and batch downloads,
 //! realtime streams): at most `max` at a time, counted with atomic increments.
-//! The caps and the lease are application variables ([`cap`]):
+//! The caps and the lease are application variables ([`take`]):
 //! `max_concurrent_streams`, `max_concurrent_downloads` and
 //! `concurrency_lease_seconds` (docs/limits.md).
 //!
@@ -22,6 +22,11 @@ use wikiedge_core::Error;
 /// How long a slot counts without being given back, unless the variable
 /// `concurrency_lease_seconds` says otherwise.
 pub const DEFAULT_LEASE_SECONDS: u64 = 300;
+
+/// Download bodies of one kind (snapshots and chunks; realtime batches)
+/// one account may have open at the same time, unless the variable
+/// `max_concurrent_downloads` says otherwise.
+pub const DEFAULT_MAX_CONCURRENT_DOWNLOADS: u64 = 10;
 
 /// A per-account cap: how many slots, and how long one counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +50,7 @@ impl Cap {
 
 /// The cap held in the variable `max_variable` (default `default_max`),
 /// with the lease of `concurrency_lease_seconds`.
-pub async fn cap(max_variable: &str, default_max: u64) -> Cap {
+async fn cap(max_variable: &str, default_max: u64) -> Cap {
     Cap::from_values(
         crate::config::variable(max_variable).await,
         crate::config::variable("concurrency_lease_seconds").await,
@@ -77,9 +82,34 @@ fn key(kind: &str, account: &str, window: u64) -> String {
     format!("slots:{kind}:{account}:{window}")
 }
 
+/// Takes a slot of `kind` for `account` now, under the cap in the variable
+/// `max_variable` (default `default_max`), or refuses with 429 and
+/// `Retry-After`.
+pub async fn take(
+    kind: &str,
+    account: &str,
+    max_variable: &str,
+    default_max: u64,
+) -> Result<Slot, Error> {
+    let cap = cap(max_variable, default_max).await;
+    acquire(kind, account, cap, u64::try_from(crate::now()).unwrap_or(0))
+}
+
+/// Takes a download slot of `kind` for `account` now, under
+/// `max_concurrent_downloads`.
+pub async fn take_download(kind: &str, account: &str) -> Result<Slot, Error> {
+    take(
+        kind,
+        account,
+        "max_concurrent_downloads",
+        DEFAULT_MAX_CONCURRENT_DOWNLOADS,
+    )
+    .await
+}
+
 /// Takes one of the `cap.max` concurrent slots of `kind` for `account` at
 /// `now` (unix seconds), or refuses with 429 and `Retry-After`.
-pub fn acquire(kind: &str, account: &str, cap: Cap, now: u64) -> Result<Slot, Error> {
+fn acquire(kind: &str, account: &str, cap: Cap, now: u64) -> Result<Slot, Error> {
     let Cap { max, lease } = cap;
     let unavailable = |e: wkv::Error| {
         eprintln!("slots: key-value: {e:?}");

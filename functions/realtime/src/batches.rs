@@ -231,11 +231,6 @@ pub async fn serve(principal: &Principal, ask: Ask<'_>) -> http::Response<BoxBod
     }
 }
 
-/// Batch download bodies one account may have open at the same time,
-/// unless the variable `max_concurrent_downloads` says otherwise (the
-/// snapshots component's default; the two are counted apart).
-pub const DEFAULT_MAX_CONCURRENT_DOWNLOADS: u64 = 10;
-
 /// The header naming the build an answer reads.
 const BUILD_HEADER: &str = "x-wikiedge-batch-build";
 
@@ -276,7 +271,9 @@ fn settle(bucket: &Bucket, key: &str, admitted: bool) -> Result<(), Error> {
 /// wrong bytes.
 /// `slot` is held until the body has been sent or its client has gone.
 fn stream_parts(
-    (start, id, version): (i64, String, String),
+    start: i64,
+    id: String,
+    version: String,
     slices: Vec<PartSlice>,
     slot: wikiedge_fn::slots::Slot,
 ) -> BoxBody {
@@ -363,10 +360,8 @@ async fn download(
     };
     // At most `max_concurrent_downloads` bodies per account at a time, as
     // for snapshots; refused before quota.
-    let cap =
-        wikiedge_fn::slots::cap("max_concurrent_downloads", DEFAULT_MAX_CONCURRENT_DOWNLOADS).await;
-    let now = u64::try_from(wikiedge_fn::now()).unwrap_or(0);
-    let slot = match wikiedge_fn::slots::acquire("batch-downloads", &principal.account, cap, now) {
+    let slot = match wikiedge_fn::slots::take_download("batch-downloads", &principal.account).await
+    {
         Ok(slot) => slot,
         Err(err) => return gate::unmetered_error(principal, &err).into_box_response(),
     };
@@ -419,7 +414,9 @@ async fn download(
         Vec::new()
     };
     let body = stream_parts(
-        (start, batch.meta.identifier, batch.meta.version),
+        start,
+        batch.meta.identifier,
+        batch.meta.version,
         slices,
         slot,
     );

@@ -79,10 +79,14 @@ pub async fn serve(
     query: StreamQuery,
 ) -> Result<wasi::Response, wasi::ErrorCode> {
     // At most `max_concurrent_streams` per account; refused before quota.
-    let now = u64::try_from(wikiedge_fn::now()).unwrap_or(0);
-    let cap =
-        wikiedge_fn::slots::cap("max_concurrent_streams", DEFAULT_MAX_CONCURRENT_STREAMS).await;
-    let slot = match wikiedge_fn::slots::acquire("streams", &principal.account, cap, now) {
+    let slot = match wikiedge_fn::slots::take(
+        "streams",
+        &principal.account,
+        "max_concurrent_streams",
+        DEFAULT_MAX_CONCURRENT_STREAMS,
+    )
+    .await
+    {
         Ok(slot) => slot,
         Err(err) => {
             return gate::unmetered_error(&principal, &err).into_wasi();

@@ -40,10 +40,6 @@ use crate::store::{self, Claim};
 use wikiedge_fn::bindings::wikiedge::auth::auth::Principal;
 use wikiedge_fn::gate;
 
-/// Download bodies one account may be receiving at the same time, unless
-/// the variable `max_concurrent_downloads` says otherwise.
-pub const DEFAULT_MAX_CONCURRENT_DOWNLOADS: u64 = 10;
-
 /// What is downloaded.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
@@ -202,11 +198,7 @@ pub async fn serve(principal: &Principal, target: Target<'_>, ask: Ask) -> Reply
     // At most `max_concurrent_downloads` bodies per account at a time (the
     // WME SDKs download in a few parallel ranges); refused before quota.
     let slot = if base.is_empty() {
-        let now = u64::try_from(wikiedge_fn::now()).unwrap_or(0);
-        let cap =
-            wikiedge_fn::slots::cap("max_concurrent_downloads", DEFAULT_MAX_CONCURRENT_DOWNLOADS)
-                .await;
-        match wikiedge_fn::slots::acquire("downloads", &principal.account, cap, now) {
+        match wikiedge_fn::slots::take_download("downloads", &principal.account).await {
             Ok(slot) => Some(std::sync::Arc::new(slot)),
             Err(err) => return gate::unmetered_error(principal, SNAPSHOT, &err),
         }
