@@ -21,15 +21,12 @@ pub(super) fn sqlite(
     store: &str,
     prefix: &str,
 ) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT key FROM spin_key_value WHERE store = ?1 AND key >= ?2 ORDER BY key",
-    )?;
-    under_prefix(stmt.query(params![store, prefix])?, prefix, usize::MAX)
+    sqlite_page(conn, store, prefix, None, usize::MAX)
 }
 
 /// SQLite, a page at a time: the same range, from just after `after` when
 /// that is past the prefix's start, so each page is a seek in the primary
-/// key and never a scan of the keys before it.
+/// key and never a scan of the keys before it; at most `limit` keys.
 pub(super) fn sqlite_page(
     conn: &Connection,
     store: &str,
@@ -40,7 +37,7 @@ pub(super) fn sqlite_page(
     // SQLite's LIMIT is an i64; more than that many keys is all of them.
     let rows = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut stmt;
-    let found = match after.filter(|a| *a >= prefix) {
+    let mut found = match after.filter(|a| *a >= prefix) {
         Some(after) => {
             stmt = conn.prepare_cached(
                 "SELECT key FROM spin_key_value WHERE store = ?1 AND key > ?2 ORDER BY key LIMIT ?3",
@@ -54,20 +51,8 @@ pub(super) fn sqlite_page(
             stmt.query(params![store, prefix, rows])?
         }
     };
-    under_prefix(found, prefix, limit)
-}
-
-/// The keys of `rows` (sorted) up to the first not under `prefix`, at most
-/// `limit` of them.
-fn under_prefix(
-    mut rows: rusqlite::Rows<'_>,
-    prefix: &str,
-    limit: usize,
-) -> rusqlite::Result<Vec<String>> {
     let mut keys = Vec::new();
-    while keys.len() < limit
-        && let Some(row) = rows.next()?
-    {
+    while let Some(row) = found.next()? {
         let key: String = row.get(0)?;
         if !key.starts_with(prefix) {
             break;
