@@ -1,5 +1,5 @@
 //! Reading a process's memory figures from `/proc/PID/status` and its CPU
-//! time from `/proc/PID/stat` (Linux).
+//! time from `/proc/PID/stat` (Linux), and what children wrote to storage.
 
 use std::time::Duration;
 
@@ -93,6 +93,28 @@ pub fn thread_cpu_now() -> Option<Duration> {
     ))
 }
 
+/// The bytes that the calling process's waited-for children caused to be
+/// written to storage, all of them together (`getrusage(RUSAGE_CHILDREN)`'s
+/// `ru_oublock`, 512-byte blocks: Linux counts a page when a write makes
+/// it dirty, so a page written twice before it reaches the disk counts
+/// once, and a file's pages dropped before writeback still count). The
+/// difference across one child's life is that child's, if no other child
+/// is reaped meanwhile. `None` if it cannot be read.
+#[allow(unsafe_code)] // one libc call writing into a local rusage
+pub fn children_bytes_written() -> Option<u64> {
+    // SAFETY: an all-zero `rusage` is a valid value of that plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `getrusage` writes one `rusage` through the pointer, which
+    // points at a live local of that type.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    if rc != 0 {
+        return None;
+    }
+    u64::try_from(usage.ru_oublock)
+        .ok()
+        .map(|blocks| blocks * 512)
+}
+
 /// `utime + stime` (fields 14 and 15) of a `/proc/PID/stat` line, in
 /// `USER_HZ` ticks. The command name (field 2) is in parentheses and may
 /// hold spaces and parentheses itself, so fields are counted from the last
@@ -110,6 +132,35 @@ pub fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_child_that_writes_a_file_is_counted_once_reaped() {
+        // On the disk the build is on (not a tmpfs, whose pages are never
+        // written back and are not counted).
+        let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+        let dir = tempfile::tempdir_in(&target).expect("a scratch directory under target/");
+        let file = dir.path().join("written");
+        let before = children_bytes_written().expect("rusage");
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("head -c 8388608 /dev/zero > \"$1\"")
+            .arg("sh")
+            .arg(&file)
+            .status()
+            .expect("sh");
+        assert!(status.success());
+        let after = children_bytes_written().expect("rusage");
+        assert_eq!(
+            std::fs::metadata(&file).map(|m| m.len()).ok(),
+            Some(8 << 20)
+        );
+        let written = after - before;
+        // The file's 8 MiB, and not much more (no other child ran).
+        assert!(
+            (8 << 20..9 << 20).contains(&written),
+            "{written} bytes counted for an 8 MiB file"
+        );
+    }
 
     #[test]
     fn reads_a_field_in_kib() {

@@ -24,10 +24,14 @@ pub(crate) struct Runner {
     pub(crate) timeout: u64,
 }
 
-/// A finished command: its seconds and the last peak RSS read while it ran.
+/// A finished command: its seconds, the last peak RSS read while it ran
+/// and the bytes it caused to be written to storage.
 pub(crate) struct Ran {
     pub(crate) seconds: f64,
     pub(crate) peak_rss_kib: Option<u64>,
+    /// [`wikiedge_bench::procfs::children_bytes_written`] across its life:
+    /// the run starts nothing else while a command runs.
+    pub(crate) written_bytes: Option<u64>,
 }
 
 /// The cached-article lookups at one size.
@@ -54,6 +58,7 @@ impl Runner {
         let log = self.logs.join(format!("{name}.log"));
         let out = std::fs::File::create(&log)?;
         let t = Instant::now();
+        let written_before = wikiedge_bench::procfs::children_bytes_written();
         let mut child = Command::new(&self.wikiedge)
             .args(argv)
             .current_dir(&self.root)
@@ -81,9 +86,14 @@ impl Runner {
         if !status.success() {
             bail!("{name} failed: {status} (log {})", log.display());
         }
+        let seconds = t.elapsed().as_secs_f64();
+        let written_after = wikiedge_bench::procfs::children_bytes_written();
         Ok(Ran {
-            seconds: t.elapsed().as_secs_f64(),
+            seconds,
             peak_rss_kib: peak,
+            written_bytes: written_after
+                .zip(written_before)
+                .map(|(after, before)| after.saturating_sub(before)),
         })
     }
 

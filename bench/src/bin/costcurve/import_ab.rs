@@ -23,6 +23,8 @@ pub(crate) struct ImportRun {
     pub(crate) seconds: f64,
     pub(crate) pages_per_s: f64,
     pub(crate) peak_rss_kib: Option<u64>,
+    /// The bytes it caused to be written to storage (`Ran::written_bytes`).
+    pub(crate) written_bytes: Option<u64>,
 }
 
 /// One article size, both binaries.
@@ -61,12 +63,14 @@ pub(crate) fn compare(
                 seconds: ran.seconds,
                 pages_per_s: n as f64 / ran.seconds,
                 peak_rss_kib: ran.peak_rss_kib,
+                written_bytes: ran.written_bytes,
             };
             println!(
-                "  {n} articles, round {round}, {label} ({}): {:.0} pages/s, peak RSS {} KiB",
+                "  {n} articles, round {round}, {label} ({}): {:.0} pages/s, peak RSS {} KiB, {} written",
                 run.binary,
                 run.pages_per_s,
-                run.peak_rss_kib.map_or("?".into(), |k| k.to_string())
+                run.peak_rss_kib.map_or("?".into(), |k| k.to_string()),
+                crate::megabytes(run.written_bytes)
             );
             runs.push(run);
         }

@@ -120,9 +120,13 @@ struct ArticlePoint {
     import_seconds: f64,
     import_pages_per_s: f64,
     import_peak_rss_kib: Option<u64>,
+    /// What the import caused to be written to storage: its WAL, then the
+    /// database file the WAL is checkpointed into.
+    import_written_bytes: Option<u64>,
     sqlite_bytes: u64,
     snapshot_seconds: f64,
     snapshot_peak_rss_kib: Option<u64>,
+    snapshot_written_bytes: Option<u64>,
     /// The store with the snapshot's parts too.
     sqlite_bytes_after_snapshot: u64,
     lookups: Lookups,
@@ -140,6 +144,11 @@ struct AccountPoint {
     report_rows: usize,
     report_page_p99_ms: Option<f64>,
     host_peak_rss_kib: Option<u64>,
+}
+
+/// Bytes as whole megabytes for a progress line, `?` when not measured.
+pub(crate) fn megabytes(bytes: Option<u64>) -> String {
+    bytes.map_or("? MB".into(), |b| format!("{:.0} MB", b as f64 / 1e6))
 }
 
 /// The fixtures folder: `--fixtures`, else `WIKIEDGE_FIXTURES`, else
@@ -194,9 +203,17 @@ fn articles(
     // Each size's data goes before the next is made.
     let _ = std::fs::remove_file(&file);
     let sqlite = sqlite_bytes(&state);
-    println!("  {n} articles: imported in {:.1}s", import.seconds);
+    println!(
+        "  {n} articles: imported in {:.1}s, {} written",
+        import.seconds,
+        megabytes(import.written_bytes)
+    );
     let snapshot = runner.snapshot(&format!("snapshot-{n}"), &state)?;
-    println!("  {n} articles: snapshot built in {:.1}s", snapshot.seconds);
+    println!(
+        "  {n} articles: snapshot built in {:.1}s, {} written",
+        snapshot.seconds,
+        megabytes(snapshot.written_bytes)
+    );
     let sqlite_after_snapshot = sqlite_bytes(&state);
     let paths = (0..n)
         .map(|i| dump::generated_title(&sample, i).map(|t| dump::article_path(&t)))
@@ -217,9 +234,11 @@ fn articles(
         import_seconds: import.seconds,
         import_pages_per_s: n as f64 / import.seconds,
         import_peak_rss_kib: import.peak_rss_kib,
+        import_written_bytes: import.written_bytes,
         sqlite_bytes: sqlite,
         snapshot_seconds: snapshot.seconds,
         snapshot_peak_rss_kib: snapshot.peak_rss_kib,
+        snapshot_written_bytes: snapshot.written_bytes,
         sqlite_bytes_after_snapshot: sqlite_after_snapshot,
         lookups,
     })
@@ -386,9 +405,11 @@ mod tests {
             import_seconds: secs,
             import_pages_per_s: n as f64 / secs,
             import_peak_rss_kib: Some(1000),
+            import_written_bytes: None,
             sqlite_bytes: 100 * n as u64,
             snapshot_seconds: secs / 2.0,
             snapshot_peak_rss_kib: None,
+            snapshot_written_bytes: None,
             sqlite_bytes_after_snapshot: 0,
             lookups: l,
         };
