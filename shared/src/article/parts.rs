@@ -60,6 +60,14 @@ fn bracket_spans(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut i = 0;
     while i + 1 < bytes.len() && out.len() < MAX_ITEMS {
+        // Only a bracket starts `[[` or `]]`: jump to the next one.
+        match memchr::memchr2(b'[', b']', &bytes[i..]) {
+            Some(p) => i += p,
+            None => break,
+        }
+        if i + 1 >= bytes.len() {
+            break;
+        }
         match &bytes[i..i + 2] {
             b"[[" => {
                 open.push(i + 2);

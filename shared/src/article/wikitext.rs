@@ -120,7 +120,8 @@ pub fn strip_comments(text: &str) -> String {
 pub(crate) fn matching(text: &str, start: usize, open: &str, close: &str) -> usize {
     let mut depth = 0usize;
     let mut i = start;
-    while i < text.len() {
+    while let Some(at) = next_marker(text, i, open, close) {
+        i = at;
         if text[i..].starts_with(open) {
             depth += 1;
             i += open.len();
@@ -135,6 +136,17 @@ pub(crate) fn matching(text: &str, start: usize, open: &str, close: &str) -> usi
         }
     }
     text.len()
+}
+
+/// The first position at or after `from` where `open` or `close` may start:
+/// where either one's first byte is. A scan for the two markers may jump
+/// there, since no position before it starts either; it is a character
+/// boundary, as the first byte of a string is never a UTF-8 continuation
+/// byte. One `memchr2` instead of two comparisons at every character.
+fn next_marker(text: &str, from: usize, open: &str, close: &str) -> Option<usize> {
+    let (&o, &c) = (open.as_bytes().first()?, close.as_bytes().first()?);
+    let rest = text.as_bytes().get(from..)?;
+    memchr::memchr2(o, c, rest).map(|p| from + p)
 }
 
 /// Every `open ... close` pair of one kind in a text, matched in one pass
@@ -156,7 +168,8 @@ impl Pairs {
         let mut ends = Vec::new();
         let mut stack = Vec::new();
         let mut i = 0;
-        while i < bytes.len() {
+        while let Some(at) = next_marker(text, i, open, close) {
+            i = at;
             if bytes[i..].starts_with(o) {
                 stack.push(i);
                 i += o.len();
@@ -525,5 +538,75 @@ mod tests {
         );
         assert_eq!(matching("{{a{{b}}c}}d", 0, "{{", "}}"), 11);
         assert_eq!(matching("{{a{{b}}c", 0, "{{", "}}"), 9);
+    }
+
+    /// [`matching`] as it was before it jumped between markers: a
+    /// comparison at every character.
+    fn matching_char_by_char(text: &str, start: usize, open: &str, close: &str) -> usize {
+        let mut depth = 0usize;
+        let mut i = start;
+        while i < text.len() {
+            if text[i..].starts_with(open) {
+                depth += 1;
+                i += open.len();
+            } else if text[i..].starts_with(close) {
+                depth -= 1;
+                i += close.len();
+                if depth == 0 {
+                    return i;
+                }
+            } else {
+                i += text[i..].chars().next().map_or(1, char::len_utf8);
+            }
+        }
+        text.len()
+    }
+
+    /// Every construct of real pages ends where the character-by-character
+    /// scan ends it, found by [`matching`] and by [`Pairs`] alike; and so
+    /// in awkward texts (markers split by multi-byte characters, unclosed,
+    /// overlapping, at the very end).
+    #[test]
+    fn jumping_between_markers_ends_every_construct_where_the_char_scan_does() {
+        let check = |text: &str, what: &str| -> usize {
+            let mut checked = 0;
+            for (open, close) in [("{{", "}}"), ("{|", "|}"), ("[[", "]]")] {
+                let pairs = Pairs::new(text, open, close);
+                for (start, _) in text.match_indices(open) {
+                    let expect = matching_char_by_char(text, start, open, close);
+                    assert_eq!(
+                        matching(text, start, open, close),
+                        expect,
+                        "{what} {open} at {start}"
+                    );
+                    if open == "[[" {
+                        assert_eq!(pairs.end(text, start), expect, "{what} pairs at {start}");
+                    }
+                    checked += 1;
+                }
+            }
+            checked
+        };
+        for text in [
+            "{{a|é{{b}}}}}} [[c|[[d]]]]] {|\n|x|}|} [[é]]é]] {{ü",
+            "[[[[x]]",
+            "]]]][[",
+            "{{{{{{",
+            "{|{|",
+            "x}}{{y}}",
+            "[[a]",
+        ] {
+            check(text, text);
+        }
+        if wikiedge_tests::fixtures_or_skip().is_some() {
+            let mut checked = 0;
+            for page in crate::article::dump::tests::open("enwiki-sample-206-pages.xml.bz2") {
+                let page = page.expect("dump reads");
+                if let Some(text) = page.revision.and_then(|r| r.text) {
+                    checked += check(&text, &page.title);
+                }
+            }
+            assert!(checked > 10_000, "{checked} constructs");
+        }
     }
 }
