@@ -274,7 +274,7 @@ struct UpArgs {
     idle_release_seconds: f64,
     /// glibc heap arenas at most (each keeps freed memory of its own);
     /// 0: glibc's default (8 per core).
-    #[arg(long, env = "WIKIEDGE_MALLOC_ARENA_MAX", default_value_t = 2)]
+    #[arg(long, env = "WIKIEDGE_MALLOC_ARENA_MAX", default_value_t = MALLOC_ARENA_MAX)]
     malloc_arena_max: usize,
     /// KiB of free memory at the top of a glibc heap arena above which it
     /// is returned to the kernel as soon as it is freed; 0: glibc's
@@ -282,7 +282,7 @@ struct UpArgs {
     #[arg(
         long,
         env = "WIKIEDGE_MALLOC_TRIM_THRESHOLD_KIB",
-        default_value_t = 1024
+        default_value_t = MALLOC_TRIM_THRESHOLD_KIB
     )]
     malloc_trim_threshold_kib: usize,
     /// Serving threads, each with its own instances of every component;
@@ -379,8 +379,24 @@ fn default_cache_dir() -> Option<PathBuf> {
         .map(|d| d.join("wikiedge"))
 }
 
+/// glibc heap arenas at most, unless `wikiedge up` is told otherwise.
+const MALLOC_ARENA_MAX: usize = 2;
+/// The free top of a heap arena above which it goes back to the kernel,
+/// unless `wikiedge up` is told otherwise.
+const MALLOC_TRIM_THRESHOLD_KIB: usize = 1024;
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Snapshot { .. }) {
+        // A snapshot build hands its lines and parts between threads, and
+        // each heap arena keeps its own free memory: a 10k-article build
+        // peaked at 58-65 MiB with glibc's default arenas, 55-57 MiB with
+        // `up`'s bounds, 52-53 MiB with one arena, which cost it 15% in
+        // speed (BENCHMARKS.md, "Structured contents parsed between
+        // markers"). An import peaked 2-3 MiB higher with them: it keeps
+        // glibc's defaults.
+        wikiedge_host::idle::bound_allocator(MALLOC_ARENA_MAX, MALLOC_TRIM_THRESHOLD_KIB << 10);
+    }
     init_logging(cli.log_format);
     match cli.command {
         Command::Snapshot {
