@@ -379,22 +379,17 @@ fn default_cache_dir() -> Option<PathBuf> {
         .map(|d| d.join("wikiedge"))
 }
 
-/// glibc heap arenas at most, unless `wikiedge up` is told otherwise.
+/// glibc's heap bounds (`up`'s defaults): arenas, and the free top (KiB)
+/// of an arena above which it is given back.
 const MALLOC_ARENA_MAX: usize = 2;
-/// The free top of a heap arena above which it goes back to the kernel,
-/// unless `wikiedge up` is told otherwise.
 const MALLOC_TRIM_THRESHOLD_KIB: usize = 1024;
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     if matches!(cli.command, Command::Snapshot { .. }) {
-        // A snapshot build hands its lines and parts between threads, and
-        // each heap arena keeps its own free memory: a 10k-article build
-        // peaked at 58-65 MiB with glibc's default arenas, 55-57 MiB with
-        // `up`'s bounds, 52-53 MiB with one arena, which cost it 15% in
-        // speed (BENCHMARKS.md, "Structured contents parsed between
-        // markers"). An import peaked 2-3 MiB higher with them: it keeps
-        // glibc's defaults.
+        // A build hands lines and parts between threads: 58-65 MiB at the
+        // peak for 10k articles with glibc's arenas, 55-57 with these
+        // (BENCHMARKS.md, "Structured contents parsed between markers").
         wikiedge_host::idle::bound_allocator(MALLOC_ARENA_MAX, MALLOC_TRIM_THRESHOLD_KIB << 10);
     }
     init_logging(cli.log_format);
