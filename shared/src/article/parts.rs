@@ -30,7 +30,9 @@ use std::collections::BTreeMap;
 use super::plaintext::plain_text;
 use super::schema::Image;
 use super::structured::{PartLink, Reference, ReferenceText, Table, TableCell};
-use super::wikitext::{Localisation, capped, matching, split_top_level, strip_comments};
+use super::wikitext::{
+    Localisation, capped, matching, next_marker, split_top_level, strip_comments,
+};
 
 /// The most links, images, references or tables one call returns.
 pub const MAX_ITEMS: usize = 2_000;
@@ -59,21 +61,17 @@ fn bracket_spans(text: &str) -> Vec<&str> {
     let mut open: Vec<usize> = Vec::new();
     let mut out = Vec::new();
     let mut i = 0;
-    while i + 1 < bytes.len() && out.len() < MAX_ITEMS {
-        // Only a bracket starts `[[` or `]]`: jump to the next one.
-        match memchr::memchr2(b'[', b']', &bytes[i..]) {
-            Some(p) => i += p,
-            None => break,
-        }
-        if i + 1 >= bytes.len() {
+    while out.len() < MAX_ITEMS {
+        let Some(at) = next_marker(text, i, "[[", "]]") else {
             break;
-        }
-        match &bytes[i..i + 2] {
-            b"[[" => {
+        };
+        i = at;
+        match bytes.get(i..i + 2) {
+            Some(b"[[") => {
                 open.push(i + 2);
                 i += 2;
             }
-            b"]]" => {
+            Some(b"]]") => {
                 if let Some(start) = open.pop() {
                     out.push(&text[start..i]);
                 }

@@ -143,7 +143,7 @@ pub(crate) fn matching(text: &str, start: usize, open: &str, close: &str) -> usi
 /// there, since no position before it starts either; it is a character
 /// boundary, as the first byte of a string is never a UTF-8 continuation
 /// byte. One `memchr2` instead of two comparisons at every character.
-fn next_marker(text: &str, from: usize, open: &str, close: &str) -> Option<usize> {
+pub(crate) fn next_marker(text: &str, from: usize, open: &str, close: &str) -> Option<usize> {
     let (&o, &c) = (open.as_bytes().first()?, close.as_bytes().first()?);
     let rest = text.as_bytes().get(from..)?;
     memchr::memchr2(o, c, rest).map(|p| from + p)
