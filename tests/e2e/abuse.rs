@@ -747,18 +747,40 @@ fn large_pages_dump(pages: usize, bytes: usize) -> String {
     xml
 }
 
-/// A client rotating through many large articles cannot make an instance
-/// of `articles` hold them: an instance keeps at most 4 MiB of the bodies
-/// it sent (`functions/common/src/kept.rs`), so its guests stay under
-/// `--idle-instance-max-memory-mib` (16) and the one instance serves every
-/// request. Keeping every body (16 of over 1 MiB) would grow it past the bound,
-/// and it would be retired after each request.
+/// A client rotating through many large articles, on both routes, cannot
+/// make an instance of `articles` hold them: an instance keeps at most 4
+/// MiB of the bodies it sent (`functions/common/src/kept.rs`), articles
+/// and structured contents together, and no rendering over 1 MiB, so its
+/// guests stay under `--idle-instance-max-memory-mib` (16) and the one
+/// instance serves every request. Keeping every body (16 of over 1 MiB)
+/// would grow it past the bound, and so would keeping the 1.8 MB
+/// structured contents of the larger pages: either way the instance would
+/// be retired after its requests. Two sizes: pages whose structured
+/// contents are over the rendering bound (1.2 MB articles, 1.8 MB
+/// renderings) and under it (0.6 and 0.9 MB), kept.
 #[test]
 fn a_client_rotating_through_large_articles_does_not_grow_an_instance() -> Result<()> {
+    for (words, article, structured) in [
+        (600_000, 1 << 20..2 << 20, 3 << 19..2 << 20),
+        (300_000, 1 << 19..1 << 20, 1 << 19..1 << 20),
+    ] {
+        rotate_through_large_pages(words, article, structured)
+            .with_context(|| format!("pages of {words} bytes of text"))?;
+    }
+    Ok(())
+}
+
+/// Requests 24 pages of `words` bytes of text twice on both routes, one at
+/// a time, and fails unless one instance of `articles` served them all.
+fn rotate_through_large_pages(
+    words: usize,
+    article: std::ops::Range<usize>,
+    structured: std::ops::Range<usize>,
+) -> Result<()> {
     const PAGES: usize = 24;
     let state = wikiedge_tests::TempDir::new("rotating")?;
     let dump = state.path().join("enwiki-large.xml");
-    std::fs::write(&dump, large_pages_dump(PAGES, 600_000))?;
+    std::fs::write(&dump, large_pages_dump(PAGES, words))?;
     let summary = wikiedge_cli::import::run(
         wikiedge_cli::import::ImportArgs::new(dump, Some("enwiki".into()))
             .with_state_dir(state.path()),
@@ -787,24 +809,31 @@ fn a_client_rotating_through_large_articles_does_not_grow_an_instance() -> Resul
     };
     for round in 0..2 {
         for page in 0..PAGES {
-            let r = get(
-                &host.url(&format!("/v2/articles/Large_{page}")),
-                &[("authorization", auth.as_str())],
-            )?;
-            ensure!(r.status == 200, "Large {page}: {} {}", r.status, r.text());
-            // Each body is large enough that sixteen would pass the bound,
-            // and small enough to be kept (at most 2 MiB).
-            ensure!(
-                (1 << 20..2 << 20).contains(&r.body.len()),
-                "Large {page}: {} bytes",
-                r.body.len()
-            );
+            for (route, sizes) in [("articles", &article), ("structured-contents", &structured)] {
+                let r = get(
+                    &host.url(&format!("/v2/{route}/Large_{page}")),
+                    &[("authorization", auth.as_str())],
+                )?;
+                ensure!(
+                    r.status == 200,
+                    "{route} Large {page}: {} {}",
+                    r.status,
+                    r.text()
+                );
+                // Each body is large enough that sixteen would pass the
+                // bound, and small enough to be kept (at most 2 MiB).
+                ensure!(
+                    sizes.contains(&r.body.len()),
+                    "{route} Large {page}: {} bytes",
+                    r.body.len()
+                );
+            }
         }
         let n = created()?.unwrap_or(0.0);
         ensure!(
             n == 1.0,
             "after round {round}, {n} instances of articles were created for one client's {} requests",
-            (round + 1) * PAGES
+            (round + 1) * PAGES * 2
         );
     }
     Ok(())

@@ -183,12 +183,13 @@ fn imported_articles_are_served_with_etag_quota_headers_and_metering() -> Result
     Ok(())
 }
 
-/// An instance keeps the article bodies it sent (`wikiedge_fn::kept`) and
-/// sends one again while the title index names the same write of the
-/// article. An article written again by someone else (here the test,
-/// through the store, as another host or `wikiedge import` would: new
-/// bytes, the same revision, a new `copy` in the index) is served as
-/// written from then on, by every instance, not as one kept it.
+/// An instance keeps the article bodies and the structured contents it
+/// sent (`wikiedge_fn::kept`) and sends one again while the title index
+/// names the same write of the article. An article written again by
+/// someone else (here the test, through the store, as another host or
+/// `wikiedge import` would: new bytes, the same revision, a new `copy` in
+/// the index) is served as written from then on, on both routes, by every
+/// instance, not as one kept it.
 #[test]
 fn an_article_written_again_is_served_as_written_not_as_an_instance_kept_it() -> Result<()> {
     use wikiedge_core::article::layout::{article_key, index_key, parse_index};
@@ -199,6 +200,10 @@ fn an_article_written_again_is_served_as_written_not_as_an_instance_kept_it() ->
     let auth = bearer(&host, "keeper")?;
     let auth = auth.as_str();
     let url = host.url("/v2/articles/Albedo");
+    let structured = host.url("/v2/structured-contents/Albedo");
+    // Another account for the second route: each stays in its burst.
+    let reader = bearer(&host, "structured-keeper")?;
+    let reader = reader.as_str();
     let name = |r: &wikiedge_tests::Resp| -> Result<String> {
         assert_eq!(r.status, 200, "{}", r.text());
         Ok(r.json()?[0]["name"]
@@ -212,6 +217,12 @@ fn an_article_written_again_is_served_as_written_not_as_an_instance_kept_it() ->
         // Sent again: by now mostly from what the instances kept.
         let again = get(&url, &[("authorization", auth)])?;
         assert_eq!(again.body, first.body);
+    }
+    let first_structured = get(&structured, &[("authorization", reader)])?;
+    assert_eq!(name(&first_structured)?, "Albedo");
+    for _ in 0..8 {
+        let again = get(&structured, &[("authorization", reader)])?;
+        assert_eq!(again.body, first_structured.body);
     }
 
     let db =
@@ -246,6 +257,12 @@ fn an_article_written_again_is_served_as_written_not_as_an_instance_kept_it() ->
     })?;
     // The host sees another process's writes within its read cache's TTL.
     std::thread::sleep(wikiedge_host::kv::cache::TTL + Duration::from_millis(500));
+    // The structured contents first: an article lookup of the new write
+    // would drop what was kept of the old one in any form.
+    for _ in 0..8 {
+        let r = get(&structured, &[("authorization", reader)])?;
+        assert_eq!(name(&r)?, "Albedo, written again");
+    }
     for _ in 0..8 {
         let r = get(&url, &[("authorization", auth)])?;
         assert_eq!(name(&r)?, "Albedo, written again");

@@ -32,8 +32,9 @@
 //!    this instance kept the bytes it sent for the same write of the
 //!    article: `wikiedge_fn::kept`) and send it as stored unless `fields`,
 //!    document filters or structured contents need a parse
-//!    (`pipeline::answer`: 200, a free 304, or 404/502/504). A lone article
-//!    sent as stored is kept to send again.
+//!    (`pipeline::answer`: 200, a free 304, or 404/502/504). A lone
+//!    document without `fields` or filters (an article as stored, or the
+//!    structured contents made from it) is kept to send again.
 //! 7. Meter the answer (admitted, status, bytes) before it leaves.
 //!
 //! ETag: `"{rev}"` for one article, `"{rev1}-{rev2}-..."` in response order
@@ -69,7 +70,7 @@ use crate::config;
 use crate::store;
 use candidates::{candidates, first_letter_upper, language_filter, split_filters};
 use refresh::refresh;
-use render::{join_documents, joins_as_is, render, renders_as_stored};
+use render::{join_documents, joins_as_is, kept_form, render};
 use wikiedge_fn::bindings::wikiedge::auth::auth::Principal;
 use wikiedge_fn::bindings::wikiedge::quota::quota::Decision;
 use wikiedge_fn::gate;
@@ -98,13 +99,14 @@ impl Product {
     }
 }
 
-/// What a stored copy is kept under once sent: its key and the write
-/// its index entry names (`Entry::copy`; 0, never kept, for entries
-/// written before it existed).
-fn kept_tag(c: &candidates::Candidate, entry: store::Entry) -> kept::Tag {
+/// What a stored copy, or `form` made from it, is kept under once sent:
+/// its key and the write its index entry names (`Entry::copy`; 0, never
+/// kept, for entries written before it existed).
+fn kept_tag(c: &candidates::Candidate, entry: store::Entry, form: &'static str) -> kept::Tag {
     kept::Tag {
         key: wikiedge_core::article::layout::article_key(&c.project, &c.title),
         copy: entry.copy,
+        form,
     }
 }
 
@@ -215,58 +217,71 @@ async fn pipeline(principal: &Principal, query: &ArticleQuery) -> Outcome {
     }
 
     // Step 6: read the stored documents that were not just fetched, or
-    // take the ones this instance kept after sending them (`kept`).
+    // take what this instance kept after sending them (`kept`): the
+    // stored value an article request sends, or the structured contents
+    // made from it, ready to send (`rendered`).
     let kv_ref = &kv;
+    let form = kept_form(query.product, &doc_filters, &fields);
     let reads = found
         .iter()
         .map(|c| async move {
-            match (&c.json, c.entry) {
-                (None, Some(entry)) => {
-                    if let Some(body) = kept::take(&kept_tag(c, entry)) {
-                        return Ok(Some(body));
-                    }
-                    store::read_article(kv_ref, &c.project, &c.title).await
-                }
-                _ => Ok(None),
+            let (None, Some(entry)) = (&c.json, c.entry) else {
+                return Ok(None);
+            };
+            if let Some(form) = form.filter(|f| *f != kept::STORED)
+                && let Some(body) = kept::take(&kept_tag(c, entry, form))
+            {
+                return Ok(Some((body, true)));
             }
+            // The stored value, kept by an article request, serves any
+            // route, `fields` and filters.
+            if let Some(body) = kept::take(&kept_tag(c, entry, kept::STORED)) {
+                return Ok(Some((body, false)));
+            }
+            let read = store::read_article(kv_ref, &c.project, &c.title).await?;
+            Ok(read.map(|body| (body, false)))
         })
         .collect::<Vec<_>>();
     let results = join_all(reads).await;
-    for (c, read) in found.iter_mut().zip(results) {
+    let mut rendered = vec![false; found.len()];
+    for ((c, read), rendered) in found.iter_mut().zip(results).zip(&mut rendered) {
         match read {
-            Ok(Some(json)) => c.json = Some(json),
+            Ok(Some((json, ready))) => (c.json, *rendered) = (Some(json), ready),
             Ok(None) => {}
             Err(err) => return finish_error(principal, product, decision, err),
         }
     }
     let mut served: Vec<Served> = Vec::new();
     let mut docs: Vec<Vec<u8>> = Vec::new();
-    // The tag of a document sent as it is stored.
-    let mut as_stored: Option<kept::Tag> = None;
-    let unchanged = renders_as_stored(query.product, &doc_filters, &fields);
-    for c in found.iter_mut() {
+    // The tag of the last document sent as it can be kept.
+    let mut keepable: Option<kept::Tag> = None;
+    for (c, rendered) in found.iter_mut().zip(rendered) {
         if served.len() >= limit {
             break;
         }
         let Some(json) = c.json.take() else { continue };
         let upper = first_letter_upper(&c.project);
-        match render(query.product, json, &doc_filters, &fields, upper) {
-            Ok(Some(doc)) => docs.push(doc),
-            Ok(None) => continue,
-            Err(err) => return finish_error(principal, product, decision, err),
+        if rendered {
+            docs.push(json);
+        } else {
+            match render(query.product, json, &doc_filters, &fields, upper) {
+                Ok(Some(doc)) => docs.push(doc),
+                Ok(None) => continue,
+                Err(err) => return finish_error(principal, product, decision, err),
+            }
         }
-        if let (true, Some(entry)) = (unchanged, c.entry) {
-            as_stored = Some(kept_tag(c, entry));
+        if let (Some(form), Some(entry)) = (form, c.entry) {
+            keepable = Some(kept_tag(c, entry, form));
         }
         served.push(Served {
             rev: c.rev(),
             stale: c.stale,
         });
     }
-    // A lone document sent as stored is the body itself (and the only
-    // document, so `as_stored` is its tag): the instance keeps it to send
+    // A lone document that can be kept is the body itself (and the only
+    // document, so `keepable` is its tag): the instance keeps it to send
     // again.
-    let keep = as_stored.filter(|_| joins_as_is(&docs, query.ndjson));
+    let keep = keepable.filter(|_| joins_as_is(&docs, query.ndjson));
 
     let (tag, stale) = match pipeline::answer(if_none_match, charge, &served) {
         Answer::Missing => {

@@ -14,9 +14,15 @@
 //! sent for a newer index entry; kept buffers of the same key with another
 //! `copy` are dropped when that key is next looked up.
 //!
+//! A tag also names the body's [`Tag::form`]: the stored value as read, or a
+//! document rendered from it (the structured contents of an article, which
+//! cost far more to make than to send). A rendering depends only on the
+//! value it was made from, so the write names it as it names the value.
+//!
 //! Bounded per instance: at most [`MAX_BODIES`] buffers and [`MAX_BYTES`]
 //! bytes, the oldest dropped first; a body over half of [`MAX_BYTES`] is
-//! not kept. What is kept goes when the instance does (the host retires
+//! not kept. The bytes counted are the ones each buffer holds (its
+//! capacity), not only the body's length. What is kept goes when the instance does (the host retires
 //! idle instances).
 //!
 //! Sending a kept buffer hands it to the response stream, which gives the
@@ -32,14 +38,27 @@ pub const MAX_BODIES: usize = 16;
 /// The most bytes an instance keeps.
 pub const MAX_BYTES: usize = 4 << 20;
 
-/// What a kept buffer is: the stored value's key and the write it holds.
+/// What a kept buffer is: the stored value's key, the write it holds, and
+/// what the buffer makes of that value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tag {
     /// The key the value was read under.
     pub key: String,
     /// The write of the value (never 0: a value without one is not kept).
     pub copy: u64,
+    /// What the buffer is: the value as read ([`STORED`]) or the name of
+    /// what was rendered from it.
+    pub form: &'static str,
 }
+
+/// The largest rendering kept. Making one takes about three times its
+/// size at once in the instance (the value, the document, the buffer); a
+/// large one kept puts the next one's peak higher in the instance's
+/// memory, which only grows.
+pub const MAX_RENDERING: usize = MAX_BYTES / 4;
+
+/// The [`Tag::form`] of a value kept as it was read.
+pub const STORED: &str = "stored";
 
 /// Buffers kept by one instance, oldest first.
 #[derive(Debug, Default)]
@@ -49,7 +68,7 @@ pub struct Kept {
 
 impl Kept {
     /// Takes a buffer kept under `tag`, if any. Buffers of the same key
-    /// with another `copy` are stale: they are dropped.
+    /// with another `copy` are stale, whatever their form: they are dropped.
     pub fn take(&mut self, tag: &Tag) -> Option<Vec<u8>> {
         self.bodies
             .retain(|(kept, _)| kept.key != tag.key || kept.copy == tag.copy);
@@ -61,20 +80,25 @@ impl Kept {
     /// the bounds. A body over half of [`MAX_BYTES`], or a tag without a
     /// write (`copy` 0), is not kept.
     pub fn keep(&mut self, tag: Tag, body: Vec<u8>) {
-        if tag.copy == 0 || body.len() > MAX_BYTES / 2 {
+        let largest = if tag.form == STORED {
+            MAX_BYTES / 2
+        } else {
+            MAX_RENDERING
+        };
+        if tag.copy == 0 || body.capacity() > largest {
             return;
         }
         while !self.bodies.is_empty()
-            && (self.bodies.len() >= MAX_BODIES || self.size().1 + body.len() > MAX_BYTES)
+            && (self.bodies.len() >= MAX_BODIES || self.size().1 + body.capacity() > MAX_BYTES)
         {
             self.bodies.remove(0);
         }
         self.bodies.push((tag, body));
     }
 
-    /// How many buffers are kept, and their bytes.
+    /// How many buffers are kept, and the bytes they hold.
     pub fn size(&self) -> (usize, usize) {
-        let bytes = self.bodies.iter().map(|(_, body)| body.len()).sum();
+        let bytes = self.bodies.iter().map(|(_, body)| body.capacity()).sum();
         (self.bodies.len(), bytes)
     }
 }
@@ -102,7 +126,31 @@ mod tests {
         Tag {
             key: key.into(),
             copy,
+            form: STORED,
         }
+    }
+
+    #[test]
+    fn a_rendering_is_taken_only_in_its_own_form_and_goes_stale_with_the_value() {
+        let mut kept = Kept::default();
+        let rendered = |copy| Tag {
+            form: "structured-contents",
+            ..tag("a", copy)
+        };
+        kept.keep(tag("a", 7), b"[stored]".to_vec());
+        kept.keep(rendered(7), b"[rendered]".to_vec());
+        assert_eq!(kept.take(&rendered(7)).as_deref(), Some(&b"[rendered]"[..]));
+        assert_eq!(kept.take(&rendered(7)), None, "taken once");
+        assert_eq!(kept.take(&tag("a", 7)).as_deref(), Some(&b"[stored]"[..]));
+
+        kept.keep(tag("a", 7), b"[stored]".to_vec());
+        kept.keep(rendered(7), b"[rendered]".to_vec());
+        kept.keep(tag("b", 7), b"[b]".to_vec());
+        // A new write of `a`, looked up in the stored form, drops the
+        // rendering of the old write too.
+        assert_eq!(kept.take(&tag("a", 8)), None);
+        assert_eq!(kept.size(), (1, 3));
+        assert_eq!(kept.take(&rendered(7)), None);
     }
 
     #[test]
@@ -134,6 +182,19 @@ mod tests {
         kept.keep(tag("a", 0), b"[1]".to_vec());
         kept.keep(tag("b", 1), vec![b' '; MAX_BYTES / 2 + 1]);
         assert_eq!(kept.size(), (0, 0));
+        // What a buffer holds counts, not only what it is filled with.
+        kept.keep(tag("c", 1), Vec::with_capacity(MAX_BYTES / 2 + 1));
+        assert_eq!(kept.size(), (0, 0));
+        // A rendering has a lower bound than a stored value.
+        let rendered = Tag {
+            form: "structured-contents",
+            ..tag("d", 1)
+        };
+        kept.keep(rendered.clone(), vec![b' '; MAX_RENDERING + 1]);
+        assert_eq!(kept.size(), (0, 0));
+        kept.keep(rendered, vec![b' '; MAX_RENDERING]);
+        kept.keep(tag("e", 1), vec![b' '; MAX_RENDERING + 1]);
+        assert_eq!(kept.size(), (2, 2 * MAX_RENDERING + 1));
     }
 
     #[test]

@@ -8,11 +8,13 @@ use wikiedge_core::article::schema::Article;
 use wikiedge_core::article::sections::structured_content;
 
 use super::Product;
+use wikiedge_fn::kept;
 
 /// Turns a stored value into the document to send: as stored on the fast
 /// path (possibly still in its array form, which [`join_documents`]
-/// handles), else parsed, converted, filtered and projected. `None` when a
-/// filter drops it.
+/// handles), else parsed, converted, filtered and projected, and sent in
+/// the array form too (so that a lone one is the body as it is). `None`
+/// when a filter drops it.
 pub fn render(
     product: Product,
     json: Vec<u8>,
@@ -24,29 +26,79 @@ pub fn render(
         return Ok(Some(json));
     }
     let corrupt = |e: serde_json::Error| Error::Internal(format!("stored article is corrupt: {e}"));
-    let json = document(&json);
     let doc: Value = match product {
-        Product::Articles => serde_json::from_slice(json).map_err(corrupt)?,
+        Product::Articles => serde_json::from_slice(document(&json)).map_err(corrupt)?,
         Product::Structured => {
-            let article: Article = serde_json::from_slice(json).map_err(corrupt)?;
+            let article: Article = serde_json::from_slice(document(&json)).map_err(corrupt)?;
+            // The stored bytes are parsed: they need not stay for the
+            // rest (an instance's memory only grows).
+            drop(json);
             let loc = wikiedge_core::article::wikitext::Localisation {
                 first_letter_upper,
                 ..Default::default()
             };
-            serde_json::to_value(structured_content(article, &loc)).map_err(corrupt)?
+            let doc = structured_content(article, &loc);
+            if filters.is_empty() && fields.is_empty() {
+                // Nothing to select: written as made, as the snapshot
+                // build writes it, not through a `Value` and a copy.
+                return sent(&doc).map(Some).map_err(corrupt);
+            }
+            serde_json::to_value(doc).map_err(corrupt)?
         }
     };
     if !matches_all(&doc, filters) {
         return Ok(None);
     }
-    let doc = project(&doc, fields);
-    serde_json::to_vec(&doc).map(Some).map_err(corrupt)
+    if fields.is_empty() {
+        return sent(&doc).map(Some).map_err(corrupt);
+    }
+    sent(&project(&doc, fields)).map(Some).map_err(corrupt)
+}
+
+/// A rendered document in the array form, in a buffer of its exact size:
+/// measured first, then written, not grown by doubling (which holds the
+/// old buffer and the new one at once, and leaves up to half of the last
+/// one unused, in a buffer an instance may keep).
+fn sent<T: serde::Serialize>(doc: &T) -> serde_json::Result<Vec<u8>> {
+    /// Counts what is written to it.
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(2);
+    serde_json::to_writer(&mut count, doc)?;
+    let mut out = Vec::with_capacity(count.0);
+    out.push(b'[');
+    serde_json::to_writer(&mut out, doc)?;
+    out.push(b']');
+    Ok(out)
 }
 
 /// Whether [`render`] sends a stored value as it is, bytes unchanged: an
 /// article with no `fields` and no document filters.
-pub fn renders_as_stored(product: Product, filters: &[Filter], fields: &[String]) -> bool {
+fn renders_as_stored(product: Product, filters: &[Filter], fields: &[String]) -> bool {
     product == Product::Articles && filters.is_empty() && fields.is_empty()
+}
+
+/// The [`kept::Tag::form`] of what [`render`] makes for `product` when
+/// there are no `fields` and no document filters, the only renderings an
+/// instance keeps: the stored value itself for an article, the structured
+/// contents made from it for the other route. With `fields` or filters
+/// the document depends on more than the stored value, and is not kept.
+pub fn kept_form(product: Product, filters: &[Filter], fields: &[String]) -> Option<&'static str> {
+    if !filters.is_empty() || !fields.is_empty() {
+        return None;
+    }
+    Some(match product {
+        Product::Articles => kept::STORED,
+        Product::Structured => product.name(),
+    })
 }
 
 /// Whether [`join_documents`] returns the one document it is given as

@@ -60,3 +60,58 @@ fn project_filters_select_projects_and_others_stay_document_filters() {
 fn wiktionaries_keep_the_first_letter_as_given() {
     assert!(first_letter_upper("enwiki") && !first_letter_upper("enwiktionary"));
 }
+
+#[test]
+fn structured_contents_are_rendered_in_the_array_form_and_kept_only_without_selection() {
+    use wikiedge_core::article::layout::{document, is_wrapped, to_stored};
+    use wikiedge_core::article::projection::Filter;
+    use wikiedge_core::article::schema::Article;
+    use wikiedge_core::article::sections::structured_content;
+    let article: Article = serde_json::from_str(
+        r#"{"name": "Squirrel", "identifier": 28492,
+            "article_body": {"wikitext": "Lead text.\n== History ==\nOld [[tree]]s."}}"#,
+    )
+    .expect("an article");
+    let stored = to_stored(&article).expect("stored");
+    let none: &[Filter] = &[];
+    let whole = render(Product::Structured, stored.clone(), none, &[], true)
+        .expect("renders")
+        .expect("no filter drops it");
+    assert!(is_wrapped(&whole), "a lone rendering is the body as it is");
+    let made = structured_content(article, &Default::default());
+    let expect = serde_json::to_value(&made).expect("a value");
+    let got: serde_json::Value = serde_json::from_slice(document(&whole)).expect("JSON");
+    assert_eq!(got, expect);
+    assert!(
+        got["article_sections"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty()),
+        "{got}"
+    );
+
+    let fields = ["name".to_string()];
+    let named = render(Product::Structured, stored.clone(), none, &fields, true)
+        .expect("renders")
+        .expect("kept");
+    assert_eq!(named, br#"[{"name":"Squirrel"}]"#);
+    let named = render(Product::Articles, stored.clone(), none, &fields, true)
+        .expect("renders")
+        .expect("kept");
+    assert_eq!(named, br#"[{"name":"Squirrel"}]"#);
+    let sent = render(Product::Articles, stored.clone(), none, &[], true)
+        .expect("renders")
+        .expect("kept");
+    assert_eq!(sent, stored, "an article is sent as stored");
+
+    assert_eq!(kept_form(Product::Articles, none, &[]), Some(kept::STORED));
+    assert_eq!(
+        kept_form(Product::Structured, none, &[]),
+        Some("structured-contents")
+    );
+    assert_eq!(kept_form(Product::Structured, none, &fields), None);
+    let filter = Filter {
+        field: "name".into(),
+        value: "Squirrel".into(),
+    };
+    assert_eq!(kept_form(Product::Articles, &[filter], &[]), None);
+}
