@@ -139,6 +139,8 @@ enum SnapshotCommand {
         /// Do not print progress.
         #[arg(long)]
         quiet: bool,
+        #[command(flatten)]
+        heap: HeapArgs,
     },
 }
 
@@ -272,19 +274,8 @@ struct UpArgs {
     /// kernel; 0: never.
     #[arg(long, env = "WIKIEDGE_IDLE_RELEASE_SECONDS", default_value_t = 5.0)]
     idle_release_seconds: f64,
-    /// glibc heap arenas at most (each keeps freed memory of its own);
-    /// 0: glibc's default (8 per core).
-    #[arg(long, env = "WIKIEDGE_MALLOC_ARENA_MAX", default_value_t = MALLOC_ARENA_MAX)]
-    malloc_arena_max: usize,
-    /// KiB of free memory at the top of a glibc heap arena above which it
-    /// is returned to the kernel as soon as it is freed; 0: glibc's
-    /// moving default.
-    #[arg(
-        long,
-        env = "WIKIEDGE_MALLOC_TRIM_THRESHOLD_KIB",
-        default_value_t = MALLOC_TRIM_THRESHOLD_KIB
-    )]
-    malloc_trim_threshold_kib: usize,
+    #[command(flatten)]
+    heap: HeapArgs,
     /// Serving threads, each with its own instances of every component;
     /// 0: one per core.
     #[arg(long, env = "WIKIEDGE_WORKER_THREADS", default_value_t = 0)]
@@ -379,18 +370,54 @@ fn default_cache_dir() -> Option<PathBuf> {
         .map(|d| d.join("wikiedge"))
 }
 
-/// glibc's heap bounds (`up`'s defaults): arenas, and the free top (KiB)
-/// of an arena above which it is given back.
+/// glibc's heap bounds: arenas in `up` and in `snapshot build`, and the
+/// free top (KiB) of an arena above which it is given back.
 const MALLOC_ARENA_MAX: usize = 2;
+const SNAPSHOT_MALLOC_ARENA_MAX: usize = 1;
 const MALLOC_TRIM_THRESHOLD_KIB: usize = 1024;
+
+/// glibc's heap bounds, for the commands that run many threads.
+#[derive(clap::Args, Debug, Clone)]
+struct HeapArgs {
+    /// glibc heap arenas at most (each keeps freed memory of its own);
+    /// 0: glibc's default (8 per core). Default: 2 in `up`, 1 in
+    /// `snapshot build`.
+    #[arg(long, env = "WIKIEDGE_MALLOC_ARENA_MAX")]
+    malloc_arena_max: Option<usize>,
+    /// KiB of free memory at the top of a glibc heap arena above which it
+    /// is returned to the kernel as soon as it is freed; 0: glibc's
+    /// moving default.
+    #[arg(
+        long,
+        env = "WIKIEDGE_MALLOC_TRIM_THRESHOLD_KIB",
+        default_value_t = MALLOC_TRIM_THRESHOLD_KIB
+    )]
+    malloc_trim_threshold_kib: usize,
+}
+
+impl HeapArgs {
+    /// Sets the bounds, `arenas` unless given. Call before any thread
+    /// exists: arenas are made per thread, and the environment is read by
+    /// every thread.
+    fn bound(&self, arenas: usize) {
+        wikiedge_host::idle::bound_allocator(
+            self.malloc_arena_max.unwrap_or(arenas),
+            self.malloc_trim_threshold_kib.saturating_mul(1024),
+        );
+    }
+}
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Snapshot { .. }) {
+    if let Command::Snapshot {
+        command: SnapshotCommand::Build { heap, .. },
+    } = &cli.command
+    {
         // A build hands lines and parts between threads: 58-65 MiB at the
-        // peak for 10k articles with glibc's arenas, 55-57 with these
-        // (BENCHMARKS.md, "Structured contents parsed between markers").
-        wikiedge_host::idle::bound_allocator(MALLOC_ARENA_MAX, MALLOC_TRIM_THRESHOLD_KIB << 10);
+        // peak for 10k articles with glibc's arenas, 55-57 with two, 50
+        // with one, as fast (BENCHMARKS.md, "One heap arena for the
+        // snapshot build").
+        heap.bound(SNAPSHOT_MALLOC_ARENA_MAX);
     }
     init_logging(cli.log_format);
     match cli.command {
@@ -403,6 +430,7 @@ fn main() -> Result<()> {
                     runtime_config_file,
                     chunk_size,
                     quiet,
+                    heap: _,
                 },
         } => {
             let mut args = wikiedge_cli::snapshot::SnapshotArgs::new(project);
@@ -489,12 +517,7 @@ fn up(args: UpArgs) -> Result<()> {
     } else {
         args.cache_dir.clone().or_else(default_cache_dir)
     };
-    // Before any thread exists: arenas are made per thread, and the
-    // environment is read by every thread.
-    wikiedge_host::idle::bound_allocator(
-        args.malloc_arena_max,
-        args.malloc_trim_threshold_kib.saturating_mul(1024),
-    );
+    args.heap.bound(MALLOC_ARENA_MAX);
     wikiedge_host::engine::quiet_error_backtraces();
     // The requests are served by threads of their own (`server::serve`);
     // this runtime only loads the app, accepts connections and runs the
