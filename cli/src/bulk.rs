@@ -208,6 +208,22 @@ impl Bulk {
             .map_err(|e| anyhow!("listing a page of {prefix}*: {e}"))
     }
 
+    /// One step of listing the stored keys under `prefix` in no set order
+    /// (`Store::scan_keys`): about `count` keys, perhaps some given before,
+    /// and the cursor of the next step (`None` after the last); flushes
+    /// first, as [`Bulk::keys`].
+    pub fn scan_keys(
+        &mut self,
+        prefix: &str,
+        cursor: Option<String>,
+        count: usize,
+    ) -> Result<(Vec<String>, Option<String>)> {
+        self.flush()?;
+        self.rt
+            .block_on(self.store.scan_keys(prefix.to_string(), cursor, count))
+            .map_err(|e| anyhow!("listing {prefix}* a step at a time: {e}"))
+    }
+
     /// Deletes `keys` (after flushing what is buffered, so a delete is
     /// never overtaken by an earlier write).
     pub fn delete_many(&mut self, keys: Vec<String>) -> Result<()> {

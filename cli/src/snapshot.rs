@@ -62,6 +62,7 @@ use wikiedge_core::snapshot::{self as core, Blob, Chunk, Record, Ref, Size, Snap
 use crate::bulk::Bulk;
 use crate::snapshot_structured::{Flavor, structured_line};
 
+mod keyfile;
 mod parts;
 mod plan;
 

@@ -293,6 +293,15 @@ impl crate::kv::Store for MeteredStore {
     ) -> futures::future::BoxFuture<'static, crate::kv::KvResult<Option<Vec<String>>>> {
         counted("get_keys_page", self.0.get_keys_page(prefix, after, limit))
     }
+    fn scan_keys(
+        &self,
+        prefix: String,
+        cursor: Option<String>,
+        count: usize,
+    ) -> futures::future::BoxFuture<'static, crate::kv::KvResult<(Vec<String>, Option<String>)>>
+    {
+        counted("scan_keys", self.0.scan_keys(prefix, cursor, count))
+    }
     fn get_many(
         &self,
         keys: Vec<String>,

@@ -2,7 +2,7 @@
 //! a real `redis-server` on loopback.
 
 use crate::{BIN, host_test_manifest};
-use anyhow::Result;
+use anyhow::{Result, ensure};
 use wikiedge_tests::{Host, RedisServer, TempDir, get, post};
 
 fn start(redis: &RedisServer, dir: &TempDir) -> Result<Host> {
@@ -155,5 +155,66 @@ fn a_prefix_listing_on_redis_sees_the_prefix_only_once_each_sorted() -> Result<(
     assert_eq!(keys, expected);
     // In database 1 only: the default store's database has none of them.
     assert_eq!(redis.cli(&["DBSIZE"])?, "0");
+    Ok(())
+}
+
+/// Every key under `prefix`, walked with `scan_keys` `count` at a time,
+/// and the number of steps it took.
+fn scanned(
+    rt: &tokio::runtime::Runtime,
+    store: &dyn wikiedge_host::kv::Store,
+    prefix: &str,
+    count: usize,
+) -> Result<(std::collections::BTreeSet<String>, usize)> {
+    let (mut keys, mut steps, mut cursor) = (std::collections::BTreeSet::new(), 0, None);
+    loop {
+        let (batch, next) = rt
+            .block_on(store.scan_keys(prefix.into(), cursor, count))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        steps += 1;
+        ensure!(
+            batch.iter().all(|k| k.starts_with(prefix)),
+            "a step listed a key outside {prefix}: {batch:?}"
+        );
+        keys.extend(batch);
+        match next {
+            Some(next) => cursor = Some(next),
+            None => return Ok((keys, steps)),
+        }
+    }
+}
+
+/// The listing a snapshot build on Redis spills to disk, a step at a time
+/// (`Store::scan_keys`): on Redis and on SQLite, the steps together give
+/// every key of the prefix (glob characters in it match only themselves)
+/// and nothing else, in more than one step.
+#[test]
+fn scanning_keys_in_steps_sees_every_key_of_the_prefix_on_redis_and_sqlite() -> Result<()> {
+    use wikiedge_host::kv::Store;
+    let redis = RedisServer::start()?;
+    let on_redis = wikiedge_host::kv::redis::RedisStore::new(&format!("{}/1", redis.url()))?;
+    let dir = TempDir::new("scan")?;
+    let db = wikiedge_host::kv::sqlite::SqliteDatabase::open(&dir.path().join("kv.db"))?;
+    let on_sqlite = db.store("default");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut pairs: Vec<(String, Vec<u8>)> = (0..2500)
+        .map(|n| (format!("article:en*wiki:{n:04}"), b"x".to_vec()))
+        .collect();
+    pairs.push(("article:enXwiki:0001".into(), b"x".to_vec()));
+    pairs.push(("article:en*wiki".into(), b"x".to_vec()));
+    pairs.push(("other:0".into(), b"x".to_vec()));
+    let expected: std::collections::BTreeSet<String> = (0..2500)
+        .map(|n| format!("article:en*wiki:{n:04}"))
+        .collect();
+    let stores: [(&str, &dyn Store); 2] = [("redis", &on_redis), ("sqlite", on_sqlite.as_ref())];
+    for (name, store) in stores {
+        rt.block_on(store.set_many(pairs.clone()))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (keys, steps) = scanned(&rt, store, "article:en*wiki:", 100)?;
+        assert_eq!(keys, expected, "{name}");
+        assert!(steps > 2, "{name}: {steps} steps for 2500 keys, 100 a step");
+    }
     Ok(())
 }

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use wikiedge_core::article::layout::{ARTICLE_PREFIX, document};
 use wikiedge_core::snapshot::*;
 
+use super::keyfile::{FAN_IN, KeyFile, RUN_KEYS};
 use super::*;
 
 /// The few article fields a build looks at.
@@ -44,14 +45,18 @@ const READ_BATCH: usize = 32;
 /// How many keys one listing asks the store for.
 const KEY_PAGE: usize = 1024;
 
+/// Keys asked for in one step of a listing without ordered pages.
+const SCAN_STEP: usize = 1000;
+
 /// The project's stored article keys, in key order: the order of every
 /// line. Each pass lists them again a page at a time where the store lists
 /// pages (SQLite), so a build holds a page of keys, not one per article;
-/// where it does not (Redis), they are listed once and held.
+/// where it does not (Redis), they are listed once, a step at a time, and
+/// sorted into a file ([`KeyFile`]) that each pass reads.
 pub(super) struct ArticleKeys {
     prefix: String,
-    /// Every key, when the store has no ordered pages.
-    whole: Option<Vec<String>>,
+    /// Every key, sorted on disk, when the store has no ordered pages.
+    whole: Option<KeyFile>,
     /// Keys per page.
     page: usize,
 }
@@ -67,7 +72,7 @@ impl ArticleKeys {
         let prefix = format!("{ARTICLE_PREFIX}{project}:");
         let whole = match store.keys_page(&prefix, None, 1)? {
             Some(_) => None,
-            None => Some(store.keys(&prefix)?),
+            None => Some(Self::sorted(store, &prefix, RUN_KEYS)?),
         };
         Ok(ArticleKeys {
             prefix,
@@ -76,10 +81,43 @@ impl ArticleKeys {
         })
     }
 
-    /// Whether the keys are listed a page at a time (else held whole).
+    /// The keys under `prefix`, listed a step at a time and sorted on disk
+    /// `run` keys at a time.
+    fn sorted(store: &mut Bulk, prefix: &str, run: usize) -> Result<KeyFile> {
+        let (mut cursor, mut done) = (None, false);
+        let file = KeyFile::sort(&std::env::temp_dir(), run, FAN_IN, || {
+            if done {
+                return Ok(None);
+            }
+            let (keys, next) = store.scan_keys(prefix, cursor.take(), SCAN_STEP)?;
+            (cursor, done) = (next.clone(), next.is_none());
+            Ok(Some(keys))
+        })?;
+        tracing::debug!(
+            "snapshot: {} keys of {prefix}* sorted on disk from {} runs",
+            file.len(),
+            file.runs()
+        );
+        Ok(file)
+    }
+
+    /// Whether the keys are listed a page at a time (else sorted on disk).
     #[cfg(test)]
     pub(super) fn is_paged(&self) -> bool {
         self.whole.is_none()
+    }
+
+    /// The same keys as [`ArticleKeys::of`] lists, sorted on disk `run`
+    /// at a time however the store lists them.
+    #[cfg(test)]
+    pub(super) fn on_disk(store: &mut Bulk, project: &str, run: usize) -> Result<ArticleKeys> {
+        let prefix = format!("{ARTICLE_PREFIX}{project}:");
+        let whole = Some(Self::sorted(store, &prefix, run)?);
+        Ok(ArticleKeys {
+            prefix,
+            whole,
+            page: KEY_PAGE,
+        })
     }
 
     /// Calls `f` with the keys in order, at most [`READ_BATCH`] at a time;
@@ -91,9 +129,7 @@ impl ArticleKeys {
         mut f: impl FnMut(&mut Bulk, &[String]) -> Result<()>,
     ) -> Result<()> {
         if let Some(keys) = &self.whole {
-            return keys
-                .chunks(READ_BATCH)
-                .try_for_each(|batch| f(store, batch));
+            return keys.for_each_batch(READ_BATCH, |batch| f(store, batch));
         }
         let mut after: Option<String> = None;
         loop {

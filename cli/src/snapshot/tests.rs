@@ -39,8 +39,9 @@ fn listed(store: &mut Bulk, keys: &ArticleKeys) -> Result<Vec<String>> {
 
 /// The build lists the article keys a page at a time (SQLite): pages of
 /// one or two keys walk the same articles in the same order as the
-/// default pages, so they plan the same version, and an article added between
-/// the passes is one pass 2 reads and pass 1 did not plan.
+/// default pages, and as keys sorted on disk (Redis), so they plan the
+/// same version, and an article added between the passes is one pass 2
+/// reads and pass 1 did not plan.
 #[test]
 fn paged_keys_plan_what_any_page_size_plans_and_see_an_article_added_between_passes() -> Result<()>
 {
@@ -57,10 +58,18 @@ fn paged_keys_plan_what_any_page_size_plans_and_see_an_article_added_between_pas
         by_one.is_paged() && by_default.is_paged(),
         "SQLite lists pages"
     );
+    // As a store without ordered pages (Redis) has them: listed a step
+    // at a time and sorted on disk, here two keys to a run.
+    let on_disk = ArticleKeys::on_disk(&mut store, "enwiki", 2)?;
+    assert!(!on_disk.is_paged());
     let names = ["A", "B", "C", "D", "E"].map(|n| format!("article:enwiki:{n}"));
-    for keys in [&by_one, &by_two, &by_default] {
+    for keys in [&by_one, &by_two, &by_default, &on_disk] {
         assert_eq!(listed(&mut store, keys)?, names);
     }
+    assert_eq!(
+        plan(&mut store, &on_disk, &args, Flavor::Articles, &id)?.version,
+        plan(&mut store, &by_default, &args, Flavor::Articles, &id)?.version
+    );
     let planned = plan(&mut store, &by_one, &args, Flavor::Articles, &id)?;
     assert_eq!(planned.articles, 5);
     assert_eq!(

@@ -45,6 +45,14 @@ impl Store for Misreporting {
     ) -> BoxFuture<'static, KvResult<Option<Vec<String>>>> {
         self.0.get_keys_page(prefix, after, limit)
     }
+    fn scan_keys(
+        &self,
+        prefix: String,
+        cursor: Option<String>,
+        count: usize,
+    ) -> BoxFuture<'static, KvResult<(Vec<String>, Option<String>)>> {
+        self.0.scan_keys(prefix, cursor, count)
+    }
     fn get_many(&self, keys: Vec<String>) -> BoxFuture<'static, KvResult<KeyValues>> {
         self.0.get_many(keys)
     }

@@ -81,6 +81,17 @@ pub trait Store: Send + Sync + 'static {
         after: Option<String>,
         limit: usize,
     ) -> BoxFuture<'static, KvResult<Option<Vec<String>>>>;
+    /// One step of listing the keys under `prefix` in no set order, for a
+    /// lister that must not hold every key at once on a backend without
+    /// ordered pages: about `count` keys (Redis may give a key twice, in
+    /// two steps) and the cursor of the next step, `None` after the last.
+    /// The first step takes `None`. Required, as [`Store::get_keys_page`].
+    fn scan_keys(
+        &self,
+        prefix: String,
+        cursor: Option<String>,
+        count: usize,
+    ) -> BoxFuture<'static, KvResult<(Vec<String>, Option<String>)>>;
     /// Values of many keys; absent keys are `None`.
     fn get_many(&self, keys: Vec<String>) -> BoxFuture<'static, KvResult<KeyValues>>;
     /// Set many keys (atomically in this backend; the interface promises less).

@@ -200,6 +200,33 @@ impl Store for RedisStore {
         async { Ok(None) }.boxed()
     }
 
+    fn scan_keys(
+        &self,
+        prefix: String,
+        cursor: Option<String>,
+        count: usize,
+    ) -> BoxFuture<'static, KvResult<(Vec<String>, Option<String>)>> {
+        let this = self.arc();
+        async move {
+            let cursor: u64 = match cursor.as_deref().map(str::parse).transpose() {
+                Ok(cursor) => cursor.unwrap_or(0),
+                Err(_) => return Err(KvError::Other(format!("not a SCAN cursor: {cursor:?}"))),
+            };
+            let scan = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(super::prefix::redis_pattern(&prefix))
+                .arg("COUNT")
+                .arg(count.max(1))
+                .to_owned();
+            let (next, mut keys): (u64, Vec<String>) = this.run_idempotent(&scan).await?;
+            // MATCH is a glob: keep only what starts with the prefix itself.
+            keys.retain(|k| k.starts_with(&prefix));
+            Ok((keys, (next != 0).then(|| next.to_string())))
+        }
+        .boxed()
+    }
+
     fn get_keys_with_prefix(&self, prefix: String) -> BoxFuture<'static, KvResult<Vec<String>>> {
         let this = self.arc();
         async move {

@@ -341,6 +341,26 @@ impl Store for SqliteStore {
         })
     }
 
+    fn scan_keys(
+        &self,
+        prefix: String,
+        cursor: Option<String>,
+        count: usize,
+    ) -> BoxFuture<'static, KvResult<(Vec<String>, Option<String>)>> {
+        // Ordered pages, the cursor the last key of the one before.
+        let count = count.max(1);
+        self.reading(self.db.committer.has_open(), move |s| {
+            s.db.with_reader(|c| {
+                let keys =
+                    super::prefix::sqlite_page(c, &s.name, &prefix, cursor.as_deref(), count)?;
+                let next = (keys.len() == count)
+                    .then(|| keys.last().cloned())
+                    .flatten();
+                Ok((keys, next))
+            })
+        })
+    }
+
     fn get_many(&self, keys: Vec<String>) -> BoxFuture<'static, KvResult<super::KeyValues>> {
         let settle_first = keys.iter().any(|k| self.pending(k));
         self.reading(settle_first, move |s| {
