@@ -379,7 +379,7 @@ pub fn run(args: SnapshotArgs) -> Result<Summary> {
         bail!("--chunk-size and the part size must be positive");
     }
     let mut store = open_store(&args)?;
-    let keys = ArticleKeys::of(&mut store, &args.project)?;
+    let keys = ArticleKeys::of(&mut store, &args.project, args.progress)?;
     let mut summary = build(&args, &mut store, &keys, Flavor::Articles)?;
     let structured = build(&args, &mut store, &keys, Flavor::Structured)?;
     summary.structured = Some(Box::new(structured));

@@ -62,17 +62,23 @@ pub(super) struct ArticleKeys {
 }
 
 impl ArticleKeys {
-    /// The keys of `project`'s articles.
-    pub(super) fn of(store: &mut Bulk, project: &str) -> Result<ArticleKeys> {
-        Self::paged(store, project, KEY_PAGE)
+    /// The keys of `project`'s articles; with `progress`, a listing to
+    /// sort on disk says how far it is.
+    pub(super) fn of(store: &mut Bulk, project: &str, progress: bool) -> Result<ArticleKeys> {
+        Self::paged(store, project, KEY_PAGE, progress)
     }
 
     /// The same, `page` keys at a time.
-    pub(super) fn paged(store: &mut Bulk, project: &str, page: usize) -> Result<ArticleKeys> {
+    pub(super) fn paged(
+        store: &mut Bulk,
+        project: &str,
+        page: usize,
+        progress: bool,
+    ) -> Result<ArticleKeys> {
         let prefix = format!("{ARTICLE_PREFIX}{project}:");
         let whole = match store.keys_page(&prefix, None, 1)? {
             Some(_) => None,
-            None => Some(Self::sorted(store, &prefix, RUN_KEYS)?),
+            None => Some(Self::sorted(store, &prefix, RUN_KEYS, progress)?),
         };
         Ok(ArticleKeys {
             prefix,
@@ -83,21 +89,24 @@ impl ArticleKeys {
 
     /// The keys under `prefix`, listed a step at a time and sorted on disk
     /// `run` keys at a time.
-    fn sorted(store: &mut Bulk, prefix: &str, run: usize) -> Result<KeyFile> {
-        let (mut cursor, mut done) = (None, false);
+    fn sorted(store: &mut Bulk, prefix: &str, run: usize, progress: bool) -> Result<KeyFile> {
+        let shown = crate::progress::Progress::new("listing keys", progress);
+        let (mut cursor, mut done, mut listed) = (None, false, 0usize);
         let file = KeyFile::sort(&std::env::temp_dir(), run, FAN_IN, || {
             if done {
                 return Ok(None);
             }
             let (keys, next) = store.scan_keys(prefix, cursor.take(), SCAN_STEP)?;
             (cursor, done) = (next.clone(), next.is_none());
+            listed += keys.len();
+            shown.update(|| format!("{listed} keys of {prefix}* listed"));
             Ok(Some(keys))
         })?;
-        tracing::debug!(
-            "snapshot: {} keys of {prefix}* sorted on disk from {} runs",
+        shown.finish(format!(
+            "{} keys of {prefix}* sorted on disk from {} runs",
             file.len(),
             file.runs()
-        );
+        ));
         Ok(file)
     }
 
@@ -112,7 +121,7 @@ impl ArticleKeys {
     #[cfg(test)]
     pub(super) fn on_disk(store: &mut Bulk, project: &str, run: usize) -> Result<ArticleKeys> {
         let prefix = format!("{ARTICLE_PREFIX}{project}:");
-        let whole = Some(Self::sorted(store, &prefix, run)?);
+        let whole = Some(Self::sorted(store, &prefix, run, false)?);
         Ok(ArticleKeys {
             prefix,
             whole,

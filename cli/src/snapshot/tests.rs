@@ -51,9 +51,9 @@ fn paged_keys_plan_what_any_page_size_plans_and_see_an_article_added_between_pas
     }
     store.set("article:enwiki;".into(), article("X", "not enwiki"))?;
     store.set("article:enwikibooks:F".into(), article("F", "nor this"))?;
-    let by_one = ArticleKeys::paged(&mut store, "enwiki", 1)?;
-    let by_two = ArticleKeys::paged(&mut store, "enwiki", 2)?;
-    let by_default = ArticleKeys::of(&mut store, "enwiki")?;
+    let by_one = ArticleKeys::paged(&mut store, "enwiki", 1, false)?;
+    let by_two = ArticleKeys::paged(&mut store, "enwiki", 2, false)?;
+    let by_default = ArticleKeys::of(&mut store, "enwiki", false)?;
     assert!(
         by_one.is_paged() && by_default.is_paged(),
         "SQLite lists pages"
@@ -95,7 +95,7 @@ fn a_second_pass_that_reads_other_bytes_switches_nothing() -> Result<()> {
     store.set("article:enwiki:A".into(), article("A", "one"))?;
     store.set("article:enwiki:B".into(), article("B", "two"))?;
     store.set("article:dewiki:C".into(), article("C", "drei"))?;
-    let keys = ArticleKeys::of(&mut store, "enwiki")?;
+    let keys = ArticleKeys::of(&mut store, "enwiki", false)?;
     assert_eq!(
         listed(&mut store, &keys)?,
         ["article:enwiki:A", "article:enwiki:B"]
