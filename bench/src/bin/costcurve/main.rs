@@ -303,6 +303,12 @@ fn panels(a: &[ArticlePoint], c: &[AccountPoint]) -> Vec<Panel> {
                 Series::of("snapshot seconds", "#1f77b4", a, n, true, |p| Some(p.snapshot_seconds)),
                 Series::of("snapshot peak RSS", "#aec7e8", a, n, true, |p| kib(p.snapshot_peak_rss_kib)),
                 Series::of("SQLite bytes", "#2ca02c", a, n, true, |p| Some(p.sqlite_bytes as f64)),
+                Series::of("import bytes written", "#bcbd22", a, n, true, |p| {
+                    p.import_written_bytes.map(|b| b as f64)
+                }),
+                Series::of("snapshot bytes written", "#17becf", a, n, true, |p| {
+                    p.snapshot_written_bytes.map(|b| b as f64)
+                }),
                 Series::of("lookup p99", "#9467bd", a, n, false, |p| Some(p.lookups.p99_ms)),
                 Series::of("lookup 1/(req/s)", "#8c564b", a, n, false, |p| {
                     Some(1.0 / p.lookups.requests_per_s)
@@ -405,7 +411,7 @@ mod tests {
             import_seconds: secs,
             import_pages_per_s: n as f64 / secs,
             import_peak_rss_kib: Some(1000),
-            import_written_bytes: None,
+            import_written_bytes: Some(250 * n as u64 * n as u64 / 1000),
             sqlite_bytes: 100 * n as u64,
             snapshot_seconds: secs / 2.0,
             snapshot_peak_rss_kib: None,
@@ -446,8 +452,12 @@ mod tests {
         assert_eq!(rel(0, "lookup p99")[1], (10_000, 1.0));
         assert_eq!(rel(0, "SQLite bytes")[1], (10_000, 1.0));
         assert!(rel(0, "snapshot peak RSS").is_empty());
+        // Bytes written growing with the square of the articles: 10x per
+        // article; none recorded for the snapshot: no curve.
+        assert_eq!(rel(0, "import bytes written")[1], (10_000, 10.0));
+        assert!(rel(0, "snapshot bytes written").is_empty());
         assert_eq!(rel(1, "usage report seconds")[1], (10_000, 1.0));
-        assert_eq!(p[0].series.len(), 7);
+        assert_eq!(p[0].series.len(), 9);
         assert_eq!(p[1].series.len(), 2);
     }
 }
