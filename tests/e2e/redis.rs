@@ -127,6 +127,28 @@ fn an_unreachable_redis_fails_requests_promptly_and_recovers() -> Result<()> {
     Ok(())
 }
 
+/// The keys under `article:en*wiki:` of [`prefixed_pairs`], in order.
+fn prefixed_keys() -> Vec<String> {
+    (0..2500)
+        .map(|n| format!("article:en*wiki:{n:04}"))
+        .collect()
+}
+
+/// 2,500 keys under `article:en*wiki:` (a glob character in the prefix),
+/// and three keys outside it that a glob would let in or a careless
+/// prefix test would: another project, the prefix without its colon, and
+/// another kind of key.
+fn prefixed_pairs() -> Vec<(String, Vec<u8>)> {
+    let mut pairs: Vec<(String, Vec<u8>)> = prefixed_keys()
+        .into_iter()
+        .map(|key| (key, b"x".to_vec()))
+        .collect();
+    pairs.push(("article:enXwiki:0001".into(), b"x".to_vec()));
+    pairs.push(("article:en*wiki".into(), b"x".to_vec()));
+    pairs.push(("other:0".into(), b"x".to_vec()));
+    pairs
+}
+
 /// The bulk commands' prefix listing on Redis: `SCAN MATCH` through many
 /// cursor steps, only the prefix (glob characters in it match only
 /// themselves), each key once, sorted.
@@ -138,21 +160,13 @@ fn a_prefix_listing_on_redis_sees_the_prefix_only_once_each_sorted() -> Result<(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let mut pairs: Vec<(String, Vec<u8>)> = (0..2500)
-        .map(|n| (format!("article:en*wiki:{n:04}"), b"x".to_vec()))
-        .collect();
-    pairs.push(("article:enXwiki:0001".into(), b"x".to_vec()));
-    pairs.push(("article:en*wiki".into(), b"x".to_vec()));
-    pairs.push(("other:0".into(), b"x".to_vec()));
+    let pairs = prefixed_pairs();
     rt.block_on(store.set_many(pairs))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let keys = rt
         .block_on(store.get_keys_with_prefix("article:en*wiki:".into()))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let expected: Vec<String> = (0..2500)
-        .map(|n| format!("article:en*wiki:{n:04}"))
-        .collect();
-    assert_eq!(keys, expected);
+    assert_eq!(keys, prefixed_keys());
     // In database 1 only: the default store's database has none of them.
     assert_eq!(redis.cli(&["DBSIZE"])?, "0");
     Ok(())
@@ -199,15 +213,8 @@ fn scanning_keys_in_steps_sees_every_key_of_the_prefix_on_redis_and_sqlite() -> 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let mut pairs: Vec<(String, Vec<u8>)> = (0..2500)
-        .map(|n| (format!("article:en*wiki:{n:04}"), b"x".to_vec()))
-        .collect();
-    pairs.push(("article:enXwiki:0001".into(), b"x".to_vec()));
-    pairs.push(("article:en*wiki".into(), b"x".to_vec()));
-    pairs.push(("other:0".into(), b"x".to_vec()));
-    let expected: std::collections::BTreeSet<String> = (0..2500)
-        .map(|n| format!("article:en*wiki:{n:04}"))
-        .collect();
+    let pairs = prefixed_pairs();
+    let expected: std::collections::BTreeSet<String> = prefixed_keys().into_iter().collect();
     let stores: [(&str, &dyn Store); 2] = [("redis", &on_redis), ("sqlite", on_sqlite.as_ref())];
     for (name, store) in stores {
         rt.block_on(store.set_many(pairs.clone()))
