@@ -20,10 +20,10 @@
 //! value it was made from, so the write names it as it names the value.
 //!
 //! Bounded per instance: at most [`MAX_BODIES`] buffers and [`MAX_BYTES`]
-//! bytes, the oldest dropped first; a body over half of [`MAX_BYTES`] is
-//! not kept. The bytes counted are the ones each buffer holds (its
-//! capacity), not only the body's length. What is kept goes when the instance does (the host retires
-//! idle instances).
+//! bytes, the oldest dropped first; a body over half of [`MAX_BYTES`] (a
+//! rendering over [`MAX_RENDERING`]) is not kept. The bytes counted are the
+//! ones each buffer holds (its capacity), not only the body's length. What
+//! is kept goes when the instance does (the host retires idle instances).
 //!
 //! Sending a kept buffer hands it to the response stream, which gives the
 //! same allocation back once the host has read it (see
@@ -77,8 +77,8 @@ impl Kept {
     }
 
     /// Keeps `body` under `tag`, dropping the oldest buffers to stay within
-    /// the bounds. A body over half of [`MAX_BYTES`], or a tag without a
-    /// write (`copy` 0), is not kept.
+    /// the bounds. A body over half of [`MAX_BYTES`] (a rendering over
+    /// [`MAX_RENDERING`]), or a tag without a write (`copy` 0), is not kept.
     pub fn keep(&mut self, tag: Tag, body: Vec<u8>) {
         let largest = if tag.form == STORED {
             MAX_BYTES / 2

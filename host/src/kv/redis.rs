@@ -112,6 +112,21 @@ impl RedisStore {
         }
     }
 
+    /// One `SCAN` step from `cursor` over the keys matching `pattern`:
+    /// the next cursor (0 after the last step) and the keys, a key perhaps
+    /// given again in another step. Each step is one short command: `SCAN`
+    /// never blocks the server.
+    async fn scan(&self, cursor: u64, pattern: &str, count: usize) -> KvResult<(u64, Vec<String>)> {
+        let scan = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(count.max(1))
+            .to_owned();
+        self.run_idempotent(&scan).await
+    }
+
     async fn cas(&self, key: String, expected: Option<Vec<u8>>, new: Vec<u8>) -> KvResult<bool> {
         // A dedicated connection: WATCH is per connection.
         let fut = async {
@@ -212,14 +227,8 @@ impl Store for RedisStore {
                 Ok(cursor) => cursor.unwrap_or(0),
                 Err(_) => return Err(KvError::Other(format!("not a SCAN cursor: {cursor:?}"))),
             };
-            let scan = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(super::prefix::redis_pattern(&prefix))
-                .arg("COUNT")
-                .arg(count.max(1))
-                .to_owned();
-            let (next, mut keys): (u64, Vec<String>) = this.run_idempotent(&scan).await?;
+            let pattern = super::prefix::redis_pattern(&prefix);
+            let (next, mut keys) = this.scan(cursor, &pattern, count).await?;
             // MATCH is a glob: keep only what starts with the prefix itself.
             keys.retain(|k| k.starts_with(&prefix));
             Ok((keys, (next != 0).then(|| next.to_string())))
@@ -233,15 +242,7 @@ impl Store for RedisStore {
             let pattern = super::prefix::redis_pattern(&prefix);
             let (mut keys, mut cursor) = (Vec::new(), 0u64);
             loop {
-                // Each step is one short command: SCAN never blocks the server.
-                let scan = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .to_owned();
-                let (next, batch): (u64, Vec<String>) = this.run_idempotent(&scan).await?;
+                let (next, batch) = this.scan(cursor, &pattern, 1000).await?;
                 keys.extend(batch);
                 if next == 0 {
                     // SCAN may repeat a key; the prefix filter sorts and dedups.

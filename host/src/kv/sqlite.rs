@@ -353,9 +353,7 @@ impl Store for SqliteStore {
             s.db.with_reader(|c| {
                 let keys =
                     super::prefix::sqlite_page(c, &s.name, &prefix, cursor.as_deref(), count)?;
-                let next = (keys.len() == count)
-                    .then(|| keys.last().cloned())
-                    .flatten();
+                let next = keys.last().filter(|_| keys.len() == count).cloned();
                 Ok((keys, next))
             })
         })
