@@ -13,7 +13,8 @@
 //! - [`stats`]: latency histograms and their summaries.
 //! - [`client`]: a one-shot HTTP client for setup steps and readiness polls.
 //! - [`idle`]: the host's resident memory after a quiet spell.
-//! - [`procfs`]: a process's memory figures from `/proc/PID/status`.
+//! - [`procfs`]: a process's memory figures from `/proc/PID/status`, and
+//!   which processor the run was on.
 //! - [`proc`]: child processes (hosts, commands) killed with their process
 //!   group when dropped, and the waits on them.
 //! - [`account`]: the benchmark plans and an account's bearer token.

@@ -109,7 +109,7 @@ pub(crate) fn markdown(report: &Value) -> String {
     let cfg = &report["config"];
     let mut md = format!(
         "# wikiedge benchmark, {}\n\n\
-         {} CPUs (shared), loopback, closed loop: {} connections, {}s warm-up + {}s measured, {} round(s).\n\
+         {} CPUs (shared{}), loopback, closed loop: {} connections, {}s warm-up + {}s measured, {} round(s).\n\
          Throughput ratios are scenario / native baseline serving the same bytes, measured back to back.\n\n\
          Server CPU per request: the server process's CPU time in the measured window over the requests it answered; \
          load generator CPU per request: the same for the load generator's own threads, which share the cores with the server.\n\n\
@@ -117,6 +117,10 @@ pub(crate) fn markdown(report: &Value) -> String {
          |---|---|---|---|---|---|---|---|---|---|---|---|\n",
         report["started_at"].as_str().unwrap_or("?"),
         report["machine"]["cpus"],
+        match report["machine"]["cpu"].as_str() {
+            Some(cpu) if !cpu.is_empty() => format!("; {cpu}"),
+            _ => String::new(),
+        },
         cfg["connections"],
         cfg["warmup_s"],
         cfg["duration_s"],
@@ -283,6 +287,7 @@ pub(crate) fn assemble(
         "machine": {
             "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+            "cpu": wikiedge_bench::procfs::cpu_description(),
         },
         "config": {
             "only": ctx.args.only.iter().map(|s| format!("{s:?}").to_lowercase()).collect::<Vec<_>>(),
