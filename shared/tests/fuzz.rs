@@ -284,12 +284,12 @@ fn article_and_stream_requests_parse_or_refuse_cleanly() {
         let body = g.text(JSON, 40);
         if let Ok(req) = ArticlesRequest::from_json(body.as_bytes()) {
             let fields = req.fields.clone().unwrap_or_default();
-            let _ = project(&doc, &fields);
+            let _ = project(doc.clone(), &fields);
             assert!(req.limit() >= 1, "{body:?}");
         }
         let query = g.text(QUERY, 20);
         if let Ok(req) = ArticlesRequest::from_query(&query) {
-            let _ = project(&doc, &req.fields.clone().unwrap_or_default());
+            let _ = project(doc.clone(), &req.fields.clone().unwrap_or_default());
         }
         let _ = StreamRequest::from_json(body.as_bytes());
         let _ = StreamRequest::from_query(&query);

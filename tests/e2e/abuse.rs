@@ -747,10 +747,13 @@ fn large_pages_dump(pages: usize, bytes: usize) -> String {
     xml
 }
 
-/// A client rotating through many large articles, on both routes, cannot
-/// make an instance of `articles` hold them: an instance keeps at most 4
-/// MiB of the bodies it sent (`functions/common/src/kept.rs`), articles
-/// and structured contents together, and no rendering over 1 MiB, so its
+/// A client rotating through many large articles, on both routes and
+/// with selections (`fields`), cannot make an instance of `articles` hold
+/// them: an instance keeps at most 4 MiB of the bodies it sent
+/// (`functions/common/src/kept.rs`), articles, structured contents and
+/// selections together, no rendering over 1 MiB and no selection over 64
+/// KiB (keeping the 0.6 MB sections of the larger pages grew the instance
+/// past its bound: `MAX_SELECTION`), so its
 /// guests stay under `--idle-instance-max-memory-mib` (16) and the one
 /// instance serves every request. Keeping every body (16 of over 1 MiB)
 /// would grow it past the bound, and so would keeping the 1.8 MB
@@ -770,8 +773,9 @@ fn a_client_rotating_through_large_articles_does_not_grow_an_instance() -> Resul
     Ok(())
 }
 
-/// Requests 24 pages of `words` bytes of text twice on both routes, one at
-/// a time, and fails unless one instance of `articles` served them all.
+/// Requests 24 pages of `words` bytes of text twice on both routes and
+/// with two selections, one at a time, and fails unless one instance of
+/// `articles` served them all.
 fn rotate_through_large_pages(
     words: usize,
     article: std::ops::Range<usize>,
@@ -828,12 +832,30 @@ fn rotate_through_large_pages(
                     r.body.len()
                 );
             }
+            // And two selections of it: a small one, one of two in turn,
+            // kept under its own form; and the sections, a third of the
+            // structured contents, too large to be kept as a selection.
+            let small = ["name", "name,identifier"][page % 2];
+            for (fields, large) in [(small, false), ("article_sections", true)] {
+                let r = get(
+                    &host.url(&format!(
+                        "/v2/structured-contents/Large_{page}?fields={fields}"
+                    )),
+                    &[("authorization", auth.as_str())],
+                )?;
+                let size = r.body.len();
+                ensure!(
+                    r.status == 200 && (size > structured.start / 4) == large,
+                    "structured-contents Large {page}, fields {fields}: {} ({size} bytes)",
+                    r.status,
+                );
+            }
         }
         let n = created()?.unwrap_or(0.0);
         ensure!(
             n == 1.0,
             "after round {round}, {n} instances of articles were created for one client's {} requests",
-            (round + 1) * PAGES * 2
+            (round + 1) * PAGES * 4
         );
     }
     Ok(())

@@ -33,6 +33,7 @@ mod common;
 mod host;
 mod instances;
 mod journey;
+mod kept;
 mod live_fields;
 mod metering;
 mod portal;

@@ -33,8 +33,9 @@
 //!    article: `wikiedge_fn::kept`) and send it as stored unless `fields`,
 //!    document filters or structured contents need a parse
 //!    (`pipeline::answer`: 200, a free 304, or 404/502/504). A lone
-//!    document without `fields` or filters (an article as stored, or the
-//!    structured contents made from it) is kept to send again.
+//!    document (an article as stored, the structured contents made from
+//!    it, or a small document made for the `fields` and filters asked) is
+//!    kept to send again, under its route and selection.
 //! 7. Meter the answer (admitted, status, bytes) before it leaves.
 //!
 //! ETag: `"{rev}"` for one article, `"{rev1}-{rev2}-..."` in response order
@@ -102,7 +103,7 @@ impl Product {
 /// What a stored copy, or `form` made from it, is kept under once sent:
 /// its key and the write its index entry names (`Entry::copy`; 0, never
 /// kept, for entries written before it existed).
-fn kept_tag(c: &candidates::Candidate, entry: store::Entry, form: &'static str) -> kept::Tag {
+fn kept_tag(c: &candidates::Candidate, entry: store::Entry, form: kept::Form) -> kept::Tag {
     kept::Tag {
         key: wikiedge_core::article::layout::article_key(&c.project, &c.title),
         copy: entry.copy,
@@ -218,24 +219,25 @@ async fn pipeline(principal: &Principal, query: &ArticleQuery) -> Outcome {
 
     // Step 6: read the stored documents that were not just fetched, or
     // take what this instance kept after sending them (`kept`): the
-    // stored value an article request sends, or the structured contents
-    // made from it, ready to send (`rendered`).
+    // stored value an article request sends, or the document made from it
+    // for this route and selection, ready to send (`rendered`).
     let kv_ref = &kv;
     let form = kept_form(query.product, &doc_filters, &fields);
+    let form_ref = &form;
     let reads = found
         .iter()
         .map(|c| async move {
             let (None, Some(entry)) = (&c.json, c.entry) else {
                 return Ok(None);
             };
-            if let Some(form) = form.filter(|f| *f != kept::STORED)
-                && let Some(body) = kept::take(&kept_tag(c, entry, form))
+            if let Some(form) = form_ref.as_ref().filter(|f| **f != kept::Form::Stored)
+                && let Some(body) = kept::take(&kept_tag(c, entry, form.clone()))
             {
                 return Ok(Some((body, true)));
             }
             // The stored value, kept by an article request, serves any
             // route, `fields` and filters.
-            if let Some(body) = kept::take(&kept_tag(c, entry, kept::STORED)) {
+            if let Some(body) = kept::take(&kept_tag(c, entry, kept::Form::Stored)) {
                 return Ok(Some((body, false)));
             }
             let read = store::read_article(kv_ref, &c.project, &c.title).await?;
@@ -270,8 +272,8 @@ async fn pipeline(principal: &Principal, query: &ArticleQuery) -> Outcome {
                 Err(err) => return finish_error(principal, product, decision, err),
             }
         }
-        if let (Some(form), Some(entry)) = (form, c.entry) {
-            keepable = Some(kept_tag(c, entry, form));
+        if let (Some(form), Some(entry)) = (&form, c.entry) {
+            keepable = Some(kept_tag(c, entry, form.clone()));
         }
         served.push(Served {
             rev: c.rev(),

@@ -90,7 +90,7 @@ fn answer(kind: Kind, raw_id: &str, request: &ArticlesRequest) -> Result<Value, 
         let filters = request.filters.as_deref().unwrap_or_default();
         let limit = request.limit.map_or(usize::MAX, |l| l as usize);
         let items: Vec<Value> = list(kind)?
-            .iter()
+            .into_iter()
             .filter(|item| matches_all(item, filters))
             .take(limit)
             .map(|item| project(item, fields))
@@ -99,7 +99,7 @@ fn answer(kind: Kind, raw_id: &str, request: &ArticlesRequest) -> Result<Value, 
     } else {
         let id = decode_path_segment(raw_id)
             .map_err(|_| Error::NotFound(format!("'{raw_id}' not found")))?;
-        Ok(project(&one(kind, &id)?, fields))
+        Ok(project(one(kind, &id)?, fields))
     }
 }
 

@@ -15,13 +15,16 @@
 //! `copy` are dropped when that key is next looked up.
 //!
 //! A tag also names the body's [`Tag::form`]: the stored value as read, or a
-//! document rendered from it (the structured contents of an article, which
-//! cost far more to make than to send). A rendering depends only on the
-//! value it was made from, so the write names it as it names the value.
+//! document made from it (the structured contents of an article, or either
+//! route's document for the `fields` and filters a client asked for, which
+//! cost far more to make than to send). Such a document depends only on
+//! the value it was made from and on what its form names, so the write
+//! names it as it names the value.
 //!
 //! Bounded per instance: at most [`MAX_BODIES`] buffers and [`MAX_BYTES`]
 //! bytes, the oldest dropped first; a body over half of [`MAX_BYTES`] (a
-//! rendering over [`MAX_RENDERING`]) is not kept. The bytes counted are the
+//! rendering over [`MAX_RENDERING`], a selection over [`MAX_SELECTION`]) is
+//! not kept. The bytes counted are the
 //! ones each buffer holds (its capacity), not only the body's length. What
 //! is kept goes when the instance does (the host retires idle instances).
 //!
@@ -46,9 +49,23 @@ pub struct Tag {
     pub key: String,
     /// The write of the value (never 0: a value without one is not kept).
     pub copy: u64,
-    /// What the buffer is: the value as read ([`STORED`]) or the name of
-    /// what was rendered from it.
-    pub form: &'static str,
+    /// What the buffer is: the value as read, or what was made of it.
+    pub form: Form,
+}
+
+/// What a kept buffer makes of the value it was made from, with all that
+/// it depends on beside the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Form {
+    /// The value as it was read.
+    Stored,
+    /// A document rendered from the whole value (the structured contents
+    /// of an article), by the route's name.
+    Rendered(&'static str),
+    /// A document made from the value for what a client selected (the
+    /// `fields` and filters of either route), by the route's name and the
+    /// selection written out.
+    Selected(String),
 }
 
 /// The largest rendering kept. Making one takes about three times its
@@ -57,8 +74,14 @@ pub struct Tag {
 /// memory, which only grows.
 pub const MAX_RENDERING: usize = MAX_BYTES / 4;
 
-/// The [`Tag::form`] of a value kept as it was read.
-pub const STORED: &str = "stored";
+/// The largest selection kept. The selections worth keeping are the small
+/// ones asked again and again (a name, an abstract, an infobox, a
+/// version): making one costs a parse of the whole value, keeping it
+/// little. A large one would take the room the instance needs to make the
+/// next document (making the structured contents of a 0.6 MB stored article
+/// held 7.6 MB at its peak: BENCHMARKS.md, "Selections kept"), and its
+/// making costs little beside its sending.
+pub const MAX_SELECTION: usize = 64 << 10;
 
 /// Buffers kept by one instance, oldest first.
 #[derive(Debug, Default)]
@@ -78,12 +101,13 @@ impl Kept {
 
     /// Keeps `body` under `tag`, dropping the oldest buffers to stay within
     /// the bounds. A body over half of [`MAX_BYTES`] (a rendering over
-    /// [`MAX_RENDERING`]), or a tag without a write (`copy` 0), is not kept.
+    /// [`MAX_RENDERING`], a selection over [`MAX_SELECTION`]), or a tag
+    /// without a write (`copy` 0), is not kept.
     pub fn keep(&mut self, tag: Tag, body: Vec<u8>) {
-        let largest = if tag.form == STORED {
-            MAX_BYTES / 2
-        } else {
-            MAX_RENDERING
+        let largest = match tag.form {
+            Form::Stored => MAX_BYTES / 2,
+            Form::Rendered(_) => MAX_RENDERING,
+            Form::Selected(_) => MAX_SELECTION,
         };
         if tag.copy == 0 || body.capacity() > largest {
             return;
@@ -126,7 +150,7 @@ mod tests {
         Tag {
             key: key.into(),
             copy,
-            form: STORED,
+            form: Form::Stored,
         }
     }
 
@@ -134,7 +158,7 @@ mod tests {
     fn a_rendering_is_taken_only_in_its_own_form_and_goes_stale_with_the_value() {
         let mut kept = Kept::default();
         let rendered = |copy| Tag {
-            form: "structured-contents",
+            form: Form::Rendered("structured-contents"),
             ..tag("a", copy)
         };
         kept.keep(tag("a", 7), b"[stored]".to_vec());
@@ -151,6 +175,28 @@ mod tests {
         assert_eq!(kept.take(&tag("a", 8)), None);
         assert_eq!(kept.size(), (1, 3));
         assert_eq!(kept.take(&rendered(7)), None);
+    }
+
+    #[test]
+    fn each_selection_is_a_form_of_its_own_and_all_go_stale_with_the_value() {
+        let mut kept = Kept::default();
+        let selected = |copy, form: &str| Tag {
+            form: Form::Selected(form.into()),
+            ..tag("a", copy)
+        };
+        let (one, other) = (r#"articles [["name"],[]]"#, r#"articles [["url"],[]]"#);
+        kept.keep(selected(7, one), b"[name]".to_vec());
+        kept.keep(selected(7, other), b"[url]".to_vec());
+        assert_eq!(kept.take(&tag("a", 7)), None, "no stored value was kept");
+        assert_eq!(
+            kept.take(&selected(7, other)).as_deref(),
+            Some(&b"[url]"[..])
+        );
+        assert_eq!(kept.take(&selected(7, other)), None);
+        kept.keep(selected(7, other), b"[url]".to_vec());
+        // A new write drops every selection made from the old one.
+        assert_eq!(kept.take(&selected(8, one)), None);
+        assert_eq!(kept.size(), (0, 0));
     }
 
     #[test]
@@ -187,7 +233,7 @@ mod tests {
         assert_eq!(kept.size(), (0, 0));
         // A rendering has a lower bound than a stored value.
         let rendered = Tag {
-            form: "structured-contents",
+            form: Form::Rendered("structured-contents"),
             ..tag("d", 1)
         };
         kept.keep(rendered.clone(), vec![b' '; MAX_RENDERING + 1]);
@@ -195,6 +241,15 @@ mod tests {
         kept.keep(rendered, vec![b' '; MAX_RENDERING]);
         kept.keep(tag("e", 1), vec![b' '; MAX_RENDERING + 1]);
         assert_eq!(kept.size(), (2, 2 * MAX_RENDERING + 1));
+        // A selection has a lower bound still.
+        let selected = Tag {
+            form: Form::Selected("articles [[\"name\"],[]]".into()),
+            ..tag("f", 1)
+        };
+        kept.keep(selected.clone(), vec![b' '; MAX_SELECTION + 1]);
+        assert_eq!(kept.size(), (2, 2 * MAX_RENDERING + 1));
+        kept.keep(selected, vec![b' '; MAX_SELECTION]);
+        assert_eq!(kept.size(), (3, 2 * MAX_RENDERING + 1 + MAX_SELECTION));
     }
 
     #[test]

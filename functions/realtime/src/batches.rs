@@ -197,7 +197,7 @@ pub async fn serve(principal: &Principal, ask: Ask<'_>) -> http::Response<BoxBod
     let fields = request.fields.as_deref().unwrap_or_default();
     let shape = |meta: &Batch| -> Option<Value> {
         let doc = serde_json::to_value(meta).ok()?;
-        matches_all(&doc, filters).then(|| project(&doc, fields))
+        matches_all(&doc, filters).then(|| project(doc, fields))
     };
     match want {
         Want::List => {
@@ -219,7 +219,7 @@ pub async fn serve(principal: &Principal, ask: Ask<'_>) -> http::Response<BoxBod
             };
             if let Want::Meta(_) = want {
                 let one = serde_json::to_value(&batch.meta)
-                    .map(|doc| project(&doc, fields))
+                    .map(|doc| project(doc, fields))
                     .unwrap_or_default();
                 return reply_json(vec![one], true, ask.ndjson)
                     .rate_limit(peeked.as_ref())

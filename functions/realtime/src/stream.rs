@@ -140,7 +140,7 @@ fn render(doc: Vec<u8>, request: &StreamRequest) -> Option<Vec<u8>> {
     if !matches_all(&value, &request.filters) {
         return None;
     }
-    serde_json::to_vec(&project(&value, &request.fields)).ok()
+    serde_json::to_vec(&project(value, &request.fields)).ok()
 }
 
 /// The sending half of a connection.

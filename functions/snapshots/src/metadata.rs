@@ -48,7 +48,7 @@ fn list(items: &[Snapshot], request: &ArticlesRequest) -> Result<Vec<Value>, Err
     for item in items {
         let doc = value(item)?;
         if matches_all(&doc, filters) {
-            out.push(project(&doc, fields));
+            out.push(project(doc, fields));
         }
     }
     Ok(out)
@@ -77,7 +77,7 @@ async fn answer(target: Target<'_>, request: &ArticlesRequest) -> Result<Value, 
             let metas: Vec<Snapshot> = store::all(&kv).await?.into_iter().map(|r| r.meta).collect();
             Value::Array(list(&metas, request)?)
         }
-        Target::One(id) => project(&value(&store::record(&kv, id).await?.meta)?, fields),
+        Target::One(id) => project(value(&store::record(&kv, id).await?.meta)?, fields),
         Target::Chunks(id) => {
             let record = store::record(&kv, id).await?;
             let metas: Vec<Snapshot> = record.chunks.into_iter().map(|c| c.meta).collect();
@@ -88,7 +88,7 @@ async fn answer(target: Target<'_>, request: &ArticlesRequest) -> Result<Value, 
             let chunk = record.chunk(chunk_id).ok_or_else(|| {
                 Error::NotFound(format!("chunk '{chunk_id}' of snapshot '{id}' not found"))
             })?;
-            project(&value(&chunk.meta)?, fields)
+            project(value(&chunk.meta)?, fields)
         }
         Target::StructuredList => {
             let metas: Vec<Snapshot> = store::all_structured(&kv)
@@ -99,7 +99,7 @@ async fn answer(target: Target<'_>, request: &ArticlesRequest) -> Result<Value, 
             Value::Array(list(&metas, request)?)
         }
         Target::StructuredOne(id) => project(
-            &value(&store::structured_record(&kv, id).await?.meta)?,
+            value(&store::structured_record(&kv, id).await?.meta)?,
             fields,
         ),
     })

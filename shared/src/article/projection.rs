@@ -6,12 +6,15 @@
 //! survive. `version` and `version.*` keep the whole object;
 //! `version.identifier` keeps only that subfield.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::{Error, Result};
+
+mod members;
+pub use members::{members_of, parse_members};
 
 /// One `{field, value}` equality filter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,21 +115,22 @@ impl Selection {
         root
     }
 
-    fn apply(&self, value: &Value) -> Option<Value> {
+    /// What the selection keeps of `value`, moved out of it, not copied.
+    fn apply(&self, value: Value) -> Option<Value> {
         if self.keep_all {
-            return Some(value.clone());
+            return Some(value);
         }
         match value {
-            Value::Object(map) => {
+            Value::Object(mut map) => {
                 let kept: Map<String, Value> = self
                     .children
                     .iter()
-                    .filter_map(|(key, child)| Some((key.clone(), child.apply(map.get(key)?)?)))
+                    .filter_map(|(key, child)| Some((key.clone(), child.apply(map.remove(key)?)?)))
                     .collect();
                 Some(Value::Object(kept))
             }
             Value::Array(items) => Some(Value::Array(
-                items.iter().filter_map(|i| self.apply(i)).collect(),
+                items.into_iter().filter_map(|i| self.apply(i)).collect(),
             )),
             // A path that goes deeper than a scalar selects nothing.
             _ => None,
@@ -135,13 +139,26 @@ impl Selection {
 }
 
 /// Keeps only the listed dot paths of a document; no fields keeps it all.
-pub fn project(doc: &Value, fields: &[String]) -> Value {
+/// Takes the document: what is kept is moved out of it, not copied (a
+/// document can be a large tree).
+pub fn project(doc: Value, fields: &[String]) -> Value {
     if fields.is_empty() {
-        return doc.clone();
+        return doc;
     }
     Selection::from_fields(fields)
         .apply(doc)
         .unwrap_or_else(|| Value::Object(Map::new()))
+}
+
+/// The top-level members of a document that `fields` and `filters` read:
+/// the first segment of each path (never `*`: [`validate_path`]).
+pub fn members_read<'a>(fields: &'a [String], filters: &'a [Filter]) -> BTreeSet<&'a str> {
+    fields
+        .iter()
+        .map(String::as_str)
+        .chain(filters.iter().map(|f| f.field.as_str()))
+        .map(|path| path.split('.').next().unwrap_or(path))
+        .collect()
 }
 
 #[cfg(test)]
@@ -158,9 +175,66 @@ mod tests {
         })
     }
 
+    #[test]
+    fn a_document_parsed_for_its_members_read_projects_and_matches_as_the_whole() {
+        let whole = doc();
+        let bytes = serde_json::to_vec(&whole).expect("JSON");
+        let filter = |field: &str, value: Value| Filter {
+            field: field.into(),
+            value,
+        };
+        let selections: Vec<(Vec<String>, Vec<Filter>)> = vec![
+            (vec!["name".into()], vec![]),
+            (
+                vec!["version.identifier".into(), "categories.name".into()],
+                vec![],
+            ),
+            (
+                vec!["version.*".into()],
+                vec![filter("in_language.identifier", json!("en"))],
+            ),
+            (
+                vec!["name".into()],
+                vec![filter("in_language.identifier", json!("fr"))],
+            ),
+            (
+                vec!["name".into()],
+                vec![filter("categories.url", json!("u2"))],
+            ),
+            (vec!["nothing".into()], vec![]),
+        ];
+        for (fields, filters) in &selections {
+            let members = members_read(fields, filters);
+            let part = parse_members(&bytes, &members).expect("an object");
+            assert_eq!(
+                project(part.clone(), fields),
+                project(whole.clone(), fields),
+                "{fields:?}"
+            );
+            assert_eq!(
+                matches_all(&part, filters),
+                matches_all(&whole, filters),
+                "{filters:?}"
+            );
+            // Only the members read were made into values.
+            let made: BTreeSet<&str> = part
+                .as_object()
+                .map(|m| m.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            assert!(made.is_subset(&members), "{made:?} of {members:?}");
+        }
+        assert_eq!(
+            members_read(
+                &["version.identifier".into(), "name".into()],
+                &[filter("in_language.identifier", json!("en"))]
+            ),
+            BTreeSet::from(["in_language", "name", "version"])
+        );
+    }
+
     fn check(fields: &[&str], expect: Value) {
         let fields: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
-        assert_eq!(project(&doc(), &fields), expect, "{fields:?}");
+        assert_eq!(project(doc(), &fields), expect, "{fields:?}");
     }
 
     #[test]

@@ -112,7 +112,7 @@ impl ArticlesRequest {
         docs.into_iter()
             .filter(|doc| matches_all(doc, filters))
             .take(self.limit())
-            .map(|doc| project(doc, fields))
+            .map(|doc| project(doc.clone(), fields))
             .collect()
     }
 }

@@ -3,18 +3,20 @@
 use serde_json::Value;
 use wikiedge_core::Error;
 use wikiedge_core::article::layout::{document, is_wrapped};
-use wikiedge_core::article::projection::{Filter, matches_all, project};
+use wikiedge_core::article::projection::{
+    Filter, matches_all, members_of, members_read, parse_members, project,
+};
 use wikiedge_core::article::schema::Article;
 use wikiedge_core::article::sections::structured_content;
 
 use super::Product;
 use wikiedge_fn::kept;
 
-/// Turns a stored value into the document to send: as stored on the fast
-/// path (possibly still in its array form, which [`join_documents`]
-/// handles), else parsed, converted, filtered and projected, and sent in
-/// the array form too (so that a lone one is the body as it is). `None`
-/// when a filter drops it.
+/// Turns a stored value into the document to send: as stored for an
+/// article without `fields` (possibly still in its array form, which
+/// [`join_documents`] handles), else parsed or converted, filtered and
+/// projected, and sent in the array form too (so that a lone one is the
+/// body as it is). `None` when a filter drops it.
 pub fn render(
     product: Product,
     json: Vec<u8>,
@@ -26,8 +28,23 @@ pub fn render(
         return Ok(Some(json));
     }
     let corrupt = |e: serde_json::Error| Error::Internal(format!("stored article is corrupt: {e}"));
+    // Only the top-level members that the fields and filters read are made
+    // into a `Value`: a whole document as a `Value` takes several times its
+    // JSON size, and an instance's memory only grows.
+    let members = members_read(fields, filters);
     let doc: Value = match product {
-        Product::Articles => serde_json::from_slice(document(&json)).map_err(corrupt)?,
+        Product::Articles => {
+            // Anything but an object is parsed whole, as it always was.
+            let read = parse_members(document(&json), &members)
+                .or_else(|_| serde_json::from_slice(document(&json)))
+                .map_err(corrupt)?;
+            if fields.is_empty() {
+                // Filters alone: the article is sent as stored.
+                return Ok(matches_all(&read, filters).then_some(json));
+            }
+            drop(json);
+            read
+        }
         Product::Structured => {
             let article: Article = serde_json::from_slice(document(&json)).map_err(corrupt)?;
             // The stored bytes are parsed: they need not stay for the
@@ -43,16 +60,22 @@ pub fn render(
                 // build writes it, not through a `Value` and a copy.
                 return sent(&doc).map(Some).map_err(corrupt);
             }
-            serde_json::to_value(doc).map_err(corrupt)?
+            // Made straight from the document, not from it written out.
+            let read = members_of(&doc, &members).map_err(corrupt)?;
+            if fields.is_empty() {
+                // Filters alone: the document is sent whole, as made.
+                if !matches_all(&read, filters) {
+                    return Ok(None);
+                }
+                return sent(&doc).map(Some).map_err(corrupt);
+            }
+            read
         }
     };
     if !matches_all(&doc, filters) {
         return Ok(None);
     }
-    if fields.is_empty() {
-        return sent(&doc).map(Some).map_err(corrupt);
-    }
-    sent(&project(&doc, fields)).map(Some).map_err(corrupt)
+    sent(&project(doc, fields)).map(Some).map_err(corrupt)
 }
 
 /// A rendered document in the array form, in a buffer of its exact size:
@@ -86,19 +109,28 @@ fn renders_as_stored(product: Product, filters: &[Filter], fields: &[String]) ->
     product == Product::Articles && filters.is_empty() && fields.is_empty()
 }
 
-/// The [`kept::Tag::form`] of what [`render`] makes for `product` when
-/// there are no `fields` and no document filters, the only renderings an
-/// instance keeps: the stored value itself for an article, the structured
-/// contents made from it for the other route. With `fields` or filters
-/// the document depends on more than the stored value, and is not kept.
-pub fn kept_form(product: Product, filters: &[Filter], fields: &[String]) -> Option<&'static str> {
-    if !filters.is_empty() || !fields.is_empty() {
-        return None;
+/// The [`kept::Tag::form`] of what [`render`] makes for `product` from a
+/// stored value with document `filters` and `fields`: the stored value
+/// itself for an article without either (sent as stored); the rendering of
+/// the whole value for the structured contents without either; else what
+/// was selected, by the route's name and the selection as the client gave
+/// it, in JSON, so that two selections never share a form (the same fields
+/// in another order make another form: a document kept twice, never a
+/// wrong one). A document depends on nothing else but the value: the
+/// project's first-letter rule is the key's. `None` (nothing kept) only if
+/// the selection cannot be written out.
+pub fn kept_form(product: Product, filters: &[Filter], fields: &[String]) -> Option<kept::Form> {
+    if renders_as_stored(product, filters, fields) {
+        return Some(kept::Form::Stored);
     }
-    Some(match product {
-        Product::Articles => kept::STORED,
-        Product::Structured => product.name(),
-    })
+    if filters.is_empty() && fields.is_empty() {
+        return Some(kept::Form::Rendered(product.name()));
+    }
+    let selection = serde_json::to_string(&(fields, filters)).ok()?;
+    Some(kept::Form::Selected(format!(
+        "{} {selection}",
+        product.name()
+    )))
 }
 
 /// Whether [`join_documents`] returns the one document it is given as

@@ -62,7 +62,7 @@ fn wiktionaries_keep_the_first_letter_as_given() {
 }
 
 #[test]
-fn structured_contents_are_rendered_in_the_array_form_and_kept_only_without_selection() {
+fn structured_contents_are_rendered_in_the_array_form_and_kept_under_their_selection() {
     use wikiedge_core::article::layout::{document, is_wrapped, to_stored};
     use wikiedge_core::article::projection::Filter;
     use wikiedge_core::article::schema::Article;
@@ -103,15 +103,104 @@ fn structured_contents_are_rendered_in_the_array_form_and_kept_only_without_sele
         .expect("kept");
     assert_eq!(sent, stored, "an article is sent as stored");
 
-    assert_eq!(kept_form(Product::Articles, none, &[]), Some(kept::STORED));
+    // Filters alone: the whole rendering when they pass, nothing when not;
+    // with fields too, the projection of what passed.
+    let passes = [Filter {
+        field: "article_sections.name".into(),
+        value: "History".into(),
+    }];
+    let fails = [Filter {
+        field: "name".into(),
+        value: "Not Squirrel".into(),
+    }];
+    let filtered = render(Product::Structured, stored.clone(), &passes, &[], true)
+        .expect("renders")
+        .expect("the filter passes");
+    assert_eq!(filtered, whole);
+    let named_squirrel = [Filter {
+        field: "name".into(),
+        value: "Squirrel".into(),
+    }];
+    let filtered = render(
+        Product::Articles,
+        stored.clone(),
+        &named_squirrel,
+        &[],
+        true,
+    )
+    .expect("renders")
+    .expect("the filter passes");
+    assert_eq!(filtered, stored, "an article that passes is sent as stored");
+    for product in [Product::Structured, Product::Articles] {
+        let none_left = render(product, stored.clone(), &fails, &[], true).expect("renders");
+        assert_eq!(none_left, None);
+        let none_left = render(product, stored.clone(), &fails, &fields, true).expect("renders");
+        assert_eq!(none_left, None);
+    }
+    let sections = ["article_sections.name".to_string()];
+    let named = render(
+        Product::Structured,
+        stored.clone(),
+        &passes,
+        &sections,
+        true,
+    )
+    .expect("renders")
+    .expect("the filter passes");
+    let got: serde_json::Value = serde_json::from_slice(document(&named)).expect("JSON");
+    let names: Vec<serde_json::Value> = expect["article_sections"]
+        .as_array()
+        .expect("sections")
+        .iter()
+        .map(|s| serde_json::json!({"name": s["name"]}))
+        .collect();
+    assert_eq!(got, serde_json::json!({"article_sections": names}));
+
+    let form = |product, filters: &[Filter], fields: &[String]| {
+        kept_form(product, filters, fields).expect("a form")
+    };
+    assert_eq!(form(Product::Articles, none, &[]), kept::Form::Stored);
     assert_eq!(
-        kept_form(Product::Structured, none, &[]),
-        Some("structured-contents")
+        form(Product::Structured, none, &[]),
+        kept::Form::Rendered("structured-contents")
     );
-    assert_eq!(kept_form(Product::Structured, none, &fields), None);
     let filter = Filter {
         field: "name".into(),
         value: "Squirrel".into(),
     };
-    assert_eq!(kept_form(Product::Articles, &[filter], &[]), None);
+    let url = ["url".to_string()];
+    let both = ["name".to_string(), "url".to_string()];
+    let swapped = ["url".to_string(), "name".to_string()];
+    // Every selection on either route is a form of its own, apart from
+    // the plain ones and from each other; the same one is the same form.
+    let forms = [
+        form(Product::Articles, none, &[]),
+        form(Product::Structured, none, &[]),
+        form(Product::Articles, none, &fields),
+        form(Product::Structured, none, &fields),
+        form(Product::Structured, none, &url),
+        form(Product::Structured, none, &both),
+        form(Product::Structured, none, &swapped),
+        form(Product::Articles, std::slice::from_ref(&filter), &[]),
+        form(Product::Structured, std::slice::from_ref(&filter), &[]),
+        form(Product::Structured, std::slice::from_ref(&filter), &fields),
+    ];
+    for (i, a) in forms.iter().enumerate() {
+        for b in &forms[i + 1..] {
+            assert_ne!(a, b);
+        }
+    }
+    assert_eq!(
+        form(Product::Structured, std::slice::from_ref(&filter), &fields),
+        form(
+            Product::Structured,
+            &[filter.clone()],
+            &["name".to_string()]
+        )
+    );
+    // A field name holding the separators of a naive join stays apart.
+    assert_ne!(
+        form(Product::Articles, none, &["name,url".to_string()]),
+        form(Product::Articles, none, &both)
+    );
 }
