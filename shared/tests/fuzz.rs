@@ -118,7 +118,7 @@ fn wikitext_transforms_never_panic_and_strip_markup() {
         let _ = redirect_target(&text, &[]);
         let flat = sections(&text, &loc);
         assert!(flat.iter().all(|s| (1..=6).contains(&s.level)), "{text:?}");
-        let _ = section_parts(&flat);
+        let _ = section_parts(flat);
         let _ = infoboxes(&text, &loc);
     }
     // The generator is not vacuous: about 100 tokens per case.

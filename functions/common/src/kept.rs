@@ -78,9 +78,10 @@ pub const MAX_RENDERING: usize = MAX_BYTES / 4;
 /// ones asked again and again (a name, an abstract, an infobox, a
 /// version): making one costs a parse of the whole value, keeping it
 /// little. A large one would take the room the instance needs to make the
-/// next document (the structured contents of an article take seven to
-/// twelve times its stored size at their peak: BENCHMARKS.md, "Selections
-/// kept"), and its making costs little beside its sending.
+/// next document (the structured contents of an article take about five
+/// times its stored size at their peak, more for a page of one long
+/// paragraph: BENCHMARKS.md, "Selections kept"), and its making costs
+/// little beside its sending.
 pub const MAX_SELECTION: usize = 64 << 10;
 
 /// Buffers kept by one instance, oldest first.

@@ -25,8 +25,10 @@ pub struct Section {
     pub name: String,
     /// The section's paragraphs as plain text, empty ones dropped.
     pub paragraphs: Vec<String>,
-    /// The same paragraphs as wikitext (for their links).
-    pub raw_paragraphs: Vec<String>,
+    /// Where the same paragraphs are in [`Section::raw`], as wikitext (for
+    /// their links): spans, not copies, since an article's text is held
+    /// several times over while its sections are made.
+    pub raw_paragraphs: Vec<std::ops::Range<usize>>,
     /// The section's own wikitext, sub-sections excluded (for its images).
     pub raw: String,
 }
@@ -35,18 +37,22 @@ pub struct Section {
 pub fn sections(wikitext: &str, loc: &Localisation) -> Vec<Section> {
     let text = strip_comments(capped(wikitext));
     let mut out = Vec::new();
-    let mut current = (1usize, "Abstract".to_string(), String::new());
+    // The open section's level and name, and where its body starts: the
+    // lines between two headings, copied once at their exact size.
+    let mut current = (1usize, "Abstract".to_string(), 0);
+    let mut at = 0;
     for line in text.split_inclusive('\n') {
         if let Some((level, name)) = is_heading(line) {
-            let (l, n, body) =
-                std::mem::replace(&mut current, (level, plain_text(name, loc), String::new()));
-            out.push(section(l, n, body, loc));
-        } else {
-            current.2.push_str(line);
+            let (l, n, start) = std::mem::replace(
+                &mut current,
+                (level, plain_text(name, loc), at + line.len()),
+            );
+            out.push(section(l, n, text[start..at].to_string(), loc));
         }
+        at += line.len();
     }
-    let (level, name, body) = current;
-    out.push(section(level, name, body, loc));
+    let (level, name, start) = current;
+    out.push(section(level, name, text[start..].to_string(), loc));
     // A lead with nothing readable is dropped, as WME does.
     if out
         .first()
@@ -69,8 +75,9 @@ fn section(level: usize, name: String, raw: String, loc: &Localisation) -> Secti
 }
 
 /// Splits a section body at blank lines (outside templates and tables) and
-/// converts each paragraph to plain text: `(wikitext, plain text)` pairs.
-fn paragraphs(body: &str, loc: &Localisation) -> Vec<(String, String)> {
+/// converts each paragraph to plain text: `(where its wikitext is in
+/// body, plain text)` pairs.
+fn paragraphs(body: &str, loc: &Localisation) -> Vec<(std::ops::Range<usize>, String)> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut i = 0;
@@ -81,42 +88,46 @@ fn paragraphs(body: &str, loc: &Localisation) -> Vec<(String, String)> {
         } else if rest.starts_with("{|") {
             i = matching(body, i, "{|", "|}");
         } else if rest.starts_with("\n\n") {
-            let raw = &body[start..i];
-            out.push((raw.to_string(), plain_text(raw, loc)));
+            out.push((start..i, plain_text(&body[start..i], loc)));
             i += 2;
             start = i;
         } else {
             i += rest.chars().next().map_or(1, char::len_utf8);
         }
     }
-    let raw = &body[start..];
-    out.push((raw.to_string(), plain_text(raw, loc)));
+    out.push((start..body.len(), plain_text(&body[start..], loc)));
     out.retain(|(_, p)| !p.is_empty());
     out
 }
 
 /// Nests flat sections into WME `sections` parts (paragraphs only).
-pub fn section_parts(sections: &[Section]) -> Vec<Part> {
+pub fn section_parts(sections: Vec<Section>) -> Vec<Part> {
     nest(sections, None)
 }
 
 /// Nests flat sections into WME `sections` parts, each paragraph with its
 /// `links` and each section with its `images` (URLs on `site`).
-pub fn linked_section_parts(sections: &[Section], site: &str, loc: &Localisation) -> Vec<Part> {
+pub fn linked_section_parts(sections: Vec<Section>, site: &str, loc: &Localisation) -> Vec<Part> {
     nest(sections, Some((site, loc)))
 }
 
-fn nest(sections: &[Section], linked: Option<(&str, &Localisation)>) -> Vec<Part> {
+/// The sections' paragraphs are moved into the parts, not copied.
+fn nest(sections: Vec<Section>, linked: Option<(&str, &Localisation)>) -> Vec<Part> {
     let mut stack: Vec<(usize, Part)> = Vec::new();
     let mut top = Vec::new();
     for section in sections {
+        let raw = &section.raw;
         let children = section
             .paragraphs
-            .iter()
+            .into_iter()
             .zip(&section.raw_paragraphs)
-            .map(|(p, raw)| Part {
-                links: linked.map_or_else(Vec::new, |(site, loc)| links(raw, site, loc)),
-                ..Part::leaf("paragraph", p)
+            .map(|(p, span)| Part {
+                kind: Some("paragraph".into()),
+                value: Some(p),
+                links: linked.map_or_else(Vec::new, |(site, loc)| {
+                    links(raw.get(span.clone()).unwrap_or_default(), site, loc)
+                }),
+                ..Part::default()
             })
             .collect();
         let mut part = Part::named("section", &section.name, children);
@@ -217,7 +228,7 @@ pub fn structured_content(mut article: Article, loc: &Localisation) -> Structure
     let site = site_of(&url);
     StructuredContent {
         infoboxes: infoboxes(&wikitext, loc),
-        sections: linked_section_parts(&sections(&wikitext, loc), site, loc),
+        sections: linked_section_parts(sections(&wikitext, loc), site, loc),
         references: references(&wikitext, site, loc),
         tables: tables(&wikitext, loc),
         // The template's text, else what the Action API said (upstream
@@ -250,7 +261,20 @@ mod tests {
             flat[0].paragraphs,
             vec!["Pear is a tree.", "It has fruits."]
         );
-        let parts = section_parts(&flat);
+        // Each paragraph's wikitext is a span of its section's text.
+        let raw: Vec<&str> = flat[0]
+            .raw_paragraphs
+            .iter()
+            .map(|span| &flat[0].raw[span.clone()])
+            .collect();
+        assert_eq!(
+            raw,
+            vec![
+                "{{Infobox fruit\n| name = Pear\n| genus = ''[[Pyrus]]''\n| image = \n}}\n'''Pear''' is a tree.",
+                "It has [[fruit]]s.\n"
+            ]
+        );
+        let parts = section_parts(flat);
         assert_eq!(parts.len(), 3);
         assert_eq!(parts[1].has_parts[1].name.as_deref(), Some("Asian"));
         assert_eq!(
@@ -383,7 +407,7 @@ mod tests {
         let _ = templates(text, &loc);
         let _ = redirect_target(text, &[]);
         let _ = crate::article::plaintext::plain_text(text, &loc);
-        let _ = section_parts(&sections(text, &loc));
+        let _ = section_parts(sections(text, &loc));
         let _ = infoboxes(text, &loc);
         let page = DumpPage {
             title: "Hostile".into(),

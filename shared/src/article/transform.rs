@@ -558,7 +558,7 @@ mod tests {
                 .as_ref()
                 .and_then(|r| r.text.as_deref())
                 .unwrap_or_default();
-            let _ = section_parts(&sections(text, &loc));
+            let _ = section_parts(sections(text, &loc));
             let _ = infoboxes(text, &loc);
         }
         // Redirects have no abstract; of the 111 articles only one has an
