@@ -122,12 +122,10 @@ fn nest(sections: Vec<Section>, linked: Option<(&str, &Localisation)>) -> Vec<Pa
             .into_iter()
             .zip(&section.raw_paragraphs)
             .map(|(p, span)| Part {
-                kind: Some("paragraph".into()),
-                value: Some(p),
                 links: linked.map_or_else(Vec::new, |(site, loc)| {
                     links(raw.get(span.clone()).unwrap_or_default(), site, loc)
                 }),
-                ..Part::default()
+                ..Part::leaf("paragraph", p)
             })
             .collect();
         let mut part = Part::named("section", &section.name, children);
@@ -188,7 +186,7 @@ pub fn infoboxes(wikitext: &str, loc: &Localisation) -> Vec<Part> {
                     let value = plain_text(value, loc);
                     (!value.is_empty()).then(|| Part {
                         name: Some(key.trim().to_string()),
-                        ..Part::leaf("field", &value)
+                        ..Part::leaf("field", value)
                     })
                 })
                 .collect();

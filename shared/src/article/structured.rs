@@ -207,11 +207,12 @@ impl Part {
         }
     }
 
-    /// A leaf node of the given type with a plain-text value.
-    pub fn leaf(kind: &str, value: &str) -> Self {
+    /// A leaf node of the given type with a plain-text value (taken as it
+    /// is when it is a `String`).
+    pub fn leaf(kind: &str, value: impl Into<String>) -> Self {
         Part {
             kind: Some(kind.to_string()),
-            value: Some(value.to_string()),
+            value: Some(value.into()),
             ..Part::default()
         }
     }
