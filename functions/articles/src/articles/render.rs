@@ -1,6 +1,5 @@
 //! Step 6 of an article lookup: stored JSON to the documents sent.
 
-use serde_json::Value;
 use wikiedge_core::Error;
 use wikiedge_core::article::layout::{document, is_wrapped};
 use wikiedge_core::article::projection::{
@@ -8,6 +7,7 @@ use wikiedge_core::article::projection::{
 };
 use wikiedge_core::article::schema::Article;
 use wikiedge_core::article::sections::structured_content;
+use wikiedge_core::article::structured::StructuredContent;
 
 use super::Product;
 use wikiedge_fn::kept;
@@ -30,20 +30,16 @@ pub fn render(
     let corrupt = |e: serde_json::Error| Error::Internal(format!("stored article is corrupt: {e}"));
     // Only the top-level members that the fields and filters read are made
     // into a `Value`: a whole document as a `Value` takes several times its
-    // JSON size, and an instance's memory only grows.
+    // JSON size, and an instance's memory only grows. The whole is kept
+    // beside them for filters without fields, which send it as it is.
     let members = members_read(fields, filters);
-    let doc: Value = match product {
+    let (read, whole) = match product {
         Product::Articles => {
             // Anything but an object is parsed whole, as it always was.
             let read = parse_members(document(&json), &members)
                 .or_else(|_| serde_json::from_slice(document(&json)))
                 .map_err(corrupt)?;
-            if fields.is_empty() {
-                // Filters alone: the article is sent as stored.
-                return Ok(matches_all(&read, filters).then_some(json));
-            }
-            drop(json);
-            read
+            (read, Whole::Stored(json))
         }
         Product::Structured => {
             let article: Article = serde_json::from_slice(document(&json)).map_err(corrupt)?;
@@ -61,21 +57,34 @@ pub fn render(
                 return sent(&doc).map(Some).map_err(corrupt);
             }
             // Made straight from the document, not from it written out.
-            let read = members_of(&doc, &members).map_err(corrupt)?;
-            if fields.is_empty() {
-                // Filters alone: the document is sent whole, as made.
-                if !matches_all(&read, filters) {
-                    return Ok(None);
-                }
-                return sent(&doc).map(Some).map_err(corrupt);
-            }
-            read
+            (
+                members_of(&doc, &members).map_err(corrupt)?,
+                Whole::Made(Box::new(doc)),
+            )
         }
     };
-    if !matches_all(&doc, filters) {
+    if !matches_all(&read, filters) {
         return Ok(None);
     }
-    sent(&project(doc, fields)).map(Some).map_err(corrupt)
+    match whole {
+        // Filters alone: the article as stored, the structured contents as made.
+        Whole::Stored(json) if fields.is_empty() => Ok(Some(json)),
+        Whole::Made(doc) if fields.is_empty() => sent(&doc).map(Some).map_err(corrupt),
+        whole => {
+            // Gone before the projection is made and written.
+            drop(whole);
+            sent(&project(read, fields)).map(Some).map_err(corrupt)
+        }
+    }
+}
+
+/// The whole document a selection was read from, sent as it is when
+/// only filters were asked.
+enum Whole {
+    /// The stored article.
+    Stored(Vec<u8>),
+    /// The structured contents made from it.
+    Made(Box<StructuredContent>),
 }
 
 /// A rendered document in the array form, in a buffer of its exact size:
