@@ -67,15 +67,22 @@ fn an_instance_that_grew_large_is_retired_as_soon_as_it_is_idle() -> Result<()> 
 /// One request on an open keep-alive connection: its response body (with
 /// a `Content-Length` or chunked; one response per connection at a time,
 /// since the reader buffers).
-fn on_connection(stream: &mut std::net::TcpStream, addr: &str, path: &str) -> Result<String> {
+pub(crate) fn on_connection(
+    stream: &mut std::net::TcpStream,
+    addr: &str,
+    path: &str,
+) -> Result<String> {
     send_on(stream, addr, path)?;
     response_body(stream)
 }
 
 /// Sends a GET on an open keep-alive connection.
-fn send_on(stream: &mut std::net::TcpStream, addr: &str, path: &str) -> Result<()> {
+pub(crate) fn send_on(stream: &mut std::net::TcpStream, addr: &str, path: &str) -> Result<()> {
     use std::io::Write;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n")?;
+    // One write: a request written in pieces waits for the host's delayed
+    // ACK of the first (40 ms) before the rest is sent.
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    stream.write_all(request.as_bytes())?;
     Ok(())
 }
 

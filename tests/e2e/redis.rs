@@ -225,3 +225,56 @@ fn scanning_keys_in_steps_sees_every_key_of_the_prefix_on_redis_and_sqlite() -> 
     }
     Ok(())
 }
+
+/// Each serving thread has a Redis connection of its own. A connection's
+/// answers are read by a task on the runtime that opened it: a thread
+/// sharing its neighbour's connection waited, for each command, until the
+/// neighbour next yielded from the guest it ran (every 10 ms epoch tick for
+/// a busy one), so an article request's six commands took tens of
+/// milliseconds behind a busy thread.
+#[test]
+fn a_serving_thread_s_redis_commands_do_not_wait_for_a_busy_neighbour() -> Result<()> {
+    use crate::instances::on_connection;
+    use std::time::{Duration, Instant};
+    let redis = RedisServer::start()?;
+    let dir = TempDir::new("redis-threads")?;
+    let host = Host::builder(BIN, &host_test_manifest())
+        .env("SPIN_VARIABLE_SECRET_WORD", "x")
+        .runtime_config(&redis.runtime_config(dir.path())?)
+        .arg("--worker-threads")
+        .arg("2")
+        .arg("--request-cpu-limit-ms")
+        .arg("3000")
+        .start()?;
+    let addr = host.addr().to_string();
+    // Connections are handed to the threads in turn: one to each.
+    let mut busy = std::net::TcpStream::connect(&addr)?;
+    let mut other = std::net::TcpStream::connect(&addr)?;
+    let increment = "/atomic/increment?key=n&delta=1";
+    // The busy thread uses Redis first: a connection shared by both
+    // threads would have been opened, and read, by its runtime.
+    assert_eq!(on_connection(&mut busy, &addr, increment)?, "1");
+    const ROUNDS: i64 = 40;
+    let mut increments = |from: i64| -> Result<Duration> {
+        let start = Instant::now();
+        for i in 0..ROUNDS {
+            let n = on_connection(&mut other, &addr, increment)?;
+            ensure!(
+                n == (from + i + 1).to_string(),
+                "increment {i} answered {n}"
+            );
+        }
+        Ok(start.elapsed())
+    };
+    let idle = increments(1)?;
+    // A guest looping until its 3 s CPU limit holds the busy thread.
+    crate::instances::send_on(&mut busy, &addr, "/loop")?;
+    std::thread::sleep(Duration::from_millis(200));
+    let beside = increments(1 + ROUNDS)?;
+    assert!(
+        beside < idle * 2 + Duration::from_millis(200),
+        "{ROUNDS} increments took {beside:?} beside a busy thread, {idle:?} with it idle"
+    );
+    assert_eq!(redis.cli(&["GET", "n"])?, (1 + 2 * ROUNDS).to_string());
+    Ok(())
+}

@@ -8,6 +8,14 @@
 //! whose transaction is aborted (because the key changed) reports the
 //! conflict instead of succeeding silently.
 //!
+//! A thread that runs one runtime for its whole life (a serving thread:
+//! [`serve_on_this_thread`]) has a connection of its own. A connection's
+//! reader is a task on the runtime that opened it, so a serving thread
+//! sharing another's connection had each command's answer wait until that
+//! thread next polled its runtime (behind whatever guest it was running)
+//! and woke it across cores for every command; an article request makes
+//! six. Other threads (the CLI, startup) share one connection.
+//!
 //! When Redis is unreachable every operation fails promptly (commands time
 //! out after [`OP_TIMEOUT`]) with an error the components map to 503; the
 //! connection manager reconnects by itself when Redis is back. A command
@@ -21,20 +29,43 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
-use std::sync::Arc;
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 /// How long one Redis command may take before it counts as a failure.
 pub const OP_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A Redis-backed store (cheap to clone; clones share one connection).
+/// A Redis-backed store (cheap to clone; clones share its connections).
 #[derive(Clone)]
 pub struct RedisStore(Arc<Inner>);
 
+/// A connection, opened on first use.
+type Lazy = Arc<tokio::sync::OnceCell<ConnectionManager>>;
+
 struct Inner {
     client: redis::Client,
-    manager: tokio::sync::OnceCell<ConnectionManager>,
+    /// The connection of the threads not marked by [`serve_on_this_thread`].
+    shared: Lazy,
+    /// Each marked thread's own connection, kept for the store's life (the
+    /// serving threads live as long as the server that holds the store).
+    per_thread: Mutex<HashMap<ThreadId, Lazy>>,
     url: String,
+}
+
+thread_local! {
+    static SERVING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the calling thread as one that runs a single runtime until it
+/// ends, so that every store opens a connection of its own for it, whose
+/// reader runs on that runtime. Unmarked threads share one connection: a
+/// thread that built and dropped one runtime and then another (a test, a
+/// CLI command) would otherwise keep a connection whose reader is gone.
+pub fn serve_on_this_thread() {
+    SERVING.with(|s| s.set(true));
 }
 
 fn unavailable(e: impl std::fmt::Display) -> KvError {
@@ -47,7 +78,8 @@ impl RedisStore {
         let client = redis::Client::open(url)?;
         Ok(RedisStore(Arc::new(Inner {
             client,
-            manager: tokio::sync::OnceCell::new(),
+            shared: Lazy::default(),
+            per_thread: Mutex::new(HashMap::new()),
             url: url.to_string(),
         })))
     }
@@ -58,25 +90,33 @@ impl RedisStore {
         &self.0.url
     }
 
+    /// The connection for the calling thread, opened on first use.
     async fn conn(&self) -> KvResult<ConnectionManager> {
+        let lazy = if SERVING.with(Cell::get) {
+            let mut per_thread = self.0.per_thread.lock().unwrap_or_else(|e| e.into_inner());
+            per_thread
+                .entry(std::thread::current().id())
+                .or_default()
+                .clone()
+        } else {
+            self.0.shared.clone()
+        };
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(OP_TIMEOUT))
             .set_response_timeout(Some(OP_TIMEOUT))
             .set_number_of_retries(1);
         let client = self.0.client.clone();
-        self.0
-            .manager
-            .get_or_try_init(|| async move {
-                tokio::time::timeout(
-                    OP_TIMEOUT * 2,
-                    client.get_connection_manager_with_config(config),
-                )
-                .await
-                .map_err(|_| unavailable("connect timed out"))?
-                .map_err(unavailable)
-            })
+        lazy.get_or_try_init(|| async move {
+            tokio::time::timeout(
+                OP_TIMEOUT * 2,
+                client.get_connection_manager_with_config(config),
+            )
             .await
-            .cloned()
+            .map_err(|_| unavailable("connect timed out"))?
+            .map_err(unavailable)
+        })
+        .await
+        .cloned()
     }
 
     async fn attempt<T>(

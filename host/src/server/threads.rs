@@ -56,6 +56,9 @@ pub(super) fn start(count: usize, prefix: &str, spawn: Spawn) -> anyhow::Result<
                 if ready.send(Ok(runtime.handle().clone())).is_err() {
                     return;
                 }
+                // This runtime is the thread's until it ends: its stores'
+                // connections can be its own.
+                crate::kv::redis::serve_on_this_thread();
                 // No work comes when starting failed: the runtime is then
                 // dropped here, on its own thread.
                 if let Ok(work) = next.recv() {
