@@ -406,6 +406,17 @@ const WAIT_GAP: Duration = Duration::from_millis(3 * crate::engine::EPOCH_TICK.a
 /// may legitimately take a while; spinning forever may not.
 const BACKGROUND_FACTOR: u64 = 10;
 
+/// Yields to the serving thread's runtime until the next tick, the way
+/// `tokio::task::yield_now` does: the guest's task is woken only after the
+/// runtime has polled for I/O and run the tasks that are ready. With a plain
+/// wake-up (`UpdateDeadline::Yield`) the task went straight back on the run
+/// queue, and tokio polls for I/O only every 61 task polls: each poll a
+/// tick long, a request on the same thread waited for the guest to end
+/// (`instances::a_long_running_guest_lets_the_requests_on_its_thread_through`).
+fn yield_tick() -> UpdateDeadline {
+    UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+}
+
 impl Meter {
     /// The epoch callback: charge this tick, trap if over budget, else
     /// yield to the executor and come back at the next tick.
@@ -435,7 +446,7 @@ impl Meter {
             if used > limit_ticks.saturating_mul(BACKGROUND_FACTOR) {
                 return Err(CpuLimitExceeded.into());
             }
-            return Ok(UpdateDeadline::Yield(1));
+            return Ok(yield_tick());
         }
         let mut over = false;
         for clock in active.iter() {
@@ -447,7 +458,7 @@ impl Meter {
         if over {
             return Err(CpuLimitExceeded.into());
         }
-        Ok(UpdateDeadline::Yield(1))
+        Ok(yield_tick())
     }
 
     fn start(&self, clock: Arc<RequestClock>) {

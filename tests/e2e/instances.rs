@@ -447,3 +447,46 @@ fn a_host_compiles_in_a_process_of_its_own_and_its_peak_stays_below_the_compiler
     );
     Ok(())
 }
+
+/// A guest that runs long does not hold up the other requests on its
+/// serving thread. It yields at every epoch tick (10 ms), and the thread's
+/// runtime must then read the other connections and run their requests:
+/// a plain wake-up put the guest straight back on the run queue, and
+/// tokio polls for I/O only every 61 task polls, so with each poll a tick
+/// long, a neighbour's request waited for the guest to end.
+#[test]
+fn a_long_running_guest_lets_the_requests_on_its_thread_through() -> Result<()> {
+    use std::time::{Duration, Instant};
+    let host = wikiedge_tests::Host::builder(crate::BIN, &crate::host_test_manifest())
+        .env("SPIN_VARIABLE_SECRET_WORD", "x")
+        .arg("--worker-threads")
+        .arg("1")
+        .arg("--request-cpu-limit-ms")
+        .arg("5000")
+        .start()?;
+    let addr = host.addr().to_string();
+    let mut neighbour = std::net::TcpStream::connect(&addr)?;
+    const ROUNDS: u32 = 10;
+    let mut requests = || -> Result<Duration> {
+        let start = Instant::now();
+        for _ in 0..ROUNDS {
+            anyhow::ensure!(
+                on_connection(&mut neighbour, &addr, "/var/message")? == "hello, world"
+            );
+        }
+        Ok(start.elapsed())
+    };
+    let idle = requests()?;
+    // A guest looping until its 5 s CPU limit, on the same (only) thread.
+    let mut looping = std::net::TcpStream::connect(&addr)?;
+    send_on(&mut looping, &addr, "/loop")?;
+    std::thread::sleep(Duration::from_millis(200));
+    let beside = requests()?;
+    // Each request waits a tick or two for the guest to yield: about 0.2 s
+    // for all 10, against the 4.8 s the loop had left.
+    assert!(
+        beside < idle * 4 + Duration::from_secs(1),
+        "{ROUNDS} requests took {beside:?} beside a looping guest, {idle:?} without it"
+    );
+    Ok(())
+}
