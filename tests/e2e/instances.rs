@@ -457,13 +457,12 @@ fn a_host_compiles_in_a_process_of_its_own_and_its_peak_stays_below_the_compiler
 #[test]
 fn a_long_running_guest_lets_the_requests_on_its_thread_through() -> Result<()> {
     use std::time::{Duration, Instant};
-    let host = wikiedge_tests::Host::builder(crate::BIN, &crate::host_test_manifest())
-        .env("SPIN_VARIABLE_SECRET_WORD", "x")
-        .arg("--worker-threads")
-        .arg("1")
-        .arg("--request-cpu-limit-ms")
-        .arg("5000")
-        .start()?;
+    let (host, _) = host_with_metrics(|b| {
+        b.arg("--worker-threads")
+            .arg("1")
+            .arg("--request-cpu-limit-ms")
+            .arg("5000")
+    })?;
     let addr = host.addr().to_string();
     let mut neighbour = std::net::TcpStream::connect(&addr)?;
     const ROUNDS: u32 = 10;

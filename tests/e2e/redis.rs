@@ -6,10 +6,14 @@ use anyhow::{Result, ensure};
 use wikiedge_tests::{Host, RedisServer, TempDir, get, post};
 
 fn start(redis: &RedisServer, dir: &TempDir) -> Result<Host> {
-    Host::builder(BIN, &host_test_manifest())
+    builder(redis, dir)?.start()
+}
+
+/// The test app on `redis`, not yet started.
+fn builder(redis: &RedisServer, dir: &TempDir) -> Result<wikiedge_tests::Builder> {
+    Ok(Host::builder(BIN, &host_test_manifest())
         .env("SPIN_VARIABLE_SECRET_WORD", "x")
-        .runtime_config(&redis.runtime_config(dir.path())?)
-        .start()
+        .runtime_config(&redis.runtime_config(dir.path())?))
 }
 
 #[test]
@@ -238,9 +242,7 @@ fn a_serving_thread_s_redis_commands_do_not_wait_for_a_busy_neighbour() -> Resul
     use std::time::{Duration, Instant};
     let redis = RedisServer::start()?;
     let dir = TempDir::new("redis-threads")?;
-    let host = Host::builder(BIN, &host_test_manifest())
-        .env("SPIN_VARIABLE_SECRET_WORD", "x")
-        .runtime_config(&redis.runtime_config(dir.path())?)
+    let host = builder(&redis, &dir)?
         .arg("--worker-threads")
         .arg("2")
         .arg("--request-cpu-limit-ms")

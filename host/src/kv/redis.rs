@@ -101,15 +101,15 @@ impl RedisStore {
         } else {
             self.0.shared.clone()
         };
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(OP_TIMEOUT))
-            .set_response_timeout(Some(OP_TIMEOUT))
-            .set_number_of_retries(1);
-        let client = self.0.client.clone();
-        lazy.get_or_try_init(|| async move {
+        // Configured only when a connection is opened, not per command.
+        lazy.get_or_try_init(|| async {
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(OP_TIMEOUT))
+                .set_response_timeout(Some(OP_TIMEOUT))
+                .set_number_of_retries(1);
             tokio::time::timeout(
                 OP_TIMEOUT * 2,
-                client.get_connection_manager_with_config(config),
+                self.0.client.get_connection_manager_with_config(config),
             )
             .await
             .map_err(|_| unavailable("connect timed out"))?
